@@ -1,0 +1,43 @@
+"""skipgraph: U-Net-family architectures as YAML graph specs, compiled to PyTorch.
+
+Pipeline (one direction): ``spec`` (YAML -> validated Spec) -> ``graph`` (IR: expand, validate,
+infer) -> ``compile`` (torch.fx module) | ``render`` (graphviz) | ``summary``.
+
+Example:
+    >>> import skipgraph
+    >>> model = skipgraph.build("specs/unet_pp.yaml", ds=True)   # doctest: +SKIP
+    >>> sum(p.numel() for p in model.parameters())                # doctest: +SKIP
+    9041700
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from .errors import Diagnostic, SpecError
+from .graph import IRGraph, build_ir
+from .spec import ResolvedSpec
+from .spec import load_spec as _load_spec
+
+if TYPE_CHECKING:
+    from .compile import SkipGraphModule
+
+__all__ = ["SpecError", "Diagnostic", "load_spec", "load_ir", "build", "__version__"]
+__version__ = "0.1.0"
+
+
+def load_spec(path: str | os.PathLike, **params: Any) -> ResolvedSpec:
+    """Load and validate a spec, with params overridden by keyword (like ``--set``)."""
+    return _load_spec(path, params)
+
+
+def load_ir(path: str | os.PathLike, **params: Any) -> IRGraph:
+    """Load a spec and expand it into the typed, validated IR (no torch needed)."""
+    return build_ir(_load_spec(path, params))
+
+
+def build(path: str | os.PathLike, seed: int | None = None, **params: Any) -> "SkipGraphModule":
+    """Compile the spec at ``path`` into an ``nn.Module``; ``seed`` makes the weights
+    reproducible. Raises :class:`SpecError` for any problem in the spec."""
+    from .compile import compile_ir
+    return compile_ir(load_ir(path, **params), seed=seed)

@@ -1,0 +1,45 @@
+"""Parameter models of the built-in blocks, registered by name (torch-free)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from .options import ACT_NAMES, NORM_NAMES, split_option
+from .registry import BlockParams, register_block
+
+__all__ = ["ConvParams", "check_norm", "check_act"]
+
+
+def check_norm(value: Any) -> Any:
+    split_option(value, NORM_NAMES, "normalisation")
+    return value
+
+
+def check_act(value: Any) -> Any:
+    split_option(value, ACT_NAMES, "activation")
+    return value
+
+
+class ConvParams(BlockParams):
+    """A stack of ``convs`` convolutions, each followed by norm and activation.
+
+    ``order`` is ``cna`` (conv -> norm -> act, the usual) or ``can`` (conv -> act -> norm, BiO-Net).
+    Dropout, when set, follows each conv unit. Submodules are named ``conv1, norm1, act1, ...``.
+    """
+
+    type: Literal["conv"] = "conv"
+    convs: int = Field(2, ge=1, le=64)
+    kernel: int = Field(3, ge=1, le=15)
+    bias: bool = True
+    norm: str | dict[str, Any] = "none"
+    act: str | dict[str, Any] = "relu"
+    order: Literal["cna", "can"] = "cna"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
+    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
+
+
+register_block("conv", ConvParams, "skipgraph.blocks.conv:ConvStack",
+               "convs x (conv -> norm -> act [-> dropout]), the U-Net family's H(.)")

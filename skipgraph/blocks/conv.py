@@ -1,0 +1,75 @@
+"""Torch blocks for the built-in block types and for edge resampling."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .builtin import ConvParams
+from .layers import CONV, CONV_T, interp_mode, make_act, make_norm
+
+__all__ = ["ConvStack", "UpConv", "make_resampler"]
+
+
+class ConvStack(nn.Sequential):
+    """``convs`` x (conv -> norm -> act [-> dropout]) with fixed child names.
+
+    Children are ``conv1, norm1, act1, drop1, conv2, ...`` (absent ones are skipped), so
+    ``state_dict`` keys read ``X0_1.conv1.weight`` whatever the options. ``order="can"`` puts
+    the activation before the norm (BiO-Net's CONV).
+
+    Example:
+        >>> ConvStack(2, 1, 32, ConvParams(convs=1, norm="batch"))
+        ConvStack(
+          (conv1): Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+          (norm1): BatchNorm2d(32, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+          (act1): ReLU(inplace=True)
+        )
+    """
+
+    def __init__(self, dims: int, in_channels: int, out_channels: int, params: ConvParams):
+        super().__init__()
+        c_in = in_channels
+        for k in range(1, params.convs + 1):
+            self.add_module(f"conv{k}", CONV[dims](c_in, out_channels, params.kernel,
+                                                   padding=params.kernel // 2, bias=params.bias))
+            parts = {"norm": make_norm(params.norm, dims, out_channels),
+                     "act": make_act(params.act)}
+            for part in ("norm", "act") if params.order == "cna" else ("act", "norm"):
+                if parts[part] is not None:
+                    self.add_module(f"{part}{k}", parts[part])
+            if params.dropout > 0:
+                self.add_module(f"drop{k}", nn.Dropout(params.dropout))
+            c_in = out_channels
+
+
+class UpConv(nn.Module):
+    """Interpolate by ``factor`` then a ``kernel`` conv ("upsample then conv")."""
+
+    def __init__(self, dims: int, in_channels: int, out_channels: int, factor: int, kernel: int,
+                 mode: str, bias: bool):
+        super().__init__()
+        self.factor = factor
+        self.mode = interp_mode(mode, dims)
+        self.conv = CONV[dims](in_channels, out_channels, kernel, padding=kernel // 2, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=self.factor, mode=self.mode))
+
+
+def make_resampler(dims: int, op: str, in_channels: int, out_channels: int, factor: int,
+                   kernel: int, mode: str = "nearest", bias: bool = True) -> nn.Module:
+    """The parametric resampling ops: ``transpose``, ``strided_conv``, ``upconv``."""
+    if op == "transpose":
+        # output = input * factor for any kernel: padding and output_padding follow from it
+        pad = max((kernel - factor + 1) // 2, 0)
+        out_pad = factor - kernel + 2 * pad
+        return CONV_T[dims](in_channels, out_channels, kernel, stride=factor, padding=pad,
+                            output_padding=out_pad, bias=bias)
+    if op == "strided_conv":
+        return CONV[dims](in_channels, out_channels, kernel, stride=factor,
+                          padding=max((kernel - factor + 1) // 2, 0), bias=bias)
+    if op == "upconv":
+        return UpConv(dims, in_channels, out_channels, factor, kernel, mode, bias)
+    raise ValueError(f"`{op}` is not a parametric resampling op")
+

@@ -1,0 +1,145 @@
+"""The block registry: names -> (parameter model, channel rule, torch builder). Torch-free.
+
+A block type is registered once with its pydantic parameter model; the model's
+``out_channels(in_channels, width)`` states the block's channel rule, so inference, summaries and
+the renderer never switch on block type. The torch class is named by ``"module:qualname"`` (loaded
+only when compiling) or given directly.
+
+Users extend skipgraph by importing their own module that calls :func:`register_block`
+(``skipgraph build --import mypkg.blocks``); nothing named inside a spec is ever imported.
+
+Example:
+    >>> from pydantic import Field
+    >>> class MyParams(BlockParams):
+    ...     depth: int = Field(2, ge=1)
+    >>> register_block("mine", MyParams, "mypkg.blocks:MyBlock")  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import DiagnosticSink, did_you_mean
+
+__all__ = ["BlockParams", "BlockDef", "RegistryError", "register_block", "get_block",
+           "list_blocks", "validate_block_config", "parse_block_config"]
+
+
+class RegistryError(ValueError):
+    """Registering a name twice, or asking for one that does not exist."""
+
+
+class BlockParams(BaseModel):
+    """Base of every block's parameter model. Override :meth:`out_channels` if it is not ``width``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: str
+
+    def out_channels(self, in_channels: int, width: int) -> int:
+        return width
+
+
+@dataclass(frozen=True)
+class BlockDef:
+    name: str
+    params: type[BlockParams]
+    builder: str | Callable[..., Any]  # "module:qualname" or the class itself
+    description: str = ""
+
+    def load_builder(self) -> Callable[..., Any]:
+        if not isinstance(self.builder, str):
+            return self.builder
+        module, _, qualname = self.builder.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    @property
+    def origin(self) -> str:
+        if isinstance(self.builder, str):
+            return self.builder
+        return f"{self.builder.__module__}:{self.builder.__qualname__}"
+
+
+_BLOCKS: dict[str, BlockDef] = {}  # block type name -> definition
+
+
+def register_block(name: str, params: type[BlockParams], builder: str | Callable[..., Any],
+                   description: str = "", replace: bool = False) -> BlockDef:
+    """Add a block type; a duplicate name is an error unless ``replace=True``."""
+    if not name.isidentifier():
+        raise RegistryError(f"block name `{name}` must be an identifier")
+    new = BlockDef(name, params, builder, description)
+    old = _BLOCKS.get(name)
+    if old is not None and not replace and old.origin != new.origin:
+        raise RegistryError(f"block `{name}` is already registered by {old.origin}; "
+                            f"{new.origin} would replace it (pass replace=True to do so)")
+    _BLOCKS[name] = new
+    return new
+
+
+def get_block(name: str) -> BlockDef:
+    _ensure_builtins()
+    if name not in _BLOCKS:
+        raise RegistryError(f"unknown block type `{name}`; "
+                            + (did_you_mean(name, _BLOCKS) or ""))
+    return _BLOCKS[name]
+
+
+def list_blocks(pattern: str = "*") -> list[BlockDef]:
+    _ensure_builtins()
+    return [_BLOCKS[n] for n in sorted(_BLOCKS) if fnmatch.fnmatch(n, pattern)]
+
+
+def parse_block_config(config: dict[str, Any]) -> BlockParams:
+    """A merged block mapping -> its validated parameter model (raises on bad input)."""
+    return get_block(config.get("type", "conv")).params.model_validate(
+        {"type": "conv", **config})
+
+
+def validate_block_config(config: dict[str, Any], pos: Any, path: tuple,
+                          sink: DiagnosticSink) -> None:
+    """Check a merged block mapping and report problems at their source positions."""
+    name = config.get("type", "conv")
+    if not isinstance(name, str):
+        sink.error("bad-type", f"block `type` must be a name, got {name!r}",
+                   pos.span(path + ("type",)), key=".".join(map(str, path + ("type",))))
+        return
+    try:
+        block = get_block(name)
+    except RegistryError:
+        _ensure_builtins()
+        sink.error("unknown-block", f"unknown block type `{name}`", pos.span(path + ("type",)),
+                   hint=did_you_mean(name, _BLOCKS), key=".".join(map(str, path + ("type",))))
+        return
+    try:
+        block.params.model_validate({"type": name, **config})
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = path + tuple(s for s in err["loc"] if isinstance(s, str) and s in config)
+            extra = err["type"] == "extra_forbidden"
+            hint = did_you_mean(str(err["loc"][-1]), block.params.model_fields) if extra else None
+            code = "unknown-key" if extra else ("bad-type" if "type" in err["type"]
+                                                else "bad-value")
+            msg = f"unknown key `{err['loc'][-1]}` for block `{name}`" if extra else \
+                f"block `{name}`: {err['msg'].removeprefix('Value error, ')}"
+            sink.error(code, msg, _block_span(pos, loc), hint=hint,
+                       key=".".join(map(str, loc)))
+
+
+def _block_span(pos: Any, loc: tuple):
+    """A key merged in from ``defaults.block`` is reported where it was written."""
+    if tuple(loc) in pos.values or len(loc) < 2:
+        return pos.span(loc)
+    fallback = ("defaults", "block") + tuple(loc[-1:])
+    return pos.span(fallback) if fallback in pos.values else pos.span(loc)
+
+
+def _ensure_builtins() -> None:
+    if "conv" not in _BLOCKS:
+        importlib.import_module("skipgraph.blocks.builtin")

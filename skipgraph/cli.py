@@ -1,0 +1,148 @@
+"""The ``skipgraph`` command. Only this module prints; errors exit 2 with compiler-style text."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from .errors import SpecError
+
+__all__ = ["main"]
+
+
+def _load_ir(args: argparse.Namespace):
+    from .graph import build_ir
+    from .spec import load_spec
+    from .zoo import resolve_spec_path
+    return build_ir(load_spec(resolve_spec_path(args.spec), args.set))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    ir = _load_ir(args)
+    print(f"{args.spec}: ok ({ir.name}: {ir.graph.number_of_nodes() - 1} nodes, "
+          f"{ir.graph.number_of_edges()} edges, {len(ir.heads)} head(s))")
+    return 0
+
+
+def cmd_expand(args: argparse.Namespace) -> int:
+    ir = _load_ir(args)
+    print(json.dumps(ir.to_dict(), indent=1) if args.json else str(ir))
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .compile import compile_ir
+    from .compile.summary import summarize
+    ir = _load_ir(args)
+    model = compile_ir(ir, seed=args.seed)
+    shape = _parse_shape(args.input) if args.input else None
+    summary = summarize(model, shape)
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+    else:
+        print(summary.format_table())
+    if args.code:
+        print(model.code)
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from .zoo import describe, zoo_specs
+    specs = zoo_specs()
+    width = max((len(n) for n in specs), default=0)
+    for name, path in specs.items():
+        print(f"{name.ljust(width)}  {describe(path)}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .spec.json_schema import spec_json_schema
+    print(json.dumps(spec_json_schema(), indent=1))
+    return 0
+
+
+def cmd_blocks(args: argparse.Namespace) -> int:
+    from .blocks import list_blocks
+    for b in list_blocks(args.pattern):
+        print(f"{b.name}: {b.description}  ({b.origin})")
+    return 0
+
+
+def _parse_shape(text: str) -> list[int]:
+    from .errors import Diagnostic
+    try:
+        dims = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        dims = []
+    if not dims or any(d <= 0 for d in dims):
+        raise SpecError([Diagnostic("bad-input-size", f"--input `{text}` is not a shape like "
+                                    "1x1x256x256")])
+    return dims
+
+
+def _add_spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="spec file, or a zoo name such as unet_pp")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a param (repeatable)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skipgraph", description="U-Net-family architectures "
+                                     "as graph specs: validate, expand, draw and compile them.")
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE", help="import a module that registers user blocks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
+            spec: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        if spec:
+            _add_spec_args(p)
+        p.set_defaults(fn=fn)
+        return p
+
+    add("check", cmd_check, "validate a spec (exit 0 if valid, 2 if not)")
+    add("expand", cmd_expand, "print the explicit nodes and edges").add_argument(
+        "--json", action="store_true")
+    b = add("build", cmd_build, "compile a spec and print a per-node table")
+    b.add_argument("--input", help="input shape, e.g. 1x1x256x256 (adds shapes and FLOPs)")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--code", action="store_true", help="print the generated forward code")
+    b.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
+    add("zoo", cmd_zoo, "list the shipped specs", spec=False)
+    add("schema", cmd_schema, "print the JSON Schema of the spec format", spec=False)
+    add("blocks", cmd_blocks, "list registered block types", spec=False).add_argument(
+        "pattern", nargs="?", default="*")
+    _add_render_commands(sub, add)
+    return parser
+
+
+def _add_render_commands(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    try:
+        from .render.cli import add_commands
+    except ImportError:  # the render stage is optional at import time
+        return
+    add_commands(add)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        for module in args.imports:
+            importlib.import_module(module)
+        return args.fn(args)
+    except SpecError as exc:
+        print(exc.format(with_source=True), file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""IR -> ``torch.fx.Graph``: straight-line code, one value per IR node, named after it.
+
+The graph is built node by node (never by exec-ing strings). Param-free resampling (pooling,
+interpolation) becomes a function call and is computed once per (source, op) even when several
+edges need it. Only the ancestors of the requested heads are emitted, so a graph for one head is
+already a pruned graph.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+
+from ..blocks.layers import AVG_POOL, MAX_POOL, interp_mode
+from ..graph.ir import INPUT_ID, IREdge, IRGraph
+
+__all__ = ["make_graph"]
+
+
+def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set[str]
+               ) -> fx.Graph:
+    """A graph computing ``head_ids``; ``combine`` is ``dict`` (all heads by id), ``mean`` or
+    ``single``."""
+    g = fx.Graph()
+    needed = ir.ancestors(ir.heads[h].node for h in head_ids)
+    values: dict[str, fx.Node] = {INPUT_ID: g.placeholder("x")}
+    shared: dict[tuple, fx.Node] = {}
+    for node in ir.nodes():
+        if node.is_input or node.id not in needed:
+            continue
+        inputs = [_edge_value(g, ir, e, values[e.src], shared, module_names)
+                  for e in ir.in_edges(node.id)]
+        if len(inputs) == 1:
+            merged = inputs[0]
+        elif node.merge == "concat":
+            merged = g.create_node("call_function", torch.cat, (inputs,), {"dim": 1},
+                                   name=f"{node.name}_in")
+        else:
+            merged = inputs[0]
+            for other in inputs[1:]:
+                merged = g.call_function(operator.add, (merged, other))
+        values[node.id] = g.create_node("call_module", node.name, (merged,), name=node.name)
+    outs = {h: _head_value(g, ir, h, values) for h in head_ids}
+    if combine == "dict":
+        g.output(outs)
+    elif combine == "single" or len(outs) == 1:
+        g.output(next(iter(outs.values())))
+    else:
+        stacked = g.call_function(torch.stack, (list(outs.values()),), {"dim": 0})
+        g.output(g.call_function(torch.mean, (stacked,), {"dim": 0}))
+    g.lint()
+    return g
+
+
+def _edge_value(g: fx.Graph, ir: IRGraph, e: IREdge, value: fx.Node, shared: dict,
+                module_names: set[str]) -> fx.Node:
+    r = e.resample
+    if r is not None and not r.has_params:
+        key = (e.src, r.op, r.factor, r.ceil, r.mode)
+        if key not in shared:
+            shared[key] = _param_free_resample(g, ir.dims, r, value, ir.node(e.src).name)
+        value = shared[key]
+    if e.name in module_names:
+        value = g.create_node("call_module", e.name, (value,), name=e.name)
+    return value
+
+
+def _param_free_resample(g: fx.Graph, dims: int, r: Any, value: fx.Node, src: str) -> fx.Node:
+    if r.op in ("maxpool", "avgpool"):
+        fn = (MAX_POOL if r.op == "maxpool" else AVG_POOL)[dims]
+        return g.create_node("call_function", fn, (value,),
+                             {"kernel_size": r.factor, "stride": r.factor, "ceil_mode": r.ceil},
+                             name=f"{src}_{r.op}{r.factor}")
+    kwargs: dict[str, Any] = {"scale_factor": r.factor, "mode": interp_mode(r.op, dims)}
+    if r.op == "bilinear":
+        kwargs["align_corners"] = False
+    return g.create_node("call_function", F.interpolate, (value,), kwargs,
+                         name=f"{src}_up{r.factor}")
+
+
+def _head_value(g: fx.Graph, ir: IRGraph, head_id: str, values: dict[str, fx.Node]) -> fx.Node:
+    head = ir.heads[head_id]
+    out = g.create_node("call_module", head.name, (values[head.node],), name=head.name)
+    if head.act == "sigmoid":
+        out = g.call_function(torch.sigmoid, (out,))
+    elif head.act == "softmax":
+        out = g.call_function(torch.softmax, (out,), {"dim": 1})
+    return out

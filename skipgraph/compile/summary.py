@@ -1,0 +1,131 @@
+"""Per-node facts of a compiled module: parameters, output shapes, FLOPs (for ``build``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+from torch.fx.passes.shape_prop import ShapeProp
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..graph.ir import IRGraph
+from ..graph.validate import check_input_shape
+from .module import SkipGraphModule
+
+__all__ = ["NodeRow", "Summary", "summarize", "count_params", "count_buffers"]
+
+
+@dataclass
+class NodeRow:
+    id: str
+    level: int
+    in_channels: int
+    out_channels: int
+    params: int
+    output_shape: list[int] | None = None
+
+
+@dataclass
+class Summary:
+    name: str
+    params: int
+    buffers: int
+    nodes: list[NodeRow]
+    heads: list[str]
+    flops: int | None = None
+    output_shapes: dict[str, list[int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name, "params": self.params, "buffers": self.buffers,
+            "nodes": [vars(r) for r in self.nodes], "heads": self.heads,
+        }
+        if self.flops is not None:
+            out["flops"] = self.flops
+            out["output_shapes"] = self.output_shapes
+        return out
+
+    def format_table(self) -> str:
+        rows = [("node", "level", "in", "out", "params", "output shape")]
+        for r in self.nodes:
+            shape = "x".join(map(str, r.output_shape)) if r.output_shape else "-"
+            rows.append((r.id, str(r.level), str(r.in_channels), str(r.out_channels),
+                         f"{r.params:,}", shape))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.rjust(w) if i in (1, 2, 3, 4) else c.ljust(w)
+                           for i, (c, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.append(f"{self.name}: {self.params:,} trainable parameters, "
+                     f"{self.buffers:,} buffer elements, heads: {', '.join(self.heads)}")
+        if self.flops is not None:
+            lines.append(f"FLOPs (eval forward): {self.flops:,}; outputs: "
+                         + ", ".join(f"{k}: {'x'.join(map(str, v))}"
+                                     for k, v in self.output_shapes.items()))
+        return "\n".join(lines)
+
+
+def count_params(module: nn.Module) -> int:
+    """Trainable parameters; a tensor shared by several submodules counts once."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def count_buffers(module: nn.Module) -> int:
+    return sum(b.numel() for b in module.buffers())
+
+
+def _owned_params(model: SkipGraphModule, ir: IRGraph) -> dict[str, int]:
+    """Parameters per IR node: its block plus the modules on its incoming edges; heads apart."""
+    per: dict[str, int] = {}
+    children = dict(model.named_children())
+    for node in ir.nodes():
+        names = [node.name] + [e.name for e in ir.in_edges(node.id)]
+        per[node.id] = sum(count_params(children[n]) for n in names if n in children)
+    for head in ir.heads.values():
+        per[f"head {head.id}"] = count_params(children[head.name])
+    return per
+
+
+def summarize(model: SkipGraphModule, input_shape: Sequence[int] | None = None) -> Summary:
+    ir = model.ir
+    per = _owned_params(model, ir)
+    rows = [NodeRow(n.id, n.level, n.in_channels, n.out_channels, per[n.id])
+            for n in ir.nodes()]
+    rows += [NodeRow(f"head {h.id}", ir.node(h.node).level, h.in_channels, h.out_channels,
+                     per[f"head {h.id}"]) for h in ir.heads.values()]
+    summary = Summary(ir.name, count_params(model), count_buffers(model), rows, list(ir.heads))
+    if input_shape is not None:
+        _add_shapes_and_flops(model, summary, input_shape)
+    return summary
+
+
+def _add_shapes_and_flops(model: SkipGraphModule, summary: Summary,
+                          input_shape: Sequence[int]) -> None:
+    ir = model.ir
+    check_input_shape(ir, input_shape)
+    was_training = model.training
+    model.eval()
+    try:
+        x = torch.zeros(*input_shape)
+        with torch.no_grad():
+            gm = model.graph_module(training=True)
+            ShapeProp(gm).propagate(x)
+            shapes = {n.name: list(n.meta["tensor_meta"].shape) for n in gm.graph.nodes
+                      if n.op == "call_module" and "tensor_meta" in n.meta}
+            counter = FlopCounterMode(display=False)
+            with counter:
+                out = model(x)
+    finally:
+        model.train(was_training)
+    for row in summary.nodes:
+        if row.id == "input":
+            row.output_shape = list(input_shape)
+        elif row.id.startswith("head "):
+            row.output_shape = shapes.get(ir.heads[row.id[5:]].name)
+        elif ir.node(row.id).name in shapes:
+            row.output_shape = shapes[ir.node(row.id).name]
+    summary.flops = int(counter.get_total_flops())
+    summary.output_shapes = {"output": list(out.shape)}
+    for h in ir.heads.values():
+        if h.name in shapes:
+            summary.output_shapes[h.id] = shapes[h.name]

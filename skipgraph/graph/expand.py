@@ -1,0 +1,289 @@
+"""Expansion: a resolved spec -> explicit IR nodes, edges and heads (channels filled later).
+
+Node families iterate their ``for:`` ranges in the order written (later ranges may use earlier
+variables) and keep the combinations where ``if:`` holds. Edge families bind the ``to:`` pattern
+against existing nodes, iterate their own ``for:`` ranges, and add an edge wherever the ``from:``
+node exists: Eq. 1 of a paper is defined "where defined", so ``X[i+1,j-1]`` for ``j = 0`` simply
+yields nothing. A family that yields nothing at all is an error (it is almost always a typo).
+
+Concat order (documented and deterministic): edge families in the order of the node family's
+``order:`` list, else as written under ``edges:``; within a family, sources in creation order.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator, Mapping
+
+from ..blocks.registry import parse_block_config
+from ..errors import DiagnosticSink, did_you_mean
+from ..spec.expr import Expr, ExprError, Range
+from ..spec.loader import ResolvedSpec
+from ..spec.schema import EdgeFamily, ResampleSpec
+from .ir import INPUT_ID, IREdge, IRGraph, IRHead, IRNode, Origin, Resample, module_name
+from .patterns import NodePattern, node_id
+
+__all__ = ["expand", "MAX_NODES", "MAX_EDGES"]
+
+MAX_NODES = 10_000
+MAX_EDGES = 100_000
+
+
+def expand(rs: ResolvedSpec) -> IRGraph:
+    """Build the IR of ``rs`` (channels are left 0: see :func:`skipgraph.graph.infer.infer`)."""
+    ex = _Expander(rs)
+    ex.run()
+    ex.sink.raise_if_any()
+    return ex.ir
+
+
+class _Expander:
+    def __init__(self, rs: ResolvedSpec):
+        self.rs = rs
+        self.spec = rs.spec
+        self.env: dict[str, Any] = dict(rs.params)
+        self.sink = DiagnosticSink()
+        self.ir = IRGraph(self.spec.name, self.spec.dims, params=dict(rs.params), source=rs.path)
+        self.members: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+
+    def run(self) -> None:
+        self._add_input()
+        for name in self.spec.nodes:
+            self._expand_node_family(name)
+        if self.sink.items:
+            return
+        for name, fam in self.spec.edges.items():
+            self._expand_edge_family(name, fam)
+        self._assign_slots()
+        for name in self.spec.heads:
+            self._expand_head_family(name)
+        self._set_output()
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _err(self, code: str, msg: str, path: tuple, hint: str | None = None) -> None:
+        self.sink.error(code, msg, self.rs.span(*path), hint=hint, key=".".join(map(str, path)))
+
+    def _eval(self, value: Any, env: Mapping[str, Any], path: tuple) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return Expr(value).evaluate(env)
+        except ExprError as exc:
+            self._err(exc.code, str(exc), path, exc.hint)
+            return None
+
+    def _int(self, value: Any, env: Mapping[str, Any], path: tuple, minimum: int) -> int | None:
+        v = self._eval(value, env, path)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            self._err("bad-value", f"expected an integer >= {minimum}, `{value}` gives {v!r}",
+                      path)
+            return None
+        return v
+
+    def _iterate(self, ranges: dict[str, str | int], cond: Any, env: dict[str, Any],
+                 path: tuple) -> Iterator[dict[str, Any]]:
+        """All bindings of ``ranges`` (in order) under ``env`` where ``cond`` holds."""
+        names = list(ranges)
+
+        def rec(i: int, cur: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            if i == len(names):
+                if cond is None or self._eval(cond, cur, path + ("if",)):
+                    yield cur
+                return
+            try:
+                values = Range.parse(ranges[names[i]]).values(cur)
+            except ExprError as exc:
+                self._err(exc.code, str(exc), path + ("for", names[i]), exc.hint)
+                return
+            for v in values:
+                yield from rec(i + 1, {**cur, names[i]: v})
+
+        for name in names:
+            if name in self.env:
+                self._err("bad-value", f"index variable `{name}` hides the param of that name",
+                          path + ("for", name), hint="rename the index variable")
+                return iter(())
+        return rec(0, dict(env))
+
+    def _pattern(self, text: str, path: tuple) -> NodePattern | None:
+        try:
+            pat = NodePattern.parse(text)
+        except ExprError as exc:
+            self._err("bad-expression", str(exc), path)
+            return None
+        if pat.family not in self.members:
+            self._err("unknown-family", f"`{text}` names the node family `{pat.family}`, "
+                      "which is not declared", path, did_you_mean(pat.family, self.members))
+            return None
+        arity = len(self.members[pat.family][0][1]) if self.members[pat.family] else 0
+        if len(pat.index) != arity:
+            self._err("bad-expression", f"`{text}` has {len(pat.index)} indices but family "
+                      f"`{pat.family}` has {arity}", path)
+            return None
+        return pat
+
+    # --- nodes -----------------------------------------------------------------------------
+    def _add_input(self) -> None:
+        channels = self._int(self.spec.input.channels, self.env, ("input", "channels"), 1)
+        self.ir.add_node(IRNode(INPUT_ID, INPUT_ID, INPUT_ID, (), 0, -1, channels or 1,
+                                origin=Origin("input", self.rs.span("input"))))
+        self.members[INPUT_ID] = [(INPUT_ID, ())]
+
+    def _expand_node_family(self, name: str) -> None:
+        fam = self.spec.nodes[name]
+        path = ("nodes", name)
+        if name == INPUT_ID:
+            self._err("duplicate-node", "`input` is reserved for the network input", path)
+            return
+        vars_ = list(fam.for_)
+        if not vars_ and fam.level is None:
+            self._err("missing-key", f"node family `{name}` has no index; give it a `level:`",
+                      path)
+            return
+        block = parse_block_config({**self.spec.defaults.block, **fam.block}).model_dump()
+        origin = Origin(name, self.rs.span(*path))
+        members: list[tuple[str, tuple[int, ...]]] = []
+        for env in self._iterate(fam.for_, fam.if_, self.env, path):
+            index = tuple(env[v] for v in vars_)
+            level = self._int(fam.level if fam.level is not None else vars_[0], env,
+                              path + ("level",), 0)
+            column = self._int(fam.column if fam.column is not None else
+                               (vars_[1] if len(vars_) > 1 else 0), env, path + ("column",), 0)
+            width = self._int(fam.width, env, path + ("width",), 1)
+            if None in (level, column, width):
+                return
+            nid = node_id(name, index)
+            if nid in self.ir.graph:
+                self._err("duplicate-node", f"node `{nid}` is created twice", path)
+                return
+            members.append((nid, index))
+            self.ir.add_node(IRNode(nid, module_name(nid), name, index, level, column, width,
+                                    block, fam.merge, origin=origin))
+            if self.ir.graph.number_of_nodes() > MAX_NODES:
+                self._err("resource-limit", f"the spec expands to more than {MAX_NODES:,} nodes",
+                          path)
+                return
+        if not members:
+            self._err("empty-family", f"node family `{name}` expands to no node", path,
+                      "check its `for:` ranges and `if:` condition against the params")
+        self.members[name] = members
+
+    # --- edges -----------------------------------------------------------------------------
+    def _expand_edge_family(self, name: str, fam: EdgeFamily) -> None:
+        path = ("edges", name)
+        to = self._pattern(fam.to, path + ("to",))
+        src = self._pattern(fam.from_, path + ("from",))
+        if to is None or src is None:
+            return
+        origin = Origin(name, self.rs.span(*path))
+        count = 0
+        for dst_id, bound in to.bind_all(self.members[to.family], self.env):
+            for env in self._iterate(fam.for_, fam.if_, {**self.env, **bound}, path):
+                try:
+                    src_id = src.evaluate(env)
+                except ExprError as exc:
+                    self._err(exc.code, str(exc), path + ("from",), exc.hint)
+                    return
+                if src_id not in self.ir.graph:
+                    continue  # boundary of the grid: the term does not exist for this node
+                if self.ir.graph.has_edge(src_id, dst_id):
+                    other = self.ir.edge(src_id, dst_id).family
+                    self._err("duplicate-node", f"edge {src_id} -> {dst_id} of family `{name}` "
+                              f"already exists (family `{other}`)", path)
+                    return
+                self.ir.add_edge(self._make_edge(name, fam, src_id, dst_id, env, origin))
+                count += 1
+                if count > MAX_EDGES:
+                    self._err("resource-limit", f"more than {MAX_EDGES:,} edges", path)
+                    return
+        if count == 0:
+            self._err("empty-family", f"edge family `{name}` ({fam.from_} -> {fam.to}) "
+                      "connects no pair of existing nodes", path,
+                      "check the index arithmetic of `from:`/`to:` and the `if:` condition")
+
+    def _make_edge(self, name: str, fam: EdgeFamily, src_id: str, dst_id: str,
+                   env: dict[str, Any], origin: Origin) -> IREdge:
+        change = self.ir.node(dst_id).level - self.ir.node(src_id).level
+        resample = None
+        if change != 0:
+            rs: ResampleSpec = (fam.down or self.spec.defaults.down) if change > 0 \
+                else (fam.up or self.spec.defaults.up)
+            resample = Resample(rs.op, 2 ** abs(change), rs.kernel, rs.ceil, rs.mode, rs.out,
+                                rs.bias, rs.norm, rs.act)
+        kind = fam.kind or ("skip" if change == 0 else
+                            ("encoder" if change == 1 else "up" if change == -1
+                             else "full_scale"))
+        conv_width = conv_block = None
+        if fam.conv is not None:
+            conv_width = self._int(fam.conv.width, env, ("edges", name, "conv", "width"), 1)
+            conv_block = parse_block_config({**self.spec.defaults.block,
+                                             **fam.conv.block}).model_dump()
+        return IREdge(src_id, dst_id, name, kind, resample=resample, conv_width=conv_width,
+                      conv_block=conv_block, origin=origin)
+
+    def _assign_slots(self) -> None:
+        family_rank = {name: i for i, name in enumerate(self.spec.edges)}
+        for node in list(self.ir.graph.nodes):
+            if node == INPUT_ID:
+                continue
+            fam = self.spec.nodes[self.ir.node(node).family]
+            rank = dict(family_rank)
+            if fam.order:
+                unknown = [f for f in fam.order if f not in family_rank]
+                for f in unknown:
+                    self._err("unknown-family", f"`order` names edge family `{f}`, which does "
+                              "not exist", ("nodes", fam_name(self.spec, fam), "order"),
+                              did_you_mean(f, family_rank))
+                rank = {f: i for i, f in enumerate(fam.order)}
+                rank.update({f: len(rank) + i for i, f in enumerate(family_rank)
+                             if f not in rank})
+            created = {n: i for i, n in enumerate(self.ir.graph.nodes)}
+            edges = sorted((d["ir"] for _, _, d in self.ir.graph.in_edges(node, data=True)),
+                           key=lambda e: (rank[e.family], created[e.src]))
+            for slot, e in enumerate(edges):
+                self.ir.graph.edges[e.src, e.dst]["ir"] = dataclasses.replace(e, slot=slot)
+
+    # --- heads and output --------------------------------------------------------------------
+    def _expand_head_family(self, name: str) -> None:
+        fam = self.spec.heads[name]
+        path = ("heads", name)
+        pat = self._pattern(fam.on, path + ("on",))
+        if pat is None:
+            return
+        count = 0
+        for nid, bound in pat.bind_all(self.members[pat.family], self.env):
+            env = {**self.env, **bound}
+            if fam.if_ is not None and not self._eval(fam.if_, env, path + ("if",)):
+                continue
+            out = self._int(fam.out, env, path + ("out",), 1)
+            if out is None:
+                return
+            if nid in self.ir.heads:
+                self._err("duplicate-node", f"node `{nid}` carries two heads", path)
+                return
+            self.ir.add_head(IRHead(nid, nid, name, out, fam.kernel, fam.bias, fam.act,
+                                    origin=Origin(name, self.rs.span(*path))))
+            count += 1
+        if count == 0:
+            self._err("empty-family", f"head family `{name}` ({fam.on}) matches no node", path)
+
+    def _set_output(self) -> None:
+        out = self.spec.output
+        self.ir.output_mode = out.mode
+        heads = list(self.ir.heads)
+        if not heads:
+            return
+        if out.mode == "ensemble":
+            self.ir.output_heads = tuple(heads)
+        elif out.head is None:
+            self.ir.output_heads = (heads[-1],)
+        elif out.head in self.ir.heads:
+            self.ir.output_heads = (out.head,)
+        else:
+            self._err("unknown-node", f"output head `{out.head}` is not a head",
+                      ("output", "head"), did_you_mean(out.head, heads))
+
+
+def fam_name(spec: Any, fam: Any) -> str:
+    return next(n for n, f in spec.nodes.items() if f is fam)

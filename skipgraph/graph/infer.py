@@ -1,0 +1,54 @@
+"""Channel inference: the one place where in/out channels of nodes, edges and heads are decided.
+
+Edges: a parametric resampler outputs the width its ``out`` names (``target``: the destination
+node's width, ``source``, ``half`` of the source, or a number); param-free ones keep the source's
+channels; an edge conv outputs its ``width``. Nodes: concat adds the inputs, sum requires them to
+agree; the block's own ``out_channels`` rule gives the output.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..blocks.registry import parse_block_config
+from ..errors import DiagnosticSink
+from .ir import IREdge, IRGraph
+
+__all__ = ["infer"]
+
+
+def infer(ir: IRGraph) -> IRGraph:
+    """Fill channels in place (payloads are replaced, not mutated); raises SpecError on mismatch."""
+    sink = DiagnosticSink()
+    for node in list(ir.nodes()):
+        if node.is_input:
+            ir.add_node(dataclasses.replace(node, in_channels=node.width, out_channels=node.width))
+            continue
+        edges = [_infer_edge(ir, e) for e in ir.in_edges(node.id)]
+        for e in edges:
+            ir.add_edge(e)
+        widths = [e.out_channels for e in edges]
+        if node.merge == "sum" and len(set(widths)) > 1:
+            detail = ", ".join(f"{e.src} ({e.family}): {e.out_channels}" for e in edges)
+            sink.error("channel-mismatch", f"sum merge at {node.id} gets different channel "
+                       f"counts: {detail}", edges[0].origin.span if edges[0].origin else None,
+                       hint="give the edges a conv (`conv: {width: ...}`) or use merge: concat",
+                       key=f"edges.{edges[0].family}")
+            continue
+        in_ch = (widths[0] if node.merge == "sum" else sum(widths)) if widths else 0
+        out_ch = parse_block_config(node.block).out_channels(in_ch, node.width)
+        ir.add_node(dataclasses.replace(node, in_channels=in_ch, out_channels=out_ch))
+    for head in list(ir.heads.values()):
+        ir.add_head(dataclasses.replace(head, in_channels=ir.node(head.node).out_channels))
+    sink.raise_if_any()
+    return ir
+
+
+def _infer_edge(ir: IRGraph, e: IREdge) -> IREdge:
+    src = ir.node(e.src).out_channels
+    mid = src
+    r = e.resample
+    if r is not None and r.has_params:
+        mid = r.out if isinstance(r.out, int) else \
+            {"target": ir.node(e.dst).width, "source": src, "half": max(src // 2, 1)}[r.out]
+    out = e.conv_width if e.conv_width is not None else mid
+    return dataclasses.replace(e, in_channels=src, resampled_channels=mid, out_channels=out)

@@ -1,0 +1,231 @@
+"""The graph IR: explicit nodes, edges and heads as frozen data on a networkx DiGraph.
+
+The IR is what every backend reads (compiler, renderer, summary, export); it never refers back to
+YAML. ``str(ir)`` prints one line per node in the papers' notation, e.g.::
+
+    X[1,2] = conv(cat[X[1,0], X[1,1], transpose(X[2,1])])  # level 1, 192 -> 64
+
+Names are chosen here once: node ``X[1,2]`` is compiled as submodule ``X1_2``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+
+from ..errors import Span
+
+__all__ = ["INPUT_ID", "Origin", "Resample", "IRNode", "IREdge", "IRHead", "IRGraph",
+           "module_name"]
+
+INPUT_ID = "input"
+_PARAM_FREE_OPS = {"maxpool", "avgpool", "bilinear", "nearest"}
+
+
+def module_name(node_id: str) -> str:
+    """``X[1,2]`` -> ``X1_2``; a plain name stays as it is."""
+    return re.sub(r"[\[\],\s]+", "_", node_id.replace("[", "", 1)).strip("_")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Which spec family made an element, and where that family is written."""
+
+    family: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Resample:
+    """Resolution change on an edge: ``factor`` = 2**|level change|."""
+
+    op: str
+    factor: int
+    kernel: int = 2
+    ceil: bool = False
+    mode: str = "nearest"
+    out: str | int = "target"  # channels out of a parametric op: target/source/half or a number
+    bias: bool = True
+    norm: Any = "none"
+    act: Any = "none"
+
+    @property
+    def has_params(self) -> bool:
+        return self.op not in _PARAM_FREE_OPS
+
+    @property
+    def is_up(self) -> bool:
+        return self.op in ("transpose", "bilinear", "nearest", "upconv")
+
+
+@dataclass(frozen=True)
+class IRNode:
+    id: str
+    name: str
+    family: str
+    index: tuple[int, ...]
+    level: int
+    column: int
+    width: int
+    block: dict[str, Any] = field(default_factory=dict)  # validated block settings
+    merge: str = "concat"
+    in_channels: int = 0
+    out_channels: int = 0
+    origin: Origin | None = None
+
+    @property
+    def is_input(self) -> bool:
+        return self.id == INPUT_ID
+
+
+@dataclass(frozen=True)
+class IREdge:
+    src: str
+    dst: str
+    family: str
+    kind: str
+    slot: int = 0                       # position among the destination's inputs (concat order)
+    resample: Resample | None = None    # None: same level, identity
+    conv_width: int | None = None       # optional conv block on the edge (full-scale skips)
+    conv_block: dict[str, Any] | None = None
+    in_channels: int = 0
+    resampled_channels: int = 0         # after resampling, before the edge conv
+    out_channels: int = 0
+    origin: Origin | None = None
+
+    @property
+    def name(self) -> str:
+        """Submodule name of the edge's parametric ops, e.g. ``up_X1_0_X0_1``."""
+        return f"{self.family}_{module_name(self.src)}_{module_name(self.dst)}"
+
+
+@dataclass(frozen=True)
+class IRHead:
+    id: str
+    node: str
+    family: str
+    out_channels: int
+    kernel: int = 1
+    bias: bool = True
+    act: str = "none"
+    in_channels: int = 0
+    origin: Origin | None = None
+
+    @property
+    def name(self) -> str:
+        return f"head_{module_name(self.node)}"
+
+
+@dataclass
+class IRGraph:
+    """Topology in ``graph`` (payloads under the ``ir`` attribute); heads and output beside it."""
+
+    name: str
+    dims: int
+    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    heads: dict[str, IRHead] = field(default_factory=dict)
+    output_mode: str = "select"
+    output_heads: tuple[str, ...] = ()   # the heads the eval output combines
+    params: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    # --- the one way in --------------------------------------------------------------------
+    def add_node(self, node: IRNode) -> None:
+        self.graph.add_node(node.id, ir=node)
+
+    def add_edge(self, edge: IREdge) -> None:
+        self.graph.add_edge(edge.src, edge.dst, ir=edge)
+
+    def add_head(self, head: IRHead) -> None:
+        self.heads[head.id] = head
+
+    # --- reading -----------------------------------------------------------------------------
+    def node(self, node_id: str) -> IRNode:
+        return self.graph.nodes[node_id]["ir"]
+
+    def edge(self, src: str, dst: str) -> IREdge:
+        return self.graph.edges[src, dst]["ir"]
+
+    def nodes(self) -> Iterator[IRNode]:
+        """Nodes in a deterministic topological order (ties broken by creation order)."""
+        order = {n: i for i, n in enumerate(self.graph.nodes)}
+        for node_id in nx.lexicographical_topological_sort(self.graph, key=order.__getitem__):
+            yield self.node(node_id)
+
+    def in_edges(self, node_id: str) -> list[IREdge]:
+        """Incoming edges in merge order."""
+        edges = [d["ir"] for _, _, d in self.graph.in_edges(node_id, data=True)]
+        return sorted(edges, key=lambda e: e.slot)
+
+    def edges(self) -> Iterator[IREdge]:
+        for node in self.nodes():
+            yield from self.in_edges(node.id)
+
+    @property
+    def max_level(self) -> int:
+        return max((self.node(n).level for n in self.graph.nodes), default=0)
+
+    @property
+    def in_channels(self) -> int:
+        return self.node(INPUT_ID).width
+
+    def edge_families(self) -> dict[str, str]:
+        """family -> kind, in order of first appearance."""
+        out: dict[str, str] = {}
+        for e in self.edges():
+            out.setdefault(e.family, e.kind)
+        return out
+
+    def ancestors(self, node_ids: Any) -> set[str]:
+        keep: set[str] = set()
+        for n in node_ids:
+            keep |= nx.ancestors(self.graph, n) | {n}
+        return keep
+
+    def subgraph(self, head_ids: list[str]) -> "IRGraph":
+        """The part of the IR that the given heads need (for pruning)."""
+        keep = self.ancestors(self.heads[h].node for h in head_ids)
+        out = IRGraph(self.name, self.dims, self.graph.subgraph(keep).copy(),
+                      {h: self.heads[h] for h in head_ids}, "select" if len(head_ids) == 1
+                      else self.output_mode, tuple(head_ids), dict(self.params), self.source)
+        return out
+
+    # --- printing ----------------------------------------------------------------------------
+    def __str__(self) -> str:
+        lines = [f"# {self.name} ({self.dims}D)"]
+        for node in self.nodes():
+            if node.is_input:
+                lines.append(f"{node.id}: {node.width} channels")
+                continue
+            terms = [self._edge_term(e) for e in self.in_edges(node.id)]
+            merged = terms[0] if len(terms) == 1 else f"{'cat' if node.merge == 'concat' else 'sum'}[{', '.join(terms)}]"
+            btype = node.block.get("type", "block")
+            lines.append(f"{node.id} = {btype}({merged})  # level {node.level}, "
+                         f"{node.in_channels} -> {node.out_channels}")
+        for head in self.heads.values():
+            act = f" -> {head.act}" if head.act != "none" else ""
+            lines.append(f"head {head.id} = conv{head.kernel}x{head.kernel}({head.node}){act}"
+                         f"  # {head.in_channels} -> {head.out_channels}")
+        lines.append(f"output = {self.output_mode}({', '.join(self.output_heads)})")
+        return "\n".join(lines)
+
+    @staticmethod
+    def _edge_term(e: IREdge) -> str:
+        term = e.src if e.resample is None else f"{e.resample.op}(x{e.resample.factor}, {e.src})"
+        return f"conv{e.conv_width}({term})" if e.conv_width else term
+
+    def to_dict(self) -> dict[str, Any]:
+        """Explicit JSON-able form (what ``skipgraph expand --json`` prints)."""
+        def clean(obj: Any) -> Any:
+            d = asdict(obj)
+            d.pop("origin", None)
+            return d
+        return {
+            "name": self.name, "dims": self.dims, "params": self.params,
+            "nodes": [clean(n) for n in self.nodes()],
+            "edges": [clean(e) for e in self.edges()],
+            "heads": [clean(h) for h in self.heads.values()],
+            "output": {"mode": self.output_mode, "heads": list(self.output_heads)},
+        }

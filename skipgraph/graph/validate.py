@@ -1,0 +1,99 @@
+"""Structural checks of the IR, like ``torch.fx.Graph.lint``: every failure is reported, each
+naming the node and the edge family (with its source position) that caused it.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import networkx as nx
+
+from ..errors import DiagnosticSink, SpecError, Diagnostic
+from .ir import INPUT_ID, IRGraph
+
+__all__ = ["validate", "check_input_shape"]
+
+
+def validate(ir: IRGraph) -> IRGraph:
+    """Check cycles, inputs, reachability, dead nodes and resampling directions."""
+    sink = DiagnosticSink()
+    _check_cycles(ir, sink)
+    sink.raise_if_any()  # the checks below need a DAG
+    _check_connectivity(ir, sink)
+    _check_levels(ir, sink)
+    sink.raise_if_any()
+    return ir
+
+
+def _span_of(ir: IRGraph, src: str, dst: str):
+    e = ir.edge(src, dst)
+    return (e.origin.span if e.origin else None), f"edges.{e.family}", e.family
+
+
+def _check_cycles(ir: IRGraph, sink: DiagnosticSink) -> None:
+    for src, dst in nx.selfloop_edges(ir.graph):
+        span, key, fam = _span_of(ir, src, dst)
+        sink.error("cycle-outside-loop", f"edge family `{fam}` connects {src} to itself",
+                   span, hint="exclude it with an `if:` condition", key=key)
+    graph = ir.graph.copy()
+    graph.remove_edges_from(list(nx.selfloop_edges(graph)))
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    path = " -> ".join([cycle[0][0]] + [dst for _, dst in cycle])
+    families = sorted({ir.edge(s, d).family for s, d in cycle})
+    span, key, _ = _span_of(ir, *cycle[-1])
+    sink.error("cycle-outside-loop", f"cycle {path} (edge families: {', '.join(families)}) "
+               "is not a declared loop", span, key=key,
+               hint="an edge family probably points the wrong way")
+
+
+def _check_connectivity(ir: IRGraph, sink: DiagnosticSink) -> None:
+    reached = nx.descendants(ir.graph, INPUT_ID) | {INPUT_ID}
+    useful = ir.ancestors(h.node for h in ir.heads.values()) if ir.heads else set(ir.graph)
+    for node in ir.nodes():
+        if node.is_input:
+            continue
+        span = node.origin.span if node.origin else None
+        key = f"nodes.{node.family}"
+        if ir.graph.in_degree(node.id) == 0:
+            sink.error("no-input", f"node {node.id} receives no input", span, key=key,
+                       hint="add an edge family into it, or exclude it from the node family")
+        elif node.id not in reached:
+            sink.error("unreachable", f"node {node.id} is not reached from the input", span,
+                       key=key)
+        if node.id not in useful:
+            sink.error("dead-node", f"the output of node {node.id} reaches no head", span,
+                       key=key, hint="add an edge from it, a head on it, or drop the node")
+
+
+def _check_levels(ir: IRGraph, sink: DiagnosticSink) -> None:
+    for e in ir.edges():
+        if e.resample is None:
+            continue
+        going_up = ir.node(e.dst).level < ir.node(e.src).level
+        if e.resample.is_up != going_up:
+            direction = "up" if going_up else "down"
+            span = e.origin.span if e.origin else None
+            sink.error("level-mismatch", f"edge {e.src} -> {e.dst} ({e.family}) goes {direction} "
+                       f"a level but uses `{e.resample.op}`", span, key=f"edges.{e.family}",
+                       hint=f"set the family's `{'up' if going_up else 'down'}:` op accordingly")
+
+
+def check_input_shape(ir: IRGraph, shape: Sequence[int]) -> None:
+    """Raise SpecError unless ``shape`` (N, C, *spatial) fits the network."""
+    problems = []
+    if len(shape) != ir.dims + 2:
+        problems.append(f"expected {ir.dims + 2} dimensions (N, C, {ir.dims} spatial), "
+                        f"got {len(shape)}: {tuple(shape)}")
+    elif shape[1] != ir.in_channels:
+        problems.append(f"expected {ir.in_channels} input channels, got {shape[1]}")
+    else:
+        stride = 2 ** ir.max_level
+        bad = [s for s in shape[2:] if s % stride]
+        if bad:
+            problems.append(f"spatial size {tuple(shape[2:])} is not divisible by the total "
+                            f"stride {stride} (2**{ir.max_level} levels)")
+    if problems:
+        raise SpecError([Diagnostic("bad-input-size", p, hint="use sizes that are multiples "
+                                    f"of {2 ** ir.max_level}") for p in problems])

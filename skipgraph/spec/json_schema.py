@@ -1,0 +1,38 @@
+"""The JSON Schema of the spec format, for editors (yaml-language-server modelines)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .schema import Spec
+
+__all__ = ["spec_json_schema"]
+
+_PLACEHOLDER = {"type": "string", "pattern": r"^\$\{[^}]*\}$",
+                "description": "a ${...} expression over the spec's params"}
+
+
+def spec_json_schema() -> dict[str, Any]:
+    schema = Spec.model_json_schema(by_alias=True)
+    _allow_placeholders(schema)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "skipgraph spec"
+    schema["description"] = ("A U-Net-family architecture as a graph: params, node families "
+                             "X[i,j], edge families, heads. Values may be ${param} placeholders.")
+    return schema
+
+
+def _allow_placeholders(node: Any) -> None:
+    """Every property may also be a ``${...}`` placeholder (resolved before validation)."""
+    if isinstance(node, dict):
+        props = node.get("properties")
+        if isinstance(props, dict):
+            for name, prop in props.items():
+                _allow_placeholders(prop)
+                if "$ref" not in prop:
+                    props[name] = {"anyOf": [prop, _PLACEHOLDER]}
+        for key, value in node.items():
+            if key != "properties":
+                _allow_placeholders(value)
+    elif isinstance(node, list):
+        for item in node:
+            _allow_placeholders(item)

@@ -1,0 +1,318 @@
+"""From a YAML file (+ ``--set`` overrides) to a validated :class:`ResolvedSpec`.
+
+Steps: read YAML with positions -> merge ``extends:`` bases -> resolve params (defaults, then
+overrides) -> substitute ``${expr}`` placeholders -> validate with pydantic -> validate block
+settings against the block registry. Every failure becomes a positioned diagnostic; everything that
+can be checked together is reported together.
+"""
+from __future__ import annotations
+
+import os
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..blocks.registry import validate_block_config
+from ..errors import Diagnostic, DiagnosticSink, SpecError, did_you_mean
+from .expr import Expr, ExprError
+from .schema import Spec
+from .yaml_source import PositionMap, SourceDoc, load_yaml_file
+
+__all__ = ["ResolvedSpec", "load_spec", "load_spec_text", "parse_overrides"]
+
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+_MAX_EXTENDS_DEPTH = 16
+_BUILTIN_PARAMS = ("dims",)
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """A validated spec with its params resolved; ``positions`` map key paths to sources."""
+
+    spec: Spec
+    params: dict[str, Any]
+    positions: PositionMap
+    path: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)  # the merged document, placeholders resolved
+
+    def span(self, *path: Any):
+        return self.positions.span(tuple(path))
+
+
+def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``["depth=3", "norm=batch"]`` -> ``{"depth": 3, "norm": "batch"}`` (values read as YAML)."""
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return dict(items)
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError([Diagnostic("bad-value", f"--set expects KEY=VALUE, got `{item}`")])
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def load_spec(path: str | os.PathLike, overrides: Iterable[str] | Mapping[str, Any] | None = None
+              ) -> ResolvedSpec:
+    """Load, merge, resolve and validate the spec at ``path``; raises :class:`SpecError`."""
+    doc = _load_with_extends(os.fspath(path), chain=())
+    return _resolve(doc, os.fspath(path), parse_overrides(overrides))
+
+
+def load_spec_text(text: str, overrides: Iterable[str] | Mapping[str, Any] | None = None,
+                   file: str = "<string>") -> ResolvedSpec:
+    from .yaml_source import load_yaml_text
+    doc = load_yaml_text(text, file)
+    if isinstance(doc.data, dict) and doc.data.get("extends"):
+        base_dir = os.path.dirname(file) if file != "<string>" else os.getcwd()
+        doc = _merge_base(doc, base_dir, chain=(file,))
+    return _resolve(doc, file, parse_overrides(overrides))
+
+
+# --- extends -------------------------------------------------------------------------------
+
+def _load_with_extends(path: str, chain: tuple[str, ...]) -> SourceDoc:
+    real = os.path.realpath(path)
+    if real in chain:
+        raise SpecError([Diagnostic("extends-cycle", "specs extend each other in a cycle: "
+                                    + " -> ".join(list(chain) + [real]))])
+    if len(chain) > _MAX_EXTENDS_DEPTH:
+        raise SpecError([Diagnostic("resource-limit", "`extends:` chain is too long")])
+    doc = load_yaml_file(path)
+    if isinstance(doc.data, dict) and doc.data.get("extends"):
+        doc = _merge_base(doc, os.path.dirname(path), chain + (real,))
+    return doc
+
+
+def _merge_base(doc: SourceDoc, base_dir: str, chain: tuple[str, ...]) -> SourceDoc:
+    ref = doc.data["extends"]
+    if not isinstance(ref, str):
+        raise SpecError([Diagnostic("bad-type", "`extends` must be a file path",
+                                    doc.positions.span(("extends",)))])
+    base_path = os.path.join(base_dir, ref)
+    if not os.path.exists(base_path):
+        raise SpecError([Diagnostic("file-not-found", f"extended spec `{ref}` not found "
+                                    f"(looked for {base_path})", doc.positions.span(("extends",)))])
+    base = _load_with_extends(base_path, chain)
+    merged = _deep_merge(base.data if isinstance(base.data, dict) else {}, doc.data)
+    return SourceDoc(merged, base.positions.merged_with(doc.positions))
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    """Mappings merge recursively; ``null`` in the override deletes the key (drops a family)."""
+    out = dict(base)
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# --- params and placeholders -----------------------------------------------------------------
+
+def _resolve(doc: SourceDoc, path: str, overrides: dict[str, Any]) -> ResolvedSpec:
+    if not isinstance(doc.data, dict):
+        raise SpecError([Diagnostic("bad-type", "a spec must be a YAML mapping at the top level",
+                                    doc.positions.span(()))])
+    sink = DiagnosticSink()
+    data = dict(doc.data)
+    params = _resolve_params(data, doc.positions, overrides, sink)
+    sink.raise_if_any()
+    data = _substitute(data, params, doc.positions, (), sink)
+    data["params"] = {k: v for k, v in params.items() if k not in _BUILTIN_PARAMS
+                      or k in (doc.data.get("params") or {})}
+    data["dims"] = params["dims"]
+    sink.raise_if_any()
+    spec = _validate(data, doc.positions)
+    _validate_blocks(spec, doc.positions, sink)
+    sink.raise_if_any()
+    return ResolvedSpec(spec, params, doc.positions, path, overrides, data)
+
+
+def _resolve_params(data: dict, pos: PositionMap, overrides: dict[str, Any],
+                    sink: DiagnosticSink) -> dict[str, Any]:
+    declared = data.get("params") or {}
+    if not isinstance(declared, dict):
+        sink.error("bad-type", "`params` must be a mapping of name: value", pos.span(("params",)))
+        return {"dims": 2}
+    defaults = {"dims": data.get("dims", 2), **declared}
+    params: dict[str, Any] = {}
+    for name, value in defaults.items():
+        if isinstance(value, str) and _PLACEHOLDER.search(value):
+            value = _fill(value, params, pos, ("params", name), sink)
+        params[name] = value
+    for name, value in overrides.items():
+        if name not in params:
+            sink.error("unknown-param", f"--set {name}: the spec has no param `{name}`",
+                       pos.span(("params",)), hint=did_you_mean(name, params))
+            continue
+        expected = type(params[name])
+        if isinstance(params[name], float) and isinstance(value, int) \
+                and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            sink.error("bad-type", f"--set {name}={value!r}: expected {expected.__name__} "
+                       f"like the default {params[name]!r}", pos.span(("params", name)))
+            continue
+        params[name] = value
+    # params that depend on overridden ones are recomputed
+    for name, value in declared.items():
+        if name not in overrides and isinstance(value, str) and _PLACEHOLDER.search(value):
+            params[name] = _fill(value, params, pos, ("params", name), sink)
+    return params
+
+
+def _substitute(value: Any, params: dict, pos: PositionMap, path: tuple, sink: DiagnosticSink
+                ) -> Any:
+    if path == ("params",):
+        return value
+    if isinstance(value, dict):
+        return {k: _substitute(v, params, pos, path + (k,), sink) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, params, pos, path + (i,), sink) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+        return _fill(value, params, pos, path, sink)
+    return value
+
+
+def _fill(text: str, params: Mapping[str, Any], pos: PositionMap, path: tuple,
+          sink: DiagnosticSink) -> Any:
+    """``"${depth}"`` -> the param's typed value; ``"X[0,${depth}]"`` -> interpolated text."""
+    def evaluate(source: str) -> Any:
+        try:
+            return Expr(source).evaluate(params)
+        except ExprError as exc:
+            code = "unknown-param" if exc.code == "eval-error" and "unknown name" in str(exc) \
+                else exc.code
+            sink.error(code, f"in `${{{source}}}`: {exc} (only params may appear in ${{...}})",
+                       pos.span(path), hint=exc.hint, key=".".join(map(str, path)))
+            return None
+
+    whole = _PLACEHOLDER.fullmatch(text.strip())
+    if whole:
+        return evaluate(whole.group(1))
+    return _PLACEHOLDER.sub(lambda m: str(evaluate(m.group(1))), text)
+
+
+# --- pydantic validation with positions ------------------------------------------------------
+
+def _validate(data: dict, pos: PositionMap) -> Spec:
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_diagnostics_from_pydantic(exc, data, pos)) from None
+
+
+def _diagnostics_from_pydantic(exc: ValidationError, data: dict, pos: PositionMap
+                               ) -> list[Diagnostic]:
+    out: dict[tuple, Diagnostic] = {}
+    for err in exc.errors():
+        path = _data_path(err["loc"], data)
+        key = ".".join(map(str, path))
+        etype = err["type"]
+        if etype == "extra_forbidden":
+            diag = Diagnostic("unknown-key", f"unknown key `{path[-1]}`",
+                              pos.span(path, prefer_key=True), key=key,
+                              hint=did_you_mean(str(path[-1]), _fields_at(path[:-1])))
+        elif etype == "missing":
+            diag = Diagnostic("missing-key", f"missing required key `{path[-1]}`",
+                              pos.span(path[:-1]), key=key)
+        elif etype == "literal_error":
+            options = re.findall(r"'([^']*)'|(\d+)", err["ctx"].get("expected", ""))
+            options = [a or b for a, b in options]
+            diag = Diagnostic("bad-value", f"{err['input']!r} is not allowed here: {err['msg']}",
+                              pos.span(path), key=key,
+                              hint=did_you_mean(str(err["input"]), options))
+        elif etype == "value_error":
+            msg = err["msg"].removeprefix("Value error, ")
+            code = "bad-expression" if "expression" in msg or "range" in msg else "bad-value"
+            diag = Diagnostic(code, msg, pos.span(path), key=key)
+        elif etype.endswith("_type") or etype.endswith("_parsing") or "type" in etype:
+            diag = Diagnostic("bad-type", f"{err['msg']}, got {err['input']!r}", pos.span(path),
+                              key=key)
+        else:
+            diag = Diagnostic("bad-value", err["msg"], pos.span(path), key=key)
+        out.setdefault(path, diag)  # union members repeat the same place: keep the first
+    return list(out.values())
+
+
+def _data_path(loc: tuple, data: Any) -> tuple:
+    """pydantic's ``loc`` minus union-member segments that are not keys of the document."""
+    path: list = []
+    node = data
+    for seg in loc:
+        if isinstance(node, dict) and seg in node:
+            path.append(seg)
+            node = node[seg]
+        elif isinstance(node, list) and isinstance(seg, int) and seg < len(node):
+            path.append(seg)
+            node = node[seg]
+        elif isinstance(node, dict) and isinstance(seg, str) and not _is_union_tag(seg):
+            path.append(seg)  # a missing or unknown key
+            node = None
+    return tuple(path)
+
+
+def _is_union_tag(seg: Any) -> bool:
+    """pydantic names union members in ``loc`` (``int``, ``function-after[...]``)."""
+    return isinstance(seg, str) and (seg in ("int", "float", "str", "bool")
+                                     or "[" in seg or "(" in seg)
+
+
+def _fields_at(path: tuple) -> list[str]:
+    """Field names (aliases) of the model found at ``path`` in the Spec schema."""
+    tp: Any = Spec
+    for seg in path:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            fld = next((f for n, f in tp.model_fields.items() if (f.alias or n) == seg), None)
+            if fld is None:
+                return []
+            tp = fld.annotation
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [f.alias or n for n, f in tp.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if not models:
+                return tp
+            tp = models[0]
+        else:
+            return tp
+
+
+def _validate_blocks(spec: Spec, pos: PositionMap, sink: DiagnosticSink) -> None:
+    base = spec.defaults.block
+    validate_block_config(base, pos, ("defaults", "block"), sink)
+    for name, fam in spec.nodes.items():
+        validate_block_config({**base, **fam.block}, pos, ("nodes", name, "block"), sink)
+    for name, fam in spec.edges.items():
+        if fam.conv is not None:
+            validate_block_config({**base, **fam.conv.block}, pos,
+                                  ("edges", name, "conv", "block"), sink)

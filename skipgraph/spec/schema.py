@@ -1,0 +1,151 @@
+"""The spec format as pydantic v2 models (``extra="forbid"``, frozen).
+
+Values that may depend on params or index variables are kept as source text (``ExprText``) and
+checked to parse here; they are evaluated during expansion. Block settings are validated against
+the block registry (user blocks bring their own parameter model), not by a closed union.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from .expr import Expr, ExprError, Range
+
+__all__ = [
+    "SCHEMA_VERSION", "EDGE_KINDS", "ExprText", "RangeText", "ResampleSpec", "EdgeConvSpec",
+    "NodeFamily", "EdgeFamily", "HeadFamily", "OutputSpec", "InputSpec", "Defaults", "Spec",
+]
+
+SCHEMA_VERSION = 1
+EDGE_KINDS = ("encoder", "up", "skip", "dense", "full_scale", "backward")
+
+
+def _check_expr(value: int | float | str) -> int | float | str:
+    if isinstance(value, str):
+        try:
+            Expr(value)
+        except ExprError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+def _check_range(value: int | str) -> int | str:
+    try:
+        Range.parse(value)
+    except ExprError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+ExprText = Annotated[int | float | str, AfterValidator(_check_expr)]
+RangeText = Annotated[int | str, AfterValidator(_check_range)]
+Ranges = dict[str, RangeText]
+NormText = str | dict[str, Any]   # a name, or {type: name, **kwargs}; checked by the block layer
+ActText = str | dict[str, Any]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_identifiers(value: dict[str, Any]) -> dict[str, Any]:
+    for name in value:
+        if not name.isidentifier():
+            raise ValueError(f"`{name}` is not a valid name (letters, digits and _ only)")
+    return value
+
+
+class ResampleSpec(_Model):
+    """How an edge changes resolution. ``out`` sets the channels of a parametric resampler."""
+
+    op: Literal["maxpool", "avgpool", "strided_conv", "transpose", "bilinear", "nearest",
+                "upconv"]
+    kernel: int = Field(2, ge=1, le=15)
+    ceil: bool = False  # max/avg-pool ceil mode (UNet3+ full-scale skips)
+    mode: Literal["nearest", "bilinear"] = "nearest"  # interpolation before `upconv`'s conv
+    out: Literal["target", "source", "half"] | Annotated[int, Field(ge=1)] = "target"
+    bias: bool = True
+    norm: NormText = "none"
+    act: ActText = "none"
+
+
+class EdgeConvSpec(_Model):
+    """A block applied on an edge after resampling (UNet3+/UNet# full-scale convs)."""
+
+    width: ExprText
+    block: dict[str, Any] = Field(default_factory=dict)
+
+
+class NodeFamily(_Model):
+    for_: Annotated[Ranges, AfterValidator(_check_identifiers)] = Field(
+        default_factory=dict, alias="for")
+    if_: ExprText | None = Field(None, alias="if")
+    level: ExprText | None = None   # default: the first index variable
+    column: ExprText | None = None  # default: the second index variable (for drawing)
+    width: ExprText
+    block: dict[str, Any] = Field(default_factory=dict)
+    merge: Literal["concat", "sum"] = "concat"
+    order: list[str] | None = None  # edge families in concat order (default: as in `edges:`)
+
+
+class EdgeFamily(_Model):
+    from_: str = Field(alias="from")
+    to: str
+    for_: Annotated[Ranges, AfterValidator(_check_identifiers)] = Field(
+        default_factory=dict, alias="for")
+    if_: ExprText | None = Field(None, alias="if")
+    kind: Literal[EDGE_KINDS] | None = None  # type: ignore[valid-type]
+    down: ResampleSpec | None = None
+    up: ResampleSpec | None = None
+    conv: EdgeConvSpec | None = None
+
+
+class HeadFamily(_Model):
+    on: str
+    for_: Annotated[Ranges, AfterValidator(_check_identifiers)] = Field(
+        default_factory=dict, alias="for")
+    if_: ExprText | None = Field(None, alias="if")
+    out: ExprText = "classes"
+    kernel: int = Field(1, ge=1, le=15)
+    bias: bool = True
+    act: Literal["none", "sigmoid", "softmax"] = "none"
+
+
+class OutputSpec(_Model):
+    mode: Literal["ensemble", "select"] = "select"
+    head: str | None = None  # for `select`; default: the last head
+
+
+class InputSpec(_Model):
+    channels: ExprText = "in_channels"
+
+
+class Defaults(_Model):
+    block: dict[str, Any] = Field(default_factory=lambda: {"type": "conv"})
+    down: ResampleSpec = ResampleSpec(op="maxpool")
+    up: ResampleSpec = ResampleSpec(op="transpose", kernel=2)
+
+
+class Spec(_Model):
+    skipgraph: Literal[1] = Field(description="schema version")
+    name: str
+    description: str = ""
+    cite: str = ""
+    extends: str | None = None
+    params: dict[str, int | float | bool | str] = Field(default_factory=dict)
+    dims: Literal[2, 3] = 2
+    input: InputSpec = InputSpec()
+    defaults: Defaults = Defaults()
+    nodes: Annotated[dict[str, NodeFamily], AfterValidator(_check_identifiers)] = Field(
+        min_length=1)
+    edges: Annotated[dict[str, EdgeFamily], AfterValidator(_check_identifiers)] = Field(
+        min_length=1)
+    heads: Annotated[dict[str, HeadFamily], AfterValidator(_check_identifiers)] = Field(
+        min_length=1)
+    output: OutputSpec = OutputSpec()
+
+    @field_validator("params")
+    @classmethod
+    def _param_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_identifiers(value)

@@ -1,0 +1,138 @@
+"""YAML loading that remembers where every value came from.
+
+PyYAML's composer gives nodes with start marks; we convert them to plain Python data and keep a
+:class:`PositionMap` from key paths (tuples of keys/indices) to :class:`Span`. Only the safe
+constructors are used (no tags executed), duplicate keys are errors, and alias expansion is bounded
+so that a "billion laughs" document fails fast.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ..errors import Diagnostic, Span, SpecError
+
+__all__ = ["PositionMap", "SourceDoc", "load_yaml_text", "load_yaml_file", "MAX_YAML_VALUES"]
+
+MAX_YAML_VALUES = 100_000  # values after alias expansion; a spec is a few hundred
+
+Path = tuple  # tuple[str | int, ...]
+
+
+@dataclass
+class PositionMap:
+    """Key path -> span of the value (and, for mapping entries, of the key)."""
+
+    file: str
+    values: dict[Path, Span] = field(default_factory=dict)
+    keys: dict[Path, Span] = field(default_factory=dict)
+
+    def span(self, path: Path, prefer_key: bool = False) -> Span:
+        """The span of ``path`` or of its nearest known ancestor."""
+        path = tuple(path)
+        while True:
+            table = (self.keys, self.values) if prefer_key else (self.values, self.keys)
+            for t in table:
+                if path in t:
+                    return t[path]
+            if not path:
+                return Span(self.file)
+            path = path[:-1]
+
+    def merged_with(self, other: "PositionMap") -> "PositionMap":
+        """Positions of ``other`` win (used by ``extends:`` overrides)."""
+        out = PositionMap(self.file, dict(self.values), dict(self.keys))
+        out.values.update(other.values)
+        out.keys.update(other.keys)
+        out.file = other.file
+        return out
+
+
+@dataclass
+class SourceDoc:
+    data: Any
+    positions: PositionMap
+
+
+def _span(file: str, mark: Any) -> Span:
+    return Span(file, mark.line + 1, mark.column + 1)
+
+
+class _Converter:
+    def __init__(self, file: str):
+        self.file = file
+        self.positions = PositionMap(file)
+        self.count = 0
+        self.errors: list[Diagnostic] = []
+        self._constructor = yaml.constructor.SafeConstructor()
+
+    def convert(self, node: yaml.Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_YAML_VALUES:
+            raise SpecError([Diagnostic(
+                "resource-limit",
+                f"the document expands to more than {MAX_YAML_VALUES:,} values "
+                "(YAML aliases nested too deep?)", _span(self.file, node.start_mark))])
+        self.positions.values.setdefault(path, _span(self.file, node.start_mark))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            self.errors.append(Diagnostic("yaml-syntax", str(exc).splitlines()[0],
+                                          _span(self.file, node.start_mark)))
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict:
+        self._constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        out: dict = {}
+        for key_node, value_node in node.value:
+            # Keys are taken as written: YAML 1.1 would read `on:` or `no:` as booleans.
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.errors.append(Diagnostic("bad-type", "mapping keys must be plain scalars",
+                                              _span(self.file, key_node.start_mark)))
+                continue
+            key = key_node.value
+            if key in out:
+                self.errors.append(Diagnostic("duplicate-key", f"key `{key}` appears twice",
+                                              _span(self.file, key_node.start_mark),
+                                              key=".".join(map(str, path + (key,)))))
+                continue
+            self.positions.keys[path + (key,)] = _span(self.file, key_node.start_mark)
+            out[key] = self.convert(value_node, path + (key,))
+        return out
+
+
+def load_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
+    """Parse YAML text into plain data plus positions; raises SpecError on any problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        span = _span(file, mark) if mark else Span(file)
+        msg = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        raise SpecError([Diagnostic("yaml-syntax", msg, span)]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Diagnostic("yaml-syntax", str(exc), Span(file))]) from None
+    if root is None:
+        return SourceDoc({}, PositionMap(file))
+    conv = _Converter(file)
+    data = conv.convert(root, ())
+    if conv.errors:
+        raise SpecError(conv.errors)
+    return SourceDoc(data, conv.positions)
+
+
+def load_yaml_file(path: str) -> SourceDoc:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise SpecError([Diagnostic("file-not-found", f"no such spec file: {path}")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Diagnostic("file-not-found", f"cannot read {path}: {exc}")]) from None
+    return load_yaml_text(text, path)
