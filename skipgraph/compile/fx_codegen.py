@@ -85,7 +85,8 @@ def _head_value(g: fx.Graph, ir: IRGraph, head_id: str, values: dict[str, fx.Nod
     head = ir.heads[head_id]
     out = g.create_node("call_module", head.name, (values[head.node],), name=head.name)
     if head.act == "sigmoid":
-        out = g.call_function(torch.sigmoid, (out,))
+        out = g.create_node("call_function", torch.sigmoid, (out,), name=f"{head.name}_sigmoid")
     elif head.act == "softmax":
-        out = g.call_function(torch.softmax, (out,), {"dim": 1})
+        out = g.create_node("call_function", torch.softmax, (out,), {"dim": 1},
+                            name=f"{head.name}_softmax")
     return out

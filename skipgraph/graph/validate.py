@@ -30,10 +30,14 @@ def _span_of(ir: IRGraph, src: str, dst: str):
 
 
 def _check_cycles(ir: IRGraph, sink: DiagnosticSink) -> None:
+    loops: dict[str, list[str]] = {}
     for src, dst in nx.selfloop_edges(ir.graph):
-        span, key, fam = _span_of(ir, src, dst)
-        sink.error("cycle-outside-loop", f"edge family `{fam}` connects {src} to itself",
-                   span, hint="exclude it with an `if:` condition", key=key)
+        loops.setdefault(ir.edge(src, dst).family, []).append(src)
+    for fam, nodes in loops.items():
+        span, key, _ = _span_of(ir, nodes[0], nodes[0])
+        sink.error("cycle-outside-loop", f"edge family `{fam}` connects "
+                   f"{', '.join(nodes)} to {'itself' if len(nodes) == 1 else 'themselves'}",
+                   span, hint="exclude them with an `if:` condition", key=key)
     graph = ir.graph.copy()
     graph.remove_edges_from(list(nx.selfloop_edges(graph)))
     try:

@@ -173,7 +173,7 @@ class Range:
         if isinstance(text, int):
             return cls(Expr(str(text)), Expr(str(text)))
         parts = text.split("..")
-        if len(parts) != 2 or not all(p.strip() for p in parts):
+        if len(parts) != 2 or "..." in text or not all(p.strip() for p in parts):
             raise ExprError(f"expected a range like `0..depth`, got `{text}`")
         return cls(Expr(parts[0]), Expr(parts[1]))
 

@@ -136,9 +136,10 @@ def _resolve(doc: SourceDoc, path: str, overrides: dict[str, Any]) -> ResolvedSp
                       or k in (doc.data.get("params") or {})}
     data["dims"] = params["dims"]
     sink.raise_if_any()
-    spec = _validate(data, doc.positions)
-    _validate_blocks(spec, doc.positions, sink)
+    spec = _validate(data, doc.positions, sink)
+    _validate_blocks(data, doc.positions, sink)
     sink.raise_if_any()
+    assert spec is not None
     return ResolvedSpec(spec, params, doc.positions, path, overrides, data)
 
 
@@ -209,11 +210,12 @@ def _fill(text: str, params: Mapping[str, Any], pos: PositionMap, path: tuple,
 
 # --- pydantic validation with positions ------------------------------------------------------
 
-def _validate(data: dict, pos: PositionMap) -> Spec:
+def _validate(data: dict, pos: PositionMap, sink: DiagnosticSink) -> Spec | None:
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_diagnostics_from_pydantic(exc, data, pos)) from None
+        sink.items.extend(_diagnostics_from_pydantic(exc, data, pos))
+        return None
 
 
 def _diagnostics_from_pydantic(exc: ValidationError, data: dict, pos: PositionMap
@@ -238,7 +240,7 @@ def _diagnostics_from_pydantic(exc: ValidationError, data: dict, pos: PositionMa
                               hint=did_you_mean(str(err["input"]), options))
         elif etype == "value_error":
             msg = err["msg"].removeprefix("Value error, ")
-            code = "bad-expression" if "expression" in msg or "range" in msg else "bad-value"
+            code = "bad-expression" if msg.startswith("invalid ") else "bad-value"
             diag = Diagnostic(code, msg, pos.span(path), key=key)
         elif etype.endswith("_type") or etype.endswith("_parsing") or "type" in etype:
             diag = Diagnostic("bad-type", f"{err['msg']}, got {err['input']!r}", pos.span(path),
@@ -246,7 +248,14 @@ def _diagnostics_from_pydantic(exc: ValidationError, data: dict, pos: PositionMa
         else:
             diag = Diagnostic("bad-value", err["msg"], pos.span(path), key=key)
         out.setdefault(path, diag)  # union members repeat the same place: keep the first
-    return list(out.values())
+    typos = {(_parent(d.key), d.hint) for d in out.values() if d.code == "unknown-key"}
+    return [d for d in out.values() if not (
+        d.code == "missing-key"
+        and (_parent(d.key), f"did you mean `{d.key.rsplit('.', 1)[-1]}`?") in typos)]
+
+
+def _parent(key: str | None) -> str:
+    return (key or "").rpartition(".")[0]
 
 
 def _data_path(loc: tuple, data: Any) -> tuple:
@@ -307,12 +316,21 @@ def _unwrap(tp: Any) -> Any:
             return tp
 
 
-def _validate_blocks(spec: Spec, pos: PositionMap, sink: DiagnosticSink) -> None:
-    base = spec.defaults.block
+def _validate_blocks(data: dict, pos: PositionMap, sink: DiagnosticSink) -> None:
+    """Check every merged block mapping (read from the document, so this runs even when other
+    parts of the spec failed validation)."""
+    def mapping(value: Any) -> dict:
+        return value if isinstance(value, dict) else {}
+
+    defaults = mapping(data.get("defaults"))
+    base = mapping(defaults.get("block")) or {"type": "conv"}
     validate_block_config(base, pos, ("defaults", "block"), sink)
-    for name, fam in spec.nodes.items():
-        validate_block_config({**base, **fam.block}, pos, ("nodes", name, "block"), sink)
-    for name, fam in spec.edges.items():
-        if fam.conv is not None:
-            validate_block_config({**base, **fam.conv.block}, pos,
+    for name, fam in mapping(data.get("nodes")).items():
+        if "block" in mapping(fam):
+            validate_block_config({**base, **mapping(fam["block"])}, pos,
+                                  ("nodes", name, "block"), sink)
+    for name, fam in mapping(data.get("edges")).items():
+        conv = mapping(mapping(fam).get("conv"))
+        if "block" in conv:
+            validate_block_config({**base, **mapping(conv["block"])}, pos,
                                   ("edges", name, "conv", "block"), sink)

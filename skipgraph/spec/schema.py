@@ -26,7 +26,7 @@ def _check_expr(value: int | float | str) -> int | float | str:
         try:
             Expr(value)
         except ExprError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(f"invalid expression: {exc}") from None
     return value
 
 
@@ -34,7 +34,7 @@ def _check_range(value: int | str) -> int | str:
     try:
         Range.parse(value)
     except ExprError as exc:
-        raise ValueError(str(exc)) from None
+        raise ValueError(f"invalid range: {exc}") from None
     return value
 
 

@@ -19,6 +19,8 @@ __all__ = ["PositionMap", "SourceDoc", "load_yaml_text", "load_yaml_file", "MAX_
 MAX_YAML_VALUES = 100_000  # values after alias expansion; a spec is a few hundred
 
 Path = tuple  # tuple[str | int, ...]
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in
+               ("str", "int", "float", "bool", "null", "map", "seq", "merge")}
 
 
 @dataclass
@@ -76,6 +78,10 @@ class _Converter:
                 f"the document expands to more than {MAX_YAML_VALUES:,} values "
                 "(YAML aliases nested too deep?)", _span(self.file, node.start_mark))])
         self.positions.values.setdefault(path, _span(self.file, node.start_mark))
+        if node.tag not in _PLAIN_TAGS:
+            self.errors.append(Diagnostic("yaml-syntax", f"YAML tag `{node.tag}` is not allowed "
+                                          "in a spec", _span(self.file, node.start_mark)))
+            return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):

@@ -1,0 +1,42 @@
+# Set-up on a fresh machine: `make demo` (build + render a zoo spec) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SG := $(VENV)/bin/skipgraph
+# torch 2.13.0 is a CPU build that installs quickly; an unpinned torch may pull a CUDA build.
+TORCH ?= torch==2.13.0
+
+.PHONY: setup demo test test-fast docs dot clean
+
+setup: $(VENV)/.installed dot
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+# the graphviz `dot` binary (images only; .dot output never needs it)
+dot:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq graphviz >/dev/null; fi; }
+
+demo: setup
+	$(SG) build unet_pp --set ds=true --input 1x1x96x96
+	$(SG) render unet_pp --set ds=true -o out/unet_pp.svg
+	$(SG) render unet -o out/unet.svg
+	@echo "diagrams written to out/unet_pp.svg and out/unet.svg"
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+docs: setup
+	$(PY) -m skipgraph.render.gallery docs/zoo
+	$(SG) schema > docs/skipgraph.schema.json
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

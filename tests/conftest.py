@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+MALFORMED = Path(__file__).resolve().parent / "data" / "malformed"
+ZOO = sorted(SPECS.glob("*.yaml"))
+
+TINY_SPEC = """\
+skipgraph: 1
+name: tiny
+params: {depth: 2, base: 4, in_channels: 1, classes: 1, ds: false}
+nodes:
+  X: {for: {i: 0..depth, j: 0..depth-i}, width: base * 2**i}
+edges:
+  stem:    {from: input, to: "X[0,0]"}
+  encoder: {from: "X[i-1,0]", to: "X[i,0]"}
+  dense:   {from: "X[i,k]", to: "X[i,j]", for: {k: 0..j-1}, kind: dense}
+  up:      {from: "X[i+1,j-1]", to: "X[i,j]"}
+heads:
+  seg: {on: "X[0,j]", if: "j == depth or (ds and j >= 1)", out: classes, act: sigmoid}
+output: {mode: "${'ensemble' if ds else 'select'}"}
+"""
+
+
+@pytest.fixture
+def tiny_spec(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SPEC)
+    return path
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path):
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+    return write

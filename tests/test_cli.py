@@ -1,0 +1,115 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from skipgraph.cli import main
+from tests.conftest import ROOT, SPECS
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("argv, params", [
+    (["build", str(SPECS / "unet.yaml"), "--json"], 7_759_521),
+    (["build", str(SPECS / "unet_pp.yaml"), "--json"], 9_041_601),
+    (["build", str(SPECS / "unet_pp.yaml"), "--json", "--set", "ds=true"], 9_041_700),
+    (["build", "unet", "--json", "--set", "norm=batch", "--set", "up=bilinear",
+      "--set", "in_channels=3"], 7_852_545),
+    (["build", "unet_pp", "--json", "--set", "norm=batch", "--set", "up=bilinear",
+      "--set", "in_channels=3"], 9_163_329),
+])
+def test_build_json_params(capsys, argv, params):
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    data = json.loads(out)  # exactly one JSON object
+    assert data["params"] == params
+    assert {"name", "params", "buffers", "nodes", "heads"} <= set(data)
+    node = next(n for n in data["nodes"] if n["id"] == "X[0,0]")
+    assert {"id", "level", "in_channels", "out_channels", "params"} <= set(node)
+
+
+def test_build_json_with_input_and_buffers(capsys):
+    code, out, _ = run(capsys, "build", "unet", "--json", "--input", "1x1x64x64",
+                       "--set", "norm=batch", "--set", "base=4")
+    data = json.loads(out)
+    assert data["flops"] > 0 and data["output_shapes"]["output"] == [1, 1, 64, 64]
+    assert data["buffers"] > 0 and data["heads"] == ["X[0,4]"]
+
+
+def test_build_table(capsys):
+    code, out, _ = run(capsys, "build", "unet_pp", "--set", "depth=2", "--input", "1x1x32x32")
+    assert code == 0 and "X[0,2]" in out and "trainable parameters" in out and "FLOPs" in out
+
+
+def test_bad_input_shape_exit_2(capsys):
+    code, _, err = run(capsys, "build", "unet", "--input", "1x1x30x30")
+    assert code == 2 and "bad-input-size" in err
+    code, _, err = run(capsys, "build", "unet", "--input", "banana")
+    assert code == 2
+
+
+def test_check_and_expand(capsys):
+    assert run(capsys, "check", "unet_pp")[0] == 0
+    code, out, _ = run(capsys, "expand", "unet", "--set", "depth=2")
+    assert code == 0 and "X[0,2] = conv(cat[X[0,0], transpose(x2, X[1,1])])" in out
+    code, out, _ = run(capsys, "expand", "unet", "--json")
+    assert json.loads(out)["name"] == "unet"
+
+
+def test_unknown_zoo_name_and_param(capsys):
+    code, _, err = run(capsys, "check", "unet_ppp")
+    assert code == 2 and "did you mean `unet_pp`?" in err
+    code, _, err = run(capsys, "check", "unet", "--set", "dpeth=2")
+    assert code == 2 and "did you mean `depth`?" in err
+
+
+def test_zoo_lists_every_spec(capsys):
+    code, out, _ = run(capsys, "zoo")
+    assert code == 0
+    for path in SPECS.glob("*.yaml"):
+        assert path.stem in out
+
+
+def test_blocks_list(capsys):
+    code, out, _ = run(capsys, "blocks", "conv*")
+    assert code == 0 and out.startswith("conv:")
+
+
+def test_schema_is_current_and_zoo_points_at_it(capsys):
+    code, out, _ = run(capsys, "schema")
+    assert json.loads(out) == json.loads((ROOT / "docs" / "skipgraph.schema.json").read_text()), \
+        "regenerate with: skipgraph schema > docs/skipgraph.schema.json"
+    for path in SPECS.glob("*.yaml"):
+        assert path.read_text().startswith(
+            "# yaml-language-server: $schema=../docs/skipgraph.schema.json")
+
+
+def test_zoo_specs_validate_against_the_json_schema():
+    import jsonschema
+
+    from skipgraph.spec.yaml_source import load_yaml_file
+    schema = json.loads((ROOT / "docs" / "skipgraph.schema.json").read_text())
+    for path in SPECS.glob("*.yaml"):  # read as YAML 1.2 editors do (`on:` is a string)
+        jsonschema.validate(load_yaml_file(str(path)).data, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"skipgraph": 1, "name": "x", "nodes": {}, "edges": {}, "heads": {},
+                             "output": {"mode": "average"}}, schema)
+
+
+def test_check_does_not_import_torch():
+    code = ("import sys; from skipgraph.cli import main; rc = main(['check', 'unet_pp']); "
+            "print(rc, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "0 False", out.stderr
+
+
+def test_console_script_exit_status():
+    proc = subprocess.run([sys.executable, "-m", "skipgraph.cli", "check", "nope.yaml"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "file-not-found" in proc.stderr

@@ -1,0 +1,102 @@
+"""Every zoo spec: exact parameter counts against its paper, and build/forward/backward/compile."""
+import pytest
+import torch
+
+import skipgraph
+from skipgraph.compile.summary import count_params
+from tests.conftest import SPECS, ZOO
+
+# (spec, overrides, exact count, the paper's figure in millions or None, source)
+COUNTS = [
+    ("unet", {}, 7_759_521, 7.8, "UNet++ paper Tab. I/III"),
+    ("unet", {"depth": 1}, 100_961, 0.1, "UNet++ paper Tab. I, U-Net L1"),
+    ("unet", {"depth": 2}, 465_953, 0.5, "UNet++ paper Tab. I, U-Net L2"),
+    ("unet", {"depth": 3}, 1_925_025, 1.9, "UNet++ paper Tab. I, U-Net L3"),
+    # wide U-Net: the paper's 9.1M contradicts its own widths (REFERENCE.md s.2)
+    ("unet", {"base": 35}, 9_282_246, None, "UNet++ paper Tab. III (9.1M, inconsistent)"),
+    ("unet", {"dims": 3}, 22_575_329, 22.6, "UNet++ paper Tab. III, V-Net"),
+    ("unet", {"dims": 3, "base": 35}, 27_006_176, 27.0, "UNet++ paper Tab. III, wide V-Net"),
+    ("unet", {"norm": "batch", "up": "bilinear", "in_channels": 3}, 7_852_545, 7.9,
+     "UNet# paper baseline (REFERENCE.md s.3)"),
+    ("unet_plus", {}, 8_728_257, 8.7, "UNet++ paper Tab. III, UNet+"),
+    ("unet_plus", {"dims": 3}, 25_258_241, 25.3, "UNet++ paper Tab. III, VNet+"),
+    ("unet_e", {}, 8_728_356, 8.7, "UNet++ paper Tab. I, U-Net^e"),
+    ("unet_pp", {}, 9_041_601, 9.0, "UNet++ paper Tab. III"),
+    ("unet_pp", {"ds": True}, 9_041_700, 9.0, "UNet++ paper Tab. I (DS)"),
+    ("unet_pp", {"dims": 3}, 26_198_273, 26.2, "UNet++ paper Tab. III, VNet++"),
+    ("unet_pp", {"norm": "batch", "up": "bilinear", "in_channels": 3}, 9_163_329, 9.2,
+     "UNet# paper baseline UNet2+ (REFERENCE.md s.3)"),
+    ("unet_pp", {"norm": "batch", "up": "bilinear", "in_channels": 3, "ds": True}, 9_163_428,
+     9.2, "UNet# paper baseline UNet2+ with DS"),
+]
+
+
+@pytest.mark.parametrize("name, overrides, expected, paper, source", COUNTS,
+                         ids=[f"{c[0]}-{c[1]}" for c in COUNTS])
+def test_parameter_counts(name, overrides, expected, paper, source):
+    model = skipgraph.build(SPECS / f"{name}.yaml", **overrides)
+    n = count_params(model)
+    assert n == expected, source
+    if paper is not None:
+        assert round(n / 1e6, 1) == paper, source
+
+
+def test_every_zoo_spec_has_a_count():
+    assert {p.stem for p in ZOO} <= {c[0] for c in COUNTS}
+
+
+def test_batch_norm_statistics_are_buffers_not_params():
+    model = skipgraph.build(SPECS / "unet.yaml", norm="batch")
+    buffers = sum(b.numel() for b in model.buffers())
+    bn_channels = sum(m.num_features for m in model.modules()
+                      if isinstance(m, torch.nn.BatchNorm2d))
+    assert buffers == 2 * bn_channels + sum(1 for m in model.modules()
+                                            if isinstance(m, torch.nn.BatchNorm2d))
+
+
+@pytest.mark.parametrize("spec", ZOO, ids=[p.stem for p in ZOO])
+@pytest.mark.parametrize("dims, size", [(2, 32), (3, 16)])
+def test_forward_backward_small(spec, dims, size):
+    model = skipgraph.build(spec, seed=0, base=4, depth=3, dims=dims, classes=2)
+    x = torch.randn(2, 1, *([size] * dims))
+    model.train()
+    out = model(x)
+    outs = out if isinstance(out, dict) else {model.heads[0]: out}
+    assert list(outs) == model.heads
+    for y in outs.values():
+        assert y.shape == (2, 2, *([size] * dims))
+    sum(y.mean() for y in outs.values()).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.eval()
+    with torch.no_grad():
+        assert model(x).shape == (2, 2, *([size] * dims))
+
+
+@pytest.mark.parametrize("spec", ZOO, ids=[p.stem for p in ZOO])
+def test_torch_compile_fullgraph_has_no_graph_break(spec):
+    import torch._dynamo
+    model = skipgraph.build(spec, seed=0, base=4, depth=2, ds=True) if "ds" in \
+        skipgraph.load_spec(spec).params else skipgraph.build(spec, seed=0, base=4, depth=2)
+    x = torch.randn(1, 1, 16, 16)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    for training in (True, False):
+        model.train(training)
+        ref, got = model(x), compiled(x)
+        ref = ref if isinstance(ref, dict) else {"out": ref}
+        got = got if isinstance(got, dict) else {"out": got}
+        for k in ref:
+            torch.testing.assert_close(got[k], ref[k])
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0
+
+
+@pytest.mark.slow
+def test_inductor_compile_matches_eager():
+    import torch._dynamo
+    torch._dynamo.reset()
+    model = skipgraph.build(SPECS / "unet_pp.yaml", seed=0, base=4, depth=2).eval()
+    x = torch.randn(1, 1, 16, 16)
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
