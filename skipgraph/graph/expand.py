@@ -211,7 +211,7 @@ class _Expander:
                 else (fam.up or self.spec.defaults.up)
             resample = Resample(rs.op, 2 ** abs(change), rs.kernel, rs.ceil, rs.mode, rs.out,
                                 rs.bias, rs.norm, rs.act)
-        kind = fam.kind or ("skip" if change == 0 else
+        kind = fam.kind or ("input" if src_id == INPUT_ID else "skip" if change == 0 else
                             ("encoder" if change == 1 else "up" if change == -1
                              else "full_scale"))
         conv_width = conv_block = None

@@ -149,9 +149,14 @@ class IRGraph:
         return self.graph.edges[src, dst]["ir"]
 
     def nodes(self) -> Iterator[IRNode]:
-        """Nodes in a deterministic topological order (ties broken by creation order)."""
+        """Nodes in a deterministic topological order (ties broken by creation order); in
+        creation order if the graph has a cycle (so a broken spec can still be drawn)."""
         order = {n: i for i, n in enumerate(self.graph.nodes)}
-        for node_id in nx.lexicographical_topological_sort(self.graph, key=order.__getitem__):
+        try:
+            ids = list(nx.lexicographical_topological_sort(self.graph, key=order.__getitem__))
+        except nx.NetworkXUnfeasible:
+            ids = list(self.graph.nodes)
+        for node_id in ids:
             yield self.node(node_id)
 
     def in_edges(self, node_id: str) -> list[IREdge]:

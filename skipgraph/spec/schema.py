@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-EDGE_KINDS = ("encoder", "up", "skip", "dense", "full_scale", "backward")
+EDGE_KINDS = ("input", "encoder", "up", "skip", "dense", "full_scale", "backward")
 
 
 def _check_expr(value: int | float | str) -> int | float | str:

@@ -1,0 +1,81 @@
+"""``skipgraph render`` and ``skipgraph diff`` (torch is imported only for diff's parameter
+counts, and only when it is installed)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from ..errors import Diagnostic, SpecError
+from ..graph import IRGraph, expand, infer, validate
+from ..spec import load_spec
+from ..zoo import resolve_spec_path
+from .diff import diff_irs
+from .draw import DrawOptions, draw, problem_nodes
+from .output import write_drawing
+
+__all__ = ["add_commands", "load_for_drawing"]
+
+
+def load_for_drawing(spec: str, sets: list[str]) -> tuple[IRGraph, list[Diagnostic]]:
+    """The IR, even when it fails validation: the problems come back to be marked."""
+    ir = expand(load_spec(resolve_spec_path(spec), sets))
+    try:
+        infer(validate(ir))
+    except SpecError as exc:
+        return ir, exc.diagnostics
+    return ir, []
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    ir, problems = load_for_drawing(args.spec, args.set)
+    if args.prune and args.prune not in ir.heads:
+        from ..errors import did_you_mean
+        raise SpecError([Diagnostic("unknown-node", f"--prune {args.prune}: not a head",
+                                    hint=did_you_mean(args.prune, ir.heads))])
+    shape = [int(s) for s in args.input.lower().split("x")] if args.input else None
+    opts = DrawOptions(detail=args.detail, input_shape=shape, prune=args.prune,
+                       problems=problem_nodes(d.message for d in problems))
+    for msg in write_drawing(draw(ir, opts), args.output):
+        print(msg)
+    if problems:
+        print(SpecError(problems).format(with_source=True), file=sys.stderr)
+        print(f"rendered with {len(problems)} problem(s) marked in red", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from ..graph import build_ir
+    a = build_ir(load_spec(resolve_spec_path(args.a), args.set))
+    b = build_ir(load_spec(resolve_spec_path(args.b), args.set))
+    d = diff_irs(a, b)
+    print(d.format(_param_counts(a, b)))
+    if args.output:
+        opts = DrawOptions(added_nodes=set(d.added_nodes), added_edges=d.added_edges, removed=a,
+                           title=f"{a.name} -> {b.name}")
+        for msg in write_drawing(draw(b, opts), args.output):
+            print(msg)
+    return 0
+
+
+def _param_counts(a: IRGraph, b: IRGraph) -> tuple[int, int] | None:
+    try:
+        from ..compile import compile_ir
+        from ..compile.summary import count_params
+    except ImportError:
+        return None
+    return count_params(compile_ir(a)), count_params(compile_ir(b))
+
+
+def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    r = add("render", cmd_render, "draw a spec as in the papers' figures (.svg/.png/.pdf/.dot)")
+    r.add_argument("-o", "--output", required=True, help="output file; format from suffix")
+    r.add_argument("--detail", action="store_true", help="add block type and output shape")
+    r.add_argument("--input", help="input shape (e.g. 1x1x256x256) for --detail shapes")
+    r.add_argument("--prune", metavar="HEAD", help="grey what pruning to HEAD removes")
+    d = add("diff", cmd_diff, "what spec B adds or removes relative to spec A", spec=False)
+    d.add_argument("a")
+    d.add_argument("b")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    d.add_argument("-o", "--output", help="also draw B with the additions highlighted")

@@ -1,0 +1,194 @@
+"""IR -> graphviz drawing in the style of the UNet++ / UNet# papers' Fig. 1.
+
+Node ``X[i,j]`` is pinned at row ``i`` (top = full resolution) and x = ``2j + i``, which gives the
+papers' V: the encoder runs down-right, each decoder column up-right, and ``X[i,j]`` always sits
+right of ``X[i,j-1]`` and below ``X[i-1,*]``. Positions are pinned (``pos="x,y!"``) and the
+``neato`` layout routes the edges around the nodes, so the picture is the grid whatever the edges.
+Reads the IR only; never imports torch.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import graphviz
+
+from ..graph.ir import INPUT_ID, IREdge, IRGraph, IRNode
+from .style import ADDED, EDGE_STYLES, GREY, NODE_FILL, PROBLEM, EdgeStyle, legend_label
+
+__all__ = ["DrawOptions", "draw", "node_position", "problem_nodes"]
+
+_X_STEP, _Y_STEP = 0.85, 1.25  # inches per grid unit
+_NODE_ID = re.compile(r"[A-Za-z_]\w*\[[-\d,\s]+\]")
+
+
+@dataclass
+class DrawOptions:
+    detail: bool = False
+    input_shape: Sequence[int] | None = None
+    prune: str | None = None                      # head id: grey what pruning removes
+    problems: dict[str, str] = field(default_factory=dict)   # node id -> message
+    added_nodes: set[str] = field(default_factory=set)        # for diffs
+    added_edges: set[tuple[str, str]] = field(default_factory=set)
+    removed: IRGraph | None = None                 # ghosts of what a diff removes
+    title: str | None = None
+
+
+def node_position(node: IRNode) -> tuple[float, float]:
+    if node.is_input:
+        return (-2.0 * _X_STEP, 0.0)
+    return ((2 * node.column + node.level) * _X_STEP, -node.level * _Y_STEP)
+
+
+def problem_nodes(messages: Iterable[str]) -> dict[str, str]:
+    """Node ids named in diagnostic messages -> the message (to mark them in red)."""
+    out: dict[str, str] = {}
+    for msg in messages:
+        for nid in _NODE_ID.findall(msg):
+            out.setdefault(nid.replace(" ", ""), msg)
+    return out
+
+
+def draw(ir: IRGraph, options: DrawOptions | None = None) -> graphviz.Digraph:
+    opts = options or DrawOptions()
+    keep = ir.ancestors([ir.heads[opts.prune].node]) if opts.prune else None
+    g = graphviz.Digraph(ir.name, engine="neato")
+    g.attr(layout="neato", splines="true", outputorder="edgesfirst", bgcolor="white",
+           fontname="Helvetica", label=_title(ir, opts), labelloc="t", fontsize="16", pad="0.3")
+    g.attr("node", shape="circle", style="filled", fontname="Helvetica", fontsize="11",
+           width="0.62", fixedsize="true", penwidth="1.2")
+    g.attr("edge", arrowsize="0.7")
+    for node in ir.nodes():
+        _draw_node(g, ir, node, opts, keep)
+    if opts.removed is not None:
+        _draw_ghosts(g, ir, opts.removed)
+    for e in ir.edges():
+        _draw_edge(g, ir, e, opts, keep)
+    _draw_heads(g, ir, opts, keep)
+    kinds = list(dict.fromkeys(e.kind for e in ir.edges()))
+    if ir.heads:
+        kinds.append("head")
+    _draw_legend(g, ir, kinds, _legend_notes(opts))
+    return g
+
+
+def _legend_notes(opts: DrawOptions) -> list[tuple[str, str]]:
+    notes = []
+    if opts.added_nodes or opts.added_edges:
+        notes.append((ADDED, "added"))
+    if opts.prune:
+        notes.append((GREY, "removed by pruning"))
+    elif opts.removed is not None:
+        notes.append((GREY, "removed"))
+    if opts.problems:
+        notes.append((PROBLEM, "problem (see messages)"))
+    return notes
+
+
+def _title(ir: IRGraph, opts: DrawOptions) -> str:
+    title = opts.title or f"{ir.name} ({ir.dims}D)"
+    if opts.prune:
+        title += f", pruned to {opts.prune}"
+    return title
+
+
+def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
+    if node.is_input:
+        return f"<input<BR/><FONT POINT-SIZE='9'>{node.width} ch</FONT>>"
+    head = html.escape(node.family)
+    sup = ",".join(map(str, node.index))
+    lines = [f"{head}<SUP>{sup}</SUP>" if sup else head,
+             f"<FONT POINT-SIZE='9'>{node.out_channels or node.width}</FONT>"]
+    if opts.detail:
+        lines.append(f"<FONT POINT-SIZE='8'>{html.escape(str(node.block.get('type', '')))}"
+                     "</FONT>")
+        lines.append(f"<FONT POINT-SIZE='8'>{_shape_text(ir, node, opts)}</FONT>")
+    return "<" + "<BR/>".join(lines) + ">"
+
+
+def _shape_text(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
+    if opts.input_shape:
+        spatial = [s // 2 ** node.level for s in opts.input_shape[2:]]
+        return "x".join(map(str, [node.out_channels or node.width, *spatial]))
+    return f"1/{2 ** node.level}" if node.level else "full"
+
+
+def _draw_node(g: graphviz.Digraph, ir: IRGraph, node: IRNode, opts: DrawOptions,
+               keep: set[str] | None) -> None:
+    x, y = node_position(node)
+    attrs = {"pos": f"{x:.3f},{y:.3f}!", "label": _node_label(ir, node, opts),
+             "fillcolor": NODE_FILL[0 if node.column == 0 else 1], "color": "#333333",
+             "tooltip": node.id}
+    if node.is_input:
+        attrs.update(shape="box", style="rounded,filled", fillcolor="#eeeeee", width="0.7",
+                     height="0.5")
+    if opts.detail and not node.is_input:
+        attrs.update(width="0.95")
+    if keep is not None and node.id not in keep:
+        attrs.update(fillcolor="#eeeeee", color=GREY, fontcolor=GREY)
+    if node.id in opts.added_nodes:
+        attrs.update(color=ADDED, penwidth="3")
+    if node.id in opts.problems:
+        attrs.update(color=PROBLEM, penwidth="3", fontcolor=PROBLEM,
+                     tooltip=f"{node.id}: {opts.problems[node.id]}")
+    g.node(node.name, **attrs)
+
+
+def _edge_attrs(st: EdgeStyle) -> dict[str, str]:
+    return {"color": st.color, "style": st.style, "penwidth": str(st.penwidth)}
+
+
+def _draw_edge(g: graphviz.Digraph, ir: IRGraph, e: IREdge, opts: DrawOptions,
+               keep: set[str] | None) -> None:
+    attrs = _edge_attrs(EDGE_STYLES[e.kind])
+    attrs["tooltip"] = f"{e.family}: {e.src} -> {e.dst}"
+    attrs["class"] = f"edge-{e.kind} family-{e.family}"
+    if keep is not None and e.dst not in keep:
+        attrs["color"] = GREY
+    if (e.src, e.dst) in opts.added_edges:
+        attrs.update(color=ADDED, penwidth="3")
+    if e.src in opts.problems and e.dst in opts.problems:
+        attrs.update(color=PROBLEM, penwidth="2.5")
+    g.edge(ir.node(e.src).name, ir.node(e.dst).name, **attrs)
+
+
+def _draw_heads(g: graphviz.Digraph, ir: IRGraph, opts: DrawOptions,
+                keep: set[str] | None) -> None:
+    st = EDGE_STYLES["head"]
+    for head in ir.heads.values():
+        node = ir.node(head.node)
+        x, y = node_position(node)
+        name = f"out_{node.name}"
+        grey = opts.prune is not None and head.id != opts.prune
+        act = f"<BR/><FONT POINT-SIZE='8'>{head.act}</FONT>" if head.act != "none" else ""
+        g.node(name, label=f"<{head.out_channels}{act}>", shape="box",
+               style="rounded,filled", fillcolor="#f3e6f6" if not grey else "#eeeeee",
+               color=st.color if not grey else GREY, fontcolor="black" if not grey else GREY,
+               width="0.5", height="0.4", fixedsize="false",
+               pos=f"{x:.3f},{y + 0.9 * _Y_STEP:.3f}!", tooltip=f"head {head.id}")
+        attrs = _edge_attrs(st)
+        if grey:
+            attrs["color"] = GREY
+        g.edge(node.name, name, **attrs, **{"class": "edge-head"})
+
+
+def _draw_ghosts(g: graphviz.Digraph, ir: IRGraph, removed: IRGraph) -> None:
+    """Nodes a diff removes, drawn dashed where they were."""
+    for node in removed.nodes():
+        if node.id in ir.graph:
+            continue
+        x, y = node_position(node)
+        g.node(node.name, label=f"<{html.escape(node.id)}>", pos=f"{x:.3f},{y:.3f}!",
+               style="dashed", color=GREY, fontcolor=GREY, fillcolor="white",
+               tooltip=f"removed: {node.id}")
+
+
+def _draw_legend(g: graphviz.Digraph, ir: IRGraph, kinds: list[str],
+                 notes: list[tuple[str, str]]) -> None:
+    xs = [node_position(ir.node(n))[0] for n in ir.graph.nodes]
+    x = max(xs, default=0) + 1.6
+    y = -ir.max_level * _Y_STEP
+    g.node("legend", label=legend_label(kinds, notes), shape="plaintext", style="", fontsize="10",
+           fixedsize="false", pos=f"{x:.3f},{y:.3f}!")

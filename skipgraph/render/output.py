@@ -1,0 +1,43 @@
+"""Writing a drawing: ``.dot`` needs nothing; images need graphviz's ``dot`` binary."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import graphviz
+
+__all__ = ["IMAGE_FORMATS", "write_drawing", "layout_json", "INSTALL_HINT"]
+
+IMAGE_FORMATS = ("svg", "png", "pdf")
+INSTALL_HINT = ("the graphviz `dot` program is not installed; install it with "
+                "`apt-get install -y graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS) "
+                "or `conda install graphviz`, or write a .dot file instead")
+
+
+def write_drawing(graph: graphviz.Digraph, out: str | os.PathLike) -> list[str]:
+    """Write ``out`` (format from its suffix); returns messages for the user.
+
+    Without the ``dot`` binary an image cannot be made: the ``.dot`` source is written next to
+    it and the message says how to install graphviz.
+    """
+    path = Path(out)
+    fmt = path.suffix.lstrip(".").lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt in ("dot", "gv"):
+        path.write_text(graph.source)
+        return [f"wrote {path}"]
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"unknown output format `.{fmt}`; use .svg, .png, .pdf or .dot")
+    if shutil.which("dot") is None:
+        dot_path = path.with_suffix(".dot")
+        dot_path.write_text(graph.source)
+        return [f"warning: {INSTALL_HINT}", f"wrote {dot_path} instead of {path}"]
+    path.write_bytes(graph.pipe(format=fmt))
+    return [f"wrote {path}"]
+
+
+def layout_json(graph: graphviz.Digraph) -> dict:
+    """graphviz's own layout of the drawing (``-Tjson``), for tests and tools."""
+    import json
+    return json.loads(graph.pipe(format="json").decode())

@@ -1,0 +1,118 @@
+"""Geometry and styles read back from graphviz's own layout (`-Tjson`)."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from skipgraph import load_ir
+from skipgraph.cli import main
+from skipgraph.render import DrawOptions, draw, layout_json
+from skipgraph.render.style import EDGE_STYLES
+from tests.conftest import ROOT, SPECS, ZOO
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz `dot` missing")
+
+
+def _layout(ir, **opts):
+    data = layout_json(draw(ir, DrawOptions(**opts)))
+    nodes = {o["name"]: o for o in data["objects"]}
+    pos = {name: tuple(map(float, o["pos"].split(","))) for name, o in nodes.items()
+           if "pos" in o}
+    edges = [(data["objects"][e["tail"]]["name"], data["objects"][e["head"]]["name"], e)
+             for e in data.get("edges", [])]
+    return nodes, pos, edges
+
+
+@needs_dot
+@pytest.mark.parametrize("spec", ZOO, ids=[p.stem for p in ZOO])
+def test_grid_geometry(spec):
+    ir = load_ir(spec)
+    _, pos, _ = _layout(ir)
+    grid = {n.index: pos[n.name] for n in ir.nodes() if not n.is_input}
+    for (i, j), (x, y) in grid.items():
+        if (i, j - 1) in grid:   # right of its left neighbour
+            assert x > grid[(i, j - 1)][0]
+        for (i2, _), (_, y2) in grid.items():  # below every node of the level above
+            if i2 == i - 1:
+                assert y < y2
+    # no two nodes overlap: centres at least a node width apart (0.62in = 44.6pt)
+    pts = list(pos.values())
+    assert all(abs(a[0] - b[0]) + abs(a[1] - b[1]) > 44 for k, a in enumerate(pts)
+               for b in pts[k + 1:])
+
+
+@needs_dot
+@pytest.mark.parametrize("spec", ZOO, ids=[p.stem for p in ZOO])
+def test_every_edge_family_drawn_with_its_style_and_legend_lists_exactly_the_kinds(spec):
+    ir = load_ir(spec, ds=True) if "ds" in load_ir(spec).params else load_ir(spec)
+    nodes, _, edges = _layout(ir)
+    by_pair = {(t, h): e for t, h, e in edges}
+    for e in ir.edges():
+        drawn = by_pair[(ir.node(e.src).name, ir.node(e.dst).name)]
+        st = EDGE_STYLES[e.kind]
+        assert drawn["color"] == st.color and drawn.get("style", "solid") == st.style
+        assert f"family-{e.family}" in drawn["class"]
+    legend = nodes["legend"]["label"]
+    used = {e.kind for e in ir.edges()} | {"head"}
+    for kind, st in EDGE_STYLES.items():
+        assert (st.label in legend) == (kind in used), kind
+
+
+def test_prune_greys_what_pruning_removes():
+    ir = load_ir(SPECS / "unet_pp.yaml", ds=True)
+    src = draw(ir, DrawOptions(prune="X[0,2]")).source
+    keep = ir.ancestors(["X[0,2]"])
+    for node in ir.nodes():
+        line = next(l for l in src.splitlines() if l.strip().startswith(node.name + " "))
+        assert ("#b8b8b8" in line) == (node.id not in keep), node.id
+    assert "removed by pruning" in src
+
+
+def test_detail_adds_block_and_shape():
+    ir = load_ir(SPECS / "unet.yaml")
+    src = draw(ir, DrawOptions(detail=True, input_shape=[1, 1, 256, 256])).source
+    assert "512x16x16" in src and "conv" in src
+
+
+def test_render_does_not_import_torch(tmp_path):
+    code = ("import sys; from skipgraph.cli import main; "
+            f"rc = main(['render', 'unet_pp', '-o', r'{tmp_path / 'u.dot'}']); "
+            "print(rc, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "0 False", out.stderr
+
+
+def test_dot_output_needs_no_binary_and_images_fall_back(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert main(["render", "unet", "-o", str(tmp_path / "u.dot")]) == 0
+    assert (tmp_path / "u.dot").read_text().startswith("digraph")
+    assert main(["render", "unet", "-o", str(tmp_path / "v.svg")]) == 0
+    out = capsys.readouterr().out
+    assert "apt-get install -y graphviz" in out
+    assert (tmp_path / "v.dot").exists() and not (tmp_path / "v.svg").exists()
+
+
+@needs_dot
+@pytest.mark.parametrize("fmt", ["svg", "png", "pdf"])
+def test_image_formats(tmp_path, fmt, capsys):
+    out = tmp_path / f"u.{fmt}"
+    assert main(["render", "unet_pp", "--set", "depth=2", "-o", str(out)]) == 0
+    assert out.stat().st_size > 1000
+
+
+def test_broken_spec_renders_with_problems_marked(tmp_path, capsys):
+    from tests.conftest import TINY_SPEC
+    spec = tmp_path / "broken.yaml"
+    spec.write_text(TINY_SPEC.replace('  dense:   {from: "X[i,k]", to: "X[i,j]", for: {k: '
+                                      '0..j-1}, kind: dense}\n', ""))
+    out = tmp_path / "b.dot"
+    assert main(["render", str(spec), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "dead-node" in err and "X[0,1]" in err
+    line = next(l for l in out.read_text().splitlines() if l.strip().startswith("X0_1 "))
+    assert "#d62728" in line
+
+
+def test_unknown_prune_head(capsys):
+    assert main(["render", "unet_pp", "--prune", "X[0,9]", "-o", "/tmp/x.dot"]) == 2
