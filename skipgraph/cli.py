@@ -37,6 +37,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .compile.summary import summarize
     ir = _load_ir(args)
     model = compile_ir(ir, seed=args.seed)
+    if args.prune:
+        model = model.prune(_check_head(ir, args.prune))
+    if args.save:
+        from .checkpoint import save_checkpoint
+        save_checkpoint(model, args.save)
+        print(f"wrote {args.save}", file=sys.stderr)
     shape = _parse_shape(args.input) if args.input else None
     summary = summarize(model, shape)
     if args.json:
@@ -46,6 +52,26 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.code:
         print(model.code)
     return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .compile.summary import count_params
+    model = load_checkpoint(args.checkpoint)
+    small = model.prune(_check_head(model.ir, args.head))
+    save_checkpoint(small, args.output)
+    full, kept = count_params(model), count_params(small)
+    print(f"wrote {args.output}: {small.ir.name} pruned to {args.head}, {kept:,} of {full:,} "
+          f"parameters ({100 * kept / full:.1f}%)")
+    return 0
+
+
+def _check_head(ir, head: str) -> str:
+    from .errors import Diagnostic, did_you_mean
+    if head not in ir.heads or ir.heads[head].type != "seg":
+        raise SpecError([Diagnostic("unknown-node", f"`{head}` is not a segmentation head of "
+                                    f"{ir.name}", hint=did_you_mean(head, ir.heads))])
+    return head
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
@@ -111,6 +137,12 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--code", action="store_true", help="print the generated forward code")
     b.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
+    b.add_argument("--prune", metavar="HEAD", help="keep only what head HEAD needs")
+    b.add_argument("--save", metavar="CKPT", help="write a checkpoint of the built module")
+    p = add("prune", cmd_prune, "write a checkpoint cut down to one head's ancestors", spec=False)
+    p.add_argument("checkpoint")
+    p.add_argument("--head", required=True)
+    p.add_argument("-o", "--output", required=True)
     add("zoo", cmd_zoo, "list the shipped specs", spec=False)
     add("schema", cmd_schema, "print the JSON Schema of the spec format", spec=False)
     add("blocks", cmd_blocks, "list registered block types", spec=False).add_argument(

@@ -14,6 +14,7 @@ import torch
 import torch.fx as fx
 import torch.nn.functional as F
 
+from ..blocks.heads import cgm_gate
 from ..blocks.layers import AVG_POOL, MAX_POOL, interp_mode
 from ..graph.ir import INPUT_ID, IREdge, IRGraph
 
@@ -25,7 +26,7 @@ def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set
     """A graph computing ``head_ids``; ``combine`` is ``dict`` (all heads by id), ``mean`` or
     ``single``."""
     g = fx.Graph()
-    needed = ir.ancestors(ir.heads[h].node for h in head_ids)
+    needed = ir.ancestors(ir.heads[h].node for h in ir.needed_heads(head_ids))
     values: dict[str, fx.Node] = {INPUT_ID: g.placeholder("x")}
     shared: dict[tuple, fx.Node] = {}
     for node in ir.nodes():
@@ -43,7 +44,8 @@ def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set
             for other in inputs[1:]:
                 merged = g.call_function(operator.add, (merged, other))
         values[node.id] = g.create_node("call_module", node.name, (merged,), name=node.name)
-    outs = {h: _head_value(g, ir, h, values) for h in head_ids}
+    done: dict[str, fx.Node] = {}
+    outs = {h: _head_value(g, ir, h, values, done) for h in head_ids}
     if combine == "dict":
         g.output(outs)
     elif combine == "single" or len(outs) == 1:
@@ -81,12 +83,28 @@ def _param_free_resample(g: fx.Graph, dims: int, r: Any, value: fx.Node, src: st
                          name=f"{src}_up{r.factor}")
 
 
-def _head_value(g: fx.Graph, ir: IRGraph, head_id: str, values: dict[str, fx.Node]) -> fx.Node:
+def _head_value(g: fx.Graph, ir: IRGraph, head_id: str, values: dict[str, fx.Node],
+                done: dict[str, fx.Node]) -> fx.Node:
+    """A head's output: conv [-> resize to full] [-> act] [-> CGM gate]; each head once."""
+    if head_id in done:
+        return done[head_id]
     head = ir.heads[head_id]
     out = g.create_node("call_module", head.name, (values[head.node],), name=head.name)
-    if head.act == "sigmoid":
-        out = g.create_node("call_function", torch.sigmoid, (out,), name=f"{head.name}_sigmoid")
-    elif head.act == "softmax":
-        out = g.create_node("call_function", torch.softmax, (out,), {"dim": 1},
-                            name=f"{head.name}_softmax")
+    if head.type == "seg":
+        if head.resize == "full" and head.level > 0:
+            out = g.create_node("call_function", F.interpolate, (out,),
+                                {"scale_factor": 2 ** head.level,
+                                 "mode": interp_mode("bilinear", ir.dims),
+                                 "align_corners": False}, name=f"{head.name}_full")
+        if head.act == "sigmoid":
+            out = g.create_node("call_function", torch.sigmoid, (out,),
+                                name=f"{head.name}_sigmoid")
+        elif head.act == "softmax":
+            out = g.create_node("call_function", torch.softmax, (out,), {"dim": 1},
+                                name=f"{head.name}_softmax")
+        if head.gate is not None:
+            probs = _head_value(g, ir, head.gate, values, done)
+            out = g.create_node("call_function", cgm_gate, (out, probs),
+                                name=f"{head.name}_gated")
+    done[head_id] = out
     return out

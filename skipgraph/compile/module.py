@@ -38,6 +38,7 @@ class SkipGraphModule(nn.Module):
         self.ir = ir
         self.heads: list[str] = list(ir.heads)
         self.output_heads: list[str] = list(ir.output_heads)
+        self.pruned = False  # True for a module cut down to one head's ancestors
         names = set(modules)
         train = make_graph(ir, self.heads, "dict" if len(self.heads) > 1 else "single", names)
         mode = "mean" if ir.output_mode == "ensemble" else "single"
@@ -69,23 +70,25 @@ class SkipGraphModule(nn.Module):
         sub = self.ir.subgraph([head])
         wanted = _module_names(sub)
         keep = OrderedDict((n, m) for n, m in self.named_children() if n in wanted)
-        return SkipGraphModule(sub, keep)
+        pruned = SkipGraphModule(sub, keep)
+        pruned.pruned = True
+        return pruned
 
     def __deepcopy__(self, memo: dict) -> "SkipGraphModule":
         import copy
         modules = OrderedDict((n, copy.deepcopy(m, memo)) for n, m in self.named_children())
-        new = SkipGraphModule(self.ir, modules)
-        new.train(self.training)
-        return new
+        return _rebuild(self.ir, modules, self.training, self.pruned)
 
     def __reduce__(self):
-        return (_rebuild, (self.ir, OrderedDict(self.named_children()), self.training))
+        return (_rebuild, (self.ir, OrderedDict(self.named_children()), self.training,
+                           self.pruned))
 
 
-def _rebuild(ir: IRGraph, modules: "OrderedDict[str, nn.Module]", training: bool
-             ) -> SkipGraphModule:
+def _rebuild(ir: IRGraph, modules: "OrderedDict[str, nn.Module]", training: bool,
+             pruned: bool = False) -> SkipGraphModule:
     model = SkipGraphModule(ir, modules)
     model.train(training)
+    model.pruned = pruned
     return model
 
 

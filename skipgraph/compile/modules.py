@@ -6,6 +6,7 @@ from collections import OrderedDict
 import torch.nn as nn
 
 from ..blocks.conv import make_resampler
+from ..blocks.heads import make_cgm
 from ..blocks.layers import CONV, make_act, make_norm
 from ..blocks.registry import get_block, parse_block_config
 from ..graph.ir import IREdge, IRGraph, IRHead, IRNode
@@ -58,5 +59,7 @@ def edge_module(dims: int, e: IREdge) -> nn.Module | None:
 
 
 def head_module(dims: int, head: IRHead) -> nn.Module:
+    if head.type == "cgm":
+        return make_cgm(dims, head.in_channels, head.settings)
     return CONV[dims](head.in_channels, head.out_channels, head.kernel, padding=head.kernel // 2,
                       bias=head.bias)

@@ -18,7 +18,7 @@ from ..blocks.registry import parse_block_config
 from ..errors import DiagnosticSink, did_you_mean
 from ..spec.expr import Expr, ExprError, Range
 from ..spec.loader import ResolvedSpec
-from ..spec.schema import EdgeFamily, ResampleSpec
+from ..spec.schema import CgmHead, EdgeFamily, ResampleSpec, SegHead
 from .ir import INPUT_ID, IREdge, IRGraph, IRHead, IRNode, Origin, Resample, module_name
 from .patterns import NodePattern, node_id
 
@@ -42,8 +42,12 @@ class _Expander:
         self.spec = rs.spec
         self.env: dict[str, Any] = dict(rs.params)
         self.sink = DiagnosticSink()
-        self.ir = IRGraph(self.spec.name, self.spec.dims, params=dict(rs.params), source=rs.path)
+        self.ir = IRGraph(self.spec.name, self.spec.dims, params=dict(rs.params), source=rs.path,
+                          loss=self.spec.loss.model_dump(), spec_doc=dict(rs.raw))
         self.members: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+        # combinations seen before `if:` filtering: a family emptied by its `if:` (a feature
+        # switched off by a param) is fine; one that finds no node at all is an error.
+        self.considered = 0
 
     def run(self) -> None:
         self._add_input()
@@ -56,6 +60,7 @@ class _Expander:
         self._assign_slots()
         for name in self.spec.heads:
             self._expand_head_family(name)
+        self._link_gates()
         self._set_output()
 
     # --- helpers ---------------------------------------------------------------------------
@@ -88,6 +93,7 @@ class _Expander:
 
         def rec(i: int, cur: dict[str, Any]) -> Iterator[dict[str, Any]]:
             if i == len(names):
+                self.considered += 1
                 if cond is None or self._eval(cond, cur, path + ("if",)):
                     yield cur
                 return
@@ -177,9 +183,11 @@ class _Expander:
         if to is None or src is None:
             return
         origin = Origin(name, self.rs.span(*path))
-        count = 0
+        count = passed = 0
+        self.considered = 0
         for dst_id, bound in to.bind_all(self.members[to.family], self.env):
             for env in self._iterate(fam.for_, fam.if_, {**self.env, **bound}, path):
+                passed += 1
                 try:
                     src_id = src.evaluate(env)
                 except ExprError as exc:
@@ -197,7 +205,7 @@ class _Expander:
                 if count > MAX_EDGES:
                     self._err("resource-limit", f"more than {MAX_EDGES:,} edges", path)
                     return
-        if count == 0:
+        if count == 0 and (passed or not self.considered):
             self._err("empty-family", f"edge family `{name}` ({fam.from_} -> {fam.to}) "
                       "connects no pair of existing nodes", path,
                       "check the index arithmetic of `from:`/`to:` and the `if:` condition")
@@ -251,38 +259,78 @@ class _Expander:
         pat = self._pattern(fam.on, path + ("on",))
         if pat is None:
             return
-        count = 0
+        matched = 0
         for nid, bound in pat.bind_all(self.members[pat.family], self.env):
+            matched += 1
             env = {**self.env, **bound}
             if fam.if_ is not None and not self._eval(fam.if_, env, path + ("if",)):
                 continue
-            out = self._int(fam.out, env, path + ("out",), 1)
-            if out is None:
+            head = self._make_head(name, fam, nid, env, path)
+            if head is None:
                 return
-            if nid in self.ir.heads:
-                self._err("duplicate-node", f"node `{nid}` carries two heads", path)
+            if head.id in self.ir.heads:
+                self._err("duplicate-node", f"node `{nid}` carries two heads of that type", path)
                 return
-            self.ir.add_head(IRHead(nid, nid, name, out, fam.kernel, fam.bias, fam.act,
-                                    origin=Origin(name, self.rs.span(*path))))
-            count += 1
-        if count == 0:
+            self.ir.add_head(head)
+        if matched == 0:  # emptied by `if:` is fine (a head switched off by a param)
             self._err("empty-family", f"head family `{name}` ({fam.on}) matches no node", path)
+
+    def _make_head(self, name: str, fam: SegHead | CgmHead, nid: str, env: dict[str, Any],
+                   path: tuple) -> IRHead | None:
+        common = dict(node=nid, family=name, level=self.ir.node(nid).level,
+                      origin=Origin(name, self.rs.span(*path)))
+        if isinstance(fam, SegHead):
+            out = self._int(fam.out, env, path + ("out",), 1)
+            return None if out is None else IRHead(
+                id=nid, out_channels=out, kernel=fam.kernel, bias=fam.bias, act=fam.act,
+                resize=fam.resize, target=fam.target, **common)
+        layers = self._int(fam.layers, env, path + ("layers",), 1)
+        hidden = self._int(fam.hidden, env, path + ("hidden",), 1)
+        if layers is None or hidden is None:
+            return None
+        settings = {"variant": fam.variant, "layers": layers, "hidden": hidden,
+                    "dropout": fam.dropout, "gates": fam.gates}
+        return IRHead(id=f"{name}@{nid}", type="cgm", out_channels=2, settings=settings,
+                      **common)
+
+    def _link_gates(self) -> None:
+        """Point each segmentation head at the CGM that gates it."""
+        for cgm in [h for h in self.ir.heads.values() if h.type == "cgm"]:
+            mode = cgm.settings["gates"]
+            for head in list(self.ir.heads.values()):
+                if head.type != "seg" or mode == "none" or (mode == "same" and
+                                                            head.node != cgm.node):
+                    continue
+                if head.gate is not None:
+                    self._err("duplicate-node", f"head {head.id} is gated by both {head.gate} "
+                              f"and {cgm.id}", ("heads", cgm.family))
+                    return
+                self.ir.add_head(dataclasses.replace(head, gate=cgm.id))
 
     def _set_output(self) -> None:
         out = self.spec.output
         self.ir.output_mode = out.mode
-        heads = list(self.ir.heads)
-        if not heads:
+        seg = [h.id for h in self.ir.heads.values() if h.type == "seg"]
+        if not seg:
+            self._err("empty-family", "the spec has no segmentation head", ("heads",))
             return
-        if out.mode == "ensemble":
-            self.ir.output_heads = tuple(heads)
-        elif out.head is None:
-            self.ir.output_heads = (heads[-1],)
-        elif out.head in self.ir.heads:
-            self.ir.output_heads = (out.head,)
+        if out.mode == "select":
+            chosen = [out.head or seg[-1]]
         else:
-            self._err("unknown-node", f"output head `{out.head}` is not a head",
-                      ("output", "head"), did_you_mean(out.head, heads))
+            chosen = out.heads or [h for h in seg if self.ir.heads[h].full_size]
+        for h in chosen:
+            if h not in self.ir.heads:
+                key = ("output", "head" if out.mode == "select" else "heads")
+                self._err("unknown-node", f"output head `{h}` is not a head", key,
+                          did_you_mean(h, self.ir.heads))
+                return
+        levels = {(self.ir.heads[h].full_size, self.ir.heads[h].level) for h in chosen}
+        if out.mode == "ensemble" and len({0 if f else lv for f, lv in levels}) > 1:
+            self._err("level-mismatch", "an ensemble averages heads of one resolution; "
+                      f"{', '.join(chosen)} differ", ("output",),
+                      "list full-size heads in `output.heads` or give the others resize: full")
+            return
+        self.ir.output_heads = tuple(chosen)
 
 
 def fam_name(spec: Any, fam: Any) -> str:

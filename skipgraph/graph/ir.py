@@ -9,6 +9,7 @@ Names are chosen here once: node ``X[1,2]`` is compiled as submodule ``X1_2``.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
@@ -103,19 +104,33 @@ class IREdge:
 
 @dataclass(frozen=True)
 class IRHead:
+    """An output. ``seg`` heads: conv -> [resize] -> [act] [-> gated by a CGM]. ``cgm`` heads:
+    an image-level 2-way decision (``settings``: variant, layers, hidden, dropout)."""
+
     id: str
     node: str
     family: str
     out_channels: int
+    type: str = "seg"
     kernel: int = 1
     bias: bool = True
     act: str = "none"
+    resize: str = "none"
+    target: str = "maxpool"
+    level: int = 0
+    gate: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
     in_channels: int = 0
     origin: Origin | None = None
 
     @property
     def name(self) -> str:
-        return f"head_{module_name(self.node)}"
+        prefix = "head" if self.type == "seg" else self.family
+        return f"{prefix}_{module_name(self.node)}"
+
+    @property
+    def full_size(self) -> bool:
+        return self.level == 0 or self.resize == "full"
 
 
 @dataclass
@@ -130,6 +145,8 @@ class IRGraph:
     output_heads: tuple[str, ...] = ()   # the heads the eval output combines
     params: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    loss: dict[str, Any] = field(default_factory=dict)      # the spec's `loss:` settings
+    spec_doc: dict[str, Any] = field(default_factory=dict)  # the resolved spec (checkpoints)
 
     # --- the one way in --------------------------------------------------------------------
     def add_node(self, node: IRNode) -> None:
@@ -189,13 +206,20 @@ class IRGraph:
             keep |= nx.ancestors(self.graph, n) | {n}
         return keep
 
+    def needed_heads(self, head_ids: list[str]) -> list[str]:
+        """The heads plus the CGM heads that gate them, in the IR's head order."""
+        wanted = set(head_ids) | {self.heads[h].gate for h in head_ids if self.heads[h].gate}
+        return [h for h in self.heads if h in wanted]
+
     def subgraph(self, head_ids: list[str]) -> "IRGraph":
         """The part of the IR that the given heads need (for pruning)."""
-        keep = self.ancestors(self.heads[h].node for h in head_ids)
-        out = IRGraph(self.name, self.dims, self.graph.subgraph(keep).copy(),
-                      {h: self.heads[h] for h in head_ids}, "select" if len(head_ids) == 1
-                      else self.output_mode, tuple(head_ids), dict(self.params), self.source)
-        return out
+        heads = self.needed_heads(head_ids)
+        keep = self.ancestors(self.heads[h].node for h in heads)
+        return dataclasses.replace(
+            self, graph=self.graph.subgraph(keep).copy(),
+            heads={h: self.heads[h] for h in heads},
+            output_mode="select" if len(head_ids) == 1 else self.output_mode,
+            output_heads=tuple(head_ids), params=dict(self.params))
 
     # --- printing ----------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -210,9 +234,16 @@ class IRGraph:
             lines.append(f"{node.id} = {btype}({merged})  # level {node.level}, "
                          f"{node.in_channels} -> {node.out_channels}")
         for head in self.heads.values():
-            act = f" -> {head.act}" if head.act != "none" else ""
-            lines.append(f"head {head.id} = conv{head.kernel}x{head.kernel}({head.node}){act}"
-                         f"  # {head.in_channels} -> {head.out_channels}")
+            if head.type == "cgm":
+                lines.append(f"head {head.id} = cgm[{head.settings['variant']}]({head.node})"
+                             f"  # {head.in_channels} -> 2")
+                continue
+            term = f"conv{head.kernel}x{head.kernel}({head.node})"
+            for step, on in (("resize_full", head.resize == "full"),
+                             (head.act, head.act != "none"),
+                             (f"gate[{head.gate}]", head.gate is not None)):
+                term = f"{step}({term})" if on else term
+            lines.append(f"head {head.id} = {term}  # {head.in_channels} -> {head.out_channels}")
         lines.append(f"output = {self.output_mode}({', '.join(self.output_heads)})")
         return "\n".join(lines)
 

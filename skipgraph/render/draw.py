@@ -145,6 +145,9 @@ def _draw_edge(g: graphviz.Digraph, ir: IRGraph, e: IREdge, opts: DrawOptions,
     attrs = _edge_attrs(EDGE_STYLES[e.kind])
     attrs["tooltip"] = f"{e.family}: {e.src} -> {e.dst}"
     attrs["class"] = f"edge-{e.kind} family-{e.family}"
+    if e.kind == "full_scale" and ir.node(e.src).level > ir.node(e.dst).level:
+        # full-scale up-paths run along the up-sampling diagonal: leave sideways to stay visible
+        attrs.update(tailport="e", headport="s")
     if keep is not None and e.dst not in keep:
         attrs["color"] = GREY
     if (e.src, e.dst) in opts.added_edges:
@@ -156,22 +159,40 @@ def _draw_edge(g: graphviz.Digraph, ir: IRGraph, e: IREdge, opts: DrawOptions,
 
 def _draw_heads(g: graphviz.Digraph, ir: IRGraph, opts: DrawOptions,
                 keep: set[str] | None) -> None:
+    """Heads as boxes above full-resolution nodes and to the right of deeper ones (as in the
+    UNet# paper's Fig. 2); a CGM stacks beyond the segmentation head it shares a node with, and a
+    gated head names its CGM."""
     st = EDGE_STYLES["head"]
+    seg_nodes = {h.node for h in ir.heads.values() if h.type == "seg"}
+    kept = set(ir.needed_heads([opts.prune])) if opts.prune else set(ir.heads)
     for head in ir.heads.values():
         node = ir.node(head.node)
         x, y = node_position(node)
-        name = f"out_{node.name}"
-        grey = opts.prune is not None and head.id != opts.prune
-        act = f"<BR/><FONT POINT-SIZE='8'>{head.act}</FONT>" if head.act != "none" else ""
-        g.node(name, label=f"<{head.out_channels}{act}>", shape="box",
+        stack = 2 if head.type == "cgm" and head.node in seg_nodes else 1
+        if node.level == 0:
+            y += (0.9 if stack == 1 else 1.7) * _Y_STEP
+        else:
+            x += (1.2 if stack == 1 else 2.9) * _X_STEP
+        grey = head.id not in kept
+        if head.type == "cgm":
+            label = f"<CGM<BR/><FONT POINT-SIZE='8'>{head.settings['variant']}</FONT>>"
+        else:
+            extra = [head.act] if head.act != "none" else []
+            if head.resize == "full" and head.level:
+                extra.append(f"up x{2 ** head.level}")
+            if head.gate:
+                extra.append(f"x {ir.heads[head.gate].family}")
+            label = f"<{head.out_channels}" + "".join(
+                f"<BR/><FONT POINT-SIZE='8'>{html.escape(t)}</FONT>" for t in extra) + ">"
+        g.node(f"out_{head.name}", label=label, shape="box" if head.type == "seg" else "hexagon",
                style="rounded,filled", fillcolor="#f3e6f6" if not grey else "#eeeeee",
                color=st.color if not grey else GREY, fontcolor="black" if not grey else GREY,
                width="0.5", height="0.4", fixedsize="false",
-               pos=f"{x:.3f},{y + 0.9 * _Y_STEP:.3f}!", tooltip=f"head {head.id}")
+               pos=f"{x:.3f},{y:.3f}!", tooltip=f"head {head.id}")
         attrs = _edge_attrs(st)
         if grey:
             attrs["color"] = GREY
-        g.edge(node.name, name, **attrs, **{"class": "edge-head"})
+        g.edge(node.name, f"out_{head.name}", **attrs, **{"class": "edge-head"})
 
 
 def _draw_ghosts(g: graphviz.Digraph, ir: IRGraph, removed: IRGraph) -> None:

@@ -259,18 +259,16 @@ def _parent(key: str | None) -> str:
 
 
 def _data_path(loc: tuple, data: Any) -> tuple:
-    """pydantic's ``loc`` minus union-member segments that are not keys of the document."""
+    """pydantic's ``loc`` minus union-member tags (``int``, ``seg``) that are not document keys."""
     path: list = []
     node = data
-    for seg in loc:
-        if isinstance(node, dict) and seg in node:
+    for k, seg in enumerate(loc):
+        last = k == len(loc) - 1
+        if isinstance(node, (dict, list)) and _has(node, seg):
             path.append(seg)
             node = node[seg]
-        elif isinstance(node, list) and isinstance(seg, int) and seg < len(node):
-            path.append(seg)
-            node = node[seg]
-        elif isinstance(node, dict) and isinstance(seg, str) and not _is_union_tag(seg):
-            path.append(seg)  # a missing or unknown key
+        elif isinstance(node, dict) and isinstance(seg, str) and last and not _is_union_tag(seg):
+            path.append(seg)  # a missing key
             node = None
     return tuple(path)
 
@@ -279,6 +277,12 @@ def _is_union_tag(seg: Any) -> bool:
     """pydantic names union members in ``loc`` (``int``, ``function-after[...]``)."""
     return isinstance(seg, str) and (seg in ("int", "float", "str", "bool")
                                      or "[" in seg or "(" in seg)
+
+
+def _has(node: Any, seg: Any) -> bool:
+    if isinstance(node, dict):
+        return seg in node
+    return isinstance(seg, int) and 0 <= seg < len(node)
 
 
 def _fields_at(path: tuple) -> list[str]:

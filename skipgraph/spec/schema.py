@@ -6,15 +6,16 @@ the block registry (user blocks bring their own parameter model), not by a close
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag,
+                      field_validator)
 
 from .expr import Expr, ExprError, Range
 
 __all__ = [
-    "SCHEMA_VERSION", "EDGE_KINDS", "ExprText", "RangeText", "ResampleSpec", "EdgeConvSpec",
-    "NodeFamily", "EdgeFamily", "HeadFamily", "OutputSpec", "InputSpec", "Defaults", "Spec",
+    "SCHEMA_VERSION", "EDGE_KINDS", "LOSS_NAMES", "LossSpec", "ExprText", "RangeText", "ResampleSpec", "EdgeConvSpec",
+    "NodeFamily", "EdgeFamily", "SegHead", "CgmHead", "HeadFamily", "OutputSpec", "InputSpec", "Defaults", "Spec",
 ]
 
 SCHEMA_VERSION = 1
@@ -101,20 +102,67 @@ class EdgeFamily(_Model):
     conv: EdgeConvSpec | None = None
 
 
-class HeadFamily(_Model):
+class SegHead(_Model):
+    """A segmentation head: ``kernel`` conv to ``out`` channels [-> resize] [-> act]."""
+
+    type: Literal["seg"] = "seg"
     on: str
-    for_: Annotated[Ranges, AfterValidator(_check_identifiers)] = Field(
-        default_factory=dict, alias="for")
     if_: ExprText | None = Field(None, alias="if")
     out: ExprText = "classes"
     kernel: int = Field(1, ge=1, le=15)
     bias: bool = True
     act: Literal["none", "sigmoid", "softmax"] = "none"
+    resize: Literal["none", "full"] = "none"  # `full`: bilinear up-sampling to the input size
+    # how a loss brings a full-size target to a low-resolution head (UNet#: max-pooled targets)
+    target: Literal["maxpool", "avgpool", "nearest"] = "maxpool"
+
+
+class CgmHead(_Model):
+    """A classification-guided module: an image-level organ/no-organ decision that gates
+    segmentation heads (``gates: all`` or the head on the ``same`` node) and has its own loss.
+
+    ``variant: conv_max`` is UNet3+'s (dropout -> 1x1 conv -> global max pool -> sigmoid);
+    ``pooled_mlp`` is UNet#'s ([avg-pool, max-pool] -> ``layers`` x (BN1d -> dropout -> linear),
+    ReLU between them, ``hidden`` units -> 2-way softmax).
+    """
+
+    type: Literal["cgm"]
+    on: str
+    if_: ExprText | None = Field(None, alias="if")
+    variant: Literal["conv_max", "pooled_mlp"] = "conv_max"
+    layers: ExprText = 1
+    hidden: ExprText = 256
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    gates: Literal["all", "same", "none"] = "all"
+
+
+def _head_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("type", "seg")
+    return getattr(value, "type", "seg")
+
+
+HeadFamily = Annotated[Union[Annotated[SegHead, Tag("seg")], Annotated[CgmHead, Tag("cgm")]],
+                       Discriminator(_head_tag)]
 
 
 class OutputSpec(_Model):
     mode: Literal["ensemble", "select"] = "select"
-    head: str | None = None  # for `select`; default: the last head
+    head: str | None = None  # for `select`; default: the last segmentation head
+    heads: list[str] | None = None  # for `ensemble`; default: every full-size segmentation head
+
+
+LOSS_NAMES = ("bce", "dice", "focal", "iou", "lovasz_hinge", "bce_dice", "focal_dice_lovasz",
+              "focal_msssim_iou")
+
+
+class LossSpec(_Model):
+    """Training loss: ``seg`` per segmentation head, combined over heads (see skipgraph.losses)."""
+
+    seg: Literal[LOSS_NAMES] = "bce_dice"  # type: ignore[valid-type]
+    combine: Literal["sum", "mean"] = "sum"
+    weights: list[float] | None = None    # per segmentation head (default: all 1)
+    cgm_weight: float = 1.0
 
 
 class InputSpec(_Model):
@@ -144,6 +192,7 @@ class Spec(_Model):
     heads: Annotated[dict[str, HeadFamily], AfterValidator(_check_identifiers)] = Field(
         min_length=1)
     output: OutputSpec = OutputSpec()
+    loss: LossSpec = LossSpec()
 
     @field_validator("params")
     @classmethod

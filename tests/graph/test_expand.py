@@ -15,7 +15,7 @@ X[2,0] = conv(maxpool(x2, X[1,0]))  # level 2, 64 -> 128
 X[2,1] = conv(cat[X[2,0], transpose(x2, X[3,0])])  # level 2, 256 -> 128
 X[1,2] = conv(cat[X[1,0], transpose(x2, X[2,1])])  # level 1, 128 -> 64
 X[0,3] = conv(cat[X[0,0], transpose(x2, X[1,2])])  # level 0, 64 -> 32
-head X[0,3] = conv1x1(X[0,3]) -> sigmoid  # 32 -> 1
+head X[0,3] = sigmoid(conv1x1(X[0,3]))  # 32 -> 1
 output = select(X[0,3])"""
 
 

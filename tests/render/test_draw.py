@@ -29,12 +29,12 @@ def _layout(ir, **opts):
 def test_grid_geometry(spec):
     ir = load_ir(spec)
     _, pos, _ = _layout(ir)
-    grid = {n.index: pos[n.name] for n in ir.nodes() if not n.is_input}
-    for (i, j), (x, y) in grid.items():
-        if (i, j - 1) in grid:   # right of its left neighbour
-            assert x > grid[(i, j - 1)][0]
-        for (i2, _), (_, y2) in grid.items():  # below every node of the level above
-            if i2 == i - 1:
+    grid = {(n.level, n.column): pos[n.name] for n in ir.nodes() if not n.is_input}
+    for (level, col), (x, y) in grid.items():
+        if (level, col - 1) in grid:   # right of its left neighbour on the same level
+            assert x > grid[(level, col - 1)][0]
+        for (level2, _), (_, y2) in grid.items():  # below every node of the level above
+            if level2 == level - 1:
                 assert y < y2
     # no two nodes overlap: centres at least a node width apart (0.62in = 44.6pt)
     pts = list(pos.values())

@@ -1,0 +1,72 @@
+"""Checkpoints: the resolved spec + (optionally pruned) heads + weights, in one versioned file.
+
+Saved with ``torch.save`` as plain data (strings, numbers, lists, dicts, tensors) and loaded with
+``torch.load(weights_only=True)``, so loading never executes pickled code. The spec travels as
+the resolved document (params substituted, ``extends`` merged), so a checkpoint rebuilds the
+same module without the original files.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import yaml
+
+from .compile import SkipGraphModule, compile_ir
+from .errors import Diagnostic, SpecError
+from .graph import build_ir
+from .spec import load_spec_text
+
+__all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "read_checkpoint"]
+
+FORMAT = "skipgraph-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(model: SkipGraphModule, path: str | os.PathLike,
+                    extra: dict[str, Any] | None = None) -> None:
+    """Write ``model`` (a full or pruned compiled spec) and optional plain-data ``extra``."""
+    doc = {k: v for k, v in model.ir.spec_doc.items() if k != "extends"}
+    torch.save({
+        "format": FORMAT, "version": VERSION,
+        "spec": yaml.safe_dump(doc, sort_keys=False),
+        "params": dict(model.ir.params),
+        "heads": list(model.output_heads) if _is_pruned(model) else None,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": extra or {},
+    }, os.fspath(path))
+
+
+def _is_pruned(model: SkipGraphModule) -> bool:
+    return getattr(model, "pruned", False)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint's contents, checked for format and version (no code is executed)."""
+    try:
+        data = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SpecError([Diagnostic("file-not-found", f"no such checkpoint: {path}")]) from None
+    except Exception as exc:  # a non-checkpoint or a pickle that weights_only refuses
+        raise SpecError([Diagnostic("bad-value", f"{path} is not a skipgraph checkpoint "
+                                    f"({type(exc).__name__}: {str(exc).splitlines()[0]})")]
+                        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise SpecError([Diagnostic("bad-value", f"{path} is not a skipgraph checkpoint")])
+    if data.get("version") != VERSION:
+        raise SpecError([Diagnostic("bad-value", f"{path}: checkpoint version "
+                                    f"{data.get('version')} is not supported (expected {VERSION})")])
+    return data
+
+
+def load_checkpoint(path: str | os.PathLike) -> SkipGraphModule:
+    """Rebuild the module a checkpoint holds and load its weights (strictly)."""
+    data = read_checkpoint(path)
+    ir = build_ir(load_spec_text(data["spec"], file=f"{path}#spec"))
+    heads = data.get("heads")
+    model = compile_ir(ir.subgraph(heads) if heads else ir)
+    if heads:
+        model.pruned = True
+    model.load_state_dict(data["state_dict"], strict=True)
+    return model
