@@ -32,7 +32,23 @@ COUNTS = [
     ("unet3p", {}, 26_971_777, 27.0, "UNet3+ authors' conventions"),
     # the paper's 9.71M cannot be reproduced from its text (see the spec): no rounding check
     ("unet_sharp", {}, 9_661_473, None, "UNet# with fs=16, REFERENCE.md s.3"),
+    # BiO-Net: 14,954,305 conv parameters + 2 BN values per channel per iteration
+    # (tests/test_loops.py checks the conv count and the paper's Keras-style table)
+    ("bionet", {}, 14_974_145, 15.0, "BiO-Net paper Tab. 1 (t=2)"),
+    ("bio_linknet", {}, 11_054_945, None, "BiO-LinkNet-style fusion over BiO-Net's encoder"),
+    # public-code conventions, derived term by term in tests/test_recurrent.py
+    ("r2unet", {}, 39_091_393, None, "R2U-Net, public implementation"),
+    ("runet", {}, 39_091_393, None, "RU-Net, public implementation"),
+    ("resunet", {}, 39_091_393, None, "ResU-Net, public implementation"),
+    ("attention_unet", {}, 34_878_573, None, "Attention U-Net, public implementation"),
 ]
+
+SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3}}
+
+
+def small(spec, **extra):
+    """A small, fast configuration of a zoo spec."""
+    return {**SMALL.get(spec.stem, {"base": 4, "depth": 3}), **extra}
 
 
 @pytest.mark.parametrize("name, overrides, expected, paper, source", COUNTS,
@@ -61,7 +77,7 @@ def test_batch_norm_statistics_are_buffers_not_params():
 @pytest.mark.parametrize("spec", ZOO, ids=[p.stem for p in ZOO])
 @pytest.mark.parametrize("dims, size", [(2, 32), (3, 16)])
 def test_forward_backward_small(spec, dims, size):
-    model = skipgraph.build(spec, seed=0, base=4, depth=3, dims=dims, classes=2)
+    model = skipgraph.build(spec, seed=0, **small(spec, dims=dims, classes=2))
     x = torch.randn(2, model.ir.in_channels, *([size] * dims))
     model.train()
     out = model(x)
@@ -81,8 +97,8 @@ def test_torch_compile_fullgraph_has_no_graph_break(spec):
     import torch._dynamo
     params = skipgraph.load_spec(spec).params
     switches = {k: True for k in ("ds", "cgm") if k in params}
-    model = skipgraph.build(spec, seed=0, base=4, depth=2, **switches)
-    x = torch.randn(2, model.ir.in_channels, 16, 16)
+    model = skipgraph.build(spec, seed=0, **small(spec, **switches))
+    x = torch.randn(2, model.ir.in_channels, 32, 32)
     torch._dynamo.reset()
     compiled = torch.compile(model, backend="eager", fullgraph=True)
     for training in (True, False):

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 from .options import ACT_NAMES, NORM_NAMES, split_option
 from .registry import BlockParams, register_block
 
-__all__ = ["ConvParams", "check_norm", "check_act"]
+__all__ = ["ConvParams", "RecurrentParams", "ResidualParams", "check_norm", "check_act"]
 
 
 def check_norm(value: Any) -> Any:
@@ -41,5 +41,45 @@ class ConvParams(BlockParams):
     _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
 
 
+class RecurrentParams(BlockParams):
+    """RU-Net / R2U-Net units: [1x1 projection] -> ``layers`` RCLs of ``steps`` recurrent steps
+    [+ residual]. ``tied``: one conv for W_f and W_r (public code) or two (the paper's
+    equation); ``norm_per_step``: a norm per step or one shared (public code)."""
+
+    type: Literal["recurrent"] = "recurrent"
+    steps: int = Field(2, ge=0, le=64)
+    layers: int = Field(2, ge=1, le=16)
+    residual: bool = True
+    tied: bool = True
+    projection: Literal["first", "shortcut", "none"] = "first"
+    kernel: int = Field(3, ge=1, le=15)
+    bias: bool = True
+    norm: str | dict[str, Any] = "batch"
+    act: str | dict[str, Any] = "relu"
+    norm_per_step: bool = False
+
+    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
+    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
+
+
+class ResidualParams(BlockParams):
+    """ResU-Net units: ``convs`` x (conv -> norm -> act) plus a residual through a projection."""
+
+    type: Literal["residual"] = "residual"
+    convs: int = Field(2, ge=1, le=16)
+    projection: Literal["first", "shortcut"] = "first"
+    kernel: int = Field(3, ge=1, le=15)
+    bias: bool = True
+    norm: str | dict[str, Any] = "batch"
+    act: str | dict[str, Any] = "relu"
+
+    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
+    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
+
+
 register_block("conv", ConvParams, "skipgraph.blocks.conv:ConvStack",
                "convs x (conv -> norm -> act [-> dropout]), the U-Net family's H(.)")
+register_block("recurrent", RecurrentParams, "skipgraph.blocks.recurrent:RecurrentUnit",
+               "[1x1 projection] -> RCLs (steps t) [+ residual]: RU-Net / R2U-Net units")
+register_block("residual", ResidualParams, "skipgraph.blocks.recurrent:ResidualUnit",
+               "convs x (conv -> norm -> act) + projected residual: ResU-Net units")

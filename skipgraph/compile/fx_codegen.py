@@ -32,18 +32,9 @@ def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set
     for node in ir.nodes():
         if node.is_input or node.id not in needed:
             continue
-        inputs = [_edge_value(g, ir, e, values[e.src], shared, module_names)
-                  for e in ir.in_edges(node.id)]
-        if len(inputs) == 1:
-            merged = inputs[0]
-        elif node.merge == "concat":
-            merged = g.create_node("call_function", torch.cat, (inputs,), {"dim": 1},
-                                   name=f"{node.name}_in")
-        else:
-            merged = inputs[0]
-            for other in inputs[1:]:
-                merged = g.call_function(operator.add, (merged, other))
-        values[node.id] = g.create_node("call_module", node.name, (merged,), name=node.name)
+        merged = _merge(g, ir, node, _input_values(g, ir, node, values, shared, module_names))
+        values[node.id] = g.create_node("call_module", node.module_name, (merged,),
+                                        name=node.name)
     done: dict[str, fx.Node] = {}
     outs = {h: _head_value(g, ir, h, values, done) for h in head_ids}
     if combine == "dict":
@@ -57,16 +48,61 @@ def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set
     return g
 
 
+def _input_values(g: fx.Graph, ir: IRGraph, node, values: dict[str, fx.Node], shared: dict,
+                  module_names: set[str]) -> list[fx.Node]:
+    """The node's inputs in slot order: edge values (attention-gated where declared) and the
+    first-iteration stand-ins of loop-carried inputs."""
+    edges = ir.in_edges(node.id)
+    by_slot = {e.slot: _edge_value(g, ir, e, values[e.src], shared, module_names)
+               for e in edges}
+    for e in edges:
+        if e.gate_by:
+            gating = next(x for x in edges if x.family == e.gate_by)
+            by_slot[e.slot] = g.create_node("call_module", e.gate_name,
+                                            (by_slot[gating.slot], by_slot[e.slot]),
+                                            name=e.gate_name)
+    first = by_slot[min(by_slot)] if by_slot else None
+    for c in node.carry_inits:
+        if c.mode == "zeros" and node.merge == "sum":
+            continue  # adding zeros changes nothing
+        by_slot[c.slot] = first if c.mode == "duplicate" else g.create_node(
+            "call_function", carry_zeros, (first, c.channels), name=f"{node.name}_{c.family}0")
+    return [by_slot[k] for k in sorted(by_slot)]
+
+
+def _merge(g: fx.Graph, ir: IRGraph, node, inputs: list[fx.Node]) -> fx.Node:
+    if len(inputs) == 1:
+        return inputs[0]
+    if node.merge == "concat":
+        return g.create_node("call_function", torch.cat, (inputs,), {"dim": 1},
+                             name=f"{node.name}_in")
+    merged = inputs[0]
+    for other in inputs[1:]:
+        merged = g.call_function(operator.add, (merged, other))
+    return merged
+
+
+def carry_zeros(ref: torch.Tensor, channels: int) -> torch.Tensor:
+    """Zeros standing in for a loop-carried input at the first iteration."""
+    return ref.new_zeros((ref.shape[0], channels, *ref.shape[2:]))
+
+
 def _edge_value(g: fx.Graph, ir: IRGraph, e: IREdge, value: fx.Node, shared: dict,
                 module_names: set[str]) -> fx.Node:
+    """[module: conv at source] -> param-free resample -> [module: the rest], as the IR says."""
     r = e.resample
+    has_module = e.module_name in module_names
+    if has_module and e.conv_at == "source" and e.conv_width is not None:
+        # the module holds conv (and any parametric resampling) before the param-free op
+        value = g.create_node("call_module", e.module_name, (value,), name=e.name)
+        has_module = False
     if r is not None and not r.has_params:
-        key = (e.src, r.op, r.factor, r.ceil, r.mode)
+        key = (value.name, r.op, r.factor, r.ceil, r.mode)
         if key not in shared:
-            shared[key] = _param_free_resample(g, ir.dims, r, value, ir.node(e.src).name)
+            shared[key] = _param_free_resample(g, ir.dims, r, value, value.name)
         value = shared[key]
-    if e.name in module_names:
-        value = g.create_node("call_module", e.name, (value,), name=e.name)
+    if has_module:
+        value = g.create_node("call_module", e.module_name, (value,), name=e.name)
     return value
 
 

@@ -2,32 +2,68 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Callable
 
 import torch.nn as nn
 
 from ..blocks.conv import make_resampler
+from ..blocks.attention import AttentionGate
 from ..blocks.heads import make_cgm
 from ..blocks.layers import CONV, make_act, make_norm
 from ..blocks.registry import get_block, parse_block_config
 from ..graph.ir import IREdge, IRGraph, IRHead, IRNode
 
-__all__ = ["build_modules", "edge_module", "node_module", "head_module"]
+__all__ = ["build_modules", "edge_module", "node_module", "head_module", "tie_weights"]
 
 
 def build_modules(ir: IRGraph) -> "OrderedDict[str, nn.Module]":
-    """All submodules in a deterministic order (so a seed fixes every weight)."""
+    """All submodules in a deterministic order (so a seed fixes every weight). Loop copies
+    reuse (``module``) or tie to (``tied_to``) the first copy's submodule."""
     mods: OrderedDict[str, nn.Module] = OrderedDict()
     for node in ir.nodes():
         if node.is_input:
             continue
-        for e in ir.in_edges(node.id):
-            m = edge_module(ir.dims, e)
-            if m is not None:
-                mods[e.name] = m
-        mods[node.name] = node_module(ir.dims, node)
+        edges = ir.in_edges(node.id)
+        for e in edges:
+            _add(mods, e.module_name, e.tied_to, lambda e=e: edge_module(ir.dims, e))
+            if e.gate_by:
+                g = next(x for x in edges if x.family == e.gate_by)
+                mods[e.gate_name] = AttentionGate(ir.dims, g.out_channels, e.out_channels,
+                                                  _gate_inter(e))
+        _add(mods, node.module_name, node.tied_to, lambda n=node: node_module(ir.dims, n))
     for head in ir.heads.values():
         mods[head.name] = head_module(ir.dims, head)
     return mods
+
+
+def _add(mods: "OrderedDict[str, nn.Module]", name: str, tied_to: str,
+         make: Callable[[], nn.Module | None]) -> None:
+    if name in mods:
+        return  # shared with an earlier loop copy
+    module = make()
+    if module is None:
+        return
+    if tied_to:
+        tie_weights(module, mods[tied_to])
+    mods[name] = module
+
+
+def _gate_inter(e: IREdge) -> int:
+    return max(e.out_channels // 2, 1) if e.gate_inter == "half" else int(e.gate_inter)
+
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def tie_weights(module: nn.Module, canonical: nn.Module) -> None:
+    """Make ``module`` use ``canonical``'s weights, keeping its own normalisation layers."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, _NORMS):
+            continue
+        if any(True for _ in child.parameters(recurse=False)):
+            setattr(module, name, getattr(canonical, name))
+        else:
+            tie_weights(child, getattr(canonical, name))
 
 
 def node_module(dims: int, node: IRNode) -> nn.Module:
@@ -37,12 +73,14 @@ def node_module(dims: int, node: IRNode) -> nn.Module:
 
 
 def edge_module(dims: int, e: IREdge) -> nn.Module | None:
-    """Parametric resampling (+ its norm/act) and the edge conv; None if the edge has neither.
-
-    Param-free resampling (pooling, interpolation) is emitted as a function call instead.
-    """
+    """[conv at source] -> parametric resampling (+ its norm/act) -> [conv at target]; None if
+    the edge has none of them. Param-free resampling (pooling, interpolation) is emitted as a
+    function call instead."""
     parts: OrderedDict[str, nn.Module] = OrderedDict()
     channels = e.in_channels
+    if e.conv_width is not None and e.conv_at == "source":
+        parts["conv"] = _edge_conv(dims, e, channels)
+        channels = e.conv_width
     r = e.resample
     if r is not None:
         if r.has_params:
@@ -52,10 +90,14 @@ def edge_module(dims: int, e: IREdge) -> nn.Module | None:
         for name, layer in (("norm", make_norm(r.norm, dims, channels)), ("act", make_act(r.act))):
             if layer is not None:
                 parts[name] = layer
-    if e.conv_width is not None:
-        params = parse_block_config(e.conv_block or {})
-        parts["conv"] = get_block(params.type).load_builder()(dims, channels, e.conv_width, params)
+    if e.conv_width is not None and e.conv_at == "target":
+        parts["conv"] = _edge_conv(dims, e, channels)
     return nn.Sequential(parts) if parts else None
+
+
+def _edge_conv(dims: int, e: IREdge, channels: int) -> nn.Module:
+    params = parse_block_config(e.conv_block or {})
+    return get_block(params.type).load_builder()(dims, channels, e.conv_width, params)
 
 
 def head_module(dims: int, head: IRHead) -> nn.Module:

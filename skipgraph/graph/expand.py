@@ -21,11 +21,13 @@ from ..spec.loader import ResolvedSpec
 from ..spec.schema import CgmHead, EdgeFamily, ResampleSpec, SegHead
 from .ir import INPUT_ID, IREdge, IRGraph, IRHead, IRNode, Origin, Resample, module_name
 from .patterns import NodePattern, node_id
+from .unroll import LoopPlan, drop_dead_copies, tie_copies, unroll
 
-__all__ = ["expand", "MAX_NODES", "MAX_EDGES"]
+__all__ = ["expand", "MAX_NODES", "MAX_EDGES", "MAX_STEPS"]
 
 MAX_NODES = 10_000
 MAX_EDGES = 100_000
+MAX_STEPS = 64  # loop iterations
 
 
 def expand(rs: ResolvedSpec) -> IRGraph:
@@ -48,6 +50,7 @@ class _Expander:
         # combinations seen before `if:` filtering: a family emptied by its `if:` (a feature
         # switched off by a param) is fine; one that finds no node at all is an error.
         self.considered = 0
+        self.last_step: dict[str, str] = {}  # folded id of a loop node -> its last iteration
 
     def run(self) -> None:
         self._add_input()
@@ -57,10 +60,17 @@ class _Expander:
             return
         for name, fam in self.spec.edges.items():
             self._expand_edge_family(name, fam)
+        if self.sink.items:
+            return
+        self._expand_loops()
+        if self.sink.items:
+            return
         self._assign_slots()
         for name in self.spec.heads:
             self._expand_head_family(name)
         self._link_gates()
+        drop_dead_copies(self.ir)
+        tie_copies(self.ir, {n: lp.norm for n, lp in self.spec.loops.items()})
         self._set_output()
 
     # --- helpers ---------------------------------------------------------------------------
@@ -112,12 +122,21 @@ class _Expander:
                 return iter(())
         return rec(0, dict(env))
 
-    def _pattern(self, text: str, path: tuple) -> NodePattern | None:
+    def _pattern(self, text: str, path: tuple, binding: bool = False) -> NodePattern | None:
+        """Parse a node pattern; a ``binding`` one (``to:``, ``on:``) may only hold variables
+        and values fixed by params, since it is matched against existing nodes."""
         try:
             pat = NodePattern.parse(text)
         except ExprError as exc:
             self._err("bad-expression", str(exc), path)
             return None
+        if binding:
+            for e in pat.index:
+                if not e.source.strip().isidentifier() and not e.names <= set(self.env):
+                    self._err("bad-expression", f"`{text}`: index `{e}` of a `to:`/`on:` pattern "
+                              "must be a variable or a fixed value", path,
+                              "put the arithmetic in `from:` (e.g. from: X[i-1,j], to: X[i,j])")
+                    return None
         if pat.family not in self.members:
             self._err("unknown-family", f"`{text}` names the node family `{pat.family}`, "
                       "which is not declared", path, did_you_mean(pat.family, self.members))
@@ -178,7 +197,7 @@ class _Expander:
     # --- edges -----------------------------------------------------------------------------
     def _expand_edge_family(self, name: str, fam: EdgeFamily) -> None:
         path = ("edges", name)
-        to = self._pattern(fam.to, path + ("to",))
+        to = self._pattern(fam.to, path + ("to",), binding=True)
         src = self._pattern(fam.from_, path + ("from",))
         if to is None or src is None:
             return
@@ -227,41 +246,110 @@ class _Expander:
             conv_width = self._int(fam.conv.width, env, ("edges", name, "conv", "width"), 1)
             conv_block = parse_block_config({**self.spec.defaults.block,
                                              **fam.conv.block}).model_dump()
+        gate_by, gate_inter = "", "half"
+        if fam.gate is not None:
+            gate_by = fam.gate.by
+            if gate_by not in self.spec.edges or gate_by == name:
+                self._err("unknown-family", f"`gate.by` names `{gate_by}`, not another edge "
+                          "family", ("edges", name, "gate", "by"),
+                          did_you_mean(gate_by, [f for f in self.spec.edges if f != name]))
+            if fam.gate.inter != "half":
+                gate_inter = self._int(fam.gate.inter, env, ("edges", name, "gate", "inter"), 1)
         return IREdge(src_id, dst_id, name, kind, resample=resample, conv_width=conv_width,
-                      conv_block=conv_block, origin=origin)
+                      conv_block=conv_block, conv_at=fam.conv.at if fam.conv else "target",
+                      gate_by=gate_by, gate_inter=gate_inter, collect=fam.collect,
+                      origin=origin)
 
     def _assign_slots(self) -> None:
-        family_rank = {name: i for i, name in enumerate(self.spec.edges)}
-        for node in list(self.ir.graph.nodes):
-            if node == INPUT_ID:
+        """Concat order: edge families as the node family's `order:` lists them (else as
+        written, loop-carried families last); within a family, sources in creation order."""
+        written = list(self.spec.edges) + [c for lp in self.spec.loops.values() for c in lp.carry]
+        created = {n: i for i, n in enumerate(self.ir.graph.nodes)}
+        for node_id in list(self.ir.graph.nodes):
+            if node_id == INPUT_ID:
                 continue
-            fam = self.spec.nodes[self.ir.node(node).family]
-            rank = dict(family_rank)
-            if fam.order:
-                unknown = [f for f in fam.order if f not in family_rank]
-                for f in unknown:
+            node = self.ir.node(node_id)
+            order = self.spec.nodes[node.family].order or []
+            for f in order:
+                if f not in written:
                     self._err("unknown-family", f"`order` names edge family `{f}`, which does "
-                              "not exist", ("nodes", fam_name(self.spec, fam), "order"),
-                              did_you_mean(f, family_rank))
-                rank = {f: i for i, f in enumerate(fam.order)}
-                rank.update({f: len(rank) + i for i, f in enumerate(family_rank)
-                             if f not in rank})
-            created = {n: i for i, n in enumerate(self.ir.graph.nodes)}
-            edges = sorted((d["ir"] for _, _, d in self.ir.graph.in_edges(node, data=True)),
-                           key=lambda e: (rank[e.family], created[e.src]))
-            for slot, e in enumerate(edges):
-                self.ir.graph.edges[e.src, e.dst]["ir"] = dataclasses.replace(e, slot=slot)
+                              "not exist", ("nodes", node.family, "order"),
+                              did_you_mean(f, written))
+            rank = {f: i for i, f in enumerate(order + [f for f in written if f not in order])}
+            edges = [d["ir"] for _, _, d in self.ir.graph.in_edges(node_id, data=True)]
+            items = [(rank[e.family], created[e.src], e) for e in edges]
+            items += [(rank[c.family], -1, c) for c in node.carry_inits]
+            inits = []
+            for slot, (_, _, item) in enumerate(sorted(items, key=lambda x: x[:2])):
+                if isinstance(item, IREdge):
+                    self.ir.add_edge(dataclasses.replace(item, slot=slot))
+                else:
+                    inits.append(dataclasses.replace(item, slot=slot))
+            if inits:
+                self.ir.add_node(dataclasses.replace(node, carry_inits=tuple(inits)))
+
+    # --- loops -------------------------------------------------------------------------------
+    def _expand_loops(self) -> None:
+        in_loop: dict[str, str] = {}
+        for name, lp in self.spec.loops.items():
+            path = ("loops", name)
+            for fam in lp.nodes:
+                if fam not in self.spec.nodes:
+                    self._err("unknown-family", f"loop `{name}` names node family `{fam}`, "
+                              "which is not declared", path + ("nodes",),
+                              did_you_mean(fam, self.spec.nodes))
+                elif in_loop.setdefault(fam, name) != name:
+                    self._err("bad-value", f"node family `{fam}` is in two loops", path)
+            times = self._int(lp.times, self.env, path + ("times",), 1)
+            if self.sink.items or times is None:
+                return
+            if times > MAX_STEPS:
+                self._err("resource-limit", f"loop `{name}` runs {times} times; the limit is "
+                          f"{MAX_STEPS}", path + ("times",))
+                return
+            body = {nid for fam in lp.nodes for nid, _ in self.members[fam]}
+            plan = LoopPlan(name, body, times, lp.norm)
+            for cname, carry in lp.carry.items():
+                plan.carries += self._expand_carry(cname, carry, body, path + ("carry", cname))
+            channels = {src: parse_block_config(self.ir.node(src).block).out_channels(
+                0, self.ir.node(src).width) for src, _, _, _ in plan.carries}
+            if not self.sink.items:
+                self.last_step.update(unroll(self.ir, plan, channels))
+
+    def _expand_carry(self, name: str, carry: Any, body: set[str], path: tuple
+                      ) -> list[tuple[str, str, str, str]]:
+        to = self._pattern(carry.to, path + ("to",), binding=True)
+        src = self._pattern(carry.from_, path + ("from",))
+        if to is None or src is None:
+            return []
+        pairs = []
+        for dst_id, bound in to.bind_all(self.members[to.family], self.env):
+            for env in self._iterate(carry.for_, carry.if_, {**self.env, **bound}, path):
+                src_id = src.evaluate(env)
+                if src_id not in self.ir.graph:
+                    continue
+                if src_id not in body or dst_id not in body:
+                    self._err("bad-value", f"loop-carried edge {src_id} -> {dst_id} must join "
+                              "two nodes of the loop", path)
+                    return []
+                if self.ir.node(src_id).level != self.ir.node(dst_id).level:
+                    self._err("level-mismatch", f"loop-carried edge {src_id} -> {dst_id} "
+                              "changes level; carried edges stay on one level", path)
+                    return []
+                pairs.append((src_id, dst_id, name, carry.init))
+        return pairs
 
     # --- heads and output --------------------------------------------------------------------
     def _expand_head_family(self, name: str) -> None:
         fam = self.spec.heads[name]
         path = ("heads", name)
-        pat = self._pattern(fam.on, path + ("on",))
+        pat = self._pattern(fam.on, path + ("on",), binding=True)
         if pat is None:
             return
         matched = 0
-        for nid, bound in pat.bind_all(self.members[pat.family], self.env):
+        for folded, bound in pat.bind_all(self.members[pat.family], self.env):
             matched += 1
+            nid = self.last_step.get(folded, folded)  # a head on a loop node: last iteration
             env = {**self.env, **bound}
             if fam.if_ is not None and not self._eval(fam.if_, env, path + ("if",)):
                 continue
@@ -331,7 +419,3 @@ class _Expander:
                       "list full-size heads in `output.heads` or give the others resize: full")
             return
         self.ir.output_heads = tuple(chosen)
-
-
-def fam_name(spec: Any, fam: Any) -> str:
-    return next(n for n, f in spec.nodes.items() if f is fam)

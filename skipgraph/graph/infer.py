@@ -26,7 +26,8 @@ def infer(ir: IRGraph) -> IRGraph:
         edges = [_infer_edge(ir, e) for e in ir.in_edges(node.id)]
         for e in edges:
             ir.add_edge(e)
-        widths = [e.out_channels for e in edges]
+        widths = [e.out_channels for e in edges] + [c.channels for c in node.carry_inits]
+        _check_carry_inits(node, edges, sink)
         if node.merge == "sum" and len(set(widths)) > 1:
             detail = ", ".join(f"{e.src} ({e.family}): {e.out_channels}" for e in edges)
             sink.error("channel-mismatch", f"sum merge at {node.id} gets different channel "
@@ -43,12 +44,24 @@ def infer(ir: IRGraph) -> IRGraph:
     return ir
 
 
+def _check_carry_inits(node, edges: list[IREdge], sink: DiagnosticSink) -> None:
+    """``duplicate`` copies the node's first other input: it must have the carried width."""
+    for c in node.carry_inits:
+        if c.mode == "duplicate" and edges and edges[0].out_channels != c.channels:
+            sink.error("channel-mismatch", f"{node.id}: the first-iteration `duplicate` of "
+                       f"`{c.family}` copies {edges[0].src} ({edges[0].out_channels} channels) "
+                       f"but the carried input has {c.channels}", None,
+                       hint="use init: zeros", key=f"loops.*.carry.{c.family}")
+
+
 def _infer_edge(ir: IRGraph, e: IREdge) -> IREdge:
+    """Channels through an edge: [conv at source] -> resample -> [conv at target]."""
     src = ir.node(e.src).out_channels
-    mid = src
+    before = e.conv_width if (e.conv_width is not None and e.conv_at == "source") else src
+    mid = before
     r = e.resample
     if r is not None and r.has_params:
         mid = r.out if isinstance(r.out, int) else \
-            {"target": ir.node(e.dst).width, "source": src, "half": max(src // 2, 1)}[r.out]
-    out = e.conv_width if e.conv_width is not None else mid
+            {"target": ir.node(e.dst).width, "source": before, "half": max(before // 2, 1)}[r.out]
+    out = e.conv_width if (e.conv_width is not None and e.conv_at == "target") else mid
     return dataclasses.replace(e, in_channels=src, resampled_channels=mid, out_channels=out)

@@ -18,7 +18,7 @@ import networkx as nx
 
 from ..errors import Span
 
-__all__ = ["INPUT_ID", "Origin", "Resample", "IRNode", "IREdge", "IRHead", "IRGraph",
+__all__ = ["INPUT_ID", "Origin", "Resample", "CarryInit", "IRNode", "IREdge", "IRHead", "IRGraph",
            "module_name"]
 
 INPUT_ID = "input"
@@ -62,6 +62,16 @@ class Resample:
 
 
 @dataclass(frozen=True)
+class CarryInit:
+    """The first-iteration stand-in for a loop-carried input (see ``CarrySpec``)."""
+
+    family: str
+    mode: str          # duplicate | zeros
+    channels: int
+    slot: int = 0
+
+
+@dataclass(frozen=True)
 class IRNode:
     id: str
     name: str
@@ -75,6 +85,17 @@ class IRNode:
     in_channels: int = 0
     out_channels: int = 0
     origin: Origin | None = None
+    # loops: the folded id (``E[0]`` for ``E[0]@2``), the loop and 1-based iteration
+    folded: str = ""
+    loop: str = ""
+    step: int = 0
+    module: str = ""    # submodule to call when not its own (shared weights and norms)
+    tied_to: str = ""   # submodule whose non-norm weights its own submodule shares
+    carry_inits: tuple[CarryInit, ...] = ()
+
+    @property
+    def module_name(self) -> str:
+        return self.module or self.name
 
     @property
     def is_input(self) -> bool:
@@ -91,15 +112,30 @@ class IREdge:
     resample: Resample | None = None    # None: same level, identity
     conv_width: int | None = None       # optional conv block on the edge (full-scale skips)
     conv_block: dict[str, Any] | None = None
+    conv_at: str = "target"             # conv after (target) or before (source) resampling
+    gate_by: str = ""                   # attention gate: the edge family giving the gating signal
+    gate_inter: int | str = "half"
+    collect: str = "last"               # leaving a loop: last iteration, or all of them
     in_channels: int = 0
     resampled_channels: int = 0         # after resampling, before the edge conv
     out_channels: int = 0
     origin: Origin | None = None
+    name: str = ""                      # submodule name, e.g. ``up_X1_0_X0_1``
+    module: str = ""                    # as for IRNode
+    tied_to: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name",
+                               f"{self.family}_{module_name(self.src)}_{module_name(self.dst)}")
 
     @property
-    def name(self) -> str:
-        """Submodule name of the edge's parametric ops, e.g. ``up_X1_0_X0_1``."""
-        return f"{self.family}_{module_name(self.src)}_{module_name(self.dst)}"
+    def module_name(self) -> str:
+        return self.module or self.name
+
+    @property
+    def gate_name(self) -> str:
+        return f"gate_{self.name}"
 
 
 @dataclass(frozen=True)
@@ -228,7 +264,9 @@ class IRGraph:
             if node.is_input:
                 lines.append(f"{node.id}: {node.width} channels")
                 continue
-            terms = [self._edge_term(e) for e in self.in_edges(node.id)]
+            terms = {e.slot: self._edge_term(e) for e in self.in_edges(node.id)}
+            terms.update({c.slot: f"{c.mode}<{c.family}>" for c in node.carry_inits})
+            terms = [terms[k] for k in sorted(terms)]
             merged = terms[0] if len(terms) == 1 else f"{'cat' if node.merge == 'concat' else 'sum'}[{', '.join(terms)}]"
             btype = node.block.get("type", "block")
             lines.append(f"{node.id} = {btype}({merged})  # level {node.level}, "
@@ -249,8 +287,14 @@ class IRGraph:
 
     @staticmethod
     def _edge_term(e: IREdge) -> str:
-        term = e.src if e.resample is None else f"{e.resample.op}(x{e.resample.factor}, {e.src})"
-        return f"conv{e.conv_width}({term})" if e.conv_width else term
+        term = e.src
+        if e.conv_width and e.conv_at == "source":
+            term = f"conv{e.conv_width}({term})"
+        if e.resample is not None:
+            term = f"{e.resample.op}(x{e.resample.factor}, {term})"
+        if e.conv_width and e.conv_at == "target":
+            term = f"conv{e.conv_width}({term})"
+        return f"gate[{e.gate_by}]({term})" if e.gate_by else term
 
     def to_dict(self) -> dict[str, Any]:
         """Explicit JSON-able form (what ``skipgraph expand --json`` prints)."""

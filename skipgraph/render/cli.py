@@ -35,6 +35,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                                     hint=did_you_mean(args.prune, ir.heads))])
     shape = [int(s) for s in args.input.lower().split("x")] if args.input else None
     opts = DrawOptions(detail=args.detail, input_shape=shape, prune=args.prune,
+                       unroll=args.unroll,
                        problems=problem_nodes(d.message for d in problems))
     for msg in write_drawing(draw(ir, opts), args.output):
         print(msg)
@@ -74,6 +75,7 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     r.add_argument("--detail", action="store_true", help="add block type and output shape")
     r.add_argument("--input", help="input shape (e.g. 1x1x256x256) for --detail shapes")
     r.add_argument("--prune", metavar="HEAD", help="grey what pruning to HEAD removes")
+    r.add_argument("--unroll", action="store_true", help="draw loop iterations side by side")
     d = add("diff", cmd_diff, "what spec B adds or removes relative to spec A", spec=False)
     d.add_argument("a")
     d.add_argument("b")

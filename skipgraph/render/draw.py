@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import graphviz
 
 from ..graph.ir import INPUT_ID, IREdge, IRGraph, IRNode
+from .loops import folded_view, loop_times, unrolled_view
 from .style import ADDED, EDGE_STYLES, GREY, NODE_FILL, PROBLEM, EdgeStyle, legend_label
 
 __all__ = ["DrawOptions", "draw", "node_position", "problem_nodes"]
@@ -34,6 +35,7 @@ class DrawOptions:
     added_edges: set[tuple[str, str]] = field(default_factory=set)
     removed: IRGraph | None = None                 # ghosts of what a diff removes
     title: str | None = None
+    unroll: bool = False                           # draw loop iterations side by side
 
 
 def node_position(node: IRNode) -> tuple[float, float]:
@@ -53,7 +55,10 @@ def problem_nodes(messages: Iterable[str]) -> dict[str, str]:
 
 def draw(ir: IRGraph, options: DrawOptions | None = None) -> graphviz.Digraph:
     opts = options or DrawOptions()
-    keep = ir.ancestors([ir.heads[opts.prune].node]) if opts.prune else None
+    times = loop_times(ir)
+    ir = unrolled_view(ir) if opts.unroll else folded_view(ir)
+    keep = ir.ancestors([ir.heads[h].node for h in ir.needed_heads([opts.prune])]) \
+        if opts.prune else None
     g = graphviz.Digraph(ir.name, engine="neato")
     g.attr(layout="neato", splines="true", outputorder="edgesfirst", bgcolor="white",
            fontname="Helvetica", label=_title(ir, opts), labelloc="t", fontsize="16", pad="0.3")
@@ -67,11 +72,24 @@ def draw(ir: IRGraph, options: DrawOptions | None = None) -> graphviz.Digraph:
     for e in ir.edges():
         _draw_edge(g, ir, e, opts, keep)
     _draw_heads(g, ir, opts, keep)
+    if times and not opts.unroll:
+        _draw_loop_labels(g, ir, times)
     kinds = list(dict.fromkeys(e.kind for e in ir.edges()))
     if ir.heads:
         kinds.append("head")
     _draw_legend(g, ir, kinds, _legend_notes(opts))
     return g
+
+
+def _draw_loop_labels(g: graphviz.Digraph, ir: IRGraph, times: dict[str, int]) -> None:
+    """A "x t" label under each folded loop body."""
+    for loop, t in times.items():
+        pts = [node_position(ir.node(n)) for n in ir.graph.nodes if ir.node(n).loop == loop]
+        x = sum(p[0] for p in pts) / len(pts)
+        y = min(p[1] for p in pts) - 0.75 * _Y_STEP
+        g.node(f"loop_{loop}", label=f"<<B>&#215; {t}</B>  ({html.escape(loop)}, shared weights)>",
+               shape="plaintext", style="", fixedsize="false", fontsize="12",
+               fontcolor=EDGE_STYLES["backward"].color, pos=f"{x:.3f},{y:.3f}!")
 
 
 def _legend_notes(opts: DrawOptions) -> list[tuple[str, str]]:
@@ -99,6 +117,8 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
         return f"<input<BR/><FONT POINT-SIZE='9'>{node.width} ch</FONT>>"
     head = html.escape(node.family)
     sup = ",".join(map(str, node.index))
+    if opts.unroll and node.step:
+        sup = f"{sup}@{node.step}" if sup else f"@{node.step}"
     lines = [f"{head}<SUP>{sup}</SUP>" if sup else head,
              f"<FONT POINT-SIZE='9'>{node.out_channels or node.width}</FONT>"]
     if opts.detail:
@@ -126,6 +146,8 @@ def _draw_node(g: graphviz.Digraph, ir: IRGraph, node: IRNode, opts: DrawOptions
                      height="0.5")
     if opts.detail and not node.is_input:
         attrs.update(width="0.95")
+    if node.loop and not opts.unroll:
+        attrs.update(peripheries="2")  # a node run once per loop iteration
     if keep is not None and node.id not in keep:
         attrs.update(fillcolor="#eeeeee", color=GREY, fontcolor=GREY)
     if node.id in opts.added_nodes:
@@ -145,7 +167,9 @@ def _draw_edge(g: graphviz.Digraph, ir: IRGraph, e: IREdge, opts: DrawOptions,
     attrs = _edge_attrs(EDGE_STYLES[e.kind])
     attrs["tooltip"] = f"{e.family}: {e.src} -> {e.dst}"
     attrs["class"] = f"edge-{e.kind} family-{e.family}"
-    if e.kind == "full_scale" and ir.node(e.src).level > ir.node(e.dst).level:
+    if e.kind == "backward":  # runs against a forward skip: route it underneath
+        attrs.update(tailport="s", headport="s")
+    elif e.kind == "full_scale" and ir.node(e.src).level > ir.node(e.dst).level:
         # full-scale up-paths run along the up-sampling diagonal: leave sideways to stay visible
         attrs.update(tailport="e", headport="s")
     if keep is not None and e.dst not in keep:

@@ -14,6 +14,10 @@ _PLACEHOLDER = {"type": "string", "pattern": r"^\$\{[^}]*\}$",
 def spec_json_schema() -> dict[str, Any]:
     schema = Spec.model_json_schema(by_alias=True)
     _allow_placeholders(schema)
+    # a spec that `extends:` another may leave the required keys to its base
+    required = schema.pop("required", [])
+    schema["if"] = {"not": {"required": ["extends"]}}
+    schema["then"] = {"required": required}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "skipgraph spec"
     schema["description"] = ("A U-Net-family architecture as a graph: params, node families "

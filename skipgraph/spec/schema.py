@@ -15,7 +15,7 @@ from .expr import Expr, ExprError, Range
 
 __all__ = [
     "SCHEMA_VERSION", "EDGE_KINDS", "LOSS_NAMES", "LossSpec", "ExprText", "RangeText", "ResampleSpec", "EdgeConvSpec",
-    "NodeFamily", "EdgeFamily", "SegHead", "CgmHead", "HeadFamily", "OutputSpec", "InputSpec", "Defaults", "Spec",
+    "NodeFamily", "EdgeFamily", "GateSpec", "CarrySpec", "LoopSpec", "SegHead", "CgmHead", "HeadFamily", "OutputSpec", "InputSpec", "Defaults", "Spec",
 ]
 
 SCHEMA_VERSION = 1
@@ -72,10 +72,20 @@ class ResampleSpec(_Model):
 
 
 class EdgeConvSpec(_Model):
-    """A block applied on an edge after resampling (UNet3+/UNet# full-scale convs)."""
+    """A block on an edge: after resampling (``at: target``, UNet3+/UNet# full-scale convs) or
+    before it (``at: source``, BiO-Net's DOWN = conv then max-pool)."""
 
     width: ExprText
     block: dict[str, Any] = Field(default_factory=dict)
+    at: Literal["target", "source"] = "target"
+
+
+class GateSpec(_Model):
+    """An attention gate on a skip edge, gated by the value of another edge family into the same
+    node (Attention U-Net: the up-sampled decoder map)."""
+
+    by: str
+    inter: ExprText = "half"  # F_int: a number, or `half` of the skip's channels
 
 
 class NodeFamily(_Model):
@@ -100,6 +110,33 @@ class EdgeFamily(_Model):
     down: ResampleSpec | None = None
     up: ResampleSpec | None = None
     conv: EdgeConvSpec | None = None
+    gate: GateSpec | None = None
+    # for an edge leaving a loop: the last iteration's value, or every iteration's (BiO-Net INT)
+    collect: Literal["last", "all"] = "last"
+
+
+class CarrySpec(_Model):
+    """A loop-carried edge (delay 1): ``from`` at iteration k feeds ``to`` at iteration k + 1.
+    At the first iteration the slot holds ``init``: a copy of the node's first other input
+    (``duplicate``, BiO-Net's code) or zeros."""
+
+    from_: str = Field(alias="from")
+    to: str
+    for_: Annotated[Ranges, AfterValidator(_check_identifiers)] = Field(
+        default_factory=dict, alias="for")
+    if_: ExprText | None = Field(None, alias="if")
+    init: Literal["duplicate", "zeros"] = "duplicate"
+
+
+class LoopSpec(_Model):
+    """Node families run ``times`` times with shared weights, unrolled at build time.
+    ``norm: per_step`` gives every iteration its own normalisation layers (BiO-Net: "no batch
+    normalization layer is reused"); ``shared`` reuses them too."""
+
+    nodes: list[str] = Field(min_length=1)
+    times: ExprText
+    norm: Literal["per_step", "shared"] = "per_step"
+    carry: dict[str, CarrySpec] = Field(default_factory=dict)
 
 
 class SegHead(_Model):
@@ -193,6 +230,8 @@ class Spec(_Model):
         min_length=1)
     output: OutputSpec = OutputSpec()
     loss: LossSpec = LossSpec()
+    loops: Annotated[dict[str, LoopSpec], AfterValidator(_check_identifiers)] = Field(
+        default_factory=dict)
 
     @field_validator("params")
     @classmethod
