@@ -22,7 +22,8 @@ from .spec import load_spec as _load_spec
 if TYPE_CHECKING:
     from .compile import SkipGraphModule
 
-__all__ = ["SpecError", "Diagnostic", "load_spec", "load_ir", "build", "__version__"]
+__all__ = ["SpecError", "Diagnostic", "load_spec", "load_ir", "build", "load_checkpoint",
+           "save_checkpoint", "__version__"]
 __version__ = "0.1.0"
 
 
@@ -41,3 +42,16 @@ def build(path: str | os.PathLike, seed: int | None = None, **params: Any) -> "S
     reproducible. Raises :class:`SpecError` for any problem in the spec."""
     from .compile import compile_ir
     return compile_ir(load_ir(path, **params), seed=seed)
+
+
+def load_checkpoint(path: str | os.PathLike) -> "SkipGraphModule":
+    """Rebuild a module from a skipgraph checkpoint (no pickled code is executed)."""
+    from .checkpoint import load_checkpoint as _load
+    return _load(path)
+
+
+def save_checkpoint(model: "SkipGraphModule", path: str | os.PathLike,
+                    extra: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint: the resolved spec, pruned heads if any, weights, ``extra``."""
+    from .checkpoint import save_checkpoint as _save
+    _save(model, path, extra)

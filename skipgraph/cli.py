@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, Callable, Sequence
 
-from .errors import SpecError
+from .errors import Diagnostic, SpecError
 
 __all__ = ["main"]
 
@@ -72,6 +72,44 @@ def _check_head(ir, head: str) -> str:
         raise SpecError([Diagnostic("unknown-node", f"`{head}` is not a segmentation head of "
                                     f"{ir.name}", hint=did_you_mean(head, ir.heads))])
     return head
+
+
+def _model_from(args: argparse.Namespace):
+    """A checkpoint (``.pt``/``.pth``/``.ckpt``) or a spec built with ``--seed``."""
+    from .compile import compile_ir
+    if args.spec.endswith((".pt", ".pth", ".ckpt")):
+        from .checkpoint import load_checkpoint
+        model = load_checkpoint(args.spec)
+    else:
+        model = compile_ir(_load_ir(args), seed=args.seed)
+    return model.prune(_check_head(model.ir, args.prune)) if args.prune else model
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import check_onnx, export_onnx, export_program
+    model = _model_from(args)
+    if not (args.onnx or args.torch_export):
+        raise SpecError([Diagnostic("missing-key", "export needs --onnx OUT.onnx and/or "
+                                    "--torch-export OUT.pt2")])
+    if args.onnx:
+        names = export_onnx(model, args.onnx, all_heads=args.all_heads)
+        check_onnx(args.onnx)
+        print(f"wrote {args.onnx} (outputs: {', '.join(names)}; dynamic batch and spatial "
+              f"sizes, multiples of {2 ** model.ir.max_level})")
+    if args.torch_export:
+        export_program(model, args.torch_export, all_heads=args.all_heads)
+        print(f"wrote {args.torch_export}")
+    return 0
+
+
+def cmd_eject(args: argparse.Namespace) -> int:
+    from .export import eject_source
+    model = _model_from(args)
+    source = eject_source(model)
+    with open(args.output, "w", encoding="utf-8") as fh:
+        fh.write(source)
+    print(f"wrote {args.output} ({len(source.splitlines())} lines; no skipgraph import)")
+    return 0
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
@@ -143,6 +181,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--head", required=True)
     p.add_argument("-o", "--output", required=True)
+    e = add("export", cmd_export, "export to ONNX and/or torch.export (.pt2)")
+    e.add_argument("--onnx", metavar="OUT.onnx")
+    e.add_argument("--torch-export", metavar="OUT.pt2")
+    e.add_argument("--all-heads", action="store_true", help="export every head, not the "
+                   "eval output")
+    ej = add("eject", cmd_eject, "write a standalone PyTorch file of the architecture")
+    ej.add_argument("-o", "--output", required=True)
+    for sub_parser in (e, ej):
+        sub_parser.add_argument("--prune", metavar="HEAD")
+        sub_parser.add_argument("--seed", type=int, default=0)
     add("zoo", cmd_zoo, "list the shipped specs", spec=False)
     add("schema", cmd_schema, "print the JSON Schema of the spec format", spec=False)
     add("blocks", cmd_blocks, "list registered block types", spec=False).add_argument(

@@ -38,6 +38,7 @@ CODES: dict[str, str] = {
     "bad-input-size": "an input size that the network's total stride does not divide",
     "extends-cycle": "specs that extend each other in a cycle",
     "resource-limit": "a spec that would expand beyond the configured limits",
+    "export-failed": "an export that cannot work, named by the node where it fails",
 }
 
 

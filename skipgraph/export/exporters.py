@@ -1,0 +1,126 @@
+"""ONNX (torch's dynamo-based exporter) and ``torch.export``, with dynamic batch and spatial
+sizes, and errors that name the node an export fails at."""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+
+import torch
+import torch.nn as nn
+
+from ..compile.module import SkipGraphModule
+from ..errors import Diagnostic, SpecError
+from .shapes import dynamic_shapes, example_input
+
+__all__ = ["AllHeads", "export_onnx", "export_program", "ExportError", "check_onnx"]
+
+
+class ExportError(SpecError):
+    """An export that cannot work; the message names the node where it fails."""
+
+
+class AllHeads(nn.Module):
+    """Every head (eval-mode layers), as a tuple in ``model.heads`` order."""
+
+    def __init__(self, model: SkipGraphModule):
+        super().__init__()
+        self.model = model
+        self.heads = list(model.heads)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model.graph_module(training=True)(x)
+        return tuple(out[h] for h in self.heads) if isinstance(out, dict) else (out,)
+
+
+def _target(model: SkipGraphModule, all_heads: bool) -> nn.Module:
+    model.eval()
+    return AllHeads(model) if all_heads else model
+
+
+def export_program(model: SkipGraphModule, path: str | os.PathLike | None = None,
+                   all_heads: bool = False) -> torch.export.ExportedProgram:
+    """``torch.export`` with dynamic batch/spatial sizes; saved as ``.pt2`` when ``path``."""
+    target = _target(model, all_heads)
+    try:
+        program = torch.export.export(target, (example_input(model.ir),),
+                                      dynamic_shapes=dynamic_shapes(model.ir))
+    except Exception as exc:
+        raise _localize(model, "torch.export", exc) from None
+    if path is not None:
+        torch.export.save(program, os.fspath(path))
+    return program
+
+
+def export_onnx(model: SkipGraphModule, path: str | os.PathLike, all_heads: bool = False
+                ) -> list[str]:
+    """Write an ONNX model; returns its output names (head ids when ``all_heads``)."""
+    target = _target(model, all_heads)
+    names = [_onnx_name(h) for h in model.heads] if all_heads else ["output"]
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    try:
+        quiet.setLevel(logging.ERROR)  # the exporter's progress lines and torchvision notes
+        with warnings.catch_warnings(), redirect_stdout(io.StringIO()), \
+                redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(target, (example_input(model.ir),), os.fspath(path), dynamo=True,
+                              dynamic_shapes=dynamic_shapes(model.ir), input_names=["x"],
+                              output_names=names)
+    except Exception as exc:
+        raise _localize(model, "ONNX export", exc) from None
+    finally:
+        quiet.setLevel(level)
+    return names
+
+
+def check_onnx(path: str | os.PathLike) -> None:
+    import onnx
+    onnx.checker.check_model(onnx.load(os.fspath(path)))
+
+
+def _onnx_name(head_id: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in head_id).strip("_")
+
+
+def _localize(model: SkipGraphModule, what: str, exc: Exception) -> ExportError:
+    """Export each submodule alone (on the input it sees) to find the node that fails."""
+    inputs: dict[str, tuple] = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: inputs.setdefault(
+        name, tuple(a.detach() for a in args if isinstance(a, torch.Tensor))))
+        for name, m in model.named_children()]
+    try:
+        with torch.no_grad():
+            model.graph_module(training=True)(example_input(model.ir))
+    except Exception:  # the model does not even run: report the original error
+        pass
+    finally:
+        for h in hooks:
+            h.remove()
+    owners = _owners(model)
+    for name, args in inputs.items():
+        try:
+            torch.export.export(model.get_submodule(name), args)
+        except Exception as sub_exc:
+            kind = type(model.get_submodule(name)).__name__
+            return ExportError([Diagnostic(
+                "export-failed", f"{what} fails at {owners.get(name, name)} (submodule "
+                f"`{name}`, {kind}): {_first_line(sub_exc)}",
+                hint="a block must be traceable by torch.export (no data-dependent Python "
+                     "control flow, no .item()/.numpy())")])
+    return ExportError([Diagnostic("export-failed", f"{what} failed: {_first_line(exc)}")])
+
+
+def _owners(model: SkipGraphModule) -> dict[str, str]:
+    ir = model.ir
+    out = {ir.node(n).module_name: f"node {n}" for n in ir.graph.nodes}
+    out.update({e.module_name: f"edge {e.src} -> {e.dst} ({e.family})" for e in ir.edges()})
+    out.update({h.name: f"head {h.id}" for h in ir.heads.values()})
+    return out
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

@@ -1,0 +1,150 @@
+"""ONNX, torch.export and eject for every zoo spec; clear errors for exports that cannot work."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import skipgraph
+from skipgraph.blocks import BlockParams, register_block
+from skipgraph.errors import SpecError
+from skipgraph.export import check_onnx, eject_source, export_onnx, export_program
+from tests.conftest import SPECS, TINY_SPEC, ZOO
+from tests.test_zoo import small
+
+
+def _model(spec, **extra):
+    params = skipgraph.load_spec(spec).params
+    switches = {k: True for k in ("ds", "cgm") if k in params}
+    return skipgraph.build(spec, seed=0, **small(spec, **switches, **extra)).eval()
+
+
+def _inputs(model):
+    s, c = 2 ** model.ir.max_level, model.ir.in_channels
+    return [torch.randn(2, c, 2 * s, 2 * s), torch.randn(2, c, 3 * s, 4 * s)]
+
+
+@pytest.mark.parametrize("spec", ZOO, ids=[p.stem for p in ZOO])
+def test_onnx_matches_pytorch_on_two_sizes(spec, tmp_path):
+    model = _model(spec)
+    path = tmp_path / "m.onnx"
+    export_onnx(model, path, all_heads=True)
+    check_onnx(path)
+    session = ort.InferenceSession(str(path))
+    for x in _inputs(model):
+        with torch.no_grad():
+            ref = model.graph_module(training=True)(x)
+        ref = list(ref.values()) if isinstance(ref, dict) else [ref]
+        got = session.run(None, {"x": x.numpy()})
+        assert len(got) == len(ref)
+        for r, g in zip(ref, got):
+            np.testing.assert_allclose(g, r.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_torch_export_is_dynamic_and_exact(tmp_path):
+    model = _model(SPECS / "unet_pp.yaml")
+    program = export_program(model, tmp_path / "m.pt2")
+    loaded = torch.export.load(str(tmp_path / "m.pt2")).module()
+    for x in _inputs(model):
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x), model(x))
+            torch.testing.assert_close(program.module()(x), model(x))
+
+
+def test_pruned_and_3d_models_export(tmp_path):
+    small_model = _model(SPECS / "unet_pp.yaml").prune("X[0,2]").eval()
+    export_onnx(small_model, tmp_path / "p.onnx")
+    check_onnx(tmp_path / "p.onnx")
+    model3d = _model(SPECS / "unet.yaml", dims=3, base=2, depth=2)
+    export_program(model3d)
+
+
+_CHECK_EJECTED = r"""
+import importlib.util, json, sys, torch
+
+class Block:  # the ejected files must not need skipgraph
+    def find_spec(self, name, *args):
+        if name.split(".")[0] == "skipgraph":
+            raise ImportError("skipgraph is blocked")
+sys.meta_path.insert(0, Block())
+for item in json.loads(sys.argv[1]):
+    spec = importlib.util.spec_from_file_location("ejected", item["file"])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = getattr(mod, item["cls"])()
+    model.load_state_dict(torch.load(item["weights"], weights_only=True), strict=True)
+    model.eval()
+    data = torch.load(item["io"], weights_only=True)
+    with torch.no_grad():
+        assert torch.equal(model(data["x"]), data["y"]), item["file"]
+    model.train()
+    out = model(data["x"])
+    assert set(out) == set(item["heads"]) if isinstance(out, dict) else len(item["heads"]) == 1
+print("ok", len(json.loads(sys.argv[1])))
+"""
+
+
+def test_ejected_files_load_weights_strictly_and_match(tmp_path):
+    from skipgraph.compile.module import _class_name
+    items = []
+    for spec in ZOO:
+        model = _model(spec)
+        model.train()  # move BN statistics away from their defaults
+        model(_inputs(model)[0])
+        model.eval()
+        stem = tmp_path / spec.stem
+        (stem.with_suffix(".py")).write_text(eject_source(model))
+        torch.save(model.state_dict(), stem.with_suffix(".pt"))
+        x = _inputs(model)[1]
+        with torch.no_grad():
+            torch.save({"x": x, "y": model(x)}, stem.with_suffix(".io"))
+        items.append({"file": str(stem.with_suffix(".py")), "weights": str(stem.with_suffix(".pt")),
+                      "io": str(stem.with_suffix(".io")), "cls": _class_name(model.ir.name),
+                      "heads": model.heads})
+    proc = subprocess.run([sys.executable, "-c", _CHECK_EJECTED, json.dumps(items)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == f"ok {len(ZOO)}"
+
+
+def test_ejected_source_keeps_tied_weights_shared():
+    model = skipgraph.build(SPECS / "bionet.yaml", base=2, l=2, t=3)
+    src = eject_source(model)
+    assert "shared_E0_conv1 = nn.Conv2d(" in src
+    assert src.count("shared_E0_conv1),") == 3
+    assert "import skipgraph" not in src and "from skipgraph" not in src
+
+
+class DataDependentParams(BlockParams):
+    type: str = "data_dependent"
+
+
+class DataDependent(torch.nn.Module):
+    """A block torch.export cannot trace: Python control flow on tensor values."""
+
+    def __init__(self, dims, in_channels, out_channels, params):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+    def forward(self, x):
+        if x.sum().item() > 0:
+            return self.conv(x)
+        return -self.conv(x)
+
+
+def test_export_that_cannot_work_names_the_node(write_spec):
+    register_block("data_dependent", DataDependentParams, DataDependent, replace=True)
+    text = TINY_SPEC.replace("width: base * 2**i}", "width: base * 2**i, if: \"i < 2 or j > 0\"}")
+    text = text.replace("nodes:", "nodes:\n  B: {level: 2, column: 0, width: 16, "
+                        "block: {type: data_dependent}}")
+    text = text.replace('  up:      {from: "X[i+1,j-1]", to: "X[i,j]"}',
+                        '  up:      {from: "X[i+1,j-1]", to: "X[i,j]"}\n'
+                        '  tob:     {from: "X[1,0]", to: B}\n  fromb:   {from: B, to: "X[1,1]"}')
+    model = skipgraph.build(write_spec(text)).eval()
+    with pytest.raises(SpecError) as info:
+        export_program(model)
+    d = info.value.diagnostics[0]
+    assert d.code == "export-failed" and "node B" in d.message and "DataDependent" in d.message
