@@ -35,7 +35,10 @@ def cmd_expand(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from .compile import compile_ir
     from .compile.summary import summarize
+    from .graph.estimate import check_budget
     ir = _load_ir(args)
+    shape = _parse_shape(args.input) if args.input else None
+    check_budget(ir, input_shape=shape)  # before allocating weights or the input
     model = compile_ir(ir, seed=args.seed)
     if args.prune:
         model = model.prune(_check_head(ir, args.prune))
@@ -43,7 +46,6 @@ def cmd_build(args: argparse.Namespace) -> int:
         from .checkpoint import save_checkpoint
         save_checkpoint(model, args.save)
         print(f"wrote {args.save}", file=sys.stderr)
-    shape = _parse_shape(args.input) if args.input else None
     summary = summarize(model, shape)
     if args.json:
         print(json.dumps(summary.to_dict()))

@@ -42,6 +42,13 @@ class BlockParams(BaseModel):
     def out_channels(self, in_channels: int, width: int) -> int:
         return width
 
+    def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        """Parameters the block will allocate, for the resource guard (an upper-bound-ish
+        estimate is enough; override for exactness)."""
+        kernel = getattr(self, "kernel", 3)
+        layers = getattr(self, "convs", getattr(self, "layers", 1))
+        return (kernel ** dims) * (in_channels + (layers - 1) * out_channels) * out_channels
+
 
 @dataclass(frozen=True)
 class BlockDef:

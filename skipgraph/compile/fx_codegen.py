@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
 from ..blocks.heads import cgm_gate
 from ..blocks.layers import AVG_POOL, MAX_POOL, interp_mode
@@ -21,10 +22,11 @@ from ..graph.ir import INPUT_ID, IREdge, IRGraph
 __all__ = ["make_graph"]
 
 
-def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set[str]
-               ) -> fx.Graph:
+def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set[str],
+               checkpoint: frozenset[str] = frozenset()) -> fx.Graph:
     """A graph computing ``head_ids``; ``combine`` is ``dict`` (all heads by id), ``mean`` or
-    ``single``."""
+    ``single``. Nodes whose family or loop is in ``checkpoint`` run under activation
+    checkpointing (their activations are recomputed in the backward pass)."""
     g = fx.Graph()
     needed = ir.ancestors(ir.heads[h].node for h in ir.needed_heads(head_ids))
     values: dict[str, fx.Node] = {INPUT_ID: g.placeholder("x")}
@@ -33,8 +35,13 @@ def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set
         if node.is_input or node.id not in needed:
             continue
         merged = _merge(g, ir, node, _input_values(g, ir, node, values, shared, module_names))
-        values[node.id] = g.create_node("call_module", node.module_name, (merged,),
-                                        name=node.name)
+        if node.family in checkpoint or (node.loop and node.loop in checkpoint):
+            fn = g.get_attr(node.module_name)
+            values[node.id] = g.create_node("call_function", torch_checkpoint, (fn, merged),
+                                            {"use_reentrant": False}, name=node.name)
+        else:
+            values[node.id] = g.create_node("call_module", node.module_name, (merged,),
+                                            name=node.name)
     done: dict[str, fx.Node] = {}
     outs = {h: _head_value(g, ir, h, values, done) for h in head_ids}
     if combine == "dict":

@@ -7,17 +7,23 @@ the heads). ``forward`` picks one by ``self.training``; there is no interpretati
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
+import torch.nn.functional as F
 
+from ..graph.estimate import Budget, check_budget
 from ..graph.ir import IRGraph
 from .fx_codegen import make_graph
 from .modules import build_modules
 
-__all__ = ["SkipGraphModule", "compile_ir"]
+__all__ = ["SkipGraphModule", "compile_ir", "InputShapeError"]
+
+
+class InputShapeError(ValueError):
+    """An input the compiled network cannot take (dims, channels, or size vs. stride)."""
 
 
 class SkipGraphModule(nn.Module):
@@ -31,7 +37,8 @@ class SkipGraphModule(nn.Module):
     ``print(model.code)`` shows the eval-mode code and ``model.train_code`` the training code.
     """
 
-    def __init__(self, ir: IRGraph, modules: "OrderedDict[str, nn.Module]"):
+    def __init__(self, ir: IRGraph, modules: "OrderedDict[str, nn.Module]",
+                 checkpoint: Iterable[str] = ()):
         super().__init__()
         for name, module in modules.items():
             self.add_module(name, module)
@@ -40,7 +47,10 @@ class SkipGraphModule(nn.Module):
         self.output_heads: list[str] = list(ir.output_heads)
         self.pruned = False  # True for a module cut down to one head's ancestors
         names = set(modules)
-        train = make_graph(ir, self.heads, "dict" if len(self.heads) > 1 else "single", names)
+        self.checkpoint = frozenset(checkpoint)
+        _check_checkpoint_names(ir, self.checkpoint)
+        train = make_graph(ir, self.heads, "dict" if len(self.heads) > 1 else "single", names,
+                           self.checkpoint)
         mode = "mean" if ir.output_mode == "ensemble" else "single"
         evalg = make_graph(ir, self.output_heads, mode, names)
         cls_name = _class_name(ir.name)
@@ -49,7 +59,43 @@ class SkipGraphModule(nn.Module):
         object.__setattr__(self, "_eval_gm", fx.GraphModule(self, evalg, cls_name))
 
     def forward(self, x: torch.Tensor) -> Any:
-        return self._train_gm(x) if self.training else self._eval_gm(x)
+        pads = self._check_input(x)
+        if pads:
+            x = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)])
+        out = self._train_gm(x) if self.training else self._eval_gm(x)
+        return self._crop(out, [s - p for s, p in zip(x.shape[2:], pads)]) if pads else out
+
+    def _check_input(self, x: torch.Tensor) -> list[int]:
+        """Raise InputShapeError for a wrong input; return the padding the `pad` mode needs."""
+        ir = self.ir
+        if not isinstance(x, torch.Tensor):
+            raise InputShapeError(f"{ir.name}: expected a tensor, got {type(x).__name__}")
+        if x.dim() != ir.dims + 2:
+            raise InputShapeError(f"{ir.name}: expected a {ir.dims + 2}-d input (N, C, "
+                                  f"{ir.dims} spatial dims), got shape {tuple(x.shape)}")
+        if x.shape[1] != ir.in_channels:
+            raise InputShapeError(f"{ir.name}: expected {ir.in_channels} input channels, got "
+                                  f"{x.shape[1]} (shape {tuple(x.shape)})")
+        stride = 2 ** ir.max_level
+        pads = [(-s) % stride for s in x.shape[2:]]
+        if any(pads) and not ir.pad_input:
+            raise InputShapeError(f"{ir.name}: spatial size {tuple(x.shape[2:])} is not a "
+                                  f"multiple of the total stride {stride}; resize the input or "
+                                  "set `input: {pad: true}` in the spec")
+        return pads if any(pads) else []
+
+    def _crop(self, out: Any, sizes: list[int]) -> Any:
+        if isinstance(out, dict):
+            return {k: self._crop_one(v, sizes, self.ir.heads[k]) for k, v in out.items()}
+        return self._crop_one(out, sizes, self.ir.heads[self.output_heads[0]])
+
+    @staticmethod
+    def _crop_one(t: torch.Tensor, sizes: list[int], head: Any) -> torch.Tensor:
+        if t.dim() <= 2:  # an image-level (CGM) output
+            return t
+        f = 1 if head.full_size else 2 ** head.level
+        index = (slice(None), slice(None)) + tuple(slice(0, -(-s // f)) for s in sizes)
+        return t[index]
 
     @property
     def code(self) -> str:
@@ -70,23 +116,34 @@ class SkipGraphModule(nn.Module):
         sub = self.ir.subgraph([head])
         wanted = _module_names(sub)
         keep = OrderedDict((n, m) for n, m in self.named_children() if n in wanted)
-        pruned = SkipGraphModule(sub, keep)
+        pruned = SkipGraphModule(sub, keep, self.checkpoint)
         pruned.pruned = True
         return pruned
 
     def __deepcopy__(self, memo: dict) -> "SkipGraphModule":
         import copy
         modules = OrderedDict((n, copy.deepcopy(m, memo)) for n, m in self.named_children())
-        return _rebuild(self.ir, modules, self.training, self.pruned)
+        return _rebuild(self.ir, modules, self.training, self.pruned, self.checkpoint)
 
     def __reduce__(self):
         return (_rebuild, (self.ir, OrderedDict(self.named_children()), self.training,
-                           self.pruned))
+                           self.pruned, self.checkpoint))
+
+
+def _check_checkpoint_names(ir: IRGraph, names: frozenset[str]) -> None:
+    known = {ir.node(n).family for n in ir.graph.nodes} | {ir.node(n).loop
+                                                           for n in ir.graph.nodes}
+    unknown = names - known
+    if unknown:
+        from ..errors import Diagnostic, SpecError, did_you_mean
+        raise SpecError([Diagnostic("unknown-family", f"checkpoint: `{u}` is neither a node "
+                                    "family nor a loop", hint=did_you_mean(u, known - {""}))
+                         for u in sorted(unknown)])
 
 
 def _rebuild(ir: IRGraph, modules: "OrderedDict[str, nn.Module]", training: bool,
-             pruned: bool = False) -> SkipGraphModule:
-    model = SkipGraphModule(ir, modules)
+             pruned: bool = False, checkpoint: Iterable[str] = ()) -> SkipGraphModule:
+    model = SkipGraphModule(ir, modules, checkpoint)
     model.train(training)
     model.pruned = pruned
     return model
@@ -103,10 +160,14 @@ def _class_name(name: str) -> str:
     return (cleaned[:1].upper() + cleaned[1:]) or "SkipGraph"
 
 
-def compile_ir(ir: IRGraph, seed: int | None = None) -> SkipGraphModule:
-    """Build the module; with ``seed`` the weights are reproducible (global RNG untouched)."""
+def compile_ir(ir: IRGraph, seed: int | None = None, checkpoint: Iterable[str] = (),
+               budget: Budget | None = None) -> SkipGraphModule:
+    """Build the module; with ``seed`` the weights are reproducible (global RNG untouched).
+    ``checkpoint`` names node families or loops to run under activation checkpointing.
+    The resource guard runs first: nothing is allocated for a model over the budget."""
+    check_budget(ir, budget)
     if seed is None:
-        return SkipGraphModule(ir, build_modules(ir))
+        return SkipGraphModule(ir, build_modules(ir), checkpoint)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return SkipGraphModule(ir, build_modules(ir))
+        return SkipGraphModule(ir, build_modules(ir), checkpoint)

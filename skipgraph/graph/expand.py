@@ -28,6 +28,7 @@ __all__ = ["expand", "MAX_NODES", "MAX_EDGES", "MAX_STEPS"]
 MAX_NODES = 10_000
 MAX_EDGES = 100_000
 MAX_STEPS = 64  # loop iterations
+MAX_WIDTH = 1 << 20  # channels of one node: far beyond any real network, refused early
 
 
 def expand(rs: ResolvedSpec) -> IRGraph:
@@ -45,7 +46,8 @@ class _Expander:
         self.env: dict[str, Any] = dict(rs.params)
         self.sink = DiagnosticSink()
         self.ir = IRGraph(self.spec.name, self.spec.dims, params=dict(rs.params), source=rs.path,
-                          loss=self.spec.loss.model_dump(), spec_doc=dict(rs.raw))
+                          loss=self.spec.loss.model_dump(), spec_doc=dict(rs.raw),
+                          pad_input=self.spec.input.pad)
         self.members: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
         # combinations seen before `if:` filtering: a family emptied by its `if:` (a feature
         # switched off by a param) is fine; one that finds no node at all is an error.
@@ -177,6 +179,11 @@ class _Expander:
                                (vars_[1] if len(vars_) > 1 else 0), env, path + ("column",), 0)
             width = self._int(fam.width, env, path + ("width",), 1)
             if None in (level, column, width):
+                return
+            if width > MAX_WIDTH:
+                self._err("resource-limit", f"node {node_id(name, index)} would have {width:,} "
+                          f"channels (limit {MAX_WIDTH:,})", path + ("width",),
+                          "check the width expression and the depth")
                 return
             nid = node_id(name, index)
             if nid in self.ir.graph:

@@ -182,6 +182,7 @@ class IRGraph:
     params: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     loss: dict[str, Any] = field(default_factory=dict)      # the spec's `loss:` settings
+    pad_input: bool = False  # pad inputs to a multiple of the total stride, crop outputs back
     spec_doc: dict[str, Any] = field(default_factory=dict)  # the resolved spec (checkpoints)
 
     # --- the one way in --------------------------------------------------------------------

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -57,23 +58,30 @@ class Expr:
     source: str
 
     def __post_init__(self) -> None:
-        try:
-            tree = ast.parse(self.source.strip(), mode="eval")
-        except SyntaxError as exc:
-            raise ExprError(f"cannot parse expression `{self.source}`: {exc.msg}") from None
-        names: set[str] = set()
-        for node in ast.walk(tree):
-            _check_allowed(node, self.source)
-            if isinstance(node, ast.Name) and node.id not in _FUNCS:
-                names.add(node.id)
+        tree, names = _parse(self.source)
         object.__setattr__(self, "_tree", tree)
-        object.__setattr__(self, "names", frozenset(names))
+        object.__setattr__(self, "names", names)
 
     def evaluate(self, env: Mapping[str, Any]) -> Any:
         return _Evaluator(env, self.source).visit(self._tree.body)  # type: ignore[attr-defined]
 
     def __str__(self) -> str:
         return self.source
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str) -> tuple[ast.Expression, frozenset[str]]:
+    """Parse and vet once per distinct source text (specs repeat the same few expressions)."""
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"cannot parse expression `{source}`: {exc.msg}") from None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        _check_allowed(node, source)
+        if isinstance(node, ast.Name) and node.id not in _FUNCS:
+            names.add(node.id)
+    return tree, frozenset(names)
 
 
 def _check_allowed(node: ast.AST, source: str) -> None:

@@ -204,6 +204,9 @@ class LossSpec(_Model):
 
 class InputSpec(_Model):
     channels: ExprText = "in_channels"
+    # sizes the total stride does not divide: error (false) or pad to a multiple and crop the
+    # outputs back (true)
+    pad: bool = False
 
 
 class Defaults(_Model):

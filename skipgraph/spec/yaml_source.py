@@ -14,9 +14,11 @@ import yaml
 
 from ..errors import Diagnostic, Span, SpecError
 
-__all__ = ["PositionMap", "SourceDoc", "load_yaml_text", "load_yaml_file", "MAX_YAML_VALUES"]
+__all__ = ["PositionMap", "SourceDoc", "load_yaml_text", "load_yaml_file", "MAX_YAML_VALUES",
+           "MAX_YAML_DEPTH"]
 
 MAX_YAML_VALUES = 100_000  # values after alias expansion; a spec is a few hundred
+MAX_YAML_DEPTH = 32        # nesting; a spec needs about 6
 
 Path = tuple  # tuple[str | int, ...]
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in
@@ -67,10 +69,25 @@ class _Converter:
         self.file = file
         self.positions = PositionMap(file)
         self.count = 0
+        self.active: set[int] = set()  # nodes being converted (a recursive alias revisits one)
         self.errors: list[Diagnostic] = []
         self._constructor = yaml.constructor.SafeConstructor()
 
     def convert(self, node: yaml.Node, path: Path) -> Any:
+        if id(node) in self.active:
+            raise SpecError([Diagnostic("yaml-syntax", "a YAML alias refers to itself "
+                                        "(recursive anchor)", _span(self.file, node.start_mark))])
+        if len(path) > MAX_YAML_DEPTH:
+            raise SpecError([Diagnostic("resource-limit", f"values nested more than "
+                                        f"{MAX_YAML_DEPTH} deep", _span(self.file,
+                                                                        node.start_mark))])
+        self.active.add(id(node))
+        try:
+            return self._convert(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def _convert(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1
         if self.count > MAX_YAML_VALUES:
             raise SpecError([Diagnostic(
@@ -113,17 +130,38 @@ class _Converter:
         return out
 
 
+def _compose(text: str, file: str) -> Any:
+    # PyYAML's composer recurses once per nesting level: refuse pathological nesting first
+    depth = peak = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            peak = max(peak, depth)
+        elif ch in "]}":
+            depth -= 1
+    if peak > 4 * MAX_YAML_DEPTH:
+        raise SpecError([Diagnostic("resource-limit", f"brackets nested {peak} deep",
+                                    Span(file, 1, 1))])
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
 def load_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
     """Parse YAML text into plain data plus positions; raises SpecError on any problem."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text, file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = _span(file, mark) if mark else Span(file)
         msg = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
         raise SpecError([Diagnostic("yaml-syntax", msg, span)]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise SpecError([Diagnostic("yaml-syntax", f"character {exc.character!r} is not "
+                                    "allowed in YAML", Span(file, line, column))]) from None
     except yaml.YAMLError as exc:
-        raise SpecError([Diagnostic("yaml-syntax", str(exc), Span(file))]) from None
+        raise SpecError([Diagnostic("yaml-syntax", str(exc).splitlines()[0], Span(file, 1, 1))]
+                        ) from None
     if root is None:
         return SourceDoc({}, PositionMap(file))
     conv = _Converter(file)
