@@ -21,6 +21,12 @@ def check_act(value: Any) -> Any:
     return value
 
 
+def check_odd_kernel(kernel: int) -> int:
+    if kernel % 2 == 0:
+        raise ValueError(f"a size-preserving conv needs an odd kernel, not {kernel}")
+    return kernel
+
+
 class ConvParams(BlockParams):
     """A stack of ``convs`` convolutions, each followed by norm and activation.
 
@@ -39,6 +45,7 @@ class ConvParams(BlockParams):
 
     _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
     _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
+    _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
 
 
 class RecurrentParams(BlockParams):
@@ -60,6 +67,7 @@ class RecurrentParams(BlockParams):
 
     _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
     _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
+    _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
 
 
 class ResidualParams(BlockParams):
@@ -75,6 +83,7 @@ class ResidualParams(BlockParams):
 
     _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
     _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
+    _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
 
 
 register_block("conv", ConvParams, "skipgraph.blocks.conv:ConvStack",

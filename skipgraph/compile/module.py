@@ -46,6 +46,12 @@ class SkipGraphModule(nn.Module):
         self.heads: list[str] = list(ir.heads)
         self.output_heads: list[str] = list(ir.output_heads)
         self.pruned = False  # True for a module cut down to one head's ancestors
+        # plain facts for the input check (forward must not touch the networkx IR: it would
+        # break torch.compile's graph)
+        self._dims, self._in_channels = ir.dims, ir.in_channels
+        self._stride, self._pad = 2 ** ir.max_level, ir.pad_input
+        self._crop_factor = {h.id: 1 if h.full_size else 2 ** h.level for h in ir.heads.values()}
+        self._name = ir.name
         names = set(modules)
         self.checkpoint = frozenset(checkpoint)
         _check_checkpoint_names(ir, self.checkpoint)
@@ -67,33 +73,32 @@ class SkipGraphModule(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> list[int]:
         """Raise InputShapeError for a wrong input; return the padding the `pad` mode needs."""
-        ir = self.ir
+        name, dims = self._name, self._dims
         if not isinstance(x, torch.Tensor):
-            raise InputShapeError(f"{ir.name}: expected a tensor, got {type(x).__name__}")
-        if x.dim() != ir.dims + 2:
-            raise InputShapeError(f"{ir.name}: expected a {ir.dims + 2}-d input (N, C, "
-                                  f"{ir.dims} spatial dims), got shape {tuple(x.shape)}")
-        if x.shape[1] != ir.in_channels:
-            raise InputShapeError(f"{ir.name}: expected {ir.in_channels} input channels, got "
+            raise InputShapeError(f"{name}: expected a tensor, got {type(x).__name__}")
+        if x.dim() != dims + 2:
+            raise InputShapeError(f"{name}: expected a {dims + 2}-d input (N, C, "
+                                  f"{dims} spatial dims), got shape {tuple(x.shape)}")
+        if x.shape[1] != self._in_channels:
+            raise InputShapeError(f"{name}: expected {self._in_channels} input channels, got "
                                   f"{x.shape[1]} (shape {tuple(x.shape)})")
-        stride = 2 ** ir.max_level
+        stride = self._stride
         pads = [(-s) % stride for s in x.shape[2:]]
-        if any(pads) and not ir.pad_input:
-            raise InputShapeError(f"{ir.name}: spatial size {tuple(x.shape[2:])} is not a "
+        if any(pads) and not self._pad:
+            raise InputShapeError(f"{name}: spatial size {tuple(x.shape[2:])} is not a "
                                   f"multiple of the total stride {stride}; resize the input or "
                                   "set `input: {pad: true}` in the spec")
         return pads if any(pads) else []
 
     def _crop(self, out: Any, sizes: list[int]) -> Any:
         if isinstance(out, dict):
-            return {k: self._crop_one(v, sizes, self.ir.heads[k]) for k, v in out.items()}
-        return self._crop_one(out, sizes, self.ir.heads[self.output_heads[0]])
+            return {k: self._crop_one(v, sizes, self._crop_factor[k]) for k, v in out.items()}
+        return self._crop_one(out, sizes, self._crop_factor[self.output_heads[0]])
 
     @staticmethod
-    def _crop_one(t: torch.Tensor, sizes: list[int], head: Any) -> torch.Tensor:
+    def _crop_one(t: torch.Tensor, sizes: list[int], f: int) -> torch.Tensor:
         if t.dim() <= 2:  # an image-level (CGM) output
             return t
-        f = 1 if head.full_size else 2 ** head.level
         index = (slice(None), slice(None)) + tuple(slice(0, -(-s // f)) for s in sizes)
         return t[index]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag,
-                      field_validator)
+                      field_validator, model_validator)
 
 from .expr import Expr, ExprError, Range
 
@@ -46,6 +46,12 @@ NormText = str | dict[str, Any]   # a name, or {type: name, **kwargs}; checked b
 ActText = str | dict[str, Any]
 
 
+def _odd(kernel: int) -> int:
+    if kernel % 2 == 0:
+        raise ValueError(f"a size-preserving conv needs an odd kernel, not {kernel}")
+    return kernel
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -69,6 +75,13 @@ class ResampleSpec(_Model):
     bias: bool = True
     norm: NormText = "none"
     act: ActText = "none"
+
+    @model_validator(mode="after")
+    def _odd_upconv_kernel(self) -> "ResampleSpec":
+        if self.op == "upconv" and self.kernel % 2 == 0:
+            raise ValueError(f"upconv's conv keeps the size only with an odd kernel, not "
+                             f"{self.kernel} (set `kernel: 3`)")
+        return self
 
 
 class EdgeConvSpec(_Model):
@@ -146,7 +159,7 @@ class SegHead(_Model):
     on: str
     if_: ExprText | None = Field(None, alias="if")
     out: ExprText = "classes"
-    kernel: int = Field(1, ge=1, le=15)
+    kernel: Annotated[int, Field(ge=1, le=15), AfterValidator(lambda k: _odd(k))] = 1
     bias: bool = True
     act: Literal["none", "sigmoid", "softmax"] = "none"
     resize: Literal["none", "full"] = "none"  # `full`: bilinear up-sampling to the input size

@@ -122,7 +122,7 @@ def test_summary_rows_and_flops():
 
 
 @pytest.mark.parametrize("up, kernel", [("transpose", 2), ("transpose", 3), ("transpose", 4),
-                                        ("nearest", 2), ("bilinear", 2), ("upconv", 3)])
+                                        ("nearest", 2), ("bilinear", 2), ("upconv", 3), ("upconv", 5)])
 def test_upsampling_variants_keep_shapes(write_spec, up, kernel):
     from tests.conftest import TINY_SPEC
     path = write_spec(TINY_SPEC.replace("params:", f"defaults: {{up: {{op: {up}, kernel: "
