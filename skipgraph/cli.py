@@ -114,6 +114,83 @@ def cmd_eject(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_config(args: argparse.Namespace):
+    from .spec import parse_overrides
+    from .train import TrainConfig
+    return TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, crop=args.crop,
+                       samples_per_image=args.samples_per_image, steps=args.steps,
+                       seed=getattr(args, "seed", 0), device=args.device, amp=args.amp,
+                       channels_last=args.channels_last, compile=args.compile,
+                       overrides=parse_overrides(args.set))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+    from .zoo import resolve_spec_path
+    best = train(resolve_spec_path(args.spec), args.data, args.out, _train_config(args),
+                 resume=args.resume)
+    print(f"best: epoch {best.get('epoch')}, val Dice {best['dice']:.4f}, IoU "
+          f"{best.get('iou', 0):.4f}; checkpoints in {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .train import SegmentationFolder, evaluate_model, pruning_levels
+    model = load_checkpoint(args.checkpoint)
+    if args.head:
+        model = model.prune(_check_head(model.ir, args.head))
+    data = SegmentationFolder(args.data, args.split, crop=None, augment=False)
+    result = evaluate_model(model, data, args.device, objects=True)
+    if len([h for h in model.heads if model.ir.heads[h].type == "seg"]) > 1 and not args.head:
+        result["pruning_levels"] = pruning_levels(model, data, args.device)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    for row in result["images"]:
+        print(f"{row['image']}: Dice {row['dice']:.4f}  IoU {row['iou']:.4f}  "
+              f"object F1 {row['object_f1']:.4f}")
+    m = result["mean"]
+    print(f"mean over {len(result['images'])} images: Dice {m['dice']:.4f}  IoU {m['iou']:.4f}"
+          f"  object F1 {m['object_f1']:.4f}")
+    for lv in result.get("pruning_levels", []):
+        print(f"pruned to {lv['head']}: {lv['params']:,} params, {lv['ms_per_image']:.0f} "
+              f"ms/image, Dice {lv['dice']:.4f}, IoU {lv['iou']:.4f}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .train.compare import compare, format_table
+    from .zoo import resolve_spec_path
+    rows = compare([resolve_spec_path(s) for s in args.specs], args.data, args.out,
+                   _train_config(args), seeds=args.seeds)
+    print(format_table(rows))
+    print(f"written to {args.out}/compare.md and compare.csv")
+    return 0
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="folder with images/, masks/ [, split.json]")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--samples-per-image", type=int, default=4)
+    p.add_argument("--steps", type=int, help="at most this many steps per epoch")
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--amp", choices=["bf16", "fp16"])
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true")
+
+
+def _cuda() -> bool:
+    import importlib.util
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+    return torch.cuda.is_available()
+
+
 def cmd_zoo(args: argparse.Namespace) -> int:
     from .zoo import describe, zoo_specs
     specs = zoo_specs()
@@ -193,6 +270,26 @@ def make_parser() -> argparse.ArgumentParser:
     for sub_parser in (e, ej):
         sub_parser.add_argument("--prune", metavar="HEAD")
         sub_parser.add_argument("--seed", type=int, default=0)
+    t = add("train", cmd_train, "train a spec on a folder of images and masks")
+    _add_train_args(t)
+    t.add_argument("--out", default="runs/train")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    ev = add("evaluate", cmd_evaluate, "Dice, IoU, object F1 (and pruning levels)", spec=False)
+    ev.add_argument("checkpoint")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--head", help="evaluate the model pruned to this head")
+    ev.add_argument("--ensemble", action="store_true", help="the spec's ensemble output "
+                    "(the default when the spec says ensemble)")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--json", action="store_true")
+    c = add("compare", cmd_compare, "train specs the same way and tabulate them", spec=False)
+    c.add_argument("specs", nargs="+")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _add_train_args(c)
+    c.add_argument("--seeds", type=int, nargs="+", default=[0])
+    c.add_argument("--out", default="runs/compare")
     add("zoo", cmd_zoo, "list the shipped specs", spec=False)
     add("schema", cmd_schema, "print the JSON Schema of the spec format", spec=False)
     add("blocks", cmd_blocks, "list registered block types", spec=False).add_argument(
@@ -219,7 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         print(exc.format(with_source=True), file=sys.stderr)
         return 2
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # DataError, InputShapeError: messages name the file or shape
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,138 @@
+"""A folder of ``images/`` + ``masks/`` (matching names; PNG/TIFF, 8/16-bit, gray or RGB) with an
+optional ``split.json``; per-image normalisation, random crops, flips and 90-degree rotations.
+Files are read with Pillow; a bad or unmatched file is a :class:`DataError` naming it."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["DataError", "SegmentationFolder", "read_image", "read_mask", "list_split"]
+
+_EXTS = (".png", ".tif", ".tiff")
+
+
+class DataError(ValueError):
+    """A data folder or file that cannot be used, named in the message."""
+
+
+def _read(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            return np.array(im)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataError(f"{path}: cannot read the image ({exc})") from None
+
+
+def read_image(path: Path) -> np.ndarray:
+    """(C, H, W) float32, each channel normalised to zero mean and unit variance."""
+    a = _read(path).astype(np.float32)
+    if a.ndim == 2:
+        a = a[None]
+    elif a.ndim == 3:
+        a = a[..., :3].transpose(2, 0, 1)  # drop alpha
+    else:
+        raise DataError(f"{path}: expected a 2D gray or RGB image, got shape {a.shape}")
+    mean = a.mean(axis=(1, 2), keepdims=True)
+    std = a.std(axis=(1, 2), keepdims=True) + 1e-6
+    return (a - mean) / std
+
+
+def read_mask(path: Path, classes: int) -> np.ndarray:
+    """(classes, H, W) float32: ``mask > 0`` for one class, one-hot of the values otherwise."""
+    m = _read(path)
+    if m.ndim == 3:
+        m = m[..., 0]
+    if classes == 1:
+        return (m > 0).astype(np.float32)[None]
+    if m.max() >= classes:
+        raise DataError(f"{path}: mask value {int(m.max())} but the model has {classes} classes")
+    return np.stack([(m == c) for c in range(classes)]).astype(np.float32)
+
+
+def _files(folder: Path) -> dict[str, str]:
+    """stem -> file name of the images in a folder."""
+    return {p.stem: p.name for p in sorted(folder.iterdir()) if p.suffix.lower() in _EXTS}
+
+
+def list_split(root: Path, split: str | None) -> list[tuple[str, str]]:
+    """(image file, mask file) pairs of a split (``split.json`` lists names with or without
+    extension), or of every image when there is no split file."""
+    if not (root / "images").is_dir() or not (root / "masks").is_dir():
+        raise DataError(f"{root}: expected the folders images/ and masks/")
+    images, masks = _files(root / "images"), _files(root / "masks")
+    names = list(images)
+    if split is not None and (root / "split.json").exists():
+        try:
+            table = json.loads((root / "split.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{root / 'split.json'}: not valid JSON ({exc})") from None
+        if split not in table:
+            raise DataError(f"{root / 'split.json'} has no split `{split}` "
+                            f"(it has {sorted(table)})")
+        names = [Path(n).stem for n in table[split]]
+    missing = [n for n in names if n not in images or n not in masks]
+    if missing:
+        where = "images/" if missing[0] not in images else "masks/"
+        raise DataError(f"{root}: {missing[0]} has no file in {where}"
+                        + (f" ({len(missing) - 1} more like it)" if len(missing) > 1 else ""))
+    if not names:
+        raise DataError(f"{root}: no images in split `{split}`")
+    return [(images[n], masks[n]) for n in names]
+
+
+class SegmentationFolder(Dataset):
+    """Images and masks held in memory; training crops are random, evaluation returns whole
+    images (padded by the caller)."""
+
+    def __init__(self, root: str | Path, split: str | None, classes: int = 1,
+                 crop: int | None = 128, augment: bool = True, samples_per_image: int = 1,
+                 seed: int = 0):
+        self.root = Path(root)
+        self.files = list_split(self.root, split)
+        self.names = [Path(image).stem for image, _ in self.files]
+        self.images = [read_image(self.root / "images" / image) for image, _ in self.files]
+        self.masks = [read_mask(self.root / "masks" / mask, classes) for _, mask in self.files]
+        for n, im, m in zip(self.names, self.images, self.masks):
+            if im.shape[1:] != m.shape[1:]:
+                raise DataError(f"{n}: image {im.shape[1:]} and mask {m.shape[1:]} differ")
+        self.crop, self.augment = crop, augment
+        self.samples_per_image = samples_per_image
+        self.rng = random.Random(seed)
+
+    @property
+    def channels(self) -> int:
+        return self.images[0].shape[0]
+
+    def __len__(self) -> int:
+        return len(self.names) * self.samples_per_image
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        im, m = self.images[k % len(self.names)], self.masks[k % len(self.names)]
+        if self.crop:
+            h, w = im.shape[1:]
+            c = min(self.crop, h, w)
+            y, x = self.rng.randint(0, h - c), self.rng.randint(0, w - c)
+            im, m = im[:, y:y + c, x:x + c], m[:, y:y + c, x:x + c]
+        if self.augment:
+            rot = self.rng.randint(0, 3)
+            im, m = np.rot90(im, rot, axes=(1, 2)), np.rot90(m, rot, axes=(1, 2))
+            if self.rng.random() < 0.5:
+                im, m = im[:, :, ::-1], m[:, :, ::-1]
+        return torch.from_numpy(im.copy()), torch.from_numpy(m.copy())
+
+
+def pad_to(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, Sequence[int]]:
+    """Reflect-pad the spatial dims up to a multiple of ``stride``; returns the original sizes."""
+    sizes = list(x.shape[2:])
+    pads = [(-s) % stride for s in sizes]
+    if any(pads):
+        x = torch.nn.functional.pad(x, [p for pad in reversed(pads) for p in (0, pad)],
+                                    mode="reflect")
+    return x, sizes
