@@ -167,6 +167,9 @@ def _draw_edge(g: graphviz.Digraph, ir: IRGraph, e: IREdge, opts: DrawOptions,
     attrs = _edge_attrs(EDGE_STYLES[e.kind])
     attrs["tooltip"] = f"{e.family}: {e.src} -> {e.dst}"
     attrs["class"] = f"edge-{e.kind} family-{e.family}"
+    if e.gate_by:  # an attention gate on the skip, driven by the `gate_by` edge's signal
+        attrs.update(label=f"&#8855; gated by {e.gate_by}", fontsize="8",
+                     fontcolor=attrs["color"])
     if e.kind == "backward":  # runs against a forward skip: route it underneath
         attrs.update(tailport="s", headport="s")
     elif e.kind == "full_scale" and ir.node(e.src).level > ir.node(e.dst).level:
