@@ -5,7 +5,7 @@ SG := $(VENV)/bin/skipgraph
 # torch 2.13.0 is a CPU build that installs quickly; an unpinned torch may pull a CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test test-fast docs dot clean
+.PHONY: setup demo test test-slow docs dot clean
 
 setup: $(VENV)/.installed dot
 
@@ -28,11 +28,12 @@ demo: setup
 	$(SG) render unet -o out/unet.svg
 	@echo "diagrams written to out/unet_pp.svg and out/unet.svg"
 
+# the default run (a few minutes); `make test-slow` runs the rest of the zoo-wide checks
 test: setup
-	$(PY) -m pytest -q
-
-test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
 
 docs: setup
 	$(PY) -m skipgraph.render.gallery docs/zoo

@@ -119,8 +119,9 @@ def _train_config(args: argparse.Namespace):
     from .train import TrainConfig
     return TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, crop=args.crop,
                        samples_per_image=args.samples_per_image, steps=args.steps,
-                       seed=getattr(args, "seed", 0), device=args.device, amp=args.amp,
+                       seed=getattr(args, "seed", 0), device=_device(args.device), amp=args.amp,
                        channels_last=args.channels_last, compile=args.compile,
+                       time_limit=60 * args.minutes if args.minutes else None,
                        overrides=parse_overrides(args.set))
 
 
@@ -177,18 +178,18 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--samples-per-image", type=int, default=4)
     p.add_argument("--steps", type=int, help="at most this many steps per epoch")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if present)")
     p.add_argument("--amp", choices=["bf16", "fp16"])
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--minutes", type=float, help="stop after the epoch that passes this time")
 
 
-def _cuda() -> bool:
-    import importlib.util
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-    return torch.cuda.is_available()
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch  # only the training commands get here
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:

@@ -8,6 +8,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 MALFORMED = Path(__file__).resolve().parent / "data" / "malformed"
 ZOO = sorted(SPECS.glob("*.yaml"))
+# the specs every default test run covers; the rest of the zoo runs in `make test-slow`
+CORE = {"unet", "unet_pp", "unet3p", "unet_sharp", "bionet", "attention_unet"}
+
+
+def zoo_params(core: set[str] = CORE) -> list:
+    """Zoo specs as pytest params, those outside ``core`` marked slow."""
+    return [pytest.param(p, id=p.stem, marks=() if p.stem in core else pytest.mark.slow)
+            for p in ZOO]
 
 TINY_SPEC = """\
 skipgraph: 1

@@ -39,6 +39,7 @@ class TrainConfig:
     amp: str | None = None       # bf16 | fp16 autocast
     channels_last: bool = False
     compile: bool = False
+    time_limit: float | None = None  # seconds: stop after the epoch that passes it
     train_split: str = "train"
     val_split: str = "val"
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -98,7 +99,11 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     sampler = DistributedSampler(train_set, seed=cfg.seed) if world > 1 else None
     loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=sampler is None,
                         sampler=sampler, drop_last=len(train_set) > cfg.batch)
+    began = time.perf_counter()
     for epoch in range(start, cfg.epochs):
+        if cfg.time_limit and time.perf_counter() - began > cfg.time_limit:
+            log(f"time limit of {cfg.time_limit:.0f}s reached after {epoch - start} epoch(s)")
+            break
         if sampler is not None:
             sampler.set_epoch(epoch)
         t0 = time.perf_counter()
