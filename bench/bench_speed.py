@@ -100,8 +100,13 @@ def bench(args) -> list[dict]:
                         if mode == "compile":
                             torch._dynamo.reset()  # a fresh cache: no recompile limit reached
                         fn = torch.compile(m) if mode == "compile" else m
-                        row[label] = time_call(make(fn, x), args.reps, device)
-                    row["ratio"] = row["skipgraph"] / row["hand-written"]
+                        try:
+                            row[label] = time_call(make(fn, x), args.reps, device)
+                        except Exception as exc:  # e.g. an inductor bug in one contender
+                            row[label] = None
+                            row[f"{label}_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    if row["skipgraph"] and row["hand-written"]:
+                        row["ratio"] = row["skipgraph"] / row["hand-written"]
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     return rows
