@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -310,7 +311,7 @@ def _unwrap(tp: Any) -> Any:
         origin = typing.get_origin(tp)
         if origin is typing.Annotated:
             tp = typing.get_args(tp)[0]
-        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        elif origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(tp) if a is not type(None)]
             models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
             if not models:
