@@ -32,14 +32,10 @@ def save_checkpoint(model: SkipGraphModule, path: str | os.PathLike,
         "format": FORMAT, "version": VERSION,
         "spec": yaml.safe_dump(doc, sort_keys=False),
         "params": dict(model.ir.params),
-        "heads": list(model.output_heads) if _is_pruned(model) else None,
+        "heads": list(model.output_heads) if model.pruned else None,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": extra or {},
     }, os.fspath(path))
-
-
-def _is_pruned(model: SkipGraphModule) -> bool:
-    return getattr(model, "pruned", False)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -66,7 +62,6 @@ def load_checkpoint(path: str | os.PathLike) -> SkipGraphModule:
     ir = build_ir(load_spec_text(data["spec"], file=f"{path}#spec"))
     heads = data.get("heads")
     model = compile_ir(ir.subgraph(heads) if heads else ir)
-    if heads:
-        model.pruned = True
+    model.pruned = bool(heads)
     model.load_state_dict(data["state_dict"], strict=True)
     return model

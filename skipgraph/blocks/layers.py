@@ -37,8 +37,7 @@ _INSTANCE = by_dims("instance norm", nn.InstanceNorm2d, nn.InstanceNorm3d)
 
 def interp_mode(mode: str, dims: int) -> str:
     """``bilinear`` means trilinear in 3D."""
-    return {"bilinear": ("bilinear", "trilinear")[dims - 2]}.get(mode, mode) \
-        if dims in (2, 3) else mode
+    return "trilinear" if mode == "bilinear" and dims == 3 else mode
 
 
 _NORMS: dict[str, Callable[..., nn.Module]] = {

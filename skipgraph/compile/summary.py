@@ -75,14 +75,28 @@ def count_buffers(module: nn.Module) -> int:
 
 
 def _owned_params(model: SkipGraphModule, ir: IRGraph) -> dict[str, int]:
-    """Parameters per IR node: its block plus the modules on its incoming edges; heads apart."""
-    per: dict[str, int] = {}
+    """Parameters per IR node: its block plus the modules on its incoming edges (attention
+    gates included); heads apart. A tensor shared by loop copies counts once, at its first use,
+    so the rows add up to the model's total."""
     children = dict(model.named_children())
+    seen: set[int] = set()
+
+    def fresh(names: list[str]) -> int:
+        total = 0
+        for name in names:
+            for p in (children[name].parameters() if name in children else ()):
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    total += p.numel()
+        return total
+
+    per: dict[str, int] = {}
     for node in ir.nodes():
-        names = [node.name] + [e.name for e in ir.in_edges(node.id)]
-        per[node.id] = sum(count_params(children[n]) for n in names if n in children)
+        edges = ir.in_edges(node.id)
+        per[node.id] = fresh([node.module_name] + [e.module_name for e in edges]
+                             + [e.gate_name for e in edges if e.gate_by])
     for head in ir.heads.values():
-        per[f"head {head.id}"] = count_params(children[head.name])
+        per[f"head {head.id}"] = fresh([head.name])
     return per
 
 

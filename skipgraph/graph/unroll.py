@@ -46,7 +46,7 @@ def unroll(ir: IRGraph, plan: LoopPlan, carry_channels: dict[str, int]) -> dict[
                                             name=_copy_name(node.name, k), folded=nid,
                                             loop=plan.name, step=k))
     for e in old_edges:
-        for src, dst, k in _edge_copies(e, plan):
+        for src, dst in _edge_copies(e, plan):
             ir.add_edge(dataclasses.replace(e, src=src, dst=dst, name=_edge_name(ir, e, src,
                                                                                   dst)))
     for src, dst, fam, init in plan.carries:
@@ -61,21 +61,18 @@ def unroll(ir: IRGraph, plan: LoopPlan, carry_channels: dict[str, int]) -> dict[
     return {nid: _copy_id(nid, t) for nid in plan.body}
 
 
-def _edge_copies(e: IREdge, plan: LoopPlan):
+def _edge_copies(e: IREdge, plan: LoopPlan) -> list[tuple[str, str]]:
+    """(src, dst) of each unrolled copy of an edge that touches the loop body."""
     src_in, dst_in = e.src in plan.body, e.dst in plan.body
     steps = range(1, plan.times + 1)
     if src_in and dst_in:
-        return [(_copy_id(e.src, k), _copy_id(e.dst, k), k) for k in steps]
+        return [(_copy_id(e.src, k), _copy_id(e.dst, k)) for k in steps]
     if dst_in:
-        return [(e.src, _copy_id(e.dst, k), k) for k in steps]
+        return [(e.src, _copy_id(e.dst, k)) for k in steps]
     if src_in:
-        ks = steps if _collect(e) == "all" else [plan.times]
-        return [(_copy_id(e.src, k), e.dst, k) for k in ks]
+        ks = steps if e.collect == "all" else [plan.times]
+        return [(_copy_id(e.src, k), e.dst) for k in ks]
     return []
-
-
-def _collect(e: IREdge) -> str:
-    return e.collect
 
 
 def _edge_name(ir: IRGraph, e: IREdge | None, src: str, dst: str, family: str = "") -> str:
