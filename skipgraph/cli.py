@@ -39,7 +39,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     ir = _load_ir(args)
     shape = _parse_shape(args.input) if args.input else None
     check_budget(ir, input_shape=shape)  # before allocating weights or the input
-    model = compile_ir(ir, seed=args.seed)
+    if args.time and not shape:
+        raise SpecError([Diagnostic("bad-option", "--time needs --input, e.g. "
+                                    "--input 2x1x256x256")])
+    model = compile_ir(ir, seed=args.seed, checkpoint=args.checkpoint)
     if args.prune:
         model = model.prune(_check_head(ir, args.prune))
     if args.save:
@@ -47,13 +50,41 @@ def cmd_build(args: argparse.Namespace) -> int:
         save_checkpoint(model, args.save)
         print(f"wrote {args.save}", file=sys.stderr)
     summary = summarize(model, shape)
+    timing = _time_build(model, shape, args) if args.time else None
     if args.json:
-        print(json.dumps(summary.to_dict()))
+        print(json.dumps(summary.to_dict() | ({"timing": timing} if timing else {})))
     else:
         print(summary.format_table())
+        if timing:
+            print(_format_timing(timing))
     if args.code:
-        print(model.code)
+        print(model.train_code if args.checkpoint else model.code)
     return 0
+
+
+def _time_build(model, shape: list[int], args: argparse.Namespace) -> dict[str, Any]:
+    """``build --time``: forward and training step with the chosen speed switches."""
+    import torch
+    from .compile.timing import measure
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SpecError([Diagnostic("bad-option", f"--device {args.device}: no CUDA device is "
+                                    "available here")])
+    return measure(model, shape, reps=args.reps, device=args.device,
+                   channels_last=args.channels_last, amp=args.amp, compile_mode=args.compile)
+
+
+def _format_timing(t: dict[str, Any]) -> str:
+    switches = ", ".join(f"{k}={v}" for k, v in t["switches"].items()) or "none"
+    lines = [f"timing on {t['device']}, input {'x'.join(map(str, t['input']))}, switches: "
+             f"{switches} (median of {t['reps']})"]
+    for task in ("forward", "train step"):
+        e = t[task]
+        line = (f"  {task + ':':12} {1e3 * e['seconds']:10.2f} ms  "
+                f"{e['flops'] / 1e9:10.2f} GFLOP  {1e3 * e['tflops']:9.1f} GFLOP/s")
+        if "peak_bytes" in e:
+            line += f"  peak {e['peak_bytes'] / 2**20:.0f} MiB"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -257,6 +288,17 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
     b.add_argument("--prune", metavar="HEAD", help="keep only what head HEAD needs")
     b.add_argument("--save", metavar="CKPT", help="write a checkpoint of the built module")
+    b.add_argument("--checkpoint", action="append", default=[], metavar="FAMILY|LOOP",
+                   help="activation checkpointing for a node family or a loop (repeatable)")
+    sw = b.add_argument_group("timing", "time a forward pass and a training step (--input "
+                              "gives the shape) with speed switches")
+    sw.add_argument("--time", action="store_true")
+    sw.add_argument("--reps", type=int, default=10, help="timed calls (median)")
+    sw.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    sw.add_argument("--channels-last", action="store_true")
+    sw.add_argument("--amp", choices=["bf16", "fp16"], help="autocast")
+    sw.add_argument("--compile", choices=["default", "reduce-overhead", "max-autotune"],
+                    help="torch.compile mode (reduce-overhead: CUDA graphs on a GPU)")
     p = add("prune", cmd_prune, "write a checkpoint cut down to one head's ancestors", spec=False)
     p.add_argument("checkpoint")
     p.add_argument("--head", required=True)

@@ -39,6 +39,7 @@ CODES: dict[str, str] = {
     "extends-cycle": "specs that extend each other in a cycle",
     "resource-limit": "a spec that would expand beyond the configured limits",
     "export-failed": "an export that cannot work, named by the node where it fails",
+    "bad-option": "command-line options that cannot work together or on this machine",
 }
 
 

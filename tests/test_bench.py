@@ -34,9 +34,39 @@ def test_reference_equals_compiled_spec(name, ds):
 def test_speed_benchmark_runs(capsys):
     import bench_speed
     bench_speed.main(["--size", "32", "--base", "2", "--reps", "1", "--batch", "1",
-                      "--no-monai"])
+                      "--no-monai", "--device", "cpu"])
     out = capsys.readouterr().out
     assert out.count('"ratio"') == 4
+
+
+@pytest.mark.slow
+def test_speed_switches_benchmark_runs(tmp_path):
+    import json
+
+    import bench_speed
+    out = tmp_path / "s.json"
+    bench_speed.main(["--size", "32", "--base", "2", "--reps", "1", "--batch", "1",
+                      "--no-monai", "--device", "cpu", "--models", "unet", "--switches",
+                      "--out", str(out)])
+    rows = [r for r in json.loads(out.read_text())["rows"] if r["part"] == "switches"]
+    assert [r["task"] for r in rows] == ["forward", "train step"]
+    for r in rows:
+        assert r["gflops_per_call"] > 0
+        for v in ("eager", "channels_last", "compile", "compile+channels_last"):
+            assert r[f"{v}_speedup"] > 0 and r[f"{v}_tflops"] > 0
+
+
+def test_memory_benchmark_measures():
+    """One case as the benchmark runs it: in a fresh process (the CPU peak is the process's)."""
+    import json
+    import subprocess
+    case = json.dumps(["bionet", {"t": 2, "base": 2, "l": 2}, ["iterations"]])
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_memory.py"), "--one",
+                           case, "--size", "64", "--reps", "1"], capture_output=True, text=True,
+                          check=True)
+    row = json.loads(done.stdout)
+    assert row["checkpoint"] == ["iterations"] and row["input"] == [1, 3, 64, 64]
+    assert row["step_s"] > 0 and row["peak_mib"] > 0
 
 
 def test_build_benchmark_measures(tmp_path):
@@ -45,15 +75,37 @@ def test_build_benchmark_measures(tmp_path):
     assert row["nodes"] == 15 and row["edges"] == 35 and row["build_ms"] > 0
 
 
-def test_activation_checkpointing_gives_the_same_gradients():
+@pytest.mark.parametrize("ckpt", [("iterations",), ("E", "D")])
+def test_activation_checkpointing_changes_nothing_but_memory(ckpt):
+    """Per loop iteration (one segment each) or per node family: the same output, gradients,
+    BatchNorm running statistics (not updated twice by the recomputation) and state_dict."""
     x = torch.randn(2, 3, 32, 32)
-    grads = []
-    for ckpt in ((), ("iterations",)):
-        model = skipgraph.build(SPECS / "bionet.yaml", seed=0, base=2, l=2, t=2,
-                                checkpoint=ckpt).train()
-        model(x).mean().backward()
-        grads.append(model.E0.conv1.weight.grad.clone())
-    torch.testing.assert_close(grads[0], grads[1])
+    runs = []
+    for c in ((), ckpt):
+        model = skipgraph.build(SPECS / "bionet.yaml", seed=0, base=2, l=2, t=3,
+                                checkpoint=c).train()
+        out = model(x)
+        out.mean().backward()
+        runs.append((out.detach(), {k: p.grad for k, p in model.named_parameters()},
+                     model.state_dict()))
+    (out0, grads0, state0), (out1, grads1, state1) = runs
+    torch.testing.assert_close(out1, out0)
+    assert grads1.keys() == grads0.keys() and state1.keys() == state0.keys()
+    for k in grads0:  # the order of gradient sums may differ: rounding only
+        torch.testing.assert_close(grads1[k], grads0[k], rtol=1e-4, atol=1e-5)
+    for k in state0:
+        torch.testing.assert_close(state1[k], state0[k])
+
+
+def test_checkpointed_loop_iterations_are_segments():
+    model = skipgraph.build(SPECS / "bionet.yaml", seed=0, base=2, l=2, t=3,
+                            checkpoint=("iterations",))
+    code = model.train_code
+    # one checkpointed call per iteration, fed by what enters it (S, and the backward skips)
+    assert [f"seg_iterations_t{k}" in code for k in (1, 2, 3)] == [True] * 3
+    assert "(seg_iterations_t2, S, D0, D1)" in code
+    assert "self.E0_t2(" in model.seg_iterations_t2.code
+    assert "checkpoint" not in model.code  # the eval graph runs plainly
 
 
 def test_unknown_checkpoint_name():
@@ -73,3 +125,16 @@ def test_speed_switches_on_cpu():
         assert optimize(model, amp="bf16")(x).dtype == torch.bfloat16
     with pytest.raises(ValueError):
         optimize(model, amp="int4")
+
+
+def test_interleaved_timing_and_paired_ratio():
+    from skipgraph.compile.timing import interleaved, paired_ratio, peak_tflops
+    calls = []
+    times = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                        reps=3, device=torch.device("cpu"), warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then rotating order
+    assert [len(v) for v in times.values()] == [3, 3]
+    assert paired_ratio([2.0, 4.0, 9.0], [1.0, 2.0, 3.0]) == 2.0
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.4
+    assert peak_tflops("NVIDIA H100 PCIe", "tf32") == 378.0
+    assert peak_tflops("Some GPU", "bf16") is None

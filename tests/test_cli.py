@@ -41,6 +41,34 @@ def test_build_json_with_input_and_buffers(capsys):
     assert data["buffers"] > 0 and data["heads"] == ["X[0,4]"]
 
 
+def test_build_time_reports_forward_and_training_step(capsys):
+    code, out, _ = run(capsys, "build", "unet_pp", "--json", "--input", "1x1x32x32", "--set",
+                       "base=2", "--set", "depth=2", "--time", "--reps", "2", "--channels-last",
+                       "--checkpoint", "X")
+    assert code == 0
+    t = json.loads(out)["timing"]
+    assert t["device"] == "cpu" and t["switches"] == {"channels_last": True} and t["reps"] == 2
+    for task in ("forward", "train step"):
+        assert t[task]["seconds"] > 0 and t[task]["flops"] > 0
+    # a training step costs about 3 forward passes (+ the recomputation under checkpointing)
+    assert 2.5 < t["train step"]["flops"] / t["forward"]["flops"] < 5
+    code, out, _ = run(capsys, "build", "unet", "--input", "1x1x32x32", "--set", "base=2",
+                       "--set", "depth=2", "--time", "--reps", "1")
+    assert "train step:" in out and "GFLOP/s" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--time"], "--time needs --input"),
+    (["--time", "--input", "1x1x32x32", "--device", "cuda:0"], "no CUDA device"),
+])
+def test_build_time_option_errors(capsys, argv, message):
+    import torch
+    if "cuda:0" in argv and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    code, _, err = run(capsys, "build", "unet", "--set", "base=2", *argv)
+    assert code == 2 and message in err and "[bad-option]" in err
+
+
 def test_build_table(capsys):
     code, out, _ = run(capsys, "build", "unet_pp", "--set", "depth=2", "--input", "1x1x32x32")
     assert code == 0 and "X[0,2]" in out and "trainable parameters" in out and "FLOPs" in out

@@ -8,10 +8,13 @@ already a pruned graph.
 from __future__ import annotations
 
 import operator
-from typing import Any
+from contextlib import contextmanager, nullcontext
+from typing import Any, Iterator
 
+import networkx as nx
 import torch
 import torch.fx as fx
+import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
@@ -23,25 +26,24 @@ __all__ = ["make_graph"]
 
 
 def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set[str],
-               checkpoint: frozenset[str] = frozenset()) -> fx.Graph:
+               checkpoint: frozenset[str] = frozenset()) -> tuple[fx.Graph, dict[str, fx.Graph]]:
     """A graph computing ``head_ids``; ``combine`` is ``dict`` (all heads by id), ``mean`` or
-    ``single``. Nodes whose family or loop is in ``checkpoint`` run under activation
-    checkpointing (their activations are recomputed in the backward pass)."""
+    ``single``. Nodes of a family in ``checkpoint`` run one by one under activation
+    checkpointing; each iteration of a loop in ``checkpoint`` is one checkpointed segment, a
+    graph of its own (returned by name beside the main graph) that keeps only what enters and
+    leaves the iteration for the backward pass."""
     g = fx.Graph()
     needed = ir.ancestors(ir.heads[h].node for h in ir.needed_heads(head_ids))
     values: dict[str, fx.Node] = {INPUT_ID: g.placeholder("x")}
     shared: dict[tuple, fx.Node] = {}
-    for node in ir.nodes():
-        if node.is_input or node.id not in needed:
-            continue
-        merged = _merge(g, ir, node, _input_values(g, ir, node, values, shared, module_names))
-        if node.family in checkpoint or (node.loop and node.loop in checkpoint):
-            fn = g.get_attr(node.module_name)
-            values[node.id] = g.create_node("call_function", torch_checkpoint, (fn, merged),
-                                            {"use_reentrant": False}, name=node.name)
+    segments: dict[str, fx.Graph] = {}
+    for unit in _units(ir, needed, checkpoint):
+        if len(unit) > 1 or (unit[0].loop and unit[0].loop in checkpoint):
+            segments.update(_emit_segment(g, ir, unit, values, needed, module_names))
         else:
-            values[node.id] = g.create_node("call_module", node.module_name, (merged,),
-                                            name=node.name)
+            node = unit[0]
+            values[node.id] = _emit_node(g, ir, node, values, shared, module_names,
+                                         node.family in checkpoint)
     done: dict[str, fx.Node] = {}
     outs = {h: _head_value(g, ir, h, values, done) for h in head_ids}
     if combine == "dict":
@@ -52,7 +54,83 @@ def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set
         stacked = g.call_function(torch.stack, (list(outs.values()),), {"dim": 0})
         g.output(g.call_function(torch.mean, (stacked,), {"dim": 0}))
     g.lint()
-    return g
+    return g, segments
+
+
+def _emit_node(g: fx.Graph, ir: IRGraph, node, values: dict[str, fx.Node], shared: dict,
+               module_names: set[str], recompute: bool) -> fx.Node:
+    merged = _merge(g, ir, node, _input_values(g, ir, node, values, shared, module_names))
+    if recompute:
+        return g.create_node("call_function", checkpointed, (g.get_attr(node.module_name),
+                                                             merged), name=node.name)
+    return g.create_node("call_module", node.module_name, (merged,), name=node.name)
+
+
+def checkpointed(fn: nn.Module, *args: Any) -> Any:
+    """``fn(*args)`` under (non-reentrant) activation checkpointing. The recomputation in the
+    backward pass leaves the norm layers' running statistics as the forward pass left them:
+    without this, a checkpointed BatchNorm would update them twice per step."""
+    if torch.compiler.is_compiling():  # compiled code recomputes without mutating buffers
+        return torch_checkpoint(fn, *args, use_reentrant=False)
+    return torch_checkpoint(fn, *args, use_reentrant=False,
+                            context_fn=lambda: (nullcontext(), _running_stats_kept(fn)))
+
+
+@contextmanager
+def _running_stats_kept(fn: nn.Module) -> Iterator[None]:
+    saved = [(buf, buf.clone()) for m in fn.modules() if getattr(m, "track_running_stats", False)
+             for buf in m.buffers(recurse=False)]
+    try:
+        yield
+    finally:  # also when the recomputation stops early (torch raises inside it to stop)
+        with torch.no_grad():
+            for buf, value in saved:
+                buf.copy_(value)
+
+
+def _units(ir: IRGraph, needed: set[str], checkpoint: frozenset[str]) -> list[list]:
+    """The needed nodes in topological order, each loop iteration under checkpointing grouped
+    into one unit (placed where all its inputs are ready)."""
+    nodes = [n for n in ir.nodes() if not n.is_input and n.id in needed]
+
+    def key(n) -> str:
+        return f"{n.loop}\0{n.step}" if n.loop and n.loop in checkpoint else n.id
+    units: dict[str, list] = {}
+    for n in nodes:
+        units.setdefault(key(n), []).append(n)
+    first = {k: i for i, k in enumerate(units)}
+    condensed = nx.DiGraph()
+    condensed.add_nodes_from(units)
+    keys = {n.id: key(n) for n in nodes}
+    condensed.add_edges_from((keys[u], keys[v]) for u, v in ir.graph.edges
+                             if u in keys and v in keys and keys[u] != keys[v])
+    # a loop iteration never depends on itself through nodes outside it (that would be a cycle
+    # of the unrolled graph, which validation rejects), so the condensed graph is acyclic
+    return [units[k] for k in nx.lexicographical_topological_sort(condensed, key=first.get)]
+
+
+def _emit_segment(g: fx.Graph, ir: IRGraph, unit: list, values: dict[str, fx.Node],
+                  needed: set[str], module_names: set[str]) -> dict[str, fx.Graph]:
+    """One loop iteration as its own graph, called through torch.utils.checkpoint."""
+    members = {n.id for n in unit}
+    sg = fx.Graph()
+    external = list(dict.fromkeys(e.src for n in unit for e in ir.in_edges(n.id)
+                                  if e.src not in members))
+    local = {src: sg.placeholder(values[src].name) for src in external}
+    shared: dict[tuple, fx.Node] = {}
+    for n in unit:
+        local[n.id] = _emit_node(sg, ir, n, local, shared, module_names, False)
+    head_nodes = {h.node for h in ir.heads.values()}
+    leaving = [n for n in unit if n.id in head_nodes or any(
+        s in needed and s not in members for s in ir.graph.successors(n.id))]
+    sg.output(tuple(local[n.id] for n in leaving))
+    sg.lint()
+    name = f"seg_{unit[0].loop}_t{unit[0].step}"
+    call = g.create_node("call_function", checkpointed,
+                         (g.get_attr(name), *(values[src] for src in external)), name=name)
+    for i, n in enumerate(leaving):
+        values[n.id] = g.create_node("call_function", operator.getitem, (call, i), name=n.name)
+    return {name: sg}
 
 
 def _input_values(g: fx.Graph, ir: IRGraph, node, values: dict[str, fx.Node], shared: dict,

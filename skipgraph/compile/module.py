@@ -55,11 +55,15 @@ class SkipGraphModule(nn.Module):
         names = set(modules)
         self.checkpoint = frozenset(checkpoint)
         _check_checkpoint_names(ir, self.checkpoint)
-        train = make_graph(ir, self.heads, "dict" if len(self.heads) > 1 else "single", names,
-                           self.checkpoint)
+        train, segments = make_graph(ir, self.heads, "dict" if len(self.heads) > 1 else
+                                     "single", names, self.checkpoint)
         mode = "mean" if ir.output_mode == "ensemble" else "single"
-        evalg = make_graph(ir, self.output_heads, mode, names)
+        evalg, _ = make_graph(ir, self.output_heads, mode, names)
         cls_name = _class_name(ir.name)
+        # Checkpointed loop iterations: plain attributes (not submodules, so the state_dict
+        # stays as it is) that the training graph calls.
+        for seg_name, seg in segments.items():
+            object.__setattr__(self, seg_name, fx.GraphModule(self, seg, f"{cls_name}_{seg_name}"))
         # Stored outside _modules: they hold the same submodule objects, not copies.
         object.__setattr__(self, "_train_gm", fx.GraphModule(self, train, cls_name))
         object.__setattr__(self, "_eval_gm", fx.GraphModule(self, evalg, cls_name))
