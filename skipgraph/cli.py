@@ -152,6 +152,7 @@ def _train_config(args: argparse.Namespace):
                        samples_per_image=args.samples_per_image, steps=args.steps,
                        seed=getattr(args, "seed", 0), device=_device(args.device), amp=args.amp,
                        channels_last=args.channels_last, compile=args.compile,
+                       checkpoint=tuple(args.checkpoint),
                        time_limit=60 * args.minutes if args.minutes else None,
                        overrides=parse_overrides(args.set))
 
@@ -213,6 +214,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", choices=["bf16", "fp16"])
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="FAMILY|LOOP",
+                   help="activation checkpointing for a node family or a loop (less memory)")
     p.add_argument("--minutes", type=float, help="stop after the epoch that passes this time")
 
 

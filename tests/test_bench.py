@@ -48,7 +48,10 @@ def test_speed_switches_benchmark_runs(tmp_path):
     bench_speed.main(["--size", "32", "--base", "2", "--reps", "1", "--batch", "1",
                       "--no-monai", "--device", "cpu", "--models", "unet", "--switches",
                       "--out", str(out)])
-    rows = [r for r in json.loads(out.read_text())["rows"] if r["part"] == "switches"]
+    import tables
+    data = json.loads(out.read_text())
+    assert "| U-Net | cpu | train step | compile+channels_last |" in tables.speed(data)
+    rows = [r for r in data["rows"] if r["part"] == "switches"]
     assert [r["task"] for r in rows] == ["forward", "train step"]
     for r in rows:
         assert r["gflops_per_call"] > 0
@@ -67,12 +70,16 @@ def test_memory_benchmark_measures():
     row = json.loads(done.stdout)
     assert row["checkpoint"] == ["iterations"] and row["input"] == [1, 3, 64, 64]
     assert row["step_s"] > 0 and row["peak_mib"] > 0
+    import tables
+    assert "| BiO-Net | t=2 | iterations | 1x3x64x64 |" in tables.memory([row])
 
 
 def test_build_benchmark_measures(tmp_path):
     import bench_build
+    import tables
     row = bench_build.measure("unet_pp", {"depth": 4, "base": 4})
     assert row["nodes"] == 15 and row["edges"] == 35 and row["build_ms"] > 0
+    assert "| UNet++ | 4 | 15 | 35 |" in tables.build([row])
 
 
 @pytest.mark.parametrize("ckpt", [("iterations",), ("E", "D")])

@@ -133,3 +133,15 @@ def test_torchrun_two_cpu_processes(folder, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (out / "best.pt").exists() and len(json.loads((out / "log.json").read_text())) == 1
+
+
+def test_train_with_activation_checkpointing(folder, tmp_path, capsys):
+    args = ["--data", str(folder), "--epochs", "1", "--steps", "2", "--batch", "2", "--crop",
+            "32", "--set", "base=2", "--set", "depth=2"]
+    assert main(["train", "unet_pp", *args, "--checkpoint", "X", "--out",
+                 str(tmp_path / "a")]) == 0
+    assert (tmp_path / "a" / "best.pt").exists()
+    assert main(["train", "unet_pp", *args, "--checkpoint", "Y", "--out",
+                 str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint: `Y` is neither a node family nor a loop" in err and "Traceback" not in err

@@ -39,6 +39,7 @@ class TrainConfig:
     amp: str | None = None       # bf16 | fp16 autocast
     channels_last: bool = False
     compile: bool = False
+    checkpoint: tuple[str, ...] = ()  # node families / loops under activation checkpointing
     time_limit: float | None = None  # seconds: stop after the epoch that passes it
     train_split: str = "train"
     val_split: str = "val"
@@ -57,10 +58,12 @@ def _build(spec: str, cfg: TrainConfig, out: Path, resume: bool
     last = out / "last.pt"
     if resume and last.exists():
         data = read_checkpoint(last)
-        model = compile_ir(build_ir(load_spec_text(data["spec"], file=f"{last}#spec")))
+        model = compile_ir(build_ir(load_spec_text(data["spec"], file=f"{last}#spec")),
+                           checkpoint=cfg.checkpoint)
         model.load_state_dict(data["state_dict"], strict=True)
         return model, data["extra"]
-    return compile_ir(build_ir(load_spec(spec, cfg.overrides)), seed=cfg.seed), None
+    return compile_ir(build_ir(load_spec(spec, cfg.overrides)), seed=cfg.seed,
+                      checkpoint=cfg.checkpoint), None
 
 
 def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
