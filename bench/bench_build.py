@@ -3,7 +3,8 @@
     python bench/bench_build.py [--out F.json]
 
 UNet++ and UNet# at depth 4..8 and BiO-Net at t = 1..6 (width base 4, so weight allocation
-does not dominate); reports the number of IR nodes and edges, the median time of the graph
+does not dominate; UNet++ depth 4 also at the paper's base 32, beside the time to construct the
+hand-written module of bench/reference.py); reports the number of IR nodes and edges, the median time of the graph
 stages (load + expand + validate + infer, torch-free), of the whole build (with torch module
 construction), and the peak Python memory of the graph stages (tracemalloc).
 """
@@ -23,12 +24,13 @@ sys.path.insert(0, str(ROOT))
 import skipgraph  # noqa: E402
 from skipgraph.compile import compile_ir  # noqa: E402
 
-CASES = [("unet_pp", "depth", range(4, 9), {"base": 4}),
+CASES = [("unet_pp", "depth", range(4, 5), {"base": 32}),  # the paper's width, for scale
+         ("unet_pp", "depth", range(4, 9), {"base": 4}),
          ("unet_sharp", "depth", range(4, 9), {"base": 4}),
          ("bionet", "t", range(1, 7), {"base": 4})]
 
 
-def median_time(fn, reps: int = 5) -> float:
+def median_time(fn, reps: int = 7) -> float:
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -48,7 +50,17 @@ def measure(spec: str, params: dict) -> dict:
             "edges": ir.graph.number_of_edges(),
             "graph_ms": 1e3 * median_time(lambda: skipgraph.load_ir(path, **params)),
             "build_ms": 1e3 * median_time(lambda: compile_ir(skipgraph.load_ir(path, **params))),
-            "graph_peak_kib": peak / 1024}
+            "graph_peak_kib": peak / 1024, **_hand_written_ms(spec, params)}
+
+
+def _hand_written_ms(spec: str, params: dict) -> dict:
+    """Constructing the same modules by hand (bench/reference.py), where one exists: the part of
+    the build time that any nn.Module of this size pays (allocating and initialising weights)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from reference import REFERENCES
+    if spec not in REFERENCES:
+        return {}
+    return {"hand_written_ms": 1e3 * median_time(lambda: REFERENCES[spec](**params))}
 
 
 def main(argv=None) -> None:

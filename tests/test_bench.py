@@ -79,7 +79,8 @@ def test_build_benchmark_measures(tmp_path):
     import tables
     row = bench_build.measure("unet_pp", {"depth": 4, "base": 4})
     assert row["nodes"] == 15 and row["edges"] == 35 and row["build_ms"] > 0
-    assert "| UNet++ | 4 | 15 | 35 |" in tables.build([row])
+    assert row["hand_written_ms"] > 0
+    assert "| UNet++ | 4 | 4 | 15 | 35 |" in tables.build([row])
 
 
 @pytest.mark.parametrize("ckpt", [("iterations",), ("E", "D")])

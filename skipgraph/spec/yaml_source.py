@@ -142,7 +142,13 @@ def _compose(text: str, file: str) -> Any:
     if peak > 4 * MAX_YAML_DEPTH:
         raise SpecError([Diagnostic("resource-limit", f"brackets nested {peak} deep",
                                     Span(file, 1, 1))])
-    return yaml.compose(text, Loader=yaml.SafeLoader)
+    try:  # libyaml's composer when PyYAML has it (about 10x faster) ...
+        return yaml.compose(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:  # ... and the pure-Python one for errors: its messages and marks
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
