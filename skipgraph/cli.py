@@ -64,12 +64,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _time_build(model, shape: list[int], args: argparse.Namespace) -> dict[str, Any]:
     """``build --time``: forward and training step with the chosen speed switches."""
-    import torch
     from .compile.timing import measure
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError([Diagnostic("bad-option", f"--device {args.device}: no CUDA device is "
-                                    "available here")])
-    return measure(model, shape, reps=args.reps, device=args.device,
+    return measure(model, shape, reps=args.reps, device=_device(args.device),
                    channels_last=args.channels_last, amp=args.amp, compile_mode=args.compile)
 
 
@@ -174,9 +170,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.head:
         model = model.prune(_check_head(model.ir, args.head))
     data = SegmentationFolder(args.data, args.split, crop=None, augment=False)
-    result = evaluate_model(model, data, args.device, objects=True)
+    result = evaluate_model(model, data, _device(args.device), objects=True)
     if len([h for h in model.heads if model.ir.heads[h].type == "seg"]) > 1 and not args.head:
-        result["pruning_levels"] = pruning_levels(model, data, args.device)
+        result["pruning_levels"] = pruning_levels(model, data, _device(args.device))
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
@@ -220,10 +216,23 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _device(name: str) -> str:
-    if name != "auto":
+    """``auto`` (cuda when present) or a device this machine has; else a bad-option error."""
+    import torch  # only the commands that run a model get here
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        problem = "is not a device (use cpu, cuda or cuda:N)"
+    elif device.type == "cuda" and not torch.cuda.is_available():
+        problem = "needs a CUDA device and none is available here"
+    elif device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        problem = f"is not one of the {torch.cuda.device_count()} CUDA device(s) here"
+    else:
         return name
-    import torch  # only the training commands get here
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    raise SpecError([Diagnostic("bad-option", f"--device {name} {problem}")])
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:

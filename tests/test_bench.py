@@ -146,3 +146,13 @@ def test_interleaved_timing_and_paired_ratio():
     assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.4
     assert peak_tflops("NVIDIA H100 PCIe", "tf32") == 378.0
     assert peak_tflops("Some GPU", "bf16") is None
+
+
+@pytest.mark.slow
+def test_checkpointed_segments_compile_without_graph_breaks():
+    model = skipgraph.build(SPECS / "bionet.yaml", seed=0, base=2, l=2, t=2,
+                            checkpoint=("iterations",)).train()
+    x = torch.randn(2, 3, 32, 32)
+    assert torch._dynamo.explain(model)(x).graph_break_count == 0
+    out = torch.compile(model, backend="aot_eager", fullgraph=True)(x)
+    torch.testing.assert_close(out, model(x))

@@ -59,7 +59,8 @@ def test_build_time_reports_forward_and_training_step(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--time"], "--time needs --input"),
-    (["--time", "--input", "1x1x32x32", "--device", "cuda:0"], "no CUDA device"),
+    (["--time", "--input", "1x1x32x32", "--device", "cuda:0"], "needs a CUDA device"),
+    (["--time", "--input", "1x1x32x32", "--device", "tpu"], "is not a device"),
 ])
 def test_build_time_option_errors(capsys, argv, message):
     import torch

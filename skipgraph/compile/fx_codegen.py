@@ -38,7 +38,7 @@ def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set
     shared: dict[tuple, fx.Node] = {}
     segments: dict[str, fx.Graph] = {}
     for unit in _units(ir, needed, checkpoint):
-        if len(unit) > 1 or (unit[0].loop and unit[0].loop in checkpoint):
+        if unit[0].loop and unit[0].loop in checkpoint:
             segments.update(_emit_segment(g, ir, unit, values, needed, module_names))
         else:
             node = unit[0]

@@ -15,8 +15,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["forward_fn", "train_step_fn", "interleaved", "paired_ratio", "median",
-           "count_flops", "cuda_peak_bytes", "synchronize", "peak_tflops"]
+__all__ = ["measure", "forward_fn", "train_step_fn", "interleaved", "paired_ratio", "median",
+           "count_flops", "cuda_peak_bytes", "synchronize", "peak_tflops", "GPU_PEAK_TFLOPS"]
 
 # Dense tensor-core peaks from the vendors' data sheets (TFLOP/s): fp32 (no tensor cores), tf32,
 # bf16/fp16. Matched by substring of torch.cuda.get_device_name(); longest match wins.
