@@ -27,6 +27,9 @@ VERSION = 1
 def save_checkpoint(model: SkipGraphModule, path: str | os.PathLike,
                     extra: dict[str, Any] | None = None) -> None:
     """Write ``model`` (a full or pruned compiled spec) and optional plain-data ``extra``."""
+    if getattr(model, "norms_folded", False):
+        raise ValueError("a model with folded BatchNorm layers cannot be saved as a checkpoint "
+                         "(its spec still has the norm layers): save the model before folding")
     doc = {k: v for k, v in model.ir.spec_doc.items() if k != "extends"}
     torch.save({
         "format": FORMAT, "version": VERSION,

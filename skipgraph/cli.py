@@ -66,7 +66,8 @@ def _time_build(model, shape: list[int], args: argparse.Namespace) -> dict[str, 
     """``build --time``: forward and training step with the chosen speed switches."""
     from .compile.timing import measure
     return measure(model, shape, reps=args.reps, device=_device(args.device),
-                   channels_last=args.channels_last, amp=args.amp, compile_mode=args.compile)
+                   channels_last=args.channels_last, amp=args.amp, compile_mode=args.compile,
+                   fold_bn=args.fold_bn)
 
 
 def _format_timing(t: dict[str, Any]) -> str:
@@ -308,6 +309,8 @@ def make_parser() -> argparse.ArgumentParser:
     sw.add_argument("--reps", type=int, default=10, help="timed calls (median)")
     sw.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     sw.add_argument("--channels-last", action="store_true")
+    sw.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the "
+                    "convolutions for the forward pass (inference)")
     sw.add_argument("--amp", choices=["bf16", "fp16"], help="autocast")
     sw.add_argument("--compile", choices=["default", "reduce-overhead", "max-autotune"],
                     help="torch.compile mode (reduce-overhead: CUDA graphs on a GPU)")

@@ -156,3 +156,46 @@ def test_checkpointed_segments_compile_without_graph_breaks():
     assert torch._dynamo.explain(model)(x).graph_break_count == 0
     out = torch.compile(model, backend="aot_eager", fullgraph=True)(x)
     torch.testing.assert_close(out, model(x))
+
+
+@pytest.mark.parametrize("spec, params, x_shape, folds", [
+    ("unet_pp", {"base": 4, "depth": 2, "norm": "batch", "ds": True}, (2, 1, 32, 32), True),
+    ("r2unet", {"base": 4, "depth": 2}, (2, 3, 32, 32), False),   # BN inside recurrent units
+    ("attention_unet", {"base": 4, "depth": 2}, (2, 3, 32, 32), True),
+    ("unet3p", {"base": 4}, (2, 3, 32, 32), True),
+    ("bionet", {"base": 2, "l": 2}, (2, 3, 32, 32), False),       # conv -> ReLU -> BN: kept
+])
+def test_fold_batchnorm_keeps_the_function(spec, params, x_shape, folds):
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    from skipgraph.compile.speed import fold_batchnorm, optimize
+    model = skipgraph.build(SPECS / f"{spec}.yaml", seed=0, **params)
+    x = torch.randn(*x_shape)
+    with torch.no_grad():
+        model(x)  # one training-mode pass: running statistics that are not the defaults
+    model.eval()
+    norms = sum(isinstance(m, _BatchNorm) for m in model.modules())
+    folded = fold_batchnorm(model)
+    left = sum(isinstance(m, _BatchNorm) for m in folded.modules())
+    assert (left < norms) == folds
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(optimize(model, fold_bn=True)(x), model(x), rtol=1e-4,
+                                   atol=1e-5)
+    assert sum(isinstance(m, _BatchNorm) for m in model.modules()) == norms  # untouched
+
+
+def test_folded_model_refuses_training_and_saving(tmp_path):
+    from skipgraph.checkpoint import save_checkpoint
+    from skipgraph.compile.speed import fold_batchnorm
+    model = skipgraph.build(SPECS / "unet.yaml", seed=0, base=2, depth=2, norm="batch")
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(model)
+    folded = fold_batchnorm(model.eval())
+    with pytest.raises(RuntimeError, match="cannot be trained"):
+        folded.train()
+    import copy
+    with pytest.raises(RuntimeError, match="cannot be trained"):
+        copy.deepcopy(folded).train()
+    with pytest.raises(ValueError, match="save the model before folding"):
+        save_checkpoint(folded, tmp_path / "f.pt")

@@ -116,6 +116,19 @@ def test_ejected_source_keeps_tied_weights_shared():
     assert "shared_E0_conv1 = nn.Conv2d(" in src
     assert src.count("shared_E0_conv1),") == 3
     assert "import skipgraph" not in src and "from skipgraph" not in src
+    # built with activation checkpointing: the same file (checkpointing is a build option)
+    checkpointed = skipgraph.build(SPECS / "bionet.yaml", base=2, l=2, t=3,
+                                   checkpoint=("iterations",))
+    assert eject_source(checkpointed) == src
+
+
+def test_bionet_up_is_transpose_relu_bn():
+    """The authors' UP: 3x3 stride-2 transposed conv -> ReLU -> BN (`order: can`)."""
+    model = skipgraph.build(SPECS / "bionet.yaml", base=2, l=2)
+    assert list(model.up_mid_M_D1._modules) == ["resample", "act", "norm"]
+    # the default order: Attention U-Net's up-convolution -> BN -> ReLU
+    attention = skipgraph.build(SPECS / "attention_unet.yaml", base=2, depth=2)
+    assert list(attention.up_X1_1_X0_2._modules) == ["resample", "norm", "act"]
 
 
 class DataDependentParams(BlockParams):

@@ -46,6 +46,7 @@ class SkipGraphModule(nn.Module):
         self.heads: list[str] = list(ir.heads)
         self.output_heads: list[str] = list(ir.output_heads)
         self.pruned = False  # True for a module cut down to one head's ancestors
+        self.norms_folded = False  # True for an inference copy from speed.fold_batchnorm
         # plain facts for the input check (forward must not touch the networkx IR: it would
         # break torch.compile's graph)
         self._dims, self._in_channels = ir.dims, ir.in_channels
@@ -74,6 +75,12 @@ class SkipGraphModule(nn.Module):
             x = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)])
         out = self._train_gm(x) if self.training else self._eval_gm(x)
         return self._crop(out, [s - p for s, p in zip(x.shape[2:], pads)]) if pads else out
+
+    def train(self, mode: bool = True) -> "SkipGraphModule":
+        if mode and self.norms_folded:
+            raise RuntimeError(f"{self._name}: this copy has its BatchNorm layers folded into "
+                               "the convolutions for inference and cannot be trained")
+        return super().train(mode)
 
     def _check_input(self, x: torch.Tensor) -> list[int]:
         """Raise InputShapeError for a wrong input; return the padding the `pad` mode needs."""
@@ -126,17 +133,18 @@ class SkipGraphModule(nn.Module):
         wanted = _module_names(sub)
         keep = OrderedDict((n, m) for n, m in self.named_children() if n in wanted)
         pruned = SkipGraphModule(sub, keep, self.checkpoint)
-        pruned.pruned = True
+        pruned.pruned, pruned.norms_folded = True, self.norms_folded
         return pruned
 
     def __deepcopy__(self, memo: dict) -> "SkipGraphModule":
         import copy
         modules = OrderedDict((n, copy.deepcopy(m, memo)) for n, m in self.named_children())
-        return _rebuild(self.ir, modules, self.training, self.pruned, self.checkpoint)
+        return _rebuild(self.ir, modules, self.training, self.pruned, self.checkpoint,
+                        self.norms_folded)
 
     def __reduce__(self):
         return (_rebuild, (self.ir, OrderedDict(self.named_children()), self.training,
-                           self.pruned, self.checkpoint))
+                           self.pruned, self.checkpoint, self.norms_folded))
 
 
 def _check_checkpoint_names(ir: IRGraph, names: frozenset[str]) -> None:
@@ -151,10 +159,11 @@ def _check_checkpoint_names(ir: IRGraph, names: frozenset[str]) -> None:
 
 
 def _rebuild(ir: IRGraph, modules: "OrderedDict[str, nn.Module]", training: bool,
-             pruned: bool = False, checkpoint: Iterable[str] = ()) -> SkipGraphModule:
+             pruned: bool = False, checkpoint: Iterable[str] = (),
+             norms_folded: bool = False) -> SkipGraphModule:
     model = SkipGraphModule(ir, modules, checkpoint)
     model.train(training)
-    model.pruned = pruned
+    model.pruned, model.norms_folded = pruned, norms_folded
     return model
 
 

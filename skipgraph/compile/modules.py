@@ -87,9 +87,10 @@ def edge_module(dims: int, e: IREdge) -> nn.Module | None:
             parts["resample"] = make_resampler(dims, r.op, channels, e.resampled_channels,
                                                r.factor, r.kernel, r.mode, r.bias)
             channels = e.resampled_channels
-        for name, layer in (("norm", make_norm(r.norm, dims, channels)), ("act", make_act(r.act))):
-            if layer is not None:
-                parts[name] = layer
+        layers = {"norm": make_norm(r.norm, dims, channels), "act": make_act(r.act)}
+        for name in ("norm", "act") if r.order == "cna" else ("act", "norm"):
+            if layers[name] is not None:
+                parts[name] = layers[name]
     if e.conv_width is not None and e.conv_at == "target":
         parts["conv"] = _edge_conv(dims, e, channels)
     return nn.Sequential(parts) if parts else None

@@ -135,7 +135,9 @@ def measure(model: torch.nn.Module, input_shape: list[int], *, reps: int = 10,
         eager = train_step_fn(base, x, base) if training else forward_fn(base, x)
         flops = count_flops(eager)
         m = copy.deepcopy(base).train(training)
-        runner = optimize(m, device=device, **switches)
+        # BatchNorm folding is for inference: the training step runs the model as built
+        runner = optimize(m, device=device, **{k: v for k, v in switches.items()
+                                                if not (training and k == "fold_bn")})
         inp = x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else
                            torch.channels_last_3d) if switches.get("channels_last") else x
         fn = train_step_fn(runner, inp, m) if training else forward_fn(runner, inp)

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import inspect
 import textwrap
+from collections import OrderedDict
 from typing import Any
 
 import torch.nn as nn
 
-from ..compile.module import SkipGraphModule, _class_name
+from ..compile.module import SkipGraphModule, _class_name, _rebuild
 
 __all__ = ["eject_source"]
 
 
 def eject_source(model: SkipGraphModule) -> str:
+    if model.checkpoint:  # activation checkpointing is a build option, not part of the file
+        model = _rebuild(model.ir, OrderedDict(model.named_children()), model.training,
+                         model.pruned)
     emitter = _Emitter(model)
     init_lines = []
     for name, child in model.named_children():

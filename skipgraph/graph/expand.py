@@ -244,7 +244,7 @@ class _Expander:
             rs: ResampleSpec = (fam.down or self.spec.defaults.down) if change > 0 \
                 else (fam.up or self.spec.defaults.up)
             resample = Resample(rs.op, 2 ** abs(change), rs.kernel, rs.ceil, rs.mode, rs.out,
-                                rs.bias, rs.norm, rs.act)
+                                rs.bias, rs.norm, rs.act, rs.order)
         kind = fam.kind or ("input" if src_id == INPUT_ID else "skip" if change == 0 else
                             ("encoder" if change == 1 else "up" if change == -1
                              else "full_scale"))

@@ -51,6 +51,7 @@ class Resample:
     bias: bool = True
     norm: Any = "none"
     act: Any = "none"
+    order: str = "cna"  # cna: resample -> norm -> act; can: resample -> act -> norm (BiO-Net)
 
     @property
     def has_params(self) -> bool:

@@ -75,6 +75,7 @@ class ResampleSpec(_Model):
     bias: bool = True
     norm: NormText = "none"
     act: ActText = "none"
+    order: Literal["cna", "can"] = "cna"  # after the resampler: norm -> act, or act -> norm
 
     @model_validator(mode="after")
     def _odd_upconv_kernel(self) -> "ResampleSpec":
