@@ -10,7 +10,8 @@ timing) and MONAI's BasicUNetPlusPlus (batch norm, ReLU, deconv: similar, not id
 timed for forward (no grad) and a training step (forward + backward), eager and, with
 ``--compile``, torch.compile. Part 2 (``--switches``): the spec with channels_last, bf16/fp16
 autocast (GPU), torch.compile and CUDA graphs (``reduce-overhead``, GPU) against the eager fp32
-hand-written module, with achieved TFLOP/s and, on known GPUs, the fraction of peak.
+hand-written module, with achieved TFLOP/s and, on known GPUs, the fraction of peak. Part 3
+(``--fold-bn``): inference with BatchNorm folded into the convolutions, on the zoo's BN specs.
 
 Contenders are timed interleaved (skipgraph.compile.timing): ratios are medians of per-round
 ratios, so machine load that comes and goes does not favour whoever ran during a quiet spell.
@@ -160,6 +161,26 @@ def switches(name: str, args, device: torch.device) -> list[dict]:
     return rows
 
 
+# zoo specs with conv -> BatchNorm blocks, for the BatchNorm-folding switch
+FOLD_SPECS = {"unet_pp": {"norm": "batch"}, "unet3p": {}, "attention_unet": {}}
+
+
+def fold(name: str, params: dict, args, device: torch.device) -> dict:
+    """Part 3: eval-mode forward with and without BatchNorm folded into the convolutions."""
+    spec = skipgraph.build(ROOT / "specs" / f"{name}.yaml", seed=0, **params).to(device).eval()
+    x = torch.randn(args.batch, spec.ir.in_channels, args.size, args.size, device=device)
+    folded = optimize(spec, fold_bn=True, device=device)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), spec(x), rtol=1e-3, atol=1e-4)
+    row: dict[str, Any] = {"part": "fold", "model": name, "device": device.type,
+                           "task": "forward"}
+    times = time_row(row, {"eager": forward_fn(spec, x), "fold_bn": forward_fn(folded, x)},
+                     args.reps, device)
+    row["fold_bn_speedup"] = paired_ratio(times["eager"], times["fold_bn"])
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=128)
@@ -169,9 +190,12 @@ def main(argv=None) -> None:
     p.add_argument("--compile", action="store_true", help="part 1 also with torch.compile")
     p.add_argument("--switches", action="store_true", help="part 2: the speed switches")
     p.add_argument("--max-autotune", action="store_true", help="part 2 also with max-autotune")
+    p.add_argument("--fold-bn", action="store_true", help="part 3: BatchNorm folding for "
+                   "inference on the zoo's BatchNorm specs")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
                    help="all: the CPU and, when present, the GPU")
-    p.add_argument("--models", nargs="+", default=list(REFERENCES), choices=list(REFERENCES))
+    p.add_argument("--models", nargs="*", default=list(REFERENCES), choices=list(REFERENCES),
+                   help="parts 1 and 2 for these (none: only part 3)")
     p.add_argument("--no-monai", action="store_true")
     p.add_argument("--out")
     args = p.parse_args(argv)
@@ -186,6 +210,8 @@ def main(argv=None) -> None:
             rows += compare(name, args, device)
             if args.switches:
                 rows += switches(name, args, device)
+        if args.fold_bn:
+            rows += [fold(name, params, args, device) for name, params in FOLD_SPECS.items()]
     meta = {"torch": torch.__version__, "machine": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(), "args": vars(args)}
     if torch.cuda.is_available():

@@ -10,7 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-NAMES = {"unet": "U-Net", "unet_pp": "UNet++", "unet_sharp": "UNet#", "bionet": "BiO-Net"}
+NAMES = {"unet": "U-Net", "unet_pp": "UNet++", "unet_sharp": "UNet#", "bionet": "BiO-Net",
+         "unet3p": "UNet3+", "attention_unet": "Attention U-Net"}
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -29,7 +30,7 @@ def speed(data: dict) -> str:
                 _s(r.get("monai")) if "monai" in r else "-"]
                for r in rows if r["part"] == "compare"]
     out = [_table(["model", "device", "mode", "task", "skipgraph s", "hand-written s",
-                   "ratio", "MONAI s"], compare)]
+                   "ratio", "MONAI s"], compare)] if compare else []
     errors = [f"- {NAMES[r['model']]} {r['mode']} {r['task']}: {k[:-6]} failed: `{v}`"
               for r in rows for k, v in r.items() if k.endswith("_error")]
     switch_rows = [r for r in rows if r["part"] == "switches"]
@@ -45,6 +46,12 @@ def speed(data: dict) -> str:
                               f"{100 * of_peak:.1f}%" if of_peak else "-"])
         out.append(_table(["model", "device", "task", "switches", "seconds",
                            "vs hand-written eager fp32", "GFLOP/s", "of peak"], table))
+    fold_rows = [[NAMES.get(r["model"], r["model"]), r["device"], _s(r["eager"]),
+                  _s(r["fold_bn"]), f"{r['fold_bn_speedup']:.2f}x"]
+                 for r in rows if r["part"] == "fold"]
+    if fold_rows:
+        out.append(_table(["model", "device", "eval forward s", "BatchNorm folded s",
+                           "speed-up"], fold_rows))
     return "\n\n".join(out + (["\n".join(errors)] if errors else []))
 
 

@@ -199,3 +199,18 @@ def test_folded_model_refuses_training_and_saving(tmp_path):
         copy.deepcopy(folded).train()
     with pytest.raises(ValueError, match="save the model before folding"):
         save_checkpoint(folded, tmp_path / "f.pt")
+
+
+@pytest.mark.slow
+def test_fold_benchmark_runs(tmp_path):
+    import json
+
+    import bench_speed
+    import tables
+    out = tmp_path / "f.json"
+    bench_speed.main(["--models", "--fold-bn", "--size", "32", "--batch", "1", "--reps", "1",
+                      "--device", "cpu", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert [r["model"] for r in data["rows"]] == list(bench_speed.FOLD_SPECS)
+    assert all(r["fold_bn_speedup"] > 0 for r in data["rows"])
+    assert "| UNet3+ | cpu |" in tables.speed(data)

@@ -53,8 +53,9 @@ def test_build_time_reports_forward_and_training_step(capsys):
     # a training step costs about 3 forward passes (+ the recomputation under checkpointing)
     assert 2.5 < t["train step"]["flops"] / t["forward"]["flops"] < 5
     code, out, _ = run(capsys, "build", "unet", "--input", "1x1x32x32", "--set", "base=2",
-                       "--set", "depth=2", "--time", "--reps", "1")
-    assert "train step:" in out and "GFLOP/s" in out
+                       "--set", "depth=2", "--set", "norm=batch", "--time", "--reps", "1",
+                       "--fold-bn")
+    assert "switches: fold_bn=True" in out and "train step:" in out and "GFLOP/s" in out
 
 
 @pytest.mark.parametrize("argv, message", [
