@@ -149,7 +149,7 @@ def _train_config(args: argparse.Namespace):
                        samples_per_image=args.samples_per_image, steps=args.steps,
                        seed=getattr(args, "seed", 0), device=_device(args.device), amp=args.amp,
                        channels_last=args.channels_last, compile=args.compile,
-                       checkpoint=tuple(args.checkpoint),
+                       checkpoint=tuple(args.checkpoint), val_every=args.val_every,
                        time_limit=60 * args.minutes if args.minutes else None,
                        overrides=parse_overrides(args.set))
 
@@ -214,6 +214,19 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", action="append", default=[], metavar="FAMILY|LOOP",
                    help="activation checkpointing for a node family or a loop (less memory)")
     p.add_argument("--minutes", type=float, help="stop after the epoch that passes this time")
+    p.add_argument("--val-every", type=_positive_int, default=1, metavar="K",
+                   help="validate every K epochs and after the last (validation costs about "
+                   "an epoch of training on a CPU)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number >= 1")
+    return value
 
 
 def _device(name: str) -> str:

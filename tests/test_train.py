@@ -145,3 +145,19 @@ def test_train_with_activation_checkpointing(folder, tmp_path, capsys):
                  str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "checkpoint: `Y` is neither a node family nor a loop" in err and "Traceback" not in err
+
+
+def test_validate_every_k_epochs(folder, tmp_path, capsys):
+    args = ["--data", str(folder), "--epochs", "3", "--steps", "1", "--batch", "2", "--crop",
+            "32", "--set", "base=2", "--set", "depth=2"]
+    out = tmp_path / "v"
+    assert main(["train", "unet", *args, "--val-every", "2", "--out", str(out)]) == 0
+    log = json.loads((out / "log.json").read_text())
+    # epoch 2 (every 2nd) and epoch 3 (the last) are validated, epoch 1 is not
+    assert [row["val_dice"] is not None for row in log] == [False, True, True]
+    assert (out / "curves.png").stat().st_size > 0 and (out / "best.pt").exists()
+    captured = capsys.readouterr()
+    assert "not validated" in captured.out + captured.err
+    with pytest.raises(SystemExit):
+        main(["train", "unet", *args, "--val-every", "0", "--out", str(out)])
+    assert "not a whole number >= 1" in capsys.readouterr().err

@@ -56,6 +56,8 @@ def problem_nodes(messages: Iterable[str]) -> dict[str, str]:
 def draw(ir: IRGraph, options: DrawOptions | None = None) -> graphviz.Digraph:
     opts = options or DrawOptions()
     times = loop_times(ir)
+    # the encoder column, taken before the unrolled view moves later iterations to the right
+    encoder = {n for n in ir.graph.nodes if ir.node(n).column == 0}
     ir = unrolled_view(ir) if opts.unroll else folded_view(ir)
     keep = ir.ancestors([ir.heads[h].node for h in ir.needed_heads([opts.prune])]) \
         if opts.prune else None
@@ -66,7 +68,7 @@ def draw(ir: IRGraph, options: DrawOptions | None = None) -> graphviz.Digraph:
            width="0.62", fixedsize="true", penwidth="1.2")
     g.attr("edge", arrowsize="0.7")
     for node in ir.nodes():
-        _draw_node(g, ir, node, opts, keep)
+        _draw_node(g, ir, node, opts, keep, node.id in encoder)
     if opts.removed is not None:
         _draw_ghosts(g, ir, opts.removed)
     for e in ir.edges():
@@ -136,10 +138,10 @@ def _shape_text(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
 
 
 def _draw_node(g: graphviz.Digraph, ir: IRGraph, node: IRNode, opts: DrawOptions,
-               keep: set[str] | None) -> None:
+               keep: set[str] | None, is_encoder: bool) -> None:
     x, y = node_position(node)
     attrs = {"pos": f"{x:.3f},{y:.3f}!", "label": _node_label(ir, node, opts),
-             "fillcolor": NODE_FILL[0 if node.column == 0 else 1], "color": "#333333",
+             "fillcolor": NODE_FILL[0 if is_encoder else 1], "color": "#333333",
              "tooltip": node.id}
     if node.is_input:
         attrs.update(shape="box", style="rounded,filled", fillcolor="#eeeeee", width="0.7",

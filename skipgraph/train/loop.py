@@ -40,6 +40,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     checkpoint: tuple[str, ...] = ()  # node families / loops under activation checkpointing
+    val_every: int = 1           # validate every k epochs (and after the last one)
     time_limit: float | None = None  # seconds: stop after the epoch that passes it
     train_split: str = "train"
     val_split: str = "val"
@@ -114,11 +115,16 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
                                        epoch)
         row = {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
                "seconds": time.perf_counter() - t0}
+        last = epoch + 1 == cfg.epochs or bool(
+            cfg.time_limit and time.perf_counter() - began > cfg.time_limit)
         if rank == 0:
-            metrics = evaluate_model(model, val_set, device=device)["mean"]
-            row.update({"val_dice": metrics["dice"], "val_iou": metrics["iou"]})
+            metrics = None
+            if (epoch + 1) % cfg.val_every == 0 or last:
+                metrics = evaluate_model(model, val_set, device=device)["mean"]
+            row.update({"val_dice": metrics and metrics["dice"],
+                        "val_iou": metrics and metrics["iou"]})
             history.append(row)
-            if metrics["dice"] > best["dice"]:
+            if metrics and metrics["dice"] > best["dice"]:
                 best = {"epoch": epoch + 1, **metrics}
                 save_checkpoint(model, out / "best.pt", extra={"epoch": epoch + 1,
                                                                "metrics": metrics})
@@ -126,8 +132,10 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
                 "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "history": history,
                 "best": best, "config": asdict(cfg)})
             _write_logs(out, history)
-            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, val Dice "
-                f"{metrics['dice']:.4f}, IoU {metrics['iou']:.4f} ({row['seconds']:.1f}s)")
+            val = (f"val Dice {metrics['dice']:.4f}, IoU {metrics['iou']:.4f}" if metrics
+                   else "not validated")
+            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, {val} "
+                f"({row['seconds']:.1f}s)")
     if rank == 0:
         _write_plots(out, history, model, val_set, device)
     if world > 1:
@@ -193,8 +201,11 @@ def _write_plots(out: Path, history: list[dict], model, val_set, device) -> None
         epochs = [h["epoch"] for h in history]
         ax[0].plot(epochs, [h["loss"] for h in history])
         ax[0].set(title="training loss", xlabel="epoch")
-        ax[1].plot(epochs, [h["val_dice"] for h in history], label="Dice")
-        ax[1].plot(epochs, [h["val_iou"] for h in history], label="IoU")
+        validated = [h for h in history if h["val_dice"] is not None]
+        ax[1].plot([h["epoch"] for h in validated], [h["val_dice"] for h in validated],
+                   marker=".", label="Dice")
+        ax[1].plot([h["epoch"] for h in validated], [h["val_iou"] for h in validated],
+                   marker=".", label="IoU")
         ax[1].set(title="validation", xlabel="epoch")
         ax[1].legend()
         fig.tight_layout()

@@ -118,3 +118,14 @@ def test_broken_spec_renders_with_problems_marked(tmp_path, capsys):
 
 def test_unknown_prune_head(capsys):
     assert main(["render", "unet_pp", "--prune", "X[0,9]", "-o", "/tmp/x.dot"]) == 2
+
+
+@needs_dot
+def test_unrolled_loop_keeps_encoder_and_decoder_tints():
+    """Iterations drawn to the right keep their role's colour (encoder nodes stay encoder-blue)."""
+    from skipgraph.render.style import NODE_FILL
+    ir = load_ir(SPECS / "bionet.yaml", base=2, l=2, t=3)
+    nodes, _, _ = _layout(ir, unroll=True)
+    fill = {name: o.get("fillcolor") for name, o in nodes.items()}
+    for step in ("", "_t2", "_t3"):
+        assert fill[f"E0{step}"] == NODE_FILL[0] and fill[f"D0{step}"] == NODE_FILL[1]
