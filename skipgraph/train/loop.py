@@ -46,6 +46,10 @@ class TrainConfig:
     val_split: str = "val"
     overrides: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.val_every < 1:
+            raise ValueError(f"val_every must be >= 1, not {self.val_every}")
+
 
 def _dist_info() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -115,11 +119,11 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
                                        epoch)
         row = {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
                "seconds": time.perf_counter() - t0}
-        last = epoch + 1 == cfg.epochs or bool(
+        final_epoch = epoch + 1 == cfg.epochs or bool(
             cfg.time_limit and time.perf_counter() - began > cfg.time_limit)
         if rank == 0:
             metrics = None
-            if (epoch + 1) % cfg.val_every == 0 or last:
+            if (epoch + 1) % cfg.val_every == 0 or final_epoch:
                 metrics = evaluate_model(model, val_set, device=device)["mean"]
             row.update({"val_dice": metrics and metrics["dice"],
                         "val_iou": metrics and metrics["iou"]})
