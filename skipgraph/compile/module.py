@@ -65,6 +65,7 @@ class SkipGraphModule(nn.Module):
         # stays as it is) that the training graph calls.
         for seg_name, seg in segments.items():
             object.__setattr__(self, seg_name, fx.GraphModule(self, seg, f"{cls_name}_{seg_name}"))
+        self.segments: list[str] = list(segments)
         # Stored outside _modules: they hold the same submodule objects, not copies.
         object.__setattr__(self, "_train_gm", fx.GraphModule(self, train, cls_name))
         object.__setattr__(self, "_eval_gm", fx.GraphModule(self, evalg, cls_name))
@@ -119,7 +120,10 @@ class SkipGraphModule(nn.Module):
 
     @property
     def train_code(self) -> str:
-        return self._train_gm.code
+        """The training-mode code, followed by that of each checkpointed loop iteration."""
+        parts = [self._train_gm.code] + [f"# {name}{getattr(self, name).code}"
+                                         for name in self.segments]
+        return "\n".join(parts)
 
     def graph_module(self, training: bool = False) -> fx.GraphModule:
         """The fx GraphModule used in that mode (for fx passes, export, inspection)."""
