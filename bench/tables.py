@@ -19,8 +19,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def _s(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
+def _s(v, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
 
 
 def speed(data: dict) -> str:
@@ -70,12 +70,9 @@ def build(rows: list[dict]) -> str:
                    "hand-written ms", "graph peak KiB"],
                   [[NAMES[r["spec"]], str(r.get("depth", r.get("t"))), str(r["base"]),
                     str(r["nodes"]), str(r["edges"]), f"{r['graph_ms']:.1f}",
-                    f"{r['build_ms']:.1f}", _ms(r.get("hand_written_ms")),
+                    f"{r['build_ms']:.1f}", _s(r.get("hand_written_ms"), 1),
                     f"{r['graph_peak_kib']:.0f}"] for r in rows])
 
-
-def _ms(v) -> str:
-    return "-" if v is None else f"{v:.1f}"
 
 
 def main(argv=None) -> None:
