@@ -92,6 +92,8 @@ def _units(ir: IRGraph, needed: set[str], checkpoint: frozenset[str]) -> list[li
     """The needed nodes in topological order, each loop iteration under checkpointing grouped
     into one unit (placed where all its inputs are ready)."""
     nodes = [n for n in ir.nodes() if not n.is_input and n.id in needed]
+    if not any(n.loop and n.loop in checkpoint for n in nodes):
+        return [[n] for n in nodes]  # nothing to group: the topological order as it is
 
     def key(n) -> str:
         return f"{n.loop}\0{n.step}" if n.loop and n.loop in checkpoint else n.id

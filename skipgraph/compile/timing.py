@@ -15,6 +15,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .speed import optimize
+
 __all__ = ["measure", "forward_fn", "train_step_fn", "interleaved", "paired_ratio", "median",
            "count_flops", "cuda_peak_bytes", "synchronize", "peak_tflops", "GPU_PEAK_TFLOPS"]
 
@@ -123,7 +125,6 @@ def measure(model: torch.nn.Module, input_shape: list[int], *, reps: int = 10,
     """Median seconds of a forward pass and of a training step of ``model`` (a SkipGraphModule)
     with the speed switches of :func:`skipgraph.compile.speed.optimize`, FLOPs counted on the
     eager model, achieved TFLOP/s and, on a GPU, the training step's peak memory."""
-    from .speed import optimize
     device = torch.device(device)
     base = model.to(device)
     x = torch.randn(*input_shape, device=device)
