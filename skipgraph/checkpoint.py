@@ -18,15 +18,54 @@ from .errors import Diagnostic, SpecError
 from .graph import build_ir
 from .spec import load_spec_text
 
-__all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "read_checkpoint"]
+__all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "read_checkpoint",
+           "unwrap", "strip_wrapper_prefixes", "load_weights"]
 
 FORMAT = "skipgraph-checkpoint"
 VERSION = 1
 
 
+# what torch's wrappers put in front of the keys: torch.compile's OptimizedModule (`_orig_mod.`),
+# DataParallel and DistributedDataParallel (`module.`)
+_WRAPPER_PREFIXES = ("_orig_mod.", "module.")
+
+
+def unwrap(model: Any) -> SkipGraphModule:
+    """The SkipGraphModule inside any nesting of ``torch.compile``, ``DataParallel`` and
+    ``DistributedDataParallel``; raises TypeError for anything else."""
+    seen = model
+    for _ in range(8):  # wrappers nest a few levels at most (DDP inside compile, ...)
+        if isinstance(model, SkipGraphModule):
+            return model
+        inner = getattr(model, "_orig_mod", None)
+        if inner is None and isinstance(model, (torch.nn.DataParallel,
+                                                torch.nn.parallel.DistributedDataParallel)):
+            inner = model.module
+        if inner is None:
+            break
+        model = inner
+    raise TypeError(f"save_checkpoint needs a compiled skipgraph model (or one wrapped by "
+                    f"torch.compile / DataParallel / DistributedDataParallel), got "
+                    f"{type(seen).__name__}")
+
+
+def strip_wrapper_prefixes(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """Keys without the `_orig_mod.` / `module.` prefixes that wrapped models write (files
+    saved from a wrapped model's ``state_dict()`` by other code)."""
+    out = {}
+    for key, value in state_dict.items():
+        while key.startswith(_WRAPPER_PREFIXES):
+            key = key.split(".", 1)[1]
+        out[key] = value
+    return out
+
+
 def save_checkpoint(model: SkipGraphModule, path: str | os.PathLike,
                     extra: dict[str, Any] | None = None) -> None:
-    """Write ``model`` (a full or pruned compiled spec) and optional plain-data ``extra``."""
+    """Write ``model`` (a full or pruned compiled spec, or one wrapped by torch.compile,
+    DataParallel or DistributedDataParallel: the wrappers are not saved) and optional
+    plain-data ``extra``."""
+    model = unwrap(model)
     if getattr(model, "norms_folded", False):
         raise ValueError("a model with folded BatchNorm layers cannot be saved as a checkpoint "
                          "(its spec still has the norm layers): save the model before folding")
@@ -66,5 +105,34 @@ def load_checkpoint(path: str | os.PathLike) -> SkipGraphModule:
     heads = data.get("heads")
     model = compile_ir(ir.subgraph(heads) if heads else ir)
     model.pruned = bool(heads)
-    model.load_state_dict(data["state_dict"], strict=True)
+    load_weights(model, data, path)
     return model
+
+
+def load_weights(model: SkipGraphModule, data: dict[str, Any], path: str | os.PathLike) -> None:
+    """Load a checkpoint's weights into the module rebuilt from its spec (strictly)."""
+    try:
+        model.load_state_dict(checked_state_dict(data, path, model), strict=True)
+    except RuntimeError as exc:  # a tensor of the wrong shape
+        raise SpecError([Diagnostic("bad-value", f"{path}: the weights do not fit the spec "
+                                    f"the checkpoint carries ({str(exc).splitlines()[-1].strip()})")]
+                        ) from None
+
+
+def checked_state_dict(data: dict[str, Any], path: str | os.PathLike,
+                       model: SkipGraphModule) -> dict[str, Any]:
+    """The checkpoint's weights with wrapper prefixes removed; a SpecError naming the missing
+    and unexpected keys when they do not fit the spec the file carries."""
+    state = data.get("state_dict")
+    if not isinstance(state, dict):
+        raise SpecError([Diagnostic("bad-value", f"{path}: the checkpoint has no state_dict")])
+    state = strip_wrapper_prefixes(state)
+    want = set(model.state_dict())
+    missing, unexpected = sorted(want - set(state)), sorted(set(state) - want)
+    if missing or unexpected:
+        parts = ([f"missing {len(missing)} key(s), e.g. `{missing[0]}`"] if missing else []) + \
+            ([f"{len(unexpected)} unexpected key(s), e.g. `{unexpected[0]}`"] if unexpected
+             else [])
+        raise SpecError([Diagnostic("bad-value", f"{path}: the weights do not fit the spec "
+                                    f"the checkpoint carries ({'; '.join(parts)})")])
+    return state

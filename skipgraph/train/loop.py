@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..checkpoint import read_checkpoint, save_checkpoint
+from ..checkpoint import load_weights, read_checkpoint, save_checkpoint
 from ..compile import SkipGraphModule, compile_ir
 from ..graph import build_ir
 from ..losses import loss_for
@@ -65,7 +65,7 @@ def _build(spec: str, cfg: TrainConfig, out: Path, resume: bool
         data = read_checkpoint(last)
         model = compile_ir(build_ir(load_spec_text(data["spec"], file=f"{last}#spec")),
                            checkpoint=cfg.checkpoint)
-        model.load_state_dict(data["state_dict"], strict=True)
+        load_weights(model, data, last)
         return model, data["extra"]
     return compile_ir(build_ir(load_spec(spec, cfg.overrides)), seed=cfg.seed,
                       checkpoint=cfg.checkpoint), None
