@@ -124,8 +124,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.onnx:
         names = export_onnx(model, args.onnx, all_heads=args.all_heads)
         check_onnx(args.onnx)
+        stride = 2 ** model.ir.max_level
+        sizes = f"from {2 * stride} px on" if model.ir.pad_input else f"multiples of {stride}"
         print(f"wrote {args.onnx} (outputs: {', '.join(names)}; dynamic batch and spatial "
-              f"sizes, multiples of {2 ** model.ir.max_level})")
+              f"sizes, {sizes})")
     if args.torch_export:
         export_program(model, args.torch_export, all_heads=args.all_heads)
         print(f"wrote {args.torch_export}")
@@ -159,8 +161,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .zoo import resolve_spec_path
     best = train(resolve_spec_path(args.spec), args.data, args.out, _train_config(args),
                  resume=args.resume)
-    print(f"best: epoch {best.get('epoch')}, val Dice {best['dice']:.4f}, IoU "
-          f"{best.get('iou', 0):.4f}; checkpoints in {args.out}")
+    if "epoch" not in best:
+        print(f"no epoch was validated; checkpoints in {args.out}")
+        return 0
+    print(f"best: epoch {best['epoch']}, val Dice {best['dice']:.4f}, IoU {best['iou']:.4f}"
+          f"{' (collapsed: one class everywhere)' if best.get('collapsed') else ''}; "
+          f"checkpoints in {args.out}")
     return 0
 
 
@@ -171,18 +177,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.head:
         model = model.prune(_check_head(model.ir, args.head))
     data = SegmentationFolder(args.data, args.split, crop=None, augment=False)
-    result = evaluate_model(model, data, _device(args.device), objects=True)
+    result = evaluate_model(model, data, _device(args.device), objects=args.object_f1)
     if len([h for h in model.heads if model.ir.heads[h].type == "seg"]) > 1 and not args.head:
         result["pruning_levels"] = pruning_levels(model, data, _device(args.device))
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
+    def f1(r: dict) -> str:
+        return f"  object F1 {r['object_f1']:.4f}" if "object_f1" in r else ""
     for row in result["images"]:
-        print(f"{row['image']}: Dice {row['dice']:.4f}  IoU {row['iou']:.4f}  "
-              f"object F1 {row['object_f1']:.4f}")
+        print(f"{row['image']}: Dice {row['dice']:.4f}  IoU {row['iou']:.4f}{f1(row)}")
     m = result["mean"]
     print(f"mean over {len(result['images'])} images: Dice {m['dice']:.4f}  IoU {m['iou']:.4f}"
-          f"  object F1 {m['object_f1']:.4f}")
+          f"{f1(m)}  {m['ms_per_image']:.0f} ms/image")
+    if m["collapsed"]:
+        print(f"warning: the model predicts {m['predicted']} everywhere", file=sys.stderr)
     for lv in result.get("pruning_levels", []):
         print(f"pruned to {lv['head']}: {lv['params']:,} params, {lv['ms_per_image']:.0f} "
               f"ms/image, Dice {lv['dice']:.4f}, IoU {lv['iou']:.4f}")
@@ -297,8 +306,10 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
-            spec: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+            spec: bool = True, defaults: bool = False) -> argparse.ArgumentParser:
+        # defaults=True: --help shows each option's default
+        p = sub.add_parser(name, help=help_, description=help_, formatter_class=(
+            argparse.ArgumentDefaultsHelpFormatter if defaults else argparse.HelpFormatter))
         if spec:
             _add_spec_args(p)
         p.set_defaults(fn=fn)
@@ -341,21 +352,24 @@ def make_parser() -> argparse.ArgumentParser:
     for sub_parser in (e, ej):
         sub_parser.add_argument("--prune", metavar="HEAD")
         sub_parser.add_argument("--seed", type=int, default=0)
-    t = add("train", cmd_train, "train a spec on a folder of images and masks")
+    t = add("train", cmd_train, "train a spec on a folder of images and masks", defaults=True)
     _add_train_args(t)
     t.add_argument("--out", default="runs/train")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    ev = add("evaluate", cmd_evaluate, "Dice, IoU, object F1 (and pruning levels)", spec=False)
+    ev = add("evaluate", cmd_evaluate, "Dice, IoU, object F1 (and pruning levels)", spec=False,
+             defaults=True)
     ev.add_argument("checkpoint")
     ev.add_argument("--data", required=True)
     ev.add_argument("--split", default="test")
     ev.add_argument("--head", help="evaluate the model pruned to this head")
-    ev.add_argument("--ensemble", action="store_true", help="the spec's ensemble output "
-                    "(the default when the spec says ensemble)")
+    ev.add_argument("--no-object-f1", dest="object_f1", action="store_false",
+                    help="skip object F1 (for masks where connected components are not objects, "
+                    "such as one connected membrane)")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--json", action="store_true")
-    c = add("compare", cmd_compare, "train specs the same way and tabulate them", spec=False)
+    c = add("compare", cmd_compare, "train specs the same way and tabulate them", spec=False,
+            defaults=True)
     c.add_argument("specs", nargs="+")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     _add_train_args(c)

@@ -16,6 +16,7 @@ __all__ = ["CODES", "Span", "Diagnostic", "SpecError", "DiagnosticSink", "did_yo
 CODES: dict[str, str] = {
     "yaml-syntax": "the file is not valid YAML",
     "file-not-found": "a spec or extended spec file does not exist",
+    "not-a-spec": "a file that is not spec text (binary, not UTF-8, or a checkpoint)",
     "duplicate-key": "a mapping repeats a key",
     "unknown-key": "a key the schema does not know",
     "missing-key": "a required key is absent",

@@ -24,11 +24,12 @@ import torch.nn.functional as F
 
 from .blocks.layers import AVG_POOL, MAX_POOL
 from .graph.ir import IRGraph
+from .graph.validate import head_size
 from .spec.schema import LOSS_NAMES
 
 __all__ = ["bce", "soft_dice", "focal", "iou_loss", "lovasz_hinge", "ms_ssim_loss", "bce_dice",
            "focal_dice_lovasz", "focal_msssim_iou", "cgm_bce", "SEG_LOSSES",
-           "DeepSupervisionLoss", "resize_target", "loss_for"]
+           "DeepSupervisionLoss", "resize_target", "loss_for", "loss_min_size"]
 
 _EPS = 1e-7
 SegLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -115,16 +116,30 @@ SEG_LOSSES: dict[str, SegLoss] = {
 assert tuple(SEG_LOSSES) == LOSS_NAMES, "the spec schema and the loss table must agree"
 
 
+# the smallest output side each loss accepts: pytorch-msssim's 5 scales with an 11-px window
+# need every side larger than (11 - 1) * 2**4 = 160 px
+_MIN_SIZE = {"focal_msssim_iou": 161}
+
+
+def loss_min_size(name: str | object) -> int:
+    """The smallest side (px) a head's output may have for the loss ``name`` (0: no limit)."""
+    return _MIN_SIZE.get(name, 0) if isinstance(name, str) else 0
+
+
 def resize_target(y: torch.Tensor, factor: int, rule: str, dims: int) -> torch.Tensor:
-    """Bring a full-size target to a head ``factor`` times smaller (``maxpool``: a pixel is
-    foreground if any pixel under it is, as UNet# compares its low-resolution heads)."""
+    """Bring a full-size target (N, C, *spatial) to a head ``factor`` times smaller, of side
+    :func:`~skipgraph.graph.validate.head_size` (``ceil``, as the padded module's heads): a
+    partial window at the border covers the pixels it has (``maxpool``: a pixel is foreground
+    if any pixel under it is, as UNet# compares its low-resolution heads)."""
     if factor == 1:
         return y
+    level = factor.bit_length() - 1
+    sizes = [head_size(s, level) for s in y.shape[2:]]
     if rule == "maxpool":
-        return MAX_POOL[dims](y, kernel_size=factor, stride=factor)
+        return MAX_POOL[dims](y, kernel_size=factor, stride=factor, ceil_mode=True)
     if rule == "avgpool":
-        return AVG_POOL[dims](y, kernel_size=factor, stride=factor)
-    return F.interpolate(y, scale_factor=1 / factor, mode="nearest")
+        return AVG_POOL[dims](y, kernel_size=factor, stride=factor, ceil_mode=True)
+    return F.interpolate(y, size=sizes, mode="nearest")
 
 
 class DeepSupervisionLoss(nn.Module):

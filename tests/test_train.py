@@ -126,13 +126,17 @@ def test_channel_mismatch_is_a_clear_error(folder, tmp_path, capsys):
 
 def test_torchrun_two_cpu_processes(folder, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29533", "-m", "skipgraph.cli", "train", "unet", "--data",
+    # --standalone: the rendezvous store takes a free port (no clash with another run)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "skipgraph.cli", "train", "unet", "--data",
            str(folder), "--set", "base=4", "--set", "depth=2", "--epochs", "1", "--batch", "2",
            "--crop", "32", "--device", "cpu", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (out / "best.pt").exists() and len(json.loads((out / "log.json").read_text())) == 1
+    best = [line for line in proc.stdout.splitlines() if line.startswith("best:")]
+    # every rank reports rank 0's best (not "epoch None, val Dice -1.0000")
+    assert len(best) == 2 and best[0] == best[1] and "epoch 1," in best[0], proc.stdout
 
 
 def test_train_with_activation_checkpointing(folder, tmp_path, capsys):

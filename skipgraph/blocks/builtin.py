@@ -5,14 +5,14 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .options import ACT_NAMES, NORM_NAMES, split_option
+from .options import ACT_NAMES, resolve_norm, split_option
 from .registry import BlockParams, register_block
 
 __all__ = ["ConvParams", "RecurrentParams", "ResidualParams", "check_norm", "check_act"]
 
 
 def check_norm(value: Any) -> Any:
-    split_option(value, NORM_NAMES, "normalisation")
+    resolve_norm(value)
     return value
 
 

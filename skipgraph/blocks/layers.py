@@ -6,7 +6,7 @@ from typing import Any, Callable
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .options import ACT_NAMES, NORM_NAMES, split_option
+from .options import ACT_NAMES, NORM_NAMES, resolve_norm, split_option
 
 __all__ = ["by_dims", "CONV", "CONV_T", "MAX_POOL", "AVG_POOL", "make_norm", "make_act",
            "interp_mode"]
@@ -54,7 +54,7 @@ assert set(_NORMS) | {"none"} == set(NORM_NAMES) and set(_ACTS) | {"none"} == se
 
 
 def make_norm(setting: Any, dims: int, channels: int) -> nn.Module | None:
-    name, kwargs = split_option(setting, NORM_NAMES, "normalisation")
+    name, kwargs = resolve_norm(setting)
     return None if name == "none" else _NORMS[name](dims, channels, **kwargs)
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["NORM_NAMES", "ACT_NAMES", "split_option"]
+__all__ = ["NORM_NAMES", "ACT_NAMES", "split_option", "resolve_norm"]
 
 # name -> keyword arguments it accepts
 NORM_NAMES: dict[str, tuple[str, ...]] = {
-    "none": (), "batch": ("momentum", "eps", "affine"), "instance": ("eps", "affine"),
+    "none": (), "batch": ("momentum", "eps", "affine", "convention"), "instance": ("eps", "affine"),
     "group": ("groups", "eps", "affine"), "layer": ("eps",),
 }
 ACT_NAMES: dict[str, tuple[str, ...]] = {
@@ -36,4 +36,28 @@ def split_option(value: Any, table: dict[str, tuple[str, ...]], what: str
     if unknown:
         raise ValueError(f"{what} `{name}` takes no option(s) {sorted(unknown)}; "
                          f"it accepts {list(table[name]) or 'none'}")
+    return name, kwargs
+
+
+# Keras' BatchNormalization defaults; its `momentum` is the weight of the *old* running
+# statistics (moving = m * moving + (1 - m) * batch), PyTorch's the weight of the *new* batch
+_KERAS_BN = {"momentum": 0.99, "eps": 1e-3}
+
+
+def resolve_norm(value: Any) -> tuple[str, dict[str, Any]]:
+    """A normalisation setting as PyTorch's keyword arguments: ``{type: batch, momentum: 0.01,
+    convention: keras}`` (a value copied from Keras code) becomes ``momentum=0.99,
+    eps=1e-3`` (Keras' default epsilon unless ``eps`` is given). Raises ValueError for an
+    unknown name, option or convention, or a momentum outside [0, 1]."""
+    name, kwargs = split_option(value, NORM_NAMES, "normalisation")
+    convention = kwargs.pop("convention", "torch")
+    if convention not in ("torch", "keras"):
+        raise ValueError(f"normalisation `{name}`: convention must be `torch` or `keras`, not "
+                         f"{convention!r}")
+    momentum = kwargs.get("momentum", _KERAS_BN["momentum"] if convention == "keras" else 0.1)
+    if not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+        raise ValueError(f"normalisation `{name}`: momentum must be a number in [0, 1], not "
+                         f"{momentum!r}")
+    if convention == "keras":
+        kwargs = {"eps": _KERAS_BN["eps"], **kwargs, "momentum": 1 - momentum}
     return name, kwargs

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..graph.estimate import Budget, check_budget
 from ..graph.ir import IRGraph
+from ..graph.validate import head_size, total_stride
 from .fx_codegen import make_graph
 from .modules import build_modules
 
@@ -50,8 +51,8 @@ class SkipGraphModule(nn.Module):
         # plain facts for the input check (forward must not touch the networkx IR: it would
         # break torch.compile's graph)
         self._dims, self._in_channels = ir.dims, ir.in_channels
-        self._stride, self._pad = 2 ** ir.max_level, ir.pad_input
-        self._crop_factor = {h.id: 1 if h.full_size else 2 ** h.level for h in ir.heads.values()}
+        self._stride, self._pad = total_stride(ir), ir.pad_input
+        self._head_level = {h.id: 0 if h.full_size else h.level for h in ir.heads.values()}
         self._name = ir.name
         names = set(modules)
         self.checkpoint = frozenset(checkpoint)
@@ -71,11 +72,21 @@ class SkipGraphModule(nn.Module):
         object.__setattr__(self, "_eval_gm", fx.GraphModule(self, evalg, cls_name))
 
     def forward(self, x: torch.Tensor) -> Any:
+        return self.run_graph(x, training=self.training)
+
+    def run_graph(self, x: torch.Tensor, training: bool) -> Any:
+        """The training graph (every head) or the eval graph (the output) on ``x``, with the
+        input check and, for ``input: {pad: true}`` specs, the padding and cropping back;
+        the layers stay in the mode they are in."""
         pads = self._check_input(x)
-        if pads:
-            x = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)])
-        out = self._train_gm(x) if self.training else self._eval_gm(x)
-        return self._crop(out, [s - p for s, p in zip(x.shape[2:], pads)]) if pads else out
+        gm = self._train_gm if training else self._eval_gm
+        if not self._pad:
+            return gm(x)
+        # `pad` specs always pad and crop (by zero for fitting sizes): no branch on the size,
+        # so torch.export and ONNX keep the spatial sizes symbolic
+        sizes = list(x.shape[2:])
+        out = gm(F.pad(x, [p for pad in reversed(pads) for p in (0, pad)]))
+        return self._crop(out, sizes)
 
     def train(self, mode: bool = True) -> "SkipGraphModule":
         if mode and self.norms_folded:
@@ -95,24 +106,29 @@ class SkipGraphModule(nn.Module):
             raise InputShapeError(f"{name}: expected {self._in_channels} input channels, got "
                                   f"{x.shape[1]} (shape {tuple(x.shape)})")
         stride = self._stride
-        pads = [(-s) % stride for s in x.shape[2:]]
-        if any(pads) and not self._pad:
+        # written as ceil(s / stride) * stride - s: symbolic sizes then stay multiples of the
+        # stride for torch.export (no guard on `s % stride`); a floor division of positive
+        # numbers only, as ONNX's Div truncates
+        pads = [(s + stride - 1) // stride * stride - s for s in x.shape[2:]]
+        if not self._pad and any(pads):
             raise InputShapeError(f"{name}: spatial size {tuple(x.shape[2:])} is not a "
                                   f"multiple of the total stride {stride}; resize the input or "
                                   "set `input: {pad: true}` in the spec")
-        return pads if any(pads) else []
+        return pads
 
     def _crop(self, out: Any, sizes: list[int]) -> Any:
         if isinstance(out, dict):
-            return {k: self._crop_one(v, sizes, self._crop_factor[k]) for k, v in out.items()}
-        return self._crop_one(out, sizes, self._crop_factor[self.output_heads[0]])
+            return {k: self._crop_one(v, sizes, self._head_level[k]) for k, v in out.items()}
+        return self._crop_one(out, sizes, self._head_level[self.output_heads[0]])
 
     @staticmethod
-    def _crop_one(t: torch.Tensor, sizes: list[int], f: int) -> torch.Tensor:
+    def _crop_one(t: torch.Tensor, sizes: list[int], level: int) -> torch.Tensor:
         if t.dim() <= 2:  # an image-level (CGM) output
             return t
-        index = (slice(None), slice(None)) + tuple(slice(0, -(-s // f)) for s in sizes)
-        return t[index]
+        # a negative pad crops; unlike slicing it adds no guard on the (symbolic) sizes when
+        # exported
+        cut = [have - head_size(s, level) for have, s in zip(t.shape[2:], sizes)]
+        return F.pad(t, [-c for c in reversed(cut) for c in (0, c)])
 
     @property
     def code(self) -> str:

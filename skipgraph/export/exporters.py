@@ -31,7 +31,7 @@ class AllHeads(nn.Module):
         self.heads = list(model.heads)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model.graph_module(training=True)(x)
+        out = self.model.run_graph(x, training=True)
         return tuple(out[h] for h in self.heads) if isinstance(out, dict) else (out,)
 
 

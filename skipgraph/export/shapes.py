@@ -1,11 +1,12 @@
 """Dynamic dimensions for export: any batch; spatial sizes any multiple (>= 2) of the total
-stride."""
+stride, or any size from two strides on for specs that pad their input."""
 from __future__ import annotations
 
 import torch
 from torch.export import Dim
 
 from ..graph.ir import IRGraph
+from ..graph.validate import total_stride
 
 __all__ = ["example_input", "dynamic_shapes", "stride"]
 
@@ -13,7 +14,7 @@ _MAX_BLOCKS = 256  # spatial size up to 256 strides
 
 
 def stride(ir: IRGraph) -> int:
-    return 2 ** ir.max_level
+    return total_stride(ir)
 
 
 def example_input(ir: IRGraph, batch: int = 2, blocks: int = 2) -> torch.Tensor:
@@ -21,9 +22,14 @@ def example_input(ir: IRGraph, batch: int = 2, blocks: int = 2) -> torch.Tensor:
 
 
 def dynamic_shapes(ir: IRGraph) -> dict:
+    """Any batch; spatial sizes any multiple (>= 2) of the total stride, or for a spec with
+    ``input: {pad: true}`` any size from 2 strides on (the module pads it)."""
     s = stride(ir)
     axes = {0: Dim("batch", min=1, max=1024)}
     for k, name in enumerate("dhw"[-ir.dims:]):
+        if ir.pad_input:
+            axes[2 + k] = Dim(name, min=2 * s, max=s * _MAX_BLOCKS)
+            continue
         # at least 2 strides: size-1 maps would specialise the exported graph
         axes[2 + k] = s * Dim(f"{name}_blocks", min=2, max=_MAX_BLOCKS)
     return {"x": axes}

@@ -409,10 +409,12 @@ class _Expander:
         if not seg:
             self._err("empty-family", "the spec has no segmentation head", ("heads",))
             return
+        full = [h for h in seg if self.ir.heads[h].full_size]
         if out.mode == "select":
-            chosen = [out.head or seg[-1]]
+            # default: the last full-resolution head (a low-resolution one is a training aid)
+            chosen = [out.head or (full or seg)[-1]]
         else:
-            chosen = out.heads or [h for h in seg if self.ir.heads[h].full_size]
+            chosen = out.heads or full
         for h in chosen:
             if h not in self.ir.heads:
                 key = ("output", "head" if out.mode == "select" else "heads")

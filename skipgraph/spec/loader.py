@@ -139,6 +139,8 @@ def _resolve(doc: SourceDoc, path: str, overrides: dict[str, Any]) -> ResolvedSp
     sink.raise_if_any()
     spec = _validate(data, doc.positions, sink)
     _validate_blocks(data, doc.positions, sink)
+    if spec is None:  # expansion, which checks the names, will not run: report them now too
+        _check_family_names(data, doc.positions, sink)
     sink.raise_if_any()
     assert spec is not None
     return ResolvedSpec(spec, params, doc.positions, path, overrides, data)
@@ -210,6 +212,39 @@ def _fill(text: str, params: Mapping[str, Any], pos: PositionMap, path: tuple,
 
 
 # --- pydantic validation with positions ------------------------------------------------------
+
+_FAMILY = re.compile(r"\s*([A-Za-z_]\w*)")
+
+
+def _check_family_names(data: dict, pos: PositionMap, sink: DiagnosticSink) -> None:
+    """Node patterns of edges, heads and loops that name an undeclared node family, found in
+    the raw document (the same errors expansion reports), so that `check` shows them with the
+    schema errors instead of in a second round."""
+    nodes = data.get("nodes")
+    if not isinstance(nodes, dict):
+        return
+    known = set(nodes) | {"input"}
+    places = [(("edges", name, key), fam.get(key))
+              for name, fam in _items(data.get("edges")) for key in ("from", "to")]
+    places += [(("heads", name, "on"), head.get("on")) for name, head in _items(data.get("heads"))]
+    for name, loop in _items(data.get("loops")):
+        members = loop.get("nodes")
+        places += [(("loops", name, "nodes"), f) for f in (members if isinstance(members, list)
+                                                          else [])]
+    for path, text in places:
+        match = _FAMILY.match(text) if isinstance(text, str) else None
+        if match and match.group(1) not in known:
+            family = match.group(1)
+            what = (f"loop `{path[1]}` names node family `{family}`" if path[0] == "loops" else
+                    f"`{text}` names the node family `{family}`")
+            sink.error("unknown-family", f"{what}, which is not declared", pos.span(path),
+                       hint=did_you_mean(family, nodes), key=".".join(map(str, path)))
+
+
+def _items(section: Any) -> list[tuple[str, dict]]:
+    return [(k, v) for k, v in section.items() if isinstance(v, dict)] \
+        if isinstance(section, dict) else []
+
 
 def _validate(data: dict, pos: PositionMap, sink: DiagnosticSink) -> Spec | None:
     try:

@@ -177,12 +177,29 @@ def load_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
     return SourceDoc(data, conv.positions)
 
 
+# how torch.save files begin: a zip archive (the default since torch 1.6) or a raw pickle
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x04", b"\x80\x05")
+
+
 def load_yaml_file(path: str) -> SourceDoc:
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         raise SpecError([Diagnostic("file-not-found", f"no such spec file: {path}")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise SpecError([Diagnostic("file-not-found", f"cannot read {path}: {exc}")]) from None
+    if raw.startswith(_CHECKPOINT_MAGIC):
+        raise SpecError([Diagnostic(
+            "not-a-spec", f"{path} is a checkpoint or another torch.save file, not a spec",
+            Span(path), hint="evaluate, prune, export and eject take checkpoints; build, check "
+            "and render take a spec (a YAML file or a zoo name)")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError([Diagnostic(
+            "not-a-spec", f"byte 0x{raw[exc.start]:02x} is not UTF-8 text; a spec is a UTF-8 "
+            "YAML file", Span(path, line, column))]) from None
     return load_yaml_text(text, path)

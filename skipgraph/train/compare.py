@@ -45,7 +45,8 @@ def compare(specs: list[str], data_dir: str, out: str | Path, cfg: TrainConfig,
             train_s = time.perf_counter() - t0
             model = load_checkpoint(run_dir / "best.pt")
             t1 = time.perf_counter()
-            metrics = evaluate_model(model, test, cfg.device, objects=True)["mean"]
+            mean = evaluate_model(model, test, cfg.device, objects=True)["mean"]
+            metrics = {k: mean[k] for k in ("dice", "iou", "object_f1")}
             infer_ms = 1e3 * (time.perf_counter() - t1) / len(test.names)
             runs.append({"train_s": train_s, "infer_ms": infer_ms, **metrics})
         model = load_checkpoint(out / Path(spec).stem / f"seed{seeds[0]}" / "best.pt")

@@ -99,9 +99,14 @@ class SegmentationFolder(Dataset):
         self.names = [Path(image).stem for image, _ in self.files]
         self.images = [read_image(self.root / "images" / image) for image, _ in self.files]
         self.masks = [read_mask(self.root / "masks" / mask, classes) for _, mask in self.files]
-        for n, im, m in zip(self.names, self.images, self.masks):
+        for (image, _), im, m in zip(self.files, self.images, self.masks):
             if im.shape[1:] != m.shape[1:]:
-                raise DataError(f"{n}: image {im.shape[1:]} and mask {m.shape[1:]} differ")
+                raise DataError(f"{self.root / 'images' / image}: image {im.shape[1:]} and mask "
+                                f"{m.shape[1:]} differ")
+            if im.shape[0] != self.images[0].shape[0]:
+                raise DataError(f"{self.root / 'images' / image} has {im.shape[0]} channel(s) "
+                                f"but {self.files[0][0]} has {self.images[0].shape[0]}: "
+                                "convert the images to one kind (gray or RGB)")
         self.crop, self.augment = crop, augment
         self.samples_per_image = samples_per_image
         self.rng = random.Random(seed)
@@ -110,14 +115,30 @@ class SegmentationFolder(Dataset):
     def channels(self) -> int:
         return self.images[0].shape[0]
 
+    @property
+    def spatial_dims(self) -> int:
+        return self.images[0].ndim - 1
+
+    def smaller_than_crop(self) -> list[str]:
+        """Image files with a side smaller than the crop (their crops are zero-padded)."""
+        if not self.crop:
+            return []
+        return [image for (image, _), im in zip(self.files, self.images)
+                if min(im.shape[1:]) < self.crop]
+
     def __len__(self) -> int:
         return len(self.names) * self.samples_per_image
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         im, m = self.images[k % len(self.names)], self.masks[k % len(self.names)]
         if self.crop:
+            # an image smaller than the crop is zero-padded (the mean after normalisation,
+            # background in the mask): every crop has the same size, so crops of different
+            # images stack into one batch
+            c = self.crop
+            short = [(0, 0)] + [(0, max(c - s, 0)) for s in im.shape[1:]]
+            im, m = np.pad(im, short), np.pad(m, short)
             h, w = im.shape[1:]
-            c = min(self.crop, h, w)
             y, x = self.rng.randint(0, h - c), self.rng.randint(0, w - c)
             im, m = im[:, y:y + c, x:x + c], m[:, y:y + c, x:x + c]
         if self.augment:
@@ -129,10 +150,12 @@ class SegmentationFolder(Dataset):
 
 
 def pad_to(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, Sequence[int]]:
-    """Reflect-pad the spatial dims up to a multiple of ``stride``; returns the original sizes."""
+    """Pad the spatial dims up to a multiple of ``stride`` (reflecting the image, or repeating
+    its border where it is smaller than the padding); returns the original sizes."""
     sizes = list(x.shape[2:])
     pads = [(-s) % stride for s in sizes]
     if any(pads):
+        mode = "reflect" if all(p < s for p, s in zip(pads, sizes)) else "replicate"
         x = torch.nn.functional.pad(x, [p for pad in reversed(pads) for p in (0, pad)],
-                                    mode="reflect")
+                                    mode=mode)
     return x, sizes

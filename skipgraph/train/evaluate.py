@@ -38,12 +38,19 @@ def predict(model: SkipGraphModule, x: torch.Tensor, device: torch.device | str 
 def evaluate_model(model: SkipGraphModule, data: SegmentationFolder,
                    device: torch.device | str = "cpu", objects: bool = False
                    ) -> dict[str, Any]:
-    rows = []
+    """Per image and mean Dice, IoU (and object F1 with ``objects``), the time per image
+    (``ms_per_image``, prediction only), and whether the predictions ``collapsed``: one class
+    everywhere in every image while the masks are not (``predicted`` says which)."""
+    rows, seen, truths, seconds = [], set(), set(), 0.0
     for k in range(len(data.names)):
         image, mask = data.images[k], data.masks[k]
+        t0 = time.perf_counter()
         pred = predict(model, torch.from_numpy(image)[None], device)[0, 0]
+        seconds += time.perf_counter() - t0
         truth = torch.from_numpy(mask).amax(0) > 0 if mask.shape[0] == 1 else \
             torch.from_numpy(mask[1:]).amax(0) > 0
+        seen.update(pred.unique().tolist())
+        truths.update(truth.unique().tolist())
         dice, iou = dice_iou(pred, truth)
         row = {"image": data.names[k], "dice": dice, "iou": iou}
         if objects:
@@ -51,7 +58,12 @@ def evaluate_model(model: SkipGraphModule, data: SegmentationFolder,
             row["object_f1"] = object_f1(instances(pred.numpy()), instances(raw, by_value=True))
         rows.append(row)
     keys = [k for k in rows[0] if k != "image"]
-    return {"images": rows, "mean": {k: statistics.fmean(r[k] for r in rows) for k in keys}}
+    mean: dict[str, Any] = {k: statistics.fmean(r[k] for r in rows) for k in keys}
+    mean["ms_per_image"] = 1e3 * seconds / len(rows)
+    mean["collapsed"] = len(seen) == 1 and len(truths) > 1
+    mean["predicted"] = ("foreground" if True in seen else "background") if len(seen) == 1 \
+        else "both classes"
+    return {"images": rows, "mean": mean}
 
 
 def _raw_mask(data: SegmentationFolder, k: int) -> np.ndarray:
@@ -65,9 +77,6 @@ def pruning_levels(model: SkipGraphModule, data: SegmentationFolder,
     rows = []
     for head in [h for h in model.heads if model.ir.heads[h].type == "seg"]:
         small = model.prune(head)
-        t0 = time.perf_counter()
         metrics = evaluate_model(small, data, device)["mean"]
-        seconds = (time.perf_counter() - t0) / len(data.names)
-        rows.append({"head": head, "params": count_params(small),
-                     "ms_per_image": 1e3 * seconds, **metrics})
+        rows.append({"head": head, "params": count_params(small), **metrics})
     return rows

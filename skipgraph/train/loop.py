@@ -20,8 +20,9 @@ from ..compile import SkipGraphModule, compile_ir
 from ..graph import build_ir
 from ..losses import loss_for
 from ..spec import load_spec, load_spec_text
-from .data import DataError, SegmentationFolder
+from .data import SegmentationFolder
 from .evaluate import evaluate_model
+from .guards import check_training_setup
 
 __all__ = ["TrainConfig", "train"]
 
@@ -84,19 +85,19 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     val_set = SegmentationFolder(data_dir, cfg.val_split, crop=None, augment=False,
                                  classes=int(cfg.overrides.get("classes", 1)))
     model, state = _build(spec, cfg, out, resume)
-    if model.ir.in_channels != train_set.channels:
-        raise DataError(f"{data_dir}: images have {train_set.channels} channel(s) but the model "
-                        f"takes {model.ir.in_channels}; add --set in_channels="
-                        f"{train_set.channels}")
+    check_training_setup(model, train_set, cfg.crop, cfg.batch, world)
     device = torch.device(cfg.device)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     criterion = loss_for(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scaler = grad_scaler(cfg, device)
     start, history, best = 0, [], {"dice": -1.0}
     if state:
         optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start, history, best = state["epoch"], state["history"], state["best"]
         log(f"resumed from {out / 'last.pt'} at epoch {start}")
     runner = model
@@ -107,6 +108,8 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     sampler = DistributedSampler(train_set, seed=cfg.seed) if world > 1 else None
     loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=sampler is None,
                         sampler=sampler, drop_last=len(train_set) > cfg.batch)
+    if rank == 0:
+        _log_start(log, model, train_set, val_set, cfg, len(loader), device, world)
     began = time.perf_counter()
     for epoch in range(start, cfg.epochs):
         if cfg.time_limit and time.perf_counter() - began > cfg.time_limit:
@@ -115,10 +118,10 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
         if sampler is not None:
             sampler.set_epoch(epoch)
         t0 = time.perf_counter()
-        loss_sum, steps = _train_epoch(runner, criterion, optimizer, loader, device, cfg, log,
-                                       epoch)
+        loss_sum, steps = _train_epoch(runner, criterion, optimizer, loader, device, cfg,
+                                       log if rank == 0 else _quiet, epoch, scaler)
         row = {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
-               "seconds": time.perf_counter() - t0}
+               "train_seconds": time.perf_counter() - t0}
         final_epoch = epoch + 1 == cfg.epochs or bool(
             cfg.time_limit and time.perf_counter() - began > cfg.time_limit)
         if rank == 0:
@@ -126,48 +129,119 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
             if (epoch + 1) % cfg.val_every == 0 or final_epoch:
                 metrics = evaluate_model(model, val_set, device=device)["mean"]
             row.update({"val_dice": metrics and metrics["dice"],
-                        "val_iou": metrics and metrics["iou"]})
+                        "val_iou": metrics and metrics["iou"],
+                        "seconds": time.perf_counter() - t0})  # training + validation
             history.append(row)
-            if metrics and metrics["dice"] > best["dice"]:
+            if metrics and metrics["collapsed"]:
+                log(collapse_warning(model, metrics, epoch + 1))
+            if metrics and _better(metrics, best):
                 best = {"epoch": epoch + 1, **metrics}
                 save_checkpoint(model, out / "best.pt", extra={"epoch": epoch + 1,
                                                                "metrics": metrics})
             save_checkpoint(model, out / "last.pt", extra={
                 "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "history": history,
-                "best": best, "config": asdict(cfg)})
+                "best": best, "config": asdict(cfg),
+                "scaler": scaler.state_dict() if scaler is not None else None})
             _write_logs(out, history)
             val = (f"val Dice {metrics['dice']:.4f}, IoU {metrics['iou']:.4f}" if metrics
                    else "not validated")
             log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, {val} "
-                f"({row['seconds']:.1f}s)")
+                f"({row['seconds']:.1f}s, of which training {row['train_seconds']:.1f}s)")
     if rank == 0:
+        if best.get("collapsed"):
+            log(f"WARNING: every validated epoch collapsed; best.pt (epoch {best['epoch']}) "
+                "predicts one class everywhere")
         _write_plots(out, history, model, val_set, device)
     if world > 1:
+        shared = [best]
+        dist.broadcast_object_list(shared, src=0)  # every rank reports rank 0's best
+        best = shared[0]
         dist.barrier()
     return best
 
 
+def _quiet(text: str) -> None:
+    """The log of processes other than rank 0."""
+
+
+def _better(metrics: dict[str, Any], best: dict[str, Any]) -> bool:
+    """A collapsed validation never replaces one that is not; otherwise the higher Dice (a
+    later collapsed epoch replaces an earlier one: training may still recover)."""
+    if "epoch" not in best:
+        return True
+    if metrics["collapsed"] != best.get("collapsed", False):
+        return not metrics["collapsed"]
+    return metrics["dice"] >= best["dice"] if metrics["collapsed"] else \
+        metrics["dice"] > best["dice"]
+
+
+def collapse_warning(model: SkipGraphModule, metrics: dict[str, Any], epoch: int) -> str:
+    """What a collapsed validation (one class predicted everywhere) means and where to look."""
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    why = (" In eval mode BatchNorm uses its running statistics: check the spec's BatchNorm "
+           "momentum (PyTorch's is the weight of the new batch, Keras' that of the old "
+           "statistics: write `{type: batch, momentum: M, convention: keras}` for a Keras "
+           "value).") if has_bn else ""
+    return (f"WARNING: validation collapsed at epoch {epoch}: the model predicts "
+            f"{metrics['predicted']} everywhere (Dice {metrics['dice']:.4f}); such an epoch "
+            f"is not kept as the best while any other is.{why}")
+
+
+def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig, steps: int,
+               device, world: int) -> None:
+    from ..compile.summary import count_params
+    short = train_set.smaller_than_crop()
+    log(f"training {model.ir.name} ({count_params(model):,} parameters) on {device}"
+        f"{f' x {world} processes' if world > 1 else ''}: {len(train_set.names)} training "
+        f"images, {len(val_set.names)} validation images; {len(train_set)} crops of "
+        f"{cfg.crop} px per epoch in {min(steps, cfg.steps or steps)} steps of batch {cfg.batch}")
+    if short:
+        log(f"note: {len(short)} training image(s) smaller than --crop {cfg.crop} (e.g. "
+            f"{short[0]}); their crops are zero-padded to {cfg.crop} px")
+
+
 def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig, log,
-                 epoch: int) -> tuple[float, int]:
+                 epoch: int, scaler: "torch.amp.GradScaler | None" = None) -> tuple[float, int]:
     runner.train()
     total, steps = 0.0, 0
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp or "")
     bar = _progress(loader, f"epoch {epoch + 1}")
+    t0 = time.perf_counter()
     for x, y in bar:
-        x, y = x.to(device), y.to(device)
-        if cfg.channels_last:
-            x = x.to(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            out = runner(x)
-        loss = criterion(_float(out), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.item()
+        loss = train_step(runner, criterion, optimizer, x.to(device), y.to(device), cfg, scaler)
+        total += loss
         steps += 1
+        if steps == 1 and epoch == 0:  # something to read before a slow first epoch ends
+            log(f"first step: loss {loss:.4f} ({time.perf_counter() - t0:.1f}s)")
         if cfg.steps and steps >= cfg.steps:
             break
     return total, steps
+
+
+def train_step(runner, criterion, optimizer, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+               scaler: "torch.amp.GradScaler | None" = None) -> float:
+    """One optimizer step under autocast when ``cfg.amp``; fp16 scales the loss with
+    ``scaler`` (torch.amp's recipe: small fp16 gradients would underflow to zero), bf16 has
+    float32's range and needs none. Returns the loss."""
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp or "")
+    if cfg.channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+        out = runner(x)
+    loss = criterion(_float(out), y)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # skipped when a gradient overflowed; the scale then drops
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss.item()
+
+
+def grad_scaler(cfg: TrainConfig, device: torch.device) -> "torch.amp.GradScaler | None":
+    """A GradScaler for ``--amp fp16``, None otherwise."""
+    return torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
 
 
 def _float(out: Any) -> Any:
@@ -216,7 +290,13 @@ def _write_plots(out: Path, history: list[dict], model, val_set, device) -> None
         fig.savefig(out / "curves.png", dpi=100)
         plt.close(fig)
     from .evaluate import predict
+    which = "last epoch's model (no best.pt)"
+    if (out / "best.pt").exists():  # the model training keeps, not the last epoch's
+        from ..checkpoint import load_checkpoint
+        model = load_checkpoint(out / "best.pt")
+        which = f"best model, epoch {read_checkpoint(out / 'best.pt')['extra'].get('epoch')}"
     fig, axes = plt.subplots(1, min(3, len(val_set)), figsize=(12, 4), squeeze=False)
+    fig.suptitle(f"predictions of the {which} on validation images", fontsize=9)
     for k, ax in enumerate(axes[0]):
         image, mask = val_set[k]
         pred = predict(model, image[None], device)[0, 0]

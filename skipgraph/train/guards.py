@@ -1,0 +1,100 @@
+"""Checks of a training set-up before the first step: each failure a :class:`DataError` that says
+what to change (the option, the file or the spec), instead of a traceback minutes later."""
+from __future__ import annotations
+
+import math
+
+import torch.nn as nn
+
+from ..compile import SkipGraphModule
+from ..graph.validate import head_size, total_stride
+from ..losses import loss_min_size
+from .data import DataError, SegmentationFolder
+
+__all__ = ["check_training_setup", "batch_norm_problems", "step_batch"]
+
+
+def check_training_setup(model: SkipGraphModule, train_set: SegmentationFolder, crop: int,
+                         batch: int, world: int = 1) -> None:
+    """Raise DataError unless ``model`` can train on crops of ``train_set`` at ``batch``."""
+    ir = model.ir
+    data_dims = train_set.spatial_dims
+    if data_dims != ir.dims:
+        raise DataError(f"{train_set.root}: the images are {data_dims}D but {ir.name} is "
+                        f"{ir.dims}D; use --set dims={data_dims} or {ir.dims}D data")
+    if ir.in_channels != train_set.channels:
+        raise DataError(f"{train_set.root}: images have {train_set.channels} channel(s) but the "
+                        f"model takes {ir.in_channels}; add --set in_channels="
+                        f"{train_set.channels}")
+    stride = total_stride(ir)
+    if crop % stride and not ir.pad_input:
+        lower, upper = crop // stride * stride, -(-crop // stride) * stride
+        options = " or ".join(f"--crop {c}" for c in (lower, upper) if c > 0)
+        raise DataError(f"--crop {crop} is not a multiple of the total stride {stride} of "
+                        f"{ir.name}: use {options}, or set `input: {{pad: true}}` in the spec")
+    problems = batch_norm_problems(model, crop, step_batch(batch, len(train_set), world))
+    if problems:
+        raise DataError(problems[0])
+    _check_loss_sizes(model, crop)
+
+
+def step_batch(batch: int, samples: int, world: int = 1) -> int:
+    """The smallest number of images in one process's training step (the loader drops the
+    last incomplete batch when there is more than one)."""
+    per_process = -(-samples // world)
+    return batch if per_process > batch else per_process
+
+
+def batch_norm_problems(model: SkipGraphModule, crop: int, batch: int) -> list[str]:
+    """BatchNorm in training needs more than one value per channel: ``batch`` x the spatial
+    size at its level (``batch`` alone for the CGMs' BatchNorm1d)."""
+    ir = model.ir
+    levels = {node.module_name: node.level for node in ir.nodes()}
+    # an edge's layers run at both ends' levels: the deeper (smaller) one decides
+    levels.update({e.module_name: max(ir.node(e.src).level, ir.node(e.dst).level)
+                   for e in ir.edges()})
+    owners = {h.name: h for h in ir.heads.values()}
+    levels.update({h.name: h.level for h in ir.heads.values()})
+    problems = []
+    for name, child in model.named_children():
+        norms = [m for m in child.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            continue
+        head = owners.get(name)
+        if any(isinstance(m, nn.BatchNorm1d) for m in norms):
+            if batch < 2:
+                what = f"the CGM `{head.id}`" if head is not None and head.type == "cgm" \
+                    else f"`{name}`"
+                problems.append(
+                    f"{ir.name}: {what} has BatchNorm1d layers, which need at least 2 images "
+                    f"per training step; a step here has {batch} (--batch and the number of "
+                    "training crops per process): use --batch 2 or more, or a spec without "
+                    "the CGM")
+            continue
+        side = head_size(crop, levels.get(name, 0))
+        if batch * side ** ir.dims < 2:
+            problems.append(
+                f"{ir.name}: `{name}` has BatchNorm at level {levels.get(name, 0)}, where a "
+                f"{crop}-px crop is {side} px: with {batch} image(s) per step that is one value "
+                "per channel, and BatchNorm needs more; use a larger --crop or --batch")
+    return problems
+
+
+def _check_loss_sizes(model: SkipGraphModule, crop: int) -> None:
+    """A loss that needs larger images (MS-SSIM's five scales) than a head gets from ``crop``."""
+    ir = model.ir
+    need = loss_min_size(ir.loss.get("seg", "bce_dice"))
+    if not need:
+        return
+    for head in ir.heads.values():
+        if head.type != "seg":
+            continue
+        factor = 1 if head.full_size else 2 ** head.level
+        side = crop if factor == 1 else head_size(crop, head.level)
+        if side < need:
+            stride = total_stride(ir)
+            fix = math.ceil(need * factor / stride) * stride
+            raise DataError(
+                f"{ir.name}: its loss `{ir.loss['seg']}` needs outputs of at least {need} px "
+                f"a side, but head {head.id} gets {side} px from --crop {crop}: use --crop "
+                f"{fix} or larger, or another loss in the spec's `loss: {{seg: ...}}`")
