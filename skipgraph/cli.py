@@ -210,14 +210,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with images/, masks/ [, split.json]")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--epochs", type=_positive_int, default=20)
+    p.add_argument("--batch", type=_positive_int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--crop", type=int, default=128)
-    p.add_argument("--samples-per-image", type=int, default=4)
-    p.add_argument("--steps", type=int, help="at most this many steps per epoch")
+    p.add_argument("--crop", type=_positive_int, default=128, help="side of the training "
+                   "crops (px); smaller images are zero-padded to it")
+    p.add_argument("--samples-per-image", type=_positive_int, default=4)
+    p.add_argument("--steps", type=_positive_int, help="at most this many steps per epoch")
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if present)")
-    p.add_argument("--amp", choices=["bf16", "fp16"])
+    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (fp16 with a "
+                   "gradient scaler)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--checkpoint", action="append", default=[], metavar="FAMILY|LOOP",

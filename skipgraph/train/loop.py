@@ -132,8 +132,6 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
                         "val_iou": metrics and metrics["iou"],
                         "seconds": time.perf_counter() - t0})  # training + validation
             history.append(row)
-            if metrics and metrics["collapsed"]:
-                log(collapse_warning(model, metrics, epoch + 1))
             if metrics and _better(metrics, best):
                 best = {"epoch": epoch + 1, **metrics}
                 save_checkpoint(model, out / "best.pt", extra={"epoch": epoch + 1,
@@ -147,6 +145,8 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
                    else "not validated")
             log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, {val} "
                 f"({row['seconds']:.1f}s, of which training {row['train_seconds']:.1f}s)")
+            if metrics and metrics["collapsed"]:
+                log(collapse_warning(model, metrics, epoch + 1))
     if rank == 0:
         if best.get("collapsed"):
             log(f"WARNING: every validated epoch collapsed; best.pt (epoch {best['epoch']}) "
