@@ -10,7 +10,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..graph.ir import IRGraph
-from ..graph.validate import check_input_shape
+from ..graph.validate import check_input_shape, padded_shape
 from .module import SkipGraphModule
 
 __all__ = ["NodeRow", "Summary", "summarize", "count_params", "count_buffers"]
@@ -123,9 +123,13 @@ def _add_shapes_and_flops(model: SkipGraphModule, summary: Summary,
         x = torch.zeros(*input_shape)
         with torch.no_grad():
             gm = model.graph_module(training=True)
-            ShapeProp(gm).propagate(x)
+            # the layers run on the padded size (pad specs); heads are cropped back to it
+            ShapeProp(gm).propagate(torch.zeros(*padded_shape(ir, input_shape)))
             shapes = {n.name: list(n.meta["tensor_meta"].shape) for n in gm.graph.nodes
                       if n.op == "call_module" and "tensor_meta" in n.meta}
+            heads = model.run_graph(x, training=True)
+            heads = heads if isinstance(heads, dict) else {model.heads[0]: heads}
+            shapes.update({ir.heads[h].name: list(t.shape) for h, t in heads.items()})
             counter = FlopCounterMode(display=False)
             with counter:
                 out = model(x)

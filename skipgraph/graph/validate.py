@@ -10,7 +10,7 @@ import networkx as nx
 from ..errors import DiagnosticSink, SpecError, Diagnostic
 from .ir import INPUT_ID, IRGraph
 
-__all__ = ["validate", "check_input_shape", "total_stride", "head_size"]
+__all__ = ["validate", "check_input_shape", "total_stride", "head_size", "padded_shape"]
 
 
 def validate(ir: IRGraph) -> IRGraph:
@@ -98,6 +98,15 @@ def head_size(size: int, level: int) -> int:
     without padding ``size`` is a multiple of ``2**level`` and it is exact. The module's crop
     and the losses' target shrinking both use it, so heads and targets always agree."""
     return -(-size // 2 ** level)
+
+
+def padded_shape(ir: IRGraph, shape: Sequence[int]) -> list[int]:
+    """The (N, C, *spatial) the network's layers run on for an input ``shape``: spatial sizes
+    rounded up to multiples of the total stride under ``input: {pad: true}``, else as given."""
+    if not ir.pad_input:
+        return list(shape)
+    stride = total_stride(ir)
+    return list(shape[:2]) + [(s + stride - 1) // stride * stride for s in shape[2:]]
 
 
 def check_input_shape(ir: IRGraph, shape: Sequence[int]) -> None:
