@@ -1,0 +1,53 @@
+"""Files that are not specs, errors reported all at once, and the default eval output."""
+import pytest
+
+import skipgraph
+from skipgraph.cli import main
+from skipgraph.graph import build_ir
+from skipgraph.spec import load_spec_text
+from tests.conftest import SPECS, TINY_SPEC
+
+
+def test_binary_spec_file_gets_line_and_column(tmp_path, capsys):
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"skipgraph: 1\nname: \"ab\xff\"\n")
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2:10: error: byte 0xff is not UTF-8 text; a spec is a UTF-8 YAML file  " \
+           "[not-a-spec]" in err
+
+
+@pytest.mark.parametrize("command", [["check"], ["build"], ["render", "-o", "x.svg"],
+                                     ["expand"]])
+def test_a_checkpoint_given_as_spec_is_named(command, tmp_path, capsys):
+    ckpt = tmp_path / "m.pt"
+    assert main(["build", "unet", "--set", "depth=1", "--set", "base=2", "--save",
+                 str(ckpt)]) == 0
+    capsys.readouterr()
+    argv = [command[0], str(ckpt)] + [str(tmp_path / a) if a.endswith(".svg") else a
+                                      for a in command[1:]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{ckpt} is a checkpoint or another torch.save file, not a spec  [not-a-spec]" in err
+    assert "evaluate, prune, export and eject take checkpoints" in err
+    assert "file-not-found" not in err and "utf-8" not in err
+
+
+def test_check_reports_schema_and_family_errors_at_once(write_spec, capsys):
+    text = (SPECS / "unet_pp.yaml").read_text().replace(
+        'encoder: {from: "X[i-1,0]"', 'encoder: {from: "Y[i-1,0]"').replace(
+        "dims: 2", "dims: 2\nwhat: 1")
+    assert main(["check", str(write_spec(text))]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key `what`" in err
+    assert "`Y[i-1,0]` names the node family `Y`, which is not declared" in err
+    assert "2 errors" in err
+
+
+def test_default_output_is_the_full_resolution_head():
+    text = TINY_SPEC.replace("output:", """\
+  low: {on: "X[1,j]", if: "j == 1", out: classes, target: maxpool}
+output:""").replace("""output: {mode: "${'ensemble' if ds else 'select'}"}""", "")
+    ir = build_ir(load_spec_text(text))
+    assert list(ir.heads)[-1] == "X[1,1]"  # declared last, low resolution
+    assert ir.output_heads == ("X[0,2]",)
