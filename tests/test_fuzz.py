@@ -10,7 +10,7 @@ import os
 import pytest
 import torch
 import yaml
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from skipgraph.compile import compile_ir
@@ -18,7 +18,7 @@ from skipgraph.errors import SpecError
 from skipgraph.graph import build_ir
 from skipgraph.graph.estimate import estimate_params
 from skipgraph.spec import load_spec_text
-from tests.conftest import ZOO
+from tests.conftest import TINY_SPEC, ZOO
 
 EXAMPLES = int(os.environ.get("SKIPGRAPH_FUZZ_EXAMPLES", "120"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=5000, derandomize=True,
@@ -161,3 +161,88 @@ def test_attempt_reports_each_outcome():
         == "built and ran"
     assert attempt(TEXTS["unet"].replace("width:", "widht:")) == "spec-error"
     assert attempt(TEXTS["unet_pp"]) == "valid (large, not built)"
+
+
+# --- the training command on random data --------------------------------------------------
+
+TRAIN_EXAMPLES = int(os.environ.get("SKIPGRAPH_FUZZ_TRAIN_EXAMPLES", "10"))
+# no shrinking: each example is a training run, and a failing one is reported as drawn
+TRAIN_FUZZ = settings(max_examples=TRAIN_EXAMPLES, deadline=None, derandomize=True,
+                      suppress_health_check=list(HealthCheck),
+                      phases=[Phase.explicit, Phase.reuse, Phase.generate])
+PAD_TINY = TINY_SPEC.replace("name: tiny", "name: padded\ninput: {channels: in_channels, "
+                             "pad: true}")
+TRAIN_SPECS = {  # spec -> --set options that keep it tiny
+    "unet": ["depth=1", "base=2"], "unet_pp": ["depth=2", "base=2", "ds=true"],
+    "unet_sharp": ["depth=2", "base=2", "cgm=true", "ds=true"], "padded": [],
+}
+TRAIN_OUTCOMES: dict[str, int] = {}
+
+
+def train_attempt(spec: str, sets: list[str], sizes: list[tuple[int, int]], channels: int,
+                  values: list[int], crop: int, batch: int, root) -> str:
+    """Run `skipgraph train` on images of ``sizes``; returns "trained" or "exit 2: ..." and
+    fails on any other exit status, an exception, or a traceback in the output."""
+    import contextlib
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from skipgraph.cli import main
+    rng = np.random.default_rng(len(sizes) * 1000 + crop)
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+    for k, (h, w) in enumerate(sizes):
+        image = rng.integers(0, 255, (h, w) + ((3,) if channels == 3 else ()), dtype=np.uint8)
+        mask = rng.choice(np.array(values, dtype=np.uint8), (h, w))
+        Image.fromarray(image).save(root / "images" / f"i{k}.png")
+        Image.fromarray(mask).save(root / "masks" / f"i{k}.png")
+    if spec == "padded":
+        (root / "padded.yaml").write_text(PAD_TINY)
+        spec = str(root / "padded.yaml")
+    argv = ["train", spec, "--data", str(root), "--crop", str(crop), "--batch", str(batch),
+            "--epochs", "1", "--steps", "1", "--samples-per-image", "1", "--device", "cpu",
+            "--out", str(root / "run")] + [a for s in sets for a in ("--set", s)]
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        status = main(argv)
+    text = err.getvalue()
+    assert "Traceback" not in text + out.getvalue(), text
+    assert status in (0, 2), (status, text)
+    if status == 0:
+        assert (root / "run" / "last.pt").exists()
+        return "trained"
+    assert "error: " in text, text
+    return "exit 2: " + text.split("error: ", 1)[1].splitlines()[0][:70]
+
+
+@st.composite
+def training_runs(draw):
+    spec = draw(st.sampled_from(sorted(TRAIN_SPECS)))
+    channels = draw(st.sampled_from([1, 3]))
+    sets = list(TRAIN_SPECS[spec])
+    in_channels = draw(st.sampled_from([channels, channels, 1, 3]))
+    classes = draw(st.sampled_from([1, 1, 2, 3]))
+    sets += [f"in_channels={in_channels}", f"classes={classes}"]
+    sizes = draw(st.lists(st.tuples(st.integers(1, 70), st.integers(1, 70)), min_size=1,
+                          max_size=3))
+    values = draw(st.lists(st.integers(0, draw(st.sampled_from([classes, 4]))), min_size=1,
+                           max_size=3, unique=True))
+    crop = draw(st.one_of(st.integers(1, 80), st.integers(1, 20).map(lambda k: 4 * k)))
+    batch = draw(st.integers(1, 4))
+    return spec, sets, sizes, channels, values, crop, batch
+
+
+@TRAIN_FUZZ
+@seed(2024)
+@given(training_runs())
+def test_train_on_random_data_trains_or_exits_2(run):
+    import json
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as tmp:
+        outcome = train_attempt(*run, root=Path(tmp) / "data")
+    TRAIN_OUTCOMES[outcome] = TRAIN_OUTCOMES.get(outcome, 0) + 1
+    if os.environ.get("SKIPGRAPH_FUZZ_REPORT"):  # the counts, for the record
+        Path(os.environ["SKIPGRAPH_FUZZ_REPORT"]).write_text(json.dumps(TRAIN_OUTCOMES, indent=1))

@@ -301,8 +301,9 @@ def _write_plots(out: Path, history: list[dict], model, val_set, device) -> None
         image, mask = val_set[k]
         pred = predict(model, image[None], device)[0, 0]
         ax.imshow(image[0], cmap="gray")
-        ax.contour(mask[0], levels=[0.5], colors="lime", linewidths=0.6)
-        ax.contour(pred.numpy(), levels=[0.5], colors="magenta", linewidths=0.6)
+        if min(mask.shape[1:]) >= 2:  # a contour needs 2 x 2 pixels
+            ax.contour(mask[0], levels=[0.5], colors="lime", linewidths=0.6)
+            ax.contour(pred.numpy(), levels=[0.5], colors="magenta", linewidths=0.6)
         ax.set_title(f"{val_set.names[k][:20]} (green: truth, magenta: prediction)",
                      fontsize=7)
         ax.axis("off")
