@@ -6,6 +6,7 @@ The CI run tries a bounded, seeded number of examples; set SKIPGRAPH_FUZZ_EXAMPL
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import torch
@@ -214,7 +215,8 @@ def train_attempt(spec: str, sets: list[str], sizes: list[tuple[int, int]], chan
         assert (root / "run" / "last.pt").exists()
         return "trained"
     assert "error: " in text, text
-    return "exit 2: " + text.split("error: ", 1)[1].splitlines()[0][:70]
+    first = re.sub(r"/\S+|\d+", "_", text.split("error: ", 1)[1].splitlines()[0])
+    return "exit 2: " + first[:60]
 
 
 @st.composite

@@ -272,3 +272,35 @@ def test_evaluate_object_f1_off_time_per_image_and_no_ensemble_flag(tmp_path, ca
     assert "ms/image" in capsys.readouterr().out.splitlines()[2]
     with pytest.raises(SystemExit):
         main(["evaluate", str(ckpt), "--data", str(data), "--ensemble"])
+
+
+# --- the resource guard covers training ----------------------------------------------------
+
+def test_training_memory_estimate_is_close_to_what_autograd_keeps():
+    from skipgraph.graph.estimate import estimate_activation_bytes, estimate_training_bytes
+    model = skipgraph.build(SPECS / "unet_pp.yaml", seed=0, base=4, depth=3, ds=True,
+                            norm="batch").train()
+    shape = [2, 1, 64, 64]
+    saved = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    x, y = torch.randn(*shape), (torch.rand(*shape) > 0.5).float()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss_for(model)(model(x), y)
+    params = sum(p.numel() for p in model.parameters())
+    measured = sum(saved.values()) + 16 * params
+    estimate = estimate_training_bytes(model.ir, shape)
+    assert 0.7 < estimate / measured < 1.4, (estimate, measured)
+    assert estimate > estimate_activation_bytes(model.ir, shape)
+
+
+def test_training_over_the_memory_budget_stops_before_training(tmp_path, capsys, monkeypatch):
+    data = make_images(tmp_path / "d", [(32, 32)] * 2)
+    monkeypatch.setenv("SKIPGRAPH_MAX_ACTIVATION_GB", "0.01")
+    assert main(["train", "unet", "--data", str(data), "--epochs", "1", "--out",
+                 str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "a training step on (8, 1, 128, 128) needs about" in err
+    assert "use a smaller --crop or --batch, or raise SKIPGRAPH_MAX_ACTIVATION_GB" in err

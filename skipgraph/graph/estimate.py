@@ -16,7 +16,8 @@ from ..blocks.registry import parse_block_config
 from ..errors import Diagnostic, SpecError
 from .ir import IRGraph
 
-__all__ = ["Budget", "estimate_params", "estimate_activation_bytes", "check_budget"]
+__all__ = ["Budget", "estimate_params", "estimate_activation_bytes", "estimate_training_bytes",
+           "check_budget"]
 
 
 def _env_float(name: str, default: float) -> float:
@@ -60,9 +61,60 @@ def estimate_activation_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
     return total
 
 
+def _units(block: dict) -> tuple[int, bool]:
+    """(conv units, normalised?) of a block setting: what its backward pass keeps per unit."""
+    cfg = parse_block_config(block)
+    units = getattr(cfg, "convs", None)
+    if units is None:  # recurrent units: layers x (steps + 1) convolutions, plus a projection
+        units = getattr(cfg, "layers", 2) * (getattr(cfg, "steps", 0) + 1) + 1
+    norm = getattr(cfg, "norm", "none")
+    name = norm if isinstance(norm, str) else norm.get("type", "none")
+    return units, name != "none"
+
+
+def estimate_training_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
+    """float32 bytes one training step holds at its peak for an input ``shape`` (N, C,
+    *spatial): the activations autograd keeps for the backward pass, plus the weights, their
+    gradients and Adam's two moments (16 bytes per parameter).
+
+    Kept per node: its (concatenated) input, then for each conv unit the conv output and, with
+    a norm, the norm output (the activation runs in place); per resampling edge its output
+    (max-pooling adds int64 indices); per edge conv the same as a node's unit; per head its
+    logits and probabilities. Spatial sizes are the padded ones (``input: {pad: true}``).
+    bench/bench_estimate.py compares it with measured peaks for the zoo (docs/performance.md).
+    """
+    n, spatial = shape[0], [-(-s // 2 ** ir.max_level) * 2 ** ir.max_level if ir.pad_input
+                            else s for s in shape[2:]]
+
+    def size(level: int) -> int:
+        return math.prod(max(s // 2 ** level, 1) for s in spatial)
+
+    floats = math.prod(shape[1:]) * 2  # per image: the input and the target, then the layers
+    for node in ir.nodes():
+        if node.is_input:
+            continue
+        units, normed = _units(node.block)
+        floats += size(node.level) * (node.in_channels + units * node.out_channels *
+                                      (2 if normed else 1))
+        for e in ir.in_edges(node.id):
+            src_level = ir.node(e.src).level
+            if e.resample is not None:
+                pool = e.resample.op in ("maxpool",)
+                floats += size(node.level) * e.resampled_channels * (3 if pool else 1)
+            if e.conv_width:
+                at = src_level if e.conv_at == "source" else node.level
+                conv_units, conv_norm = _units(e.conv_block or {"type": "conv", "convs": 1})
+                floats += size(at) * e.conv_width * conv_units * (2 if conv_norm else 1)
+    for head in ir.heads.values():
+        floats += 2 * size(0 if head.full_size else head.level) * head.out_channels
+    return 4 * n * floats + 16 * estimate_params(ir)
+
+
 def check_budget(ir: IRGraph, budget: Budget | None = None,
-                 input_shape: Sequence[int] | None = None) -> None:
-    """Raise SpecError (``resource-limit``) if the model would exceed the budget."""
+                 input_shape: Sequence[int] | None = None, training: bool = False) -> None:
+    """Raise SpecError (``resource-limit``) if the model would exceed the budget: a forward
+    pass on ``input_shape``, or with ``training`` a training step (activations kept for the
+    backward pass, gradients, optimizer state)."""
     budget = budget or Budget()
     problems = []
     params = estimate_params(ir)
@@ -72,12 +124,15 @@ def check_budget(ir: IRGraph, budget: Budget | None = None,
             f"({4 * params / 1e9:.3g} GB in float32), over the budget of {budget.params:.3g}",
             hint="check the widths and depth, or raise SKIPGRAPH_MAX_PARAMS"))
     if input_shape is not None:
-        act = estimate_activation_bytes(ir, input_shape)
+        act = (estimate_training_bytes if training else estimate_activation_bytes)(
+            ir, input_shape)
+        what = "a training step" if training else "a forward pass"
         if act > budget.activation_bytes:
             problems.append(Diagnostic(
-                "resource-limit", f"a forward pass on {tuple(input_shape)} needs about "
-                f"{act / 1e9:.3g} GB of activations, over the budget of "
+                "resource-limit", f"{what} on {tuple(input_shape)} needs about "
+                f"{act / 1e9:.3g} GB of memory, over the budget of "
                 f"{budget.activation_bytes / 1e9:.3g} GB",
-                hint="use a smaller input, or raise SKIPGRAPH_MAX_ACTIVATION_GB"))
+                hint=("use a smaller --crop or --batch" if training else "use a smaller input")
+                + ", or raise SKIPGRAPH_MAX_ACTIVATION_GB"))
     if problems:
         raise SpecError(problems)

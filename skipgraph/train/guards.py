@@ -7,6 +7,7 @@ import math
 import torch.nn as nn
 
 from ..compile import SkipGraphModule
+from ..graph.estimate import check_budget
 from ..graph.validate import head_size, total_stride
 from ..losses import loss_min_size
 from .data import DataError, SegmentationFolder
@@ -36,6 +37,7 @@ def check_training_setup(model: SkipGraphModule, train_set: SegmentationFolder, 
     if problems:
         raise DataError(problems[0])
     _check_loss_sizes(model, crop)
+    check_budget(ir, input_shape=[batch, ir.in_channels] + [crop] * ir.dims, training=True)
 
 
 def step_batch(batch: int, samples: int, world: int = 1) -> int:
