@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..registry import RegisteredModel, RegisteredName
+from ..resampling import ResampleOp, resample_settings
 from .types import (ActText, ExprText, NormText, RangeText, SpecModel, check_identifiers,
                     odd_kernel)
 
@@ -27,26 +28,14 @@ _check_identifiers = check_identifiers
 _odd = odd_kernel
 
 
-class ResampleSpec(_Model):
+# `op` names a registered resampling op (skipgraph.resampling), whose own settings model then
+# checks the mapping (upconv needs an odd kernel)
+class ResampleSpec(ResampleOp):
     """How an edge changes resolution. ``out`` sets the channels of a parametric resampler."""
 
-    op: Literal["maxpool", "avgpool", "strided_conv", "transpose", "bilinear", "nearest",
-                "upconv"]
-    kernel: int = Field(2, ge=1, le=15)
-    ceil: bool = False  # max/avg-pool ceil mode (UNet3+ full-scale skips)
-    mode: Literal["nearest", "bilinear"] = "nearest"  # interpolation before `upconv`'s conv
-    out: Literal["target", "source", "half"] | Annotated[int, Field(ge=1)] = "target"
-    bias: bool = True
-    norm: NormText = "none"
-    act: ActText = "none"
-    order: Literal["cna", "can"] = "cna"  # after the resampler: norm -> act, or act -> norm
 
-    @model_validator(mode="after")
-    def _odd_upconv_kernel(self) -> "ResampleSpec":
-        if self.op == "upconv" and self.kernel % 2 == 0:
-            raise ValueError(f"upconv's conv keeps the size only with an odd kernel, not "
-                             f"{self.kernel} (set `kernel: 3`)")
-        return self
+# a `down:`/`up:` mapping, validated by (and turned into) its op's settings model
+ResampleField = Annotated[ResampleSpec, AfterValidator(resample_settings)]
 
 
 class EdgeConvSpec(_Model):
@@ -85,8 +74,8 @@ class EdgeFamily(_Model):
         default_factory=dict, alias="for")
     if_: ExprText | None = Field(None, alias="if")
     kind: Literal[EDGE_KINDS] | None = None  # type: ignore[valid-type]
-    down: ResampleSpec | None = None
-    up: ResampleSpec | None = None
+    down: ResampleField | None = None
+    up: ResampleField | None = None
     conv: EdgeConvSpec | None = None
     gate: GateSpec | None = None
     # for an edge leaving a loop: the last iteration's value, or every iteration's (BiO-Net INT)
@@ -165,8 +154,8 @@ class InputSpec(_Model):
 
 class Defaults(_Model):
     block: dict[str, Any] = Field(default_factory=lambda: {"type": "conv"})
-    down: ResampleSpec = ResampleSpec(op="maxpool")
-    up: ResampleSpec = ResampleSpec(op="transpose", kernel=2)
+    down: ResampleField = ResampleSpec(op="maxpool")
+    up: ResampleField = ResampleSpec(op="transpose", kernel=2)
 
 
 class Spec(_Model):
