@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import model_validator
 
 from . import ResampleOp, register_resample
+from .pixelshuffle import PixelShuffle
 
 __all__ = ["MaxPool", "AvgPool", "StridedConv", "Transpose", "Bilinear", "Nearest", "UpConvOp"]
 
@@ -85,3 +86,6 @@ register_resample("bilinear", Bilinear, f"{_MODULES}:BilinearFn",
 register_resample("nearest", Nearest, f"{_MODULES}:NearestFn", "nearest-neighbour interpolation")
 register_resample("upconv", UpConvOp, "skipgraph.blocks.conv:UpConv",
                   "interpolation, then a conv")
+register_resample("pixelshuffle", PixelShuffle,
+                  "skipgraph.resampling.pixelshuffle_modules:SubpixelUp",
+                  "sub-pixel convolution: conv to C*factor^dims, then pixel shuffle (MONAI)")
