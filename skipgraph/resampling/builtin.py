@@ -69,9 +69,7 @@ class UpConvOp(ResampleOp):
 
     @model_validator(mode="after")
     def _odd_kernel(self) -> "UpConvOp":
-        if self.kernel % 2 == 0:
-            raise ValueError(f"upconv's conv keeps the size only with an odd kernel, not "
-                             f"{self.kernel} (set `kernel: 3`)")
+        self.require_odd_kernel()
         return self
 
 

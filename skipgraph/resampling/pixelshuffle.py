@@ -34,9 +34,7 @@ class PixelShuffle(ResampleOp):
 
     @model_validator(mode="after")
     def _odd_kernel(self) -> "PixelShuffle":
-        if self.kernel % 2 == 0:
-            raise ValueError(f"pixelshuffle's conv keeps the size only with an odd kernel, not "
-                             f"{self.kernel} (set `kernel: 3`)")
+        self.require_odd_kernel()
         return self
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int,
