@@ -8,7 +8,7 @@ same module without the original files.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 import yaml
@@ -19,7 +19,7 @@ from .graph import build_ir
 from .spec import load_spec_text
 
 __all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "read_checkpoint",
-           "unwrap", "strip_wrapper_prefixes", "load_weights"]
+           "model_from_checkpoint", "unwrap", "strip_wrapper_prefixes"]
 
 FORMAT = "skipgraph-checkpoint"
 VERSION = 1
@@ -98,15 +98,23 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def model_from_checkpoint(data: dict[str, Any], source: str | os.PathLike,
+                          recompute: Iterable[str] = ()) -> SkipGraphModule:
+    """The module a checkpoint's contents (:func:`read_checkpoint`) describe, with its
+    weights loaded strictly: the one way every command rebuilds a saved model. ``recompute``
+    names node families or loops to recompute in the backward pass (a build option, not
+    saved)."""
+    ir = build_ir(load_spec_text(data["spec"], file=f"{source}#spec"))
+    heads = data.get("heads")
+    model = compile_ir(ir.subgraph(heads) if heads else ir, recompute=recompute)
+    model.pruned = bool(heads)
+    load_weights(model, data, source)
+    return model
+
+
 def load_checkpoint(path: str | os.PathLike) -> SkipGraphModule:
     """Rebuild the module a checkpoint holds and load its weights (strictly)."""
-    data = read_checkpoint(path)
-    ir = build_ir(load_spec_text(data["spec"], file=f"{path}#spec"))
-    heads = data.get("heads")
-    model = compile_ir(ir.subgraph(heads) if heads else ir)
-    model.pruned = bool(heads)
-    load_weights(model, data, path)
-    return model
+    return model_from_checkpoint(read_checkpoint(path), path)
 
 
 def load_weights(model: SkipGraphModule, data: dict[str, Any], path: str | os.PathLike) -> None:
@@ -114,9 +122,9 @@ def load_weights(model: SkipGraphModule, data: dict[str, Any], path: str | os.Pa
     try:
         model.load_state_dict(checked_state_dict(data, path, model), strict=True)
     except RuntimeError as exc:  # a tensor of the wrong shape
+        last = str(exc).splitlines()[-1].strip()
         raise SpecError([Diagnostic("bad-value", f"{path}: the weights do not fit the spec "
-                                    f"the checkpoint carries ({str(exc).splitlines()[-1].strip()})")]
-                        ) from None
+                                    f"the checkpoint carries ({last})")]) from None
 
 
 def checked_state_dict(data: dict[str, Any], path: str | os.PathLike,

@@ -10,7 +10,7 @@ import skipgraph
 from skipgraph.cli import main
 from skipgraph.errors import SpecError
 from skipgraph.graph import build_ir, check_input_shape
-from skipgraph.graph.validate import head_size, padded_shape
+from skipgraph.graph.contract import head_size, padded_shape
 from skipgraph.losses import loss_for, resize_target
 from skipgraph.spec import load_spec_text
 from tests.conftest import TINY_SPEC
@@ -28,8 +28,8 @@ def pad_spec(write_spec):
 
 
 def test_head_size_rule():
-    assert [head_size(s, 1) for s in (8, 9, 10, 17)] == [4, 5, 5, 9]
-    assert head_size(33, 2) == 9 and head_size(32, 0) == 32
+    assert [head_size(s, 2) for s in (8, 9, 10, 17)] == [4, 5, 5, 9]
+    assert head_size(33, 4) == 9 and head_size(32, 1) == 32
 
 
 @pytest.mark.parametrize("size", [(9, 9), (8, 9), (17, 16), (5, 12), (1, 3)])
@@ -37,7 +37,7 @@ def test_low_resolution_heads_and_their_targets_agree(pad_spec, size):
     model = skipgraph.build(pad_spec, seed=0).train()
     x, y = torch.randn(2, 1, *size), (torch.rand(2, 1, *size) > 0.5).float()
     out = model(x)
-    assert out["X[1,1]"].shape[2:] == tuple(head_size(s, 1) for s in size)
+    assert out["X[1,1]"].shape[2:] == tuple(head_size(s, 2) for s in size)
     assert out["X[0,2]"].shape[2:] == size
     loss = loss_for(model)(out, y)
     loss.backward()
@@ -86,10 +86,10 @@ def test_input_errors_give_the_stride_hint_only_for_sizes(capsys):
     assert "expected 1 input channels, got 3" in err and "multiples" not in err
     assert main(["build", "unet", "--input", "1x1x64"]) == 2
     err = capsys.readouterr().err
-    assert "expected 4 dimensions" in err and "multiples" not in err
+    assert "expected a 4-d input" in err and "multiples" not in err
     assert main(["build", "unet", "--input", "1x1x60x64"]) == 2
-    assert "use sizes that are multiples of 16, or set `input: {pad: true}`" in \
-        capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "set `input: {pad: true}`" in err and "hint: use sizes that are multiples of 16" in err
 
 
 @pytest.mark.parametrize("size", [(33, 32), (50, 70)])
@@ -101,7 +101,7 @@ def test_torch_export_of_a_pad_spec(pad_spec, size):
     with torch.no_grad():
         got = program.module()(x)
         want = model.run_graph(x, training=True)
-    low = tuple(head_size(s, 1) for s in size)
+    low = tuple(head_size(s, 2) for s in size)
     assert [tuple(t.shape[2:]) for t in got] == [low if h == "X[1,1]" else size
                                                  for h in model.heads]
     for g, h in zip(got, model.heads):

@@ -10,7 +10,8 @@ from torch.fx.passes.shape_prop import ShapeProp
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..graph.ir import IRGraph
-from ..graph.validate import check_input_shape, padded_shape
+from ..graph.contract import padded_shape
+from ..graph.validate import check_input_shape
 from .module import SkipGraphModule
 
 __all__ = ["NodeRow", "Summary", "summarize", "count_params", "count_buffers"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch.export import Dim
 
+from ..graph.contract import total_stride
 from ..graph.ir import IRGraph
-from ..graph.validate import total_stride
 
 __all__ = ["example_input", "dynamic_shapes", "stride"]
 

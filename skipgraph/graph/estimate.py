@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
-from ..blocks.registry import parse_block_config
 from ..errors import Diagnostic, SpecError
+from .contract import padded_shape
 from .ir import IRGraph
 
 __all__ = ["Budget", "estimate_params", "estimate_activation_bytes", "estimate_training_bytes",
@@ -39,15 +39,16 @@ def estimate_params(ir: IRGraph) -> int:
     for node in ir.nodes():
         if node.is_input or node.tied_to or node.module:
             continue
-        total += parse_block_config(node.block).estimate_params(ir.dims, node.in_channels,
+        total += node.block.estimate_params(ir.dims, node.in_channels,
                                                                 node.out_channels)
         for e in ir.in_edges(node.id):
-            if e.resample is not None and e.resample.has_params:
-                total += (e.resample.kernel ** ir.dims) * e.in_channels * e.resampled_channels
+            if e.resample is not None:
+                total += e.resample.settings.estimate_params(
+                    ir.dims, e.in_channels, e.resampled_channels, e.resample.factor)
             if e.conv_width:
                 total += (3 ** ir.dims) * e.in_channels * e.conv_width
     for head in ir.heads.values():
-        total += (head.kernel ** ir.dims) * head.in_channels * head.out_channels
+        total += head.settings.estimate_params(ir.dims, head.in_channels)
     return total
 
 
@@ -61,9 +62,11 @@ def estimate_activation_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
     return total
 
 
-def _units(block: dict) -> tuple[int, bool]:
-    """(conv units, normalised?) of a block setting: what its backward pass keeps per unit."""
-    cfg = parse_block_config(block)
+def _units(cfg: Any) -> tuple[int, bool]:
+    """(conv units, normalised?) of a block's settings model (None: one plain conv): what its
+    backward pass keeps per unit."""
+    if cfg is None:
+        return 1, False
     units = getattr(cfg, "convs", None)
     if units is None:  # recurrent units: layers x (steps + 1) convolutions, plus a projection
         units = getattr(cfg, "layers", 2) * (getattr(cfg, "steps", 0) + 1) + 1
@@ -83,8 +86,7 @@ def estimate_training_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
     logits and probabilities. Spatial sizes are the padded ones (``input: {pad: true}``).
     bench/bench_estimate.py compares it with measured peaks for the zoo (docs/performance.md).
     """
-    n, spatial = shape[0], [-(-s // 2 ** ir.max_level) * 2 ** ir.max_level if ir.pad_input
-                            else s for s in shape[2:]]
+    n, spatial = shape[0], padded_shape(ir, shape)[2:]
 
     def size(level: int) -> int:
         return math.prod(max(s // 2 ** level, 1) for s in spatial)
@@ -103,7 +105,7 @@ def estimate_training_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
                 floats += size(node.level) * e.resampled_channels * (3 if pool else 1)
             if e.conv_width:
                 at = src_level if e.conv_at == "source" else node.level
-                conv_units, conv_norm = _units(e.conv_block or {"type": "conv", "convs": 1})
+                conv_units, conv_norm = _units(e.conv_block)
                 floats += size(at) * e.conv_width * conv_units * (2 if conv_norm else 1)
     for head in ir.heads.values():
         floats += 2 * size(0 if head.full_size else head.level) * head.out_channels

@@ -8,9 +8,10 @@ from typing import Sequence
 import networkx as nx
 
 from ..errors import DiagnosticSink, SpecError, Diagnostic
+from .contract import InputContract
 from .ir import INPUT_ID, IRGraph
 
-__all__ = ["validate", "check_input_shape", "total_stride", "head_size", "padded_shape"]
+__all__ = ["validate", "check_input_shape"]
 
 
 def validate(ir: IRGraph) -> IRGraph:
@@ -84,46 +85,13 @@ def _check_levels(ir: IRGraph, sink: DiagnosticSink) -> None:
                        hint=f"set the family's `{'up' if going_up else 'down'}:` op accordingly")
 
 
-def total_stride(ir: IRGraph) -> int:
-    """How many input pixels one pixel of the deepest level covers, per side: 2**max_level.
-    Inputs must be multiples of it, unless the spec says ``input: {pad: true}``."""
-    return 2 ** ir.max_level
-
-
-def head_size(size: int, level: int) -> int:
-    """The side of a level-``level`` output for an input side ``size``: ``ceil(size / 2**level)``.
-
-    Under ``input: {pad: true}`` the input is padded up to a multiple of the total stride and
-    every output is cropped back to this size (a pixel that covers any input pixel is kept);
-    without padding ``size`` is a multiple of ``2**level`` and it is exact. The module's crop
-    and the losses' target shrinking both use it, so heads and targets always agree."""
-    return -(-size // 2 ** level)
-
-
-def padded_shape(ir: IRGraph, shape: Sequence[int]) -> list[int]:
-    """The (N, C, *spatial) the network's layers run on for an input ``shape``: spatial sizes
-    rounded up to multiples of the total stride under ``input: {pad: true}``, else as given."""
-    if not ir.pad_input:
-        return list(shape)
-    stride = total_stride(ir)
-    return list(shape[:2]) + [(s + stride - 1) // stride * stride for s in shape[2:]]
-
-
 def check_input_shape(ir: IRGraph, shape: Sequence[int]) -> None:
-    """Raise SpecError unless ``shape`` (N, C, *spatial) fits the network: its rank, its
-    channels, and (unless the spec pads) spatial sizes that are multiples of the total stride."""
-    problems = []
-    stride = total_stride(ir)
-    if len(shape) != ir.dims + 2:
-        problems.append(Diagnostic("bad-input-size", f"expected {ir.dims + 2} dimensions (N, C, "
-                                   f"{ir.dims} spatial), got {len(shape)}: {tuple(shape)}"))
-    elif shape[1] != ir.in_channels:
-        problems.append(Diagnostic("bad-input-size", f"expected {ir.in_channels} input "
-                                   f"channels, got {shape[1]}"))
-    elif not ir.pad_input and any(s % stride for s in shape[2:]):
-        problems.append(Diagnostic(
-            "bad-input-size", f"spatial size {tuple(shape[2:])} is not divisible by the total "
-            f"stride {stride} (2**{ir.max_level} levels)",
-            hint=f"use sizes that are multiples of {stride}, or set `input: {{pad: true}}`"))
-    if problems:
-        raise SpecError(problems)
+    """Raise SpecError (``bad-input-size``) unless ``shape`` (N, C, *spatial) fits the
+    network's :class:`InputContract`: its rank, its channels, and (unless the spec pads)
+    spatial sizes that are multiples of the total stride."""
+    contract = InputContract.of(ir)
+    problem = contract.problem(shape)
+    if problem:
+        stride_problem = len(shape) == ir.dims + 2 and shape[1] == ir.in_channels
+        raise SpecError([Diagnostic("bad-input-size", problem, hint=(
+            f"use sizes that are multiples of {contract.stride}" if stride_problem else None))])

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from ..compile import SkipGraphModule
 from ..graph.estimate import check_budget
-from ..graph.validate import head_size, total_stride
+from ..graph.contract import head_size, total_stride
 from ..losses import loss_min_size
 from .data import DataError, SegmentationFolder
 
@@ -73,7 +73,7 @@ def batch_norm_problems(model: SkipGraphModule, crop: int, batch: int) -> list[s
                     "training crops per process): use --batch 2 or more, or a spec without "
                     "the CGM")
             continue
-        side = head_size(crop, levels.get(name, 0))
+        side = head_size(crop, 2 ** levels.get(name, 0))
         if batch * side ** ir.dims < 2:
             problems.append(
                 f"{ir.name}: `{name}` has BatchNorm at level {levels.get(name, 0)}, where a "
@@ -89,10 +89,10 @@ def _check_loss_sizes(model: SkipGraphModule, crop: int) -> None:
     if not need:
         return
     for head in ir.heads.values():
-        if head.type != "seg":
+        if not head.pixelwise:
             continue
-        factor = 1 if head.full_size else 2 ** head.level
-        side = crop if factor == 1 else head_size(crop, head.level)
+        factor = head.stride
+        side = head_size(crop, factor)
         if side < need:
             stride = total_stride(ir)
             fix = math.ceil(need * factor / stride) * stride

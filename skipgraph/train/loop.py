@@ -15,11 +15,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..checkpoint import load_weights, read_checkpoint, save_checkpoint
+from ..checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from ..compile import SkipGraphModule, compile_ir
+from ..compile.module import recompute_names
+from ..compile.speed import amp_dtype, memory_format
 from ..graph import build_ir
 from ..losses import loss_for
-from ..spec import load_spec, load_spec_text
+from ..spec import load_spec
 from .data import SegmentationFolder
 from .evaluate import evaluate_model
 from .guards import check_training_setup
@@ -40,7 +42,8 @@ class TrainConfig:
     amp: str | None = None       # bf16 | fp16 autocast
     channels_last: bool = False
     compile: bool = False
-    checkpoint: tuple[str, ...] = ()  # node families / loops under activation checkpointing
+    recompute: tuple[str, ...] = ()  # node families / loops recomputed in the backward pass
+    checkpoint: tuple[str, ...] | None = None  # deprecated name of `recompute`
     val_every: int = 1           # validate every k epochs (and after the last one)
     time_limit: float | None = None  # seconds: stop after the epoch that passes it
     train_split: str = "train"
@@ -48,6 +51,9 @@ class TrainConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.checkpoint is not None:
+            self.recompute = recompute_names(self.recompute, self.checkpoint, stacklevel=4)
+            self.checkpoint = None
         if self.val_every < 1:
             raise ValueError(f"val_every must be >= 1, not {self.val_every}")
 
@@ -64,12 +70,9 @@ def _build(spec: str, cfg: TrainConfig, out: Path, resume: bool
     last = out / "last.pt"
     if resume and last.exists():
         data = read_checkpoint(last)
-        model = compile_ir(build_ir(load_spec_text(data["spec"], file=f"{last}#spec")),
-                           checkpoint=cfg.checkpoint)
-        load_weights(model, data, last)
-        return model, data["extra"]
+        return model_from_checkpoint(data, last, recompute=cfg.recompute), data["extra"]
     return compile_ir(build_ir(load_spec(spec, cfg.overrides)), seed=cfg.seed,
-                      checkpoint=cfg.checkpoint), None
+                      recompute=cfg.recompute), None
 
 
 def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
@@ -88,8 +91,9 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     check_training_setup(model, train_set, cfg.crop, cfg.batch, world)
     device = torch.device(cfg.device)
     model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    fmt = memory_format(model.ir.dims) if cfg.channels_last else None  # 3D: channels_last_3d
+    if fmt is not None:
+        model.to(memory_format=fmt)
     criterion = loss_for(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scaler = grad_scaler(cfg, device)
@@ -119,7 +123,7 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
             sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         loss_sum, steps = _train_epoch(runner, criterion, optimizer, loader, device, cfg,
-                                       log if rank == 0 else _quiet, epoch, scaler)
+                                       log if rank == 0 else _quiet, epoch, scaler, fmt)
         row = {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
                "train_seconds": time.perf_counter() - t0}
         final_epoch = epoch + 1 == cfg.epochs or bool(
@@ -201,13 +205,15 @@ def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig
 
 
 def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig, log,
-                 epoch: int, scaler: "torch.amp.GradScaler | None" = None) -> tuple[float, int]:
+                 epoch: int, scaler: "torch.amp.GradScaler | None" = None,
+                 fmt: torch.memory_format | None = None) -> tuple[float, int]:
     runner.train()
     total, steps = 0.0, 0
     bar = _progress(loader, f"epoch {epoch + 1}")
     t0 = time.perf_counter()
     for x, y in bar:
-        loss = train_step(runner, criterion, optimizer, x.to(device), y.to(device), cfg, scaler)
+        loss = train_step(runner, criterion, optimizer, x.to(device), y.to(device), cfg, scaler,
+                          fmt)
         total += loss
         steps += 1
         if steps == 1 and epoch == 0:  # something to read before a slow first epoch ends
@@ -218,13 +224,14 @@ def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig,
 
 
 def train_step(runner, criterion, optimizer, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
-               scaler: "torch.amp.GradScaler | None" = None) -> float:
+               scaler: "torch.amp.GradScaler | None" = None,
+               fmt: torch.memory_format | None = None) -> float:
     """One optimizer step under autocast when ``cfg.amp``; fp16 scales the loss with
     ``scaler`` (torch.amp's recipe: small fp16 gradients would underflow to zero), bf16 has
-    float32's range and needs none. Returns the loss."""
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp or "")
-    if cfg.channels_last:
-        x = x.to(memory_format=torch.channels_last)
+    float32's range and needs none. ``fmt``: the input's memory format. Returns the loss."""
+    amp = amp_dtype(cfg.amp)
+    if fmt is not None:
+        x = x.contiguous(memory_format=fmt)
     with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
         out = runner(x)
     loss = criterion(_float(out), y)
