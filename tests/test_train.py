@@ -148,7 +148,7 @@ def test_train_with_activation_checkpointing(folder, tmp_path, capsys):
     assert main(["train", "unet_pp", *args, "--checkpoint", "Y", "--out",
                  str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
-    assert "checkpoint: `Y` is neither a node family nor a loop" in err and "Traceback" not in err
+    assert "recompute: `Y` is neither a node family nor a loop" in err and "Traceback" not in err
 
 
 def test_validate_every_k_epochs(folder, tmp_path, capsys):
