@@ -14,7 +14,8 @@ from skipgraph.cli import main
 from skipgraph.losses import loss_for
 from skipgraph.train import SegmentationFolder, TrainConfig, train
 from skipgraph.train.guards import batch_norm_problems, check_training_setup
-from skipgraph.train.loop import _better, grad_scaler, train_step
+from skipgraph.train.loop import grad_scaler, train_step
+from skipgraph.train.selection import better_epoch
 from tests.conftest import SPECS
 
 TINY = ["--epochs", "1", "--steps", "1", "--set", "base=2"]
@@ -198,11 +199,11 @@ def test_collapsed_validation_is_warned_and_not_kept(tmp_path, monkeypatch):
 
 def test_best_epoch_rule():
     ok = {"epoch": 1, "dice": 0.2, "collapsed": False}
-    assert not _better({"dice": 0.9, "collapsed": True}, ok)
-    assert _better({"dice": 0.0, "collapsed": False}, {"epoch": 1, "dice": 0.5, "collapsed": True})
-    assert _better({"dice": 0.0, "collapsed": True}, {"epoch": 1, "dice": 0.0, "collapsed": True})
-    assert _better({"dice": 0.0, "collapsed": True}, {"dice": -1.0})
-    assert not _better({"dice": 0.1, "collapsed": False}, ok)
+    assert not better_epoch({"dice": 0.9, "collapsed": True}, ok)
+    assert better_epoch({"dice": 0.0, "collapsed": False}, {"epoch": 1, "dice": 0.5, "collapsed": True})
+    assert better_epoch({"dice": 0.0, "collapsed": True}, {"epoch": 1, "dice": 0.0, "collapsed": True})
+    assert better_epoch({"dice": 0.0, "collapsed": True}, {"dice": -1.0})
+    assert not better_epoch({"dice": 0.1, "collapsed": False}, ok)
 
 
 def test_evaluate_flags_one_class_everywhere(tmp_path):

@@ -25,6 +25,7 @@ from ..spec import load_spec
 from .data import SegmentationFolder
 from .evaluate import evaluate_model
 from .guards import check_training_setup
+from .selection import better_epoch, collapse_warning
 
 __all__ = ["TrainConfig", "train"]
 
@@ -136,7 +137,7 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
                         "val_iou": metrics and metrics["iou"],
                         "seconds": time.perf_counter() - t0})  # training + validation
             history.append(row)
-            if metrics and _better(metrics, best):
+            if metrics and better_epoch(metrics, best):
                 best = {"epoch": epoch + 1, **metrics}
                 save_checkpoint(model, out / "best.pt", extra={"epoch": epoch + 1,
                                                                "metrics": metrics})
@@ -166,29 +167,6 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
 
 def _quiet(text: str) -> None:
     """The log of processes other than rank 0."""
-
-
-def _better(metrics: dict[str, Any], best: dict[str, Any]) -> bool:
-    """A collapsed validation never replaces one that is not; otherwise the higher Dice (a
-    later collapsed epoch replaces an earlier one: training may still recover)."""
-    if "epoch" not in best:
-        return True
-    if metrics["collapsed"] != best.get("collapsed", False):
-        return not metrics["collapsed"]
-    return metrics["dice"] >= best["dice"] if metrics["collapsed"] else \
-        metrics["dice"] > best["dice"]
-
-
-def collapse_warning(model: SkipGraphModule, metrics: dict[str, Any], epoch: int) -> str:
-    """What a collapsed validation (one class predicted everywhere) means and where to look."""
-    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    why = (" In eval mode BatchNorm uses its running statistics: check the spec's BatchNorm "
-           "momentum (PyTorch's is the weight of the new batch, Keras' that of the old "
-           "statistics: write `{type: batch, momentum: M, convention: keras}` for a Keras "
-           "value).") if has_bn else ""
-    return (f"WARNING: validation collapsed at epoch {epoch}: the model predicts "
-            f"{metrics['predicted']} everywhere (Dice {metrics['dice']:.4f}); such an epoch "
-            f"is not kept as the best while any other is.{why}")
 
 
 def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig, steps: int,
