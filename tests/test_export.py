@@ -88,7 +88,7 @@ print("ok", len(json.loads(sys.argv[1])))
 
 
 def test_ejected_files_load_weights_strictly_and_match(tmp_path):
-    from skipgraph.compile.module import _class_name
+    from skipgraph.compile.module import class_name
     items = []
     for spec in ZOO:
         model = _model(spec)
@@ -102,7 +102,7 @@ def test_ejected_files_load_weights_strictly_and_match(tmp_path):
         with torch.no_grad():
             torch.save({"x": x, "y": model(x)}, stem.with_suffix(".io"))
         items.append({"file": str(stem.with_suffix(".py")), "weights": str(stem.with_suffix(".pt")),
-                      "io": str(stem.with_suffix(".io")), "cls": _class_name(model.ir.name),
+                      "io": str(stem.with_suffix(".io")), "cls": class_name(model.ir.name),
                       "heads": model.heads})
     proc = subprocess.run([sys.executable, "-c", _CHECK_EJECTED, json.dumps(items)],
                           capture_output=True, text=True, cwd=tmp_path)
