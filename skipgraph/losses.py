@@ -79,10 +79,8 @@ def lovasz_hinge(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def ms_ssim_loss(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    try:
-        from pytorch_msssim import ms_ssim
-    except ImportError as exc:
-        raise ImportError("the UNet3+ loss needs MS-SSIM: pip install pytorch-msssim") from exc
+    from .extras import require
+    ms_ssim = require("pytorch_msssim").ms_ssim
     return 1 - ms_ssim(p, y, data_range=1.0, size_average=True)
 
 
