@@ -27,7 +27,8 @@ class BuildPyWithZoo(build_py):
         for source, dest in PACKAGE_DATA.items():
             src, out = ROOT / source, target / dest
             if src.is_dir():
-                out.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(out, ignore_errors=True)  # no stale spec from an earlier build
+                out.mkdir(parents=True)
                 for spec in sorted(src.glob("*.yaml")):
                     shutil.copyfile(spec, out / spec.name)
             else:
