@@ -98,7 +98,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def _check_head(ir, head: str) -> str:
     from .errors import Diagnostic, did_you_mean
-    if head not in ir.heads or ir.heads[head].type != "seg":
+    if head not in ir.heads or not ir.heads[head].pixelwise:
         raise SpecError([Diagnostic("unknown-node", f"`{head}` is not a segmentation head of "
                                     f"{ir.name}", hint=did_you_mean(head, ir.heads))])
     return head
@@ -172,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model = model.prune(_check_head(model.ir, args.head))
     data = SegmentationFolder(args.data, args.split, crop=None, augment=False)
     result = evaluate_model(model, data, _device(args.device), objects=True)
-    if len([h for h in model.heads if model.ir.heads[h].type == "seg"]) > 1 and not args.head:
+    if len([h for h in model.heads if model.ir.heads[h].pixelwise]) > 1 and not args.head:
         result["pruning_levels"] = pruning_levels(model, data, _device(args.device))
     if args.json:
         print(json.dumps(result, indent=1))

@@ -18,9 +18,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
-from ..blocks.heads import cgm_gate
 from ..blocks.layers import AVG_POOL, MAX_POOL, interp_mode
 from ..graph.ir import INPUT_ID, IREdge, IRGraph
+from ..heads import get_head
 
 __all__ = ["make_graph"]
 
@@ -213,21 +213,11 @@ def _head_value(g: fx.Graph, ir: IRGraph, head_id: str, values: dict[str, fx.Nod
         return done[head_id]
     head = ir.heads[head_id]
     out = g.create_node("call_module", head.name, (values[head.node],), name=head.name)
-    if head.type == "seg":
-        if head.resize == "full" and head.level > 0:
-            out = g.create_node("call_function", F.interpolate, (out,),
-                                {"scale_factor": 2 ** head.level,
-                                 "mode": interp_mode("bilinear", ir.dims),
-                                 "align_corners": False}, name=f"{head.name}_full")
-        if head.act == "sigmoid":
-            out = g.create_node("call_function", torch.sigmoid, (out,),
-                                name=f"{head.name}_sigmoid")
-        elif head.act == "softmax":
-            out = g.create_node("call_function", torch.softmax, (out,), {"dim": 1},
-                                name=f"{head.name}_softmax")
-        if head.gate is not None:
-            probs = _head_value(g, ir, head.gate, values, done)
-            out = g.create_node("call_function", cgm_gate, (out, probs),
-                                name=f"{head.name}_gated")
+    for fn, kwargs, suffix in get_head(head.type).load_builder().steps(ir.dims, head):
+        out = g.create_node("call_function", fn, (out,), kwargs, name=f"{head.name}_{suffix}")
+    if head.gate is not None:
+        gate = get_head(ir.heads[head.gate].type).load_builder().gate
+        probs = _head_value(g, ir, head.gate, values, done)
+        out = g.create_node("call_function", gate, (out, probs), name=f"{head.name}_gated")
     done[head_id] = out
     return out

@@ -8,9 +8,9 @@ import torch.nn as nn
 
 from ..blocks.conv import make_resampler
 from ..blocks.attention import AttentionGate
-from ..blocks.heads import make_cgm
 from ..blocks.layers import CONV, make_act, make_norm
 from ..blocks.registry import get_block, parse_block_config
+from ..heads import get_head
 from ..graph.ir import IREdge, IRGraph, IRHead, IRNode
 
 __all__ = ["build_modules", "edge_module", "node_module", "head_module", "tie_weights"]
@@ -102,7 +102,4 @@ def _edge_conv(dims: int, e: IREdge, channels: int) -> nn.Module:
 
 
 def head_module(dims: int, head: IRHead) -> nn.Module:
-    if head.type == "cgm":
-        return make_cgm(dims, head.in_channels, head.settings)
-    return CONV[dims](head.in_channels, head.out_channels, head.kernel, padding=head.kernel // 2,
-                      bias=head.bias)
+    return get_head(head.type).load_builder().module(dims, head)

@@ -46,7 +46,7 @@ def estimate_params(ir: IRGraph) -> int:
             if e.conv_width:
                 total += (3 ** ir.dims) * e.in_channels * e.conv_width
     for head in ir.heads.values():
-        total += (head.kernel ** ir.dims) * head.in_channels * head.out_channels
+        total += head.settings.estimate_params(ir.dims, head.in_channels)
     return total
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import networkx as nx
@@ -141,33 +141,45 @@ class IREdge:
 
 @dataclass(frozen=True)
 class IRHead:
-    """An output. ``seg`` heads: conv -> [resize] -> [act] [-> gated by a CGM]. ``cgm`` heads:
-    an image-level 2-way decision (``settings``: variant, layers, hidden, dropout)."""
+    """An output: the settings of its registered head type (:mod:`skipgraph.heads`, expressions
+    evaluated), on ``node``; ``gate`` is the head whose decision gates it, if any."""
 
     id: str
     node: str
     family: str
     out_channels: int
-    type: str = "seg"
-    kernel: int = 1
-    bias: bool = True
-    act: str = "none"
-    resize: str = "none"
-    target: str = "maxpool"
+    settings: Any  # a skipgraph.heads.HeadType
     level: int = 0
     gate: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
     in_channels: int = 0
     origin: Origin | None = None
 
     @property
+    def type(self) -> str:
+        return self.settings.type
+
+    def __getattr__(self, name: str) -> Any:
+        """The head type's settings read as attributes (``head.kernel``, ``head.act``)."""
+        if name.startswith("_") or name == "settings":
+            raise AttributeError(name)
+        try:
+            return getattr(self.settings, name)
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__} of type `{self.type}` has no "
+                                 f"attribute `{name}`") from None
+
+    @property
+    def pixelwise(self) -> bool:
+        """A map (N, C, *spatial) rather than an image-level output."""
+        return self.settings.pixelwise
+
+    @property
     def name(self) -> str:
-        prefix = "head" if self.type == "seg" else self.family
-        return f"{prefix}_{module_name(self.node)}"
+        return f"{self.settings.module_prefix(self.family)}_{module_name(self.node)}"
 
     @property
     def full_size(self) -> bool:
-        return self.level == 0 or self.resize == "full"
+        return self.settings.full_size(self.level)
 
 
 @dataclass
@@ -274,15 +286,8 @@ class IRGraph:
             lines.append(f"{node.id} = {btype}({merged})  # level {node.level}, "
                          f"{node.in_channels} -> {node.out_channels}")
         for head in self.heads.values():
-            if head.type == "cgm":
-                lines.append(f"head {head.id} = cgm[{head.settings['variant']}]({head.node})"
-                             f"  # {head.in_channels} -> 2")
-                continue
-            term = f"conv{head.kernel}x{head.kernel}({head.node})"
-            for step, on in (("resize_full", head.resize == "full"),
-                             (head.act, head.act != "none"),
-                             (f"gate[{head.gate}]", head.gate is not None)):
-                term = f"{step}({term})" if on else term
+            term = head.settings.term(head.node, head.level)
+            term = f"gate[{head.gate}]({term})" if head.gate is not None else term
             lines.append(f"head {head.id} = {term}  # {head.in_channels} -> {head.out_channels}")
         lines.append(f"output = {self.output_mode}({', '.join(self.output_heads)})")
         return "\n".join(lines)
@@ -301,7 +306,7 @@ class IRGraph:
     def to_dict(self) -> dict[str, Any]:
         """Explicit JSON-able form (what ``skipgraph expand --json`` prints)."""
         def clean(obj: Any) -> Any:
-            d = asdict(obj)
+            d = _plain(dataclasses.replace(obj, origin=None))
             d.pop("origin", None)
             return d
         return {
@@ -311,3 +316,14 @@ class IRGraph:
             "heads": [clean(h) for h in self.heads.values()],
             "output": {"mode": self.output_mode, "heads": list(self.output_heads)},
         }
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, tuples and settings models -> JSON-able data."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(by_alias=True)
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
