@@ -57,7 +57,15 @@ def export_program(model: SkipGraphModule, path: str | os.PathLike | None = None
 
 def export_onnx(model: SkipGraphModule, path: str | os.PathLike, all_heads: bool = False
                 ) -> list[str]:
-    """Write an ONNX model; returns its output names (head ids when ``all_heads``)."""
+    """Write an ONNX model; returns its output names (head ids when ``all_heads``).
+
+    The graph takes ``x`` of shape ``(N, C_in, *spatial)`` with dynamic batch and spatial sizes
+    (multiples of the total stride) and gives the eval output, or every head with ``all_heads``.
+
+    Raises:
+        MissingExtraError: ``onnx`` or ``onnxscript`` is not installed (the ``export`` extra).
+        ExportError: the export fails; the message names the node or edge where.
+    """
     for module in ("onnx", "onnxscript"):  # torch's dynamo exporter needs both
         require(module)
     target = _target(model, all_heads)
