@@ -409,8 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _silence_stdout() -> None:
     """Point stdout at /dev/null, so the interpreter's final flush does not fail again."""
     import os
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a file descriptor (captured, replaced)
+        pass
 
 
 if __name__ == "__main__":

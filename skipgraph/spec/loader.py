@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..blocks.registry import validate_block_config
-from ..errors import Diagnostic, DiagnosticSink, SpecError, did_you_mean
+from ..errors import Diagnostic, DiagnosticSink, Span, SpecError, did_you_mean
 from ..registry import RegisteredModel
 from ..zoo import find_spec, not_found, resolve_spec_path
 from .expr import Expr, ExprError
@@ -102,7 +102,7 @@ def _load_with_extends(path: str, chain: tuple[str, ...]) -> SourceDoc:
 def _merge_base(doc: SourceDoc, base_dir: str, chain: tuple[str, ...]) -> SourceDoc:
     ref = doc.data["extends"]
     if not isinstance(ref, str):
-        raise SpecError([Diagnostic("bad-type", "`extends` must be a file path",
+        raise SpecError([Diagnostic("bad-type", "`extends` must be a file path or a spec name",
                                     doc.positions.span(("extends",)))])
     base_path = _find_base(ref, base_dir, doc.positions.span(("extends",)))
     base = _load_with_extends(base_path, chain)
@@ -110,7 +110,7 @@ def _merge_base(doc: SourceDoc, base_dir: str, chain: tuple[str, ...]) -> Source
     return SourceDoc(merged, base.positions.merged_with(doc.positions))
 
 
-def _find_base(ref: str, base_dir: str, span) -> str:
+def _find_base(ref: str, base_dir: str, span: Span | None) -> str:
     """``extends:`` names a file relative to the extending spec, else a spec name (``unet_pp``)."""
     relative = os.path.join(base_dir, ref)
     if os.path.exists(relative):
