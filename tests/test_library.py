@@ -177,3 +177,16 @@ def test_the_wheel_carries_the_zoo_the_schema_and_the_licence(tmp_path):
     # built from the repository's files, not from a second copy kept in the package
     assert not (ROOT / "skipgraph" / "specs").exists()
     assert Path(ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+@pytest.mark.slow  # full-size UNet++ forward passes
+def test_the_readme_snippet_runs_from_any_directory(monkeypatch, tmp_path, capsys):
+    text = (ROOT / "README.md").read_text()
+    snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'skipgraph.build("unet_pp"' in snippet
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(snippet, "README.md", "exec"), scope)
+    assert sorted(scope["heads"]) == ["X[0,1]", "X[0,2]", "X[0,3]", "X[0,4]"]
+    assert scope["y"].shape == (2, 1, 96, 96) and scope["small"].heads == ["X[0,2]"]
+    assert "def forward" in capsys.readouterr().out
