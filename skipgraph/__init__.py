@@ -70,8 +70,8 @@ def load_ir(path: str | os.PathLike, **params: Any) -> IRGraph:
     return build_ir(_load_spec(path, params))
 
 
-def build(path: str | os.PathLike, seed: int | None = None, checkpoint: tuple[str, ...] = (),
-          **params: Any) -> "SkipGraphModule":
+def build(path: str | os.PathLike, seed: int | None = None, recompute: tuple[str, ...] = (),
+          checkpoint: tuple[str, ...] | None = None, **params: Any) -> "SkipGraphModule":
     """Compile a spec into an ``nn.Module`` (a :class:`~skipgraph.compile.SkipGraphModule`).
 
     The module takes ``(N, in_channels, *spatial)`` float tensors, spatial sizes multiples of
@@ -85,19 +85,20 @@ def build(path: str | os.PathLike, seed: int | None = None, checkpoint: tuple[st
         path: a spec file or a spec name (see :func:`load_spec`).
         seed: seeds the weight initialisation (the global RNG is left untouched); None uses the
             global RNG.
-        checkpoint: node families or loops whose activations are recomputed in the backward
+        recompute: node families or loops whose activations are recomputed in the backward
             pass (activation checkpointing: less memory, about one more forward pass of time).
+        checkpoint: the deprecated name of ``recompute`` (a ``DeprecationWarning``).
         **params: values for the spec's ``params``, e.g. ``ds=True, base=16, dims=3``.
 
     Raises:
         SpecError: any problem in the spec or the params (see :func:`load_ir`), a model over the
             parameter budget (``SKIPGRAPH_MAX_PARAMS``, checked before any allocation), or a
-            ``checkpoint`` name that is neither a node family nor a loop.
+            ``recompute`` name that is neither a node family nor a loop.
         ImportError: a user block's torch class cannot be imported.
     """
     ir = load_ir(path, **params)  # spec errors surface before torch is imported
-    from .compile import compile_ir
-    return compile_ir(ir, seed=seed, checkpoint=checkpoint)
+    from .compile.module import compile_ir, recompute_names
+    return compile_ir(ir, seed=seed, recompute=recompute_names(recompute, checkpoint))
 
 
 def load_checkpoint(path: str | os.PathLike) -> "SkipGraphModule":

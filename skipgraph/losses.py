@@ -191,8 +191,7 @@ class DeepSupervisionLoss(nn.Module):
             if not head.pixelwise:
                 terms.append(self.cgm_weight * self.image_losses[head_id](out, y))
                 continue
-            factor = 1 if head.full_size else 2 ** head.level
-            target = resize_target(y, factor, head.settings.target, self.ir.dims)
+            target = resize_target(y, head.stride, head.settings.target, self.ir.dims)
             terms.append(self.weights[head_id] * self.seg(out, target))
         total = torch.stack(terms).sum()
         return total / len(terms) if self.combine == "mean" else total

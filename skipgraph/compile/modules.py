@@ -6,11 +6,11 @@ from typing import Callable
 
 import torch.nn as nn
 
-from ..blocks.conv import make_resampler
 from ..blocks.attention import AttentionGate
-from ..blocks.layers import CONV, make_act, make_norm
+from ..blocks.layers import make_act, make_norm
 from ..blocks.registry import get_block, parse_block_config
 from ..heads import get_head
+from ..resampling import get_resample
 from ..graph.ir import IREdge, IRGraph, IRHead, IRNode
 
 __all__ = ["build_modules", "edge_module", "node_module", "head_module", "tie_weights"]
@@ -84,8 +84,8 @@ def edge_module(dims: int, e: IREdge) -> nn.Module | None:
     r = e.resample
     if r is not None:
         if r.has_params:
-            parts["resample"] = make_resampler(dims, r.op, channels, e.resampled_channels,
-                                               r.factor, r.kernel, r.mode, r.bias)
+            build = get_resample(r.op).load_builder()
+            parts["resample"] = build(dims, channels, e.resampled_channels, r.factor, r.settings)
             channels = e.resampled_channels
         layers = {"norm": make_norm(r.norm, dims, channels), "act": make_act(r.act)}
         for name in ("norm", "act") if r.order == "cna" else ("act", "norm"):

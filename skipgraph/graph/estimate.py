@@ -41,8 +41,9 @@ def estimate_params(ir: IRGraph) -> int:
         total += parse_block_config(node.block).estimate_params(ir.dims, node.in_channels,
                                                                 node.out_channels)
         for e in ir.in_edges(node.id):
-            if e.resample is not None and e.resample.has_params:
-                total += (e.resample.kernel ** ir.dims) * e.in_channels * e.resampled_channels
+            if e.resample is not None:
+                total += e.resample.settings.estimate_params(
+                    ir.dims, e.in_channels, e.resampled_channels, e.resample.factor)
             if e.conv_width:
                 total += (3 ** ir.dims) * e.in_channels * e.conv_width
     for head in ir.heads.values():

@@ -18,7 +18,8 @@ from ..blocks.registry import parse_block_config
 from ..errors import DiagnosticSink, did_you_mean
 from ..spec.expr import Expr, ExprError, Range
 from ..spec.loader import ResolvedSpec
-from ..spec.schema import EdgeFamily, ResampleSpec
+from ..resampling import resample_settings
+from ..spec.schema import EdgeFamily
 from .ir import INPUT_ID, IREdge, IRGraph, IRHead, IRNode, Origin, Resample, module_name
 from .patterns import NodePattern, node_id
 from .unroll import LoopPlan, drop_dead_copies, tie_copies, unroll
@@ -241,10 +242,9 @@ class _Expander:
         change = self.ir.node(dst_id).level - self.ir.node(src_id).level
         resample = None
         if change != 0:
-            rs: ResampleSpec = (fam.down or self.spec.defaults.down) if change > 0 \
+            rs = (fam.down or self.spec.defaults.down) if change > 0 \
                 else (fam.up or self.spec.defaults.up)
-            resample = Resample(rs.op, 2 ** abs(change), rs.kernel, rs.ceil, rs.mode, rs.out,
-                                rs.bias, rs.norm, rs.act, rs.order)
+            resample = Resample(resample_settings(rs), 2 ** abs(change))
         kind = fam.kind or ("input" if src_id == INPUT_ID else "skip" if change == 0 else
                             ("encoder" if change == 1 else "up" if change == -1
                              else "full_scale"))

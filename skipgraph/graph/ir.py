@@ -22,7 +22,6 @@ __all__ = ["INPUT_ID", "Origin", "Resample", "CarryInit", "IRNode", "IREdge", "I
            "module_name"]
 
 INPUT_ID = "input"
-_PARAM_FREE_OPS = {"maxpool", "avgpool", "bilinear", "nearest"}
 
 
 def module_name(node_id: str) -> str:
@@ -40,27 +39,29 @@ class Origin:
 
 @dataclass(frozen=True)
 class Resample:
-    """Resolution change on an edge: ``op`` (see ``ResampleSpec``) by ``factor`` =
-    2**|level change| per spatial side; ``has_params`` for the ops with weights."""
+    """Resolution change on an edge: the settings of its registered op
+    (:mod:`skipgraph.resampling`) and ``factor`` = 2**|level change|."""
 
-    op: str
+    settings: Any  # a skipgraph.resampling.ResampleOp
     factor: int
-    kernel: int = 2
-    ceil: bool = False
-    mode: str = "nearest"
-    out: str | int = "target"  # channels out of a parametric op: target/source/half or a number
-    bias: bool = True
-    norm: Any = "none"
-    act: Any = "none"
-    order: str = "cna"  # cna: resample -> norm -> act; can: resample -> act -> norm (BiO-Net)
+
+    @property
+    def op(self) -> str:
+        return self.settings.op
 
     @property
     def has_params(self) -> bool:
-        return self.op not in _PARAM_FREE_OPS
+        return self.settings.parametric
 
     @property
     def is_up(self) -> bool:
-        return self.op in ("transpose", "bilinear", "nearest", "upconv")
+        return self.settings.direction == "up"
+
+    def __getattr__(self, name: str) -> Any:
+        """The op's settings read as attributes (``resample.kernel``, ``resample.norm``)."""
+        if name.startswith("_") or name == "settings":
+            raise AttributeError(name)
+        return getattr(self.settings, name)
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,11 @@ class IRHead:
     def full_size(self) -> bool:
         return self.settings.full_size(self.level)
 
+    @property
+    def stride(self) -> int:
+        """How much smaller than the input the head's output is (1: full size)."""
+        return 1 if self.full_size else 2 ** self.level
+
 
 @dataclass
 class IRGraph:
@@ -325,7 +331,7 @@ class IRGraph:
         if e.conv_width and e.conv_at == "source":
             term = f"conv{e.conv_width}({term})"
         if e.resample is not None:
-            term = f"{e.resample.op}(x{e.resample.factor}, {term})"
+            term = e.resample.settings.term(term, e.resample.factor)
         if e.conv_width and e.conv_at == "target":
             term = f"conv{e.conv_width}({term})"
         return f"gate[{e.gate_by}]({term})" if e.gate_by else term

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..registry import RegisteredModel, RegisteredName
+from ..resampling import ResampleOp, resample_settings
 from .types import (ActText, ExprText, NormText, RangeText, SpecModel, check_identifiers,
                     odd_kernel)
 
@@ -27,40 +28,14 @@ _check_identifiers = check_identifiers
 _odd = odd_kernel
 
 
-class ResampleSpec(_Model):
+# `op` names a registered resampling op (skipgraph.resampling), whose own settings model then
+# checks the mapping (upconv needs an odd kernel)
+class ResampleSpec(ResampleOp):
     """How an edge changes resolution. ``out`` sets the channels of a parametric resampler."""
 
-    op: Literal["maxpool", "avgpool", "strided_conv", "transpose", "bilinear", "nearest",
-                "upconv"]
-    """The op. Down: `maxpool`, `avgpool`, `strided_conv`. Up: `transpose` (transposed conv),
-    `bilinear` (trilinear in 3D), `nearest`, `upconv` (interpolate, then a conv). The factor is
-    2^(level change)."""
-    kernel: int = Field(2, ge=1, le=15)
-    """Kernel size of a parametric op; for `transpose`, 2, 3 or 4 all give output = input x
-    factor; `upconv` needs an odd one."""
-    ceil: bool = False
-    """Pooling in ceil mode (UNet3+'s full-scale skips)."""
-    mode: Literal["nearest", "bilinear"] = "nearest"
-    """Interpolation before `upconv`'s conv."""
-    out: Literal["target", "source", "half"] | Annotated[int, Field(ge=1)] = "target"
-    """Output channels of a parametric op: the destination node's width (`target`), the
-    source's (`source`), half the source's (`half`), or a number."""
-    bias: bool = True
-    """Bias in the op's convolution."""
-    norm: NormText = "none"
-    """Normalisation after the op: none, batch, instance, group, layer, or {type: group,
-    groups: 8}."""
-    act: ActText = "none"
-    """Activation after the op (relu, elu, leaky_relu, prelu, gelu, silu, tanh, sigmoid, none)."""
-    order: Literal["cna", "can"] = "cna"
-    """After the op: norm then activation (`cna`) or activation then norm (`can`, BiO-Net)."""
 
-    @model_validator(mode="after")
-    def _odd_upconv_kernel(self) -> "ResampleSpec":
-        if self.op == "upconv" and self.kernel % 2 == 0:
-            raise ValueError(f"upconv's conv keeps the size only with an odd kernel, not "
-                             f"{self.kernel} (set `kernel: 3`)")
-        return self
+# a `down:`/`up:` mapping, validated by (and turned into) its op's settings model
+ResampleField = Annotated[ResampleSpec, AfterValidator(resample_settings)]
 
 
 class EdgeConvSpec(_Model):
@@ -123,9 +98,9 @@ class EdgeFamily(_Model):
     if_: ExprText | None = Field(None, alias="if", description=_IF)
     kind: Literal[EDGE_KINDS] | None = None  # type: ignore[valid-type]
     """How the edge is drawn; inferred from the level change when absent."""
-    down: ResampleSpec | None = None
+    down: ResampleField | None = None
     """Down-sampling of this family instead of `defaults.down`."""
-    up: ResampleSpec | None = None
+    up: ResampleField | None = None
     """Up-sampling of this family instead of `defaults.up`."""
     conv: EdgeConvSpec | None = None
     """A block on the edge (UNet3+/UNet# full-scale convs, BiO-Net's DOWN)."""
@@ -230,9 +205,9 @@ class Defaults(_Model):
     block: dict[str, Any] = Field(default_factory=lambda: {"type": "conv"})
     """The block of every node (`type` names a registered block, `skipgraph blocks`; the rest
     are its settings, e.g. convs, kernel, bias, norm, act, order, dropout for `conv`)."""
-    down: ResampleSpec = ResampleSpec(op="maxpool")
+    down: ResampleField = ResampleSpec(op="maxpool")
     """Resampling of every edge that goes down in level."""
-    up: ResampleSpec = ResampleSpec(op="transpose", kernel=2)
+    up: ResampleField = ResampleSpec(op="transpose", kernel=2)
     """Resampling of every edge that goes up in level."""
 
 

@@ -24,7 +24,7 @@ def predict(model: SkipGraphModule, x: torch.Tensor, device: torch.device | str 
     was = model.training
     model.eval()
     try:
-        xp, sizes = pad_to(x.to(device), 2 ** model.ir.max_level)
+        xp, sizes = pad_to(x.to(device), model.contract.stride)
         out = model(xp).float()
         head = model.ir.heads[model.output_heads[0]]
         if getattr(head.settings, "act", "none") == "none":  # logits: make probabilities
