@@ -99,13 +99,6 @@ def test_checkpoint_of_a_zoo_spec_loads_anywhere(monkeypatch, tmp_path):
     assert again.state_dict().keys() == model.state_dict().keys()
 
 
-def test_the_packaged_schema_is_the_generated_one():
-    import json
-
-    from skipgraph.spec.json_schema import spec_json_schema
-    assert json.loads(zoo.schema_file().read_text()) == spec_json_schema()
-
-
 # --- missing optional extras -------------------------------------------------------------
 
 def test_export_without_the_export_extra_names_it(monkeypatch, tmp_path, capsys):
