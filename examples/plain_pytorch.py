@@ -38,11 +38,12 @@ def main(argv: list[str] | None = None) -> dict:
     criterion = loss_for(model)          # the spec's `loss:` section, over every head
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     images, labels = disks(16, args.size, seed=0)
+    batches = torch.Generator().manual_seed(0)  # the same batches on every run
 
     model.train()
     losses = []
     for step in range(args.steps):
-        batch = torch.randint(0, len(images), (4,))
+        batch = torch.randint(0, len(images), (4,), generator=batches)
         heads = model(images[batch])     # {"X[0,1]": ..., ..., "X[0,4]": ...}
         loss = criterion(heads, labels[batch])
         optimiser.zero_grad()

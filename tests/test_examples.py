@@ -32,9 +32,10 @@ def test_every_example_has_a_test():
 
 
 def test_plain_pytorch_loop_trains_every_head(example):
-    result = example("plain_pytorch").main(["--steps", "8", "--base", "2", "--size", "32"])
+    result = example("plain_pytorch").main(["--steps", "12", "--base", "4", "--size", "32"])
     assert result["heads"] == ["X[0,1]", "X[0,2]", "X[0,3]", "X[0,4]"]
-    assert result["losses"][-1] < result["losses"][0]
+    losses = result["losses"]
+    assert sum(losses[-3:]) / 3 < 0.8 * losses[0]  # the summed loss of the 4 heads falls
     model = result["model"]
     x = torch.randn(1, 1, 32, 32)
     model.eval()

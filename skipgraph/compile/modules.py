@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from ..blocks.attention import AttentionGate
 from ..blocks.layers import make_act, make_norm
-from ..blocks.registry import get_block, parse_block_config
+from ..blocks.registry import get_block
 from ..heads import get_head
 from ..resampling import get_resample
 from ..graph.ir import IREdge, IRGraph, IRHead, IRNode
@@ -67,9 +67,8 @@ def tie_weights(module: nn.Module, canonical: nn.Module) -> None:
 
 
 def node_module(dims: int, node: IRNode) -> nn.Module:
-    params = parse_block_config(node.block)
-    builder = get_block(params.type).load_builder()
-    return builder(dims, node.in_channels, node.out_channels, params)
+    builder = get_block(node.block.type).load_builder()
+    return builder(dims, node.in_channels, node.out_channels, node.block)
 
 
 def edge_module(dims: int, e: IREdge) -> nn.Module | None:
@@ -97,8 +96,8 @@ def edge_module(dims: int, e: IREdge) -> nn.Module | None:
 
 
 def _edge_conv(dims: int, e: IREdge, channels: int) -> nn.Module:
-    params = parse_block_config(e.conv_block or {})
-    return get_block(params.type).load_builder()(dims, channels, e.conv_width, params)
+    return get_block(e.conv_block.type).load_builder()(dims, channels, e.conv_width,
+                                                        e.conv_block)
 
 
 def head_module(dims: int, head: IRHead) -> nn.Module:

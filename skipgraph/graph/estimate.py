@@ -12,7 +12,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..blocks.registry import parse_block_config
 from ..errors import Diagnostic, SpecError
 from .ir import IRGraph
 
@@ -38,7 +37,7 @@ def estimate_params(ir: IRGraph) -> int:
     for node in ir.nodes():
         if node.is_input or node.tied_to or node.module:
             continue
-        total += parse_block_config(node.block).estimate_params(ir.dims, node.in_channels,
+        total += node.block.estimate_params(ir.dims, node.in_channels,
                                                                 node.out_channels)
         for e in ir.in_edges(node.id):
             if e.resample is not None:

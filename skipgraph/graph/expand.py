@@ -20,7 +20,8 @@ from ..spec.expr import Expr, ExprError, Range
 from ..spec.loader import ResolvedSpec
 from ..resampling import resample_settings
 from ..spec.schema import EdgeFamily
-from .ir import INPUT_ID, IREdge, IRGraph, IRHead, IRNode, Origin, Resample, module_name
+from .ir import (INPUT_ID, IREdge, IRGraph, IRHead, IRNode, Origin, Resample, SpecMeta,
+                 module_name)
 from .patterns import NodePattern, node_id
 from .unroll import LoopPlan, drop_dead_copies, tie_copies, unroll
 
@@ -46,9 +47,9 @@ class _Expander:
         self.spec = rs.spec
         self.env: dict[str, Any] = dict(rs.params)
         self.sink = DiagnosticSink()
-        self.ir = IRGraph(self.spec.name, self.spec.dims, params=dict(rs.params), source=rs.path,
-                          loss=self.spec.loss.model_dump(), spec_doc=dict(rs.raw),
-                          pad_input=self.spec.input.pad)
+        self.ir = IRGraph(self.spec.name, self.spec.dims, pad_input=self.spec.input.pad,
+                          meta=SpecMeta(params=dict(rs.params), source=rs.path,
+                                        loss=self.spec.loss, spec_doc=dict(rs.raw)))
         self.members: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
         # combinations seen before `if:` filtering: a family emptied by its `if:` (a feature
         # switched off by a param) is fine; one that finds no node at all is an error.
@@ -169,7 +170,7 @@ class _Expander:
             self._err("missing-key", f"node family `{name}` has no index; give it a `level:`",
                       path)
             return
-        block = parse_block_config({**self.spec.defaults.block, **fam.block}).model_dump()
+        block = parse_block_config({**self.spec.defaults.block, **fam.block})
         origin = Origin(name, self.rs.span(*path))
         members: list[tuple[str, tuple[int, ...]]] = []
         for env in self._iterate(fam.for_, fam.if_, self.env, path):
@@ -251,8 +252,7 @@ class _Expander:
         conv_width = conv_block = None
         if fam.conv is not None:
             conv_width = self._int(fam.conv.width, env, ("edges", name, "conv", "width"), 1)
-            conv_block = parse_block_config({**self.spec.defaults.block,
-                                             **fam.conv.block}).model_dump()
+            conv_block = parse_block_config({**self.spec.defaults.block, **fam.conv.block})
         gate_by, gate_inter = "", "half"
         if fam.gate is not None:
             gate_by = fam.gate.by
@@ -318,7 +318,7 @@ class _Expander:
             plan = LoopPlan(name, body, times, lp.norm)
             for cname, carry in lp.carry.items():
                 plan.carries += self._expand_carry(cname, carry, body, path + ("carry", cname))
-            channels = {src: parse_block_config(self.ir.node(src).block).out_channels(
+            channels = {src: self.ir.node(src).block.out_channels(
                 0, self.ir.node(src).width) for src, _, _, _ in plan.carries}
             if not self.sink.items:
                 self.last_step.update(unroll(self.ir, plan, channels))

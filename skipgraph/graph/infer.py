@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..blocks.registry import parse_block_config
 from ..errors import DiagnosticSink
 from .ir import IREdge, IRGraph
 
@@ -36,7 +35,7 @@ def infer(ir: IRGraph) -> IRGraph:
                        key=f"edges.{edges[0].family}")
             continue
         in_ch = (widths[0] if node.merge == "sum" else sum(widths)) if widths else 0
-        out_ch = parse_block_config(node.block).out_channels(in_ch, node.width)
+        out_ch = node.block.out_channels(in_ch, node.width)
         ir.add_node(dataclasses.replace(node, in_channels=in_ch, out_channels=out_ch))
     for head in list(ir.heads.values()):
         ir.add_head(dataclasses.replace(head, in_channels=ir.node(head.node).out_channels))

@@ -19,6 +19,7 @@ import networkx as nx
 from ..errors import Span
 
 __all__ = ["INPUT_ID", "Origin", "Resample", "CarryInit", "IRNode", "IREdge", "IRHead", "IRGraph",
+           "SpecMeta",
            "module_name"]
 
 INPUT_ID = "input"
@@ -93,7 +94,7 @@ class IRNode:
     level: int
     column: int
     width: int
-    block: dict[str, Any] = field(default_factory=dict)  # validated block settings
+    block: Any = None  # the block's settings model (skipgraph.blocks), validated once
     merge: str = "concat"
     in_channels: int = 0
     out_channels: int = 0
@@ -131,7 +132,7 @@ class IREdge:
     slot: int = 0                       # position among the destination's inputs (concat order)
     resample: Resample | None = None    # None: same level, identity
     conv_width: int | None = None       # optional conv block on the edge (full-scale skips)
-    conv_block: dict[str, Any] | None = None
+    conv_block: Any = None              # its block's settings model
     conv_at: str = "target"             # conv after (target) or before (source) resampling
     gate_by: str = ""                   # attention gate: the edge family giving the gating signal
     gate_inter: int | str = "half"
@@ -206,6 +207,18 @@ class IRHead:
         return 1 if self.full_size else 2 ** self.level
 
 
+@dataclass(frozen=True)
+class SpecMeta:
+    """What the spec says beside the graph, for the stages that need it: the params it was
+    expanded with, its file, its training loss (typed ``LossSpec``) and the resolved document
+    (what a checkpoint stores)."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    loss: Any = None
+    spec_doc: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class IRGraph:
     """The expanded, validated network: what the compiler, the renderer, the summaries and the
@@ -216,7 +229,8 @@ class IRGraph:
     :meth:`node`, :meth:`edge`, :meth:`nodes`, :meth:`in_edges`). ``heads`` maps head ids to
     :class:`IRHead`; ``output_mode`` (``select`` or ``ensemble``) and ``output_heads`` say what
     eval mode returns; ``dims`` is 2 or 3; ``max_level`` fixes the total stride
-    ``2**max_level`` that input sizes must be multiples of. ``str(ir)`` is one line per node.
+    ``2**max_level`` that input sizes must be multiples of; the spec's metadata (params, source,
+    loss, resolved document) is kept apart in ``meta``. ``str(ir)`` is one line per node.
     """
 
     name: str
@@ -225,11 +239,26 @@ class IRGraph:
     heads: dict[str, IRHead] = field(default_factory=dict)
     output_mode: str = "select"
     output_heads: tuple[str, ...] = ()   # the heads the eval output combines
-    params: dict[str, Any] = field(default_factory=dict)
-    source: str = ""
-    loss: dict[str, Any] = field(default_factory=dict)      # the spec's `loss:` settings
     pad_input: bool = False  # pad inputs to a multiple of the total stride, crop outputs back
-    spec_doc: dict[str, Any] = field(default_factory=dict)  # the resolved spec (checkpoints)
+    meta: SpecMeta = field(default_factory=SpecMeta)
+
+    # --- the spec's metadata, read through (kept for callers of the flat names) -------------
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.meta.params
+
+    @property
+    def source(self) -> str:
+        return self.meta.source
+
+    @property
+    def spec_doc(self) -> dict[str, Any]:
+        return self.meta.spec_doc
+
+    @property
+    def loss(self) -> dict[str, Any]:
+        """The spec's ``loss:`` settings as keyword arguments of ``DeepSupervisionLoss``."""
+        return self.meta.loss.model_dump() if self.meta.loss is not None else {}
 
     # --- the one way in --------------------------------------------------------------------
     def add_node(self, node: IRNode) -> None:
@@ -302,7 +331,7 @@ class IRGraph:
             self, graph=self.graph.subgraph(keep).copy(),
             heads={h: self.heads[h] for h in heads},
             output_mode="select" if len(head_ids) == 1 else self.output_mode,
-            output_heads=tuple(head_ids), params=dict(self.params))
+            output_heads=tuple(head_ids))
 
     # --- printing ----------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -315,7 +344,7 @@ class IRGraph:
             terms.update({c.slot: f"{c.mode}<{c.family}>" for c in node.carry_inits})
             terms = [terms[k] for k in sorted(terms)]
             merged = terms[0] if len(terms) == 1 else f"{'cat' if node.merge == 'concat' else 'sum'}[{', '.join(terms)}]"
-            btype = node.block.get("type", "block")
+            btype = node.block.type if node.block is not None else "block"
             lines.append(f"{node.id} = {btype}({merged})  # level {node.level}, "
                          f"{node.in_channels} -> {node.out_channels}")
         for head in self.heads.values():

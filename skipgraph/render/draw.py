@@ -124,7 +124,7 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
     lines = [f"{head}<SUP>{sup}</SUP>" if sup else head,
              f"<FONT POINT-SIZE='9'>{node.out_channels or node.width}</FONT>"]
     if opts.detail:
-        lines.append(f"<FONT POINT-SIZE='8'>{html.escape(str(node.block.get('type', '')))}"
+        lines.append(f"<FONT POINT-SIZE='8'>{html.escape(node.block.type if node.block else '')}"
                      "</FONT>")
         lines.append(f"<FONT POINT-SIZE='8'>{_shape_text(ir, node, opts)}</FONT>")
     return "<" + "<BR/>".join(lines) + ">"

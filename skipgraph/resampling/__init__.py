@@ -76,6 +76,12 @@ class ResampleOp(SpecModel):
         """Name of a param-free op's value in the generated code."""
         return f"{source}_{self.op}{factor}"
 
+    def require_odd_kernel(self) -> None:
+        """For ops whose conv must keep the size (``upconv``, ``pixelshuffle``)."""
+        if self.kernel % 2 == 0:
+            raise ValueError(f"{self.op}'s conv keeps the size only with an odd kernel, not "
+                             f"{self.kernel} (set `kernel: 3`)")
+
     def term(self, source: str, factor: int) -> str:
         """The op in the IR printout: ``transpose(x2, X[1,1])``."""
         return f"{self.op}(x{factor}, {source})"

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import model_validator
 
 from . import ResampleOp, register_resample
+from .pixelshuffle import PixelShuffle
 
 __all__ = ["MaxPool", "AvgPool", "StridedConv", "Transpose", "Bilinear", "Nearest", "UpConvOp"]
 
@@ -68,9 +69,7 @@ class UpConvOp(ResampleOp):
 
     @model_validator(mode="after")
     def _odd_kernel(self) -> "UpConvOp":
-        if self.kernel % 2 == 0:
-            raise ValueError(f"upconv's conv keeps the size only with an odd kernel, not "
-                             f"{self.kernel} (set `kernel: 3`)")
+        self.require_odd_kernel()
         return self
 
 
@@ -85,3 +84,6 @@ register_resample("bilinear", Bilinear, f"{_MODULES}:BilinearFn",
 register_resample("nearest", Nearest, f"{_MODULES}:NearestFn", "nearest-neighbour interpolation")
 register_resample("upconv", UpConvOp, "skipgraph.blocks.conv:UpConv",
                   "interpolation, then a conv")
+register_resample("pixelshuffle", PixelShuffle,
+                  "skipgraph.resampling.pixelshuffle_modules:SubpixelUp",
+                  "sub-pixel convolution: conv to C*factor^dims, then pixel shuffle (MONAI)")

@@ -6,14 +6,13 @@ the block registry (user blocks bring their own parameter model), not by a close
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from ..registry import RegisteredModel, RegisteredName
 from ..resampling import ResampleOp, resample_settings
-from .types import (ActText, ExprText, NormText, RangeText, SpecModel, check_identifiers,
-                    odd_kernel)
+from .types import ExprText, RangeText, SpecModel, check_identifiers
 
 __all__ = [
     "SCHEMA_VERSION", "EDGE_KINDS", "LossSpec", "ExprText", "RangeText", "ResampleSpec", "EdgeConvSpec",
@@ -25,7 +24,6 @@ EDGE_KINDS = ("input", "encoder", "up", "skip", "dense", "full_scale", "backward
 Ranges = dict[str, RangeText]
 _Model = SpecModel
 _check_identifiers = check_identifiers
-_odd = odd_kernel
 
 
 # `op` names a registered resampling op (skipgraph.resampling), whose own settings model then
