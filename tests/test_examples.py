@@ -31,8 +31,9 @@ def test_every_example_has_a_test():
     assert scripts == tested
 
 
+@pytest.mark.slow  # 30 training steps
 def test_plain_pytorch_loop_trains_every_head(example):
-    result = example("plain_pytorch").main(["--steps", "12", "--base", "4", "--size", "32"])
+    result = example("plain_pytorch").main(["--steps", "30", "--base", "4", "--size", "32"])
     assert result["heads"] == ["X[0,1]", "X[0,2]", "X[0,3]", "X[0,4]"]
     losses = result["losses"]
     assert sum(losses[-3:]) / 3 < 0.8 * losses[0]  # the summed loss of the 4 heads falls
@@ -42,7 +43,8 @@ def test_plain_pytorch_loop_trains_every_head(example):
     with torch.no_grad():  # eval output = the mean of the heads the training loss trained
         heads = model.graph_module(training=True)(x)
         assert torch.allclose(model(x), torch.stack(list(heads.values())).mean(0), atol=1e-6)
-    assert 0 <= result["dice_ensemble"] <= 1 and 0 <= result["dice_pruned_L2"] <= 1
+    # the disks are easy: 30 steps already segment them (about 0.9 on this seeded run)
+    assert result["dice_ensemble"] > 0.6 and result["dice_pruned_L2"] > 0.6
 
 
 @pytest.mark.slow  # importing MONAI alone takes seconds
