@@ -50,10 +50,13 @@ def test_plain_pytorch_loop_trains_every_head(example):
 @pytest.mark.slow  # importing MONAI alone takes seconds
 def test_monai_sliding_window_over_a_larger_image(example):
     pytest.importorskip("monai", reason='pip install "skipgraph[monai]"')
-    result = example("monai_sliding_window").main(["--steps", "3", "--base", "2", "--depth",
+    result = example("monai_sliding_window").main(["--steps", "40", "--base", "4", "--depth",
                                                    "2", "--crop", "16"])
     assert result["logits_shape"] == (1, 2, 64, 64)  # 4x the 16x16 training crop
-    assert all(loss == loss for loss in result["losses"]) and 0 <= result["dice"] <= 1
+    losses = result["losses"]
+    assert sum(losses[-5:]) / 5 < 0.6 * losses[0]
+    # windows stitched back into a whole-image segmentation (about 0.95 on this seeded run)
+    assert result["dice"] > 0.7
 
 
 def test_user_block_adds_exactly_the_se_parameters(example, capsys):
