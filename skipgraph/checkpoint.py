@@ -64,7 +64,13 @@ def save_checkpoint(model: SkipGraphModule, path: str | os.PathLike,
                     extra: dict[str, Any] | None = None) -> None:
     """Write ``model`` (a full or pruned compiled spec, or one wrapped by torch.compile,
     DataParallel or DistributedDataParallel: the wrappers are not saved) and optional
-    plain-data ``extra``."""
+    plain-data ``extra``.
+
+    Raises:
+        TypeError: ``model`` is not a compiled skipgraph model (wrapped or not).
+        ValueError: the model's BatchNorm layers are folded (save before folding).
+        OSError: the file cannot be written.
+    """
     model = unwrap(model)
     if getattr(model, "norms_folded", False):
         raise ValueError("a model with folded BatchNorm layers cannot be saved as a checkpoint "
@@ -81,7 +87,16 @@ def save_checkpoint(model: SkipGraphModule, path: str | os.PathLike,
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint's contents, checked for format and version (no code is executed)."""
+    """The checkpoint's contents, checked for format and version (no code is executed).
+
+    Returns:
+        A dict: ``spec`` (YAML text), ``params``, ``heads`` (None unless pruned),
+        ``state_dict`` (CPU tensors), ``extra``, ``format``, ``version``.
+
+    Raises:
+        SpecError: a missing file, a file that is not a skipgraph checkpoint, or an
+            unsupported version.
+    """
     try:
         data = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -113,7 +128,13 @@ def model_from_checkpoint(data: dict[str, Any], source: str | os.PathLike,
 
 
 def load_checkpoint(path: str | os.PathLike) -> SkipGraphModule:
-    """Rebuild the module a checkpoint holds and load its weights (strictly)."""
+    """Rebuild the module a checkpoint holds and load its weights (strictly), in training mode
+    on the CPU; see :func:`skipgraph.load_checkpoint`.
+
+    Raises:
+        SpecError: as :func:`read_checkpoint`, or a stored spec that no longer validates.
+        RuntimeError: the weights do not match the rebuilt module.
+    """
     return model_from_checkpoint(read_checkpoint(path), path)
 
 
