@@ -124,5 +124,5 @@ def test_onnx_export_of_a_pad_spec(pad_spec, tmp_path, capsys):
 
 def test_sizes_without_pad_still_refused(write_spec):
     ir = build_ir(load_spec_text(TINY_SPEC))
-    with pytest.raises(SpecError, match="not divisible by the total stride 4"):
+    with pytest.raises(SpecError, match="is not a multiple of the total stride 4"):
         check_input_shape(ir, [1, 1, 17, 16])
