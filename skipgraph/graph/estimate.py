@@ -128,11 +128,12 @@ def check_budget(ir: IRGraph, budget: Budget | None = None,
     if input_shape is not None:
         act = (estimate_training_bytes if training else estimate_activation_bytes)(
             ir, input_shape)
-        what = "a training step" if training else "a forward pass"
+        what = ("a training step", "of activations, weights, gradients and optimizer state") \
+            if training else ("a forward pass", "of activations")
         if act > budget.activation_bytes:
             problems.append(Diagnostic(
-                "resource-limit", f"{what} on {tuple(input_shape)} needs about "
-                f"{act / 1e9:.3g} GB of memory, over the budget of "
+                "resource-limit", f"{what[0]} on {tuple(input_shape)} needs about "
+                f"{act / 1e9:.3g} GB {what[1]}, over the budget of "
                 f"{budget.activation_bytes / 1e9:.3g} GB",
                 hint=("use a smaller --crop or --batch" if training else "use a smaller input")
                 + ", or raise SKIPGRAPH_MAX_ACTIVATION_GB"))
