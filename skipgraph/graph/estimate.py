@@ -81,8 +81,7 @@ def estimate_training_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
     gradients and Adam's two moments (16 bytes per parameter).
 
     Kept per node: its (concatenated) input, then for each conv unit the conv output and, with
-    a norm, the norm output (the activation runs in place); per resampling edge its output
-    (max-pooling adds int64 indices); per edge conv the same as a node's unit; per head its
+    a norm, the norm output (the activation runs in place); per resampling edge its output; per edge conv the same as a node's unit; per head its
     logits and probabilities. Spatial sizes are the padded ones (``input: {pad: true}``).
     bench/bench_estimate.py compares it with measured peaks for the zoo (docs/performance.md).
     """
@@ -101,8 +100,7 @@ def estimate_training_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
         for e in ir.in_edges(node.id):
             src_level = ir.node(e.src).level
             if e.resample is not None:
-                pool = e.resample.op in ("maxpool",)
-                floats += size(node.level) * e.resampled_channels * (3 if pool else 1)
+                floats += size(node.level) * e.resampled_channels
             if e.conv_width:
                 at = src_level if e.conv_at == "source" else node.level
                 conv_units, conv_norm = _units(e.conv_block)

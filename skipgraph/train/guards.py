@@ -65,8 +65,8 @@ def batch_norm_problems(model: SkipGraphModule, crop: int, batch: int) -> list[s
         head = owners.get(name)
         if any(isinstance(m, nn.BatchNorm1d) for m in norms):
             if batch < 2:
-                what = f"the CGM `{head.id}`" if head is not None and head.type == "cgm" \
-                    else f"`{name}`"
+                what = f"the {head.type.upper()} `{head.id}`" if head is not None and \
+                    not head.pixelwise else f"`{name}`"
                 problems.append(
                     f"{ir.name}: {what} has BatchNorm1d layers, which need at least 2 images "
                     f"per training step; a step here has {batch} (--batch and the number of "
