@@ -366,6 +366,8 @@ def make_parser() -> argparse.ArgumentParser:
     add("blocks", cmd_blocks, "list registered block types", spec=False).add_argument(
         "pattern", nargs="?", default="*")
     _add_render_commands(sub, add)
+    from .integrations.nnunet.cli import add_commands as add_nnunet_commands
+    add_nnunet_commands(add)
     return parser
 
 
@@ -390,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ImportError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # DataError, InputShapeError: messages name the file or shape
+    except ValueError as exc:  # DataError, InputShapeError, PlansError: messages say where
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
