@@ -3,17 +3,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SG := $(VENV)/bin/skipgraph
 # torch 2.13.0 is a CPU build that installs quickly; an unpinned torch may pull a CUDA build.
+# constraints.txt keeps it pinned while extras (monai, nnunetv2) are installed.
 TORCH ?= torch==2.13.0
+PIN := -c constraints.txt
 
 .PHONY: setup demo test test-slow docs dot clean
 
 setup: $(VENV)/.installed dot
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q $(PIN) -e ".[test]"
+	touch $@
+
+# the slow tests also drive nnU-Net v2's pipeline (tests/integrations/test_nnunet_pipeline.py)
+$(VENV)/.installed-nnunet: $(VENV)/.installed
+	$(PY) -m pip install -q $(PIN) -e ".[test,nnunet]"
 	touch $@
 
 # the graphviz `dot` binary (images only; .dot output never needs it)
@@ -32,7 +39,7 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: setup
+test-slow: setup $(VENV)/.installed-nnunet
 	$(PY) -m pytest -q -m slow
 
 docs: setup
