@@ -1,5 +1,6 @@
 """nnU-Net v2 integration without running nnU-Net's pipeline (that is test_nnunet_pipeline.py):
-the plans rewrite, the network nnU-Net builds from it, the deep-supervision mapping."""
+the plans rewrite, the network nnU-Net builds from it, the deep-supervision mapping. Tests that
+need nnunetv2 (the `nnunet` extra, installed for `make test-slow`) are marked slow."""
 import copy
 import json
 
@@ -7,6 +8,7 @@ import pytest
 
 from skipgraph.cli import main
 from skipgraph.integrations.nnunet.plans import PlansError, skipgraph_plans
+from tests.conftest import SPECS
 
 # nnU-Net 2.8's plans for MSD hippocampus (Dataset004), cut to what the rewrite reads
 ARCH = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
@@ -61,8 +63,11 @@ def test_plans_only_map_what_the_spec_declares_and_sets_win():
         strides=[[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2]]), r"stage 1 has strides \[1, 2, 2\]"),
     (lambda c: c["architecture"]["arch_kwargs"].update(
         kernel_sizes=[[1, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]]), "kernel_sizes"),
+    (lambda c: c["architecture"]["arch_kwargs"].update(n_conv_per_stage=[2, 2, 3, 3]),
+     r"n_conv_per_stage \[2, 2, 3, 3\] differ"),
     (lambda c: c.update(patch_size=[40, 56, 36]), r"not divisible by 2\^3"),
-    (lambda c: c["architecture"]["arch_kwargs"].pop("strides"), "no `features_per_stage`"),
+    (lambda c: c["architecture"]["arch_kwargs"].pop("strides"), "`features_per_stage` / `strides`"),
+    (lambda c: c.pop("patch_size"), "no `patch_size`"),
 ])
 def test_plans_the_spec_cannot_express_are_refused_with_the_configuration(change, message):
     plans = copy.deepcopy(PLANS)
@@ -130,6 +135,7 @@ def _count(net) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["2d", "3d_fullres"])
 def test_nnunet_plain_from_the_plans_has_nnunets_parameter_count(config):
     new, _ = skipgraph_plans(PLANS, "nnunet_plain", {}, "P")
@@ -138,6 +144,7 @@ def test_nnunet_plain_from_the_plans_has_nnunets_parameter_count(config):
     assert _count(ours) == _count(theirs) == {"2d": 1_928_489, "3d_fullres": 5_603_177}[config]
 
 
+@pytest.mark.slow
 def test_six_stage_2d_plans_give_nnunets_count():
     plans = {"plans_name": "p", "configurations": {
         "2d": _config(2, [32, 64, 128, 256, 512, 512], [256, 256])}}
@@ -145,6 +152,7 @@ def test_six_stage_2d_plans_give_nnunets_count():
     assert _count(_network(new, "2d", 2)) == _count(_network(plans, "2d", 2)) == 20_619_082
 
 
+@pytest.mark.slow
 def test_outputs_follow_nnunets_deep_supervision_convention():
     import torch
     new, _ = skipgraph_plans(PLANS, "unet_pp", {"base": 4}, "P")
@@ -162,6 +170,7 @@ def test_outputs_follow_nnunets_deep_supervision_convention():
     assert main_head.shape == (1, 3, 40, 56, 40)
 
 
+@pytest.mark.slow
 def test_plain_scales_and_weights_are_nnunets():
     from skipgraph.integrations.nnunet.network import deep_supervision_weights
     new, _ = skipgraph_plans(PLANS, "nnunet_plain", {"base": 4}, "P")
@@ -178,7 +187,7 @@ def test_unet_pp_weights_are_equal():
     ir = nnunet_ir("unet_pp", {"ds": True, "depth": 3}, 1, 3)
     assert deep_supervision_weights(ir) == pytest.approx([1 / 3] * 3)
     assert all(h.act == "none" for h in ir.heads.values())
-    assert load_ir.__module__  # the IR came from the spec, not a copy of it
+    assert {h.act for h in load_ir(SPECS / "unet_pp.yaml", ds=True).heads.values()} == {"sigmoid"}
 
 
 def test_specs_nnunet_cannot_train_are_refused():
@@ -188,12 +197,14 @@ def test_specs_nnunet_cannot_train_are_refused():
         nnunet_ir("unet3p", {"cgm": True}, 1, 2)
 
 
+@pytest.mark.slow
 def test_weights_trained_with_deep_supervision_load_without_it():
     new, _ = skipgraph_plans(PLANS, "unet_pp", {"base": 4}, "P")
     trained, inference = _network(new, "2d", ds=True), _network(new, "2d", ds=False)
     inference.load_state_dict(trained.state_dict(), strict=True)
 
 
+@pytest.mark.slow
 def test_budget_trainers_are_made_by_name():
     pytest.importorskip("nnunetv2")
     from skipgraph.integrations.nnunet import trainer

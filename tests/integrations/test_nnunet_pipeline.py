@@ -1,7 +1,8 @@
 """nnU-Net v2's real pipeline with a skipgraph UNet++ (CPU, a few minutes): MSD hippocampus
 cases in nnU-Net's raw layout, nnU-Net's planning and preprocessing, ``skipgraph nnunet plans``,
 training through nnU-Net's entry point, ``nnUNetv2_predict`` on two unseen cases. Nothing is
-downloaded; the data is ``<repo>/../shared/data/msd_hippocampus`` as in CI."""
+downloaded; the data is ``<repo>/../shared/data/msd_hippocampus`` as in CI (``$SKIPGRAPH_DATA``
+names another folder holding ``msd_hippocampus``)."""
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-DATA = ROOT.parent / "shared" / "data" / "msd_hippocampus"
+DATA = Path(os.environ.get("SKIPGRAPH_DATA") or ROOT.parent / "shared" / "data") / "msd_hippocampus"
 TRAINER = "nnUNetTrainerSkipGraph_1epochs_2iters_nomirror"
 
 pytestmark = pytest.mark.slow

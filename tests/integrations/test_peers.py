@@ -12,8 +12,10 @@ CASES = [
     pytest.param("monai_basic_unet", {"dims": 2}, 64, id="basic_unet-2d"),
     pytest.param("monai_basic_unetpp", {"dims": 2, "ds": True}, 64, id="basic_unetpp-2d-ds"),
     pytest.param("monai_basic_unetpp", {"dims": 2}, 64, id="basic_unetpp-2d"),
-    pytest.param("nnunet_plain", {}, 64, id="plain_conv_unet-2d-6stages"),
-    pytest.param("nnunet_plain", {"ds": False}, 64, id="plain_conv_unet-2d-no-ds"),
+    # dynamic_network_architectures comes with nnunetv2 (the `nnunet` extra, `make test-slow`)
+    pytest.param("nnunet_plain", {}, 64, id="plain_conv_unet-2d-6stages", marks=pytest.mark.slow),
+    pytest.param("nnunet_plain", {"ds": False}, 64, id="plain_conv_unet-2d-no-ds",
+                 marks=pytest.mark.slow),
     pytest.param("monai_basic_unet", {}, 32, id="basic_unet-3d", marks=pytest.mark.slow),
     pytest.param("monai_basic_unetpp", {"ds": True}, 32, id="basic_unetpp-3d-ds",
                  marks=pytest.mark.slow),
@@ -53,6 +55,7 @@ def test_equal_outputs_given_the_peers_weights(spec, params, size):
             assert (a - b).abs().max().item() <= 1e-6
 
 
+@pytest.mark.slow
 def test_every_peer_tensor_is_mapped_once():
     pytest.importorskip("dynamic_network_architectures")
     model, peer = _pair("nnunet_plain", {"stages": 4, "base": 4})

@@ -5,12 +5,20 @@ and the plans rewrite behind ``skipgraph nnunet plans``. Training needs
 torch (the CLI's plans command stays torch-free)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-__all__ = ["SkipGraphNetwork", "NETWORK_CLASS"]
+__all__ = ["SkipGraphNetwork", "NETWORK_CLASS", "TRAINER", "trainer_dir"]
 
 # what plans files name in `network_class_name` (nnU-Net resolves it with pydoc.locate)
 NETWORK_CLASS = "skipgraph.integrations.nnunet.SkipGraphNetwork"
+# the trainer for them (trainer.py; the budget variants add `_{E}epochs[_{I}iters][_nomirror]`)
+TRAINER = "nnUNetTrainerSkipGraph"
+
+
+def trainer_dir() -> Path:
+    """The folder to put in ``nnUNet_extTrainer`` so nnU-Net finds skipgraph's trainers."""
+    return Path(__file__).resolve().parent / "ext_trainers"
 
 
 def __getattr__(name: str) -> Any:

@@ -7,17 +7,10 @@ from typing import Any, Callable
 
 __all__ = ["add_commands"]
 
-_TRAINER = "nnUNetTrainerSkipGraph"  # trainer.TRAINER, without importing nnU-Net
-
-
-def _trainer_dir() -> str:
-    from pathlib import Path
-    # the folder itself, without importing nnU-Net (trainer.py imports it)
-    return str(Path(__file__).resolve().parent / "ext_trainers")
-
 
 def cmd_plans(args: argparse.Namespace) -> int:
     from ...spec.loader import parse_overrides
+    from . import TRAINER, trainer_dir
     from .plans import write_plans
     path, plans, used = write_plans(args.plans, args.spec, parse_overrides(args.set), args.name,
                                     args.configurations)
@@ -27,12 +20,12 @@ def cmd_plans(args: argparse.Namespace) -> int:
     dataset = plans.get("dataset_name", "DATASET")
     print("train (each configuration, folds 0-4), then predict:")
     for cname in used:
-        print(f"  skipgraph nnunet train {dataset} {cname} 0 -p {args.name} -tr {_TRAINER}")
+        print(f"  skipgraph nnunet train {dataset} {cname} 0 -p {args.name} -tr {TRAINER}")
     first = next(iter(used))
     print(f"  skipgraph nnunet predict -i INPUT -o OUTPUT -d {dataset} -c {first} -f 0 "
-          f"-p {args.name} -tr {_TRAINER}")
+          f"-p {args.name} -tr {TRAINER}")
     print(f"(or nnUNetv2_train / nnUNetv2_predict with the same arguments and "
-          f"nnUNet_extTrainer={_trainer_dir()})")
+          f"nnUNet_extTrainer={trainer_dir()})")
     return 0
 
 
@@ -47,7 +40,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_trainer_dir(args: argparse.Namespace) -> int:
-    print(_trainer_dir())
+    from . import trainer_dir
+    print(trainer_dir())
     return 0
 
 

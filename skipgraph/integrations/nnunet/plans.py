@@ -43,7 +43,12 @@ class PlansError(ValueError):
     """A plans file or configuration the spec cannot be mapped onto (message says which)."""
 
 
-def _uniform(values: list, what: str) -> Any | None:
+# spec param -> the per-stage plans entry it takes when that holds one value throughout
+_UNIFORM = {"kernel": "kernel_sizes", "convs": "n_conv_per_stage",
+            "decoder_convs": "n_conv_per_stage_decoder"}
+
+
+def _uniform(values: list) -> Any | None:
     """The one value of a per-stage list (kernels: one size on every axis too), or None."""
     flat = [v for x in values for v in (x if isinstance(x, list) else [x])]
     return flat[0] if flat and all(v == flat[0] for v in flat) else None
@@ -53,22 +58,20 @@ def map_configuration(config: dict[str, Any], declared: set[str]) -> dict[str, A
     """The spec params one configuration gives (only those in ``declared``)."""
     arch = config.get("architecture", {}).get("arch_kwargs", {})
     feats = arch.get("features_per_stage")
-    if not feats or "strides" not in arch:
-        raise PlansError("its architecture has no `features_per_stage` / `strides`")
+    if not feats or "strides" not in arch or "patch_size" not in config:
+        raise PlansError("no `patch_size` or architecture `features_per_stage` / `strides`")
     n = len(feats)
-    candidates: dict[str, Any] = {
-        "dims": len(config["patch_size"]), "depth": n - 1, "stages": n, "base": feats[0],
-        "max_width": max(feats), "ds": True,
-        "kernel": _uniform(arch.get("kernel_sizes", []), "kernel_sizes"),
-        "convs": _uniform(arch.get("n_conv_per_stage", []), "n_conv_per_stage"),
-        "decoder_convs": _uniform(arch.get("n_conv_per_stage_decoder", []),
-                                  "n_conv_per_stage_decoder")}
-    if "kernel" in declared and candidates["kernel"] is None:
-        raise PlansError(f"kernel_sizes {arch.get('kernel_sizes')} differ by stage or axis; "
-                         "the spec's `kernel` is one size (per-axis kernels are not in the "
-                         "spec language yet)")
-    return {k: v for k, v in candidates.items()
-            if v is not None and (k in declared or k == "dims")}
+    params: dict[str, Any] = {"dims": len(config["patch_size"]), "depth": n - 1, "stages": n,
+                              "base": feats[0], "max_width": max(feats), "ds": True}
+    for param, entry in _UNIFORM.items():
+        if param in declared and entry in arch:
+            value = _uniform(arch[entry])
+            if value is None:
+                raise PlansError(f"{entry} {arch[entry]} differ by stage or axis; the spec's "
+                                 f"`{param}` is one value (per-axis kernels are not in the "
+                                 "spec language yet)")
+            params[param] = value
+    return {k: v for k, v in params.items() if k in declared or k == "dims"}
 
 
 def _check_geometry(config: dict[str, Any], max_level: int) -> None:

@@ -2,7 +2,8 @@
 weights of a spec's heads (see :mod:`.network`), and budget variants named like nnU-Net's.
 
 nnU-Net finds trainers by class name in its package or in the folders of ``nnUNet_extTrainer``;
-:func:`trainer_dir` is such a folder (nothing is copied into nnU-Net). Names:
+:func:`skipgraph.integrations.nnunet.trainer_dir` is such a folder (nothing is copied into
+nnU-Net), and ``skipgraph nnunet train`` / ``predict`` resolve the names directly. Names:
 
 - ``nnUNetTrainerSkipGraph``: nnU-Net's schedule (1000 epochs of 250 iterations).
 - ``nnUNetTrainerSkipGraph_{E}epochs``, ``..._{E}epochs_{I}iters`` and either with
@@ -17,22 +18,16 @@ exactly nnU-Net's, so both run under the same trainer and budget.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from . import TRAINER
 from .network import SkipGraphNetwork, deep_supervision_weights
 
-__all__ = ["nnUNetTrainerSkipGraph", "budget_trainer", "trainer_dir", "TRAINER"]
+__all__ = ["nnUNetTrainerSkipGraph", "budget_trainer", "TRAINER"]
 
-TRAINER = "nnUNetTrainerSkipGraph"
 _BUDGET = re.compile(rf"{TRAINER}_(\d{{1,5}})epochs(?:_(\d{{1,6}})iters)?(_nomirror)?")
-
-
-def trainer_dir() -> Path:
-    """The folder to put in ``nnUNet_extTrainer`` so nnU-Net finds these trainers."""
-    return Path(__file__).resolve().parent / "ext_trainers"
 
 
 def _network(trainer: nnUNetTrainer) -> SkipGraphNetwork | None:
