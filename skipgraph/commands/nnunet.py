@@ -1,17 +1,18 @@
-"""``skipgraph nnunet plans`` and ``skipgraph nnunet trainer-dir`` (torch-free)."""
+"""``skipgraph nnunet plans | train | predict | trainer-dir``: nnU-Net v2 (see docs/nnunet.md).
+Parsing and ``plans`` import no torch; ``train`` / ``predict`` run nnU-Net's entry points."""
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Callable
+from typing import Callable
 
 __all__ = ["add_commands"]
 
 
 def cmd_plans(args: argparse.Namespace) -> int:
-    from ...spec.loader import parse_overrides
-    from . import TRAINER, trainer_dir
-    from .plans import write_plans
+    from ..spec.loader import parse_overrides
+    from ..integrations.nnunet import TRAINER, trainer_dir
+    from ..integrations.nnunet.plans import write_plans
     path, plans, used = write_plans(args.plans, args.spec, parse_overrides(args.set), args.name,
                                     args.configurations)
     print(f"wrote {path} ({plans.get('dataset_name', '?')}, spec {args.spec})")
@@ -30,17 +31,17 @@ def cmd_plans(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .entry import train
+    from ..integrations.nnunet.entry import train
     return train(args.args)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .entry import predict
+    from ..integrations.nnunet.entry import predict
     return predict(args.args)
 
 
 def cmd_trainer_dir(args: argparse.Namespace) -> int:
-    from . import trainer_dir
+    from ..integrations.nnunet import trainer_dir
     print(trainer_dir())
     return 0
 
