@@ -62,7 +62,9 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     pl.set_defaults(fn=cmd_plans)
     for name, fn, tool in (("train", cmd_train, "nnUNetv2_train"),
                            ("predict", cmd_predict, "nnUNetv2_predict")):
+        # prefix_chars="+": every argument, `-i` and `-h` included, goes to nnU-Net's parser
         sp = sub.add_parser(name, help=f"{tool} with skipgraph's trainers known", add_help=False,
+                            prefix_chars="+",
                             description=f"Run nnU-Net's {tool} with these arguments (see "
                             f"`{tool} -h`); skipgraph's trainer names resolve directly.")
         sp.add_argument("args", nargs=argparse.REMAINDER)

@@ -120,6 +120,14 @@ def test_plans_command_missing_or_broken_file(tmp_path, capsys):
     assert "not JSON" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["-i", "in", "-o", "out", "-d", "4"], ["4", "2d", "0", "-h"]])
+def test_train_and_predict_pass_every_argument_to_nnunet(argv):
+    from skipgraph.cli import make_parser
+    for command in ("train", "predict"):
+        args = make_parser().parse_args(["nnunet", command, *argv])
+        assert args.args == argv
+
+
 # --- the network nnU-Net builds -------------------------------------------------------------
 
 def _network(plans: dict, config: str, num_classes: int = 3, ds: bool = True):
