@@ -70,7 +70,8 @@ def nnunet_ir(spec: str, params: dict[str, Any], input_channels: int | None = No
     if wrong:
         raise ValueError(f"{spec}: heads {wrong} do not output nnU-Net's {num_classes} "
                          "segmentation channels (the spec declares no `classes` param)")
-    heads = {k: dataclasses.replace(h, act="none") for k, h in ir.heads.items()}
+    heads = {k: dataclasses.replace(h, settings=h.settings.model_copy(update={"act": "none"}))
+             for k, h in ir.heads.items()}
     return dataclasses.replace(ir, heads=heads)
 
 
