@@ -41,7 +41,7 @@ COUNTS = [
     ("runet", {}, 39_091_393, None, "RU-Net, public implementation"),
     ("resunet", {}, 39_091_393, None, "ResU-Net, public implementation"),
     ("attention_unet", {}, 34_878_573, None, "Attention U-Net, public implementation"),
-    # the peers' own counts (equal outputs given the same weights: tests/test_peers.py)
+    # the peers' own counts (equal outputs given the same weights: tests/integrations/test_peers.py)
     ("monai_basic_unet", {}, 5_749_410, None, "MONAI BasicUNet() (3D)"),
     ("monai_basic_unet", {"dims": 2}, 1_978_466, None, "MONAI BasicUNet(spatial_dims=2)"),
     ("monai_basic_unetpp", {"ds": True}, 6_979_976, None, "MONAI BasicUNetPlusPlus() (3D)"),
