@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # DataError, InputShapeError: messages name the file or shape
+    except ValueError as exc:  # DataError, InputShapeError, PlansError: messages say where
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

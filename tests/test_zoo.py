@@ -41,9 +41,23 @@ COUNTS = [
     ("runet", {}, 39_091_393, None, "RU-Net, public implementation"),
     ("resunet", {}, 39_091_393, None, "ResU-Net, public implementation"),
     ("attention_unet", {}, 34_878_573, None, "Attention U-Net, public implementation"),
+    # the peers' own counts (equal outputs given the same weights: tests/integrations/test_peers.py)
+    ("monai_basic_unet", {}, 5_749_410, None, "MONAI BasicUNet() (3D)"),
+    ("monai_basic_unet", {"dims": 2}, 1_978_466, None, "MONAI BasicUNet(spatial_dims=2)"),
+    ("monai_basic_unetpp", {"ds": True}, 6_979_976, None, "MONAI BasicUNetPlusPlus() (3D)"),
+    ("monai_basic_unetpp", {}, 6_979_778, None, "MONAI's minus its 3 heads unused without DS"),
+    ("monai_basic_unetpp", {"dims": 2, "ds": True}, 2_410_312, None,
+     "MONAI BasicUNetPlusPlus(spatial_dims=2)"),
+    ("nnunet_plain", {}, 20_619_082, None, "nnU-Net PlainConvUNet, 2D, 6 stages 32..512"),
+    ("nnunet_plain", {"ds": False}, 20_617_154, None, "the same without its 4 unused heads"),
+    ("nnunet_plain", {"dims": 3, "stages": 4, "max_width": 320, "classes": 3}, 5_603_177, None,
+     "nnU-Net 3d_fullres plans of MSD hippocampus (tests/integrations/test_nnunet.py)"),
 ]
 
-SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3}}
+_MONAI_SMALL = {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 16, "f4": 32, "f5": 4}
+SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
+         "monai_basic_unet": _MONAI_SMALL, "monai_basic_unetpp": _MONAI_SMALL,
+         "nnunet_plain": {"base": 4, "stages": 4, "ds": False}}  # low-resolution heads
 
 
 def small(spec, **extra):
@@ -78,6 +92,7 @@ def test_batch_norm_statistics_are_buffers_not_params():
 @pytest.mark.parametrize("dims, size", [(2, 32), (3, 16)])
 def test_forward_backward_small(spec, dims, size):
     model = skipgraph.build(spec, seed=0, **small(spec, dims=dims, classes=2))
+    size = max(size, 2 ** (model.ir.max_level + 1))  # instance norm needs 2+ values per map
     x = torch.randn(2, model.ir.in_channels, *([size] * dims))
     model.train()
     out = model(x)
