@@ -64,7 +64,7 @@ def load_checkpoint(path: str | os.PathLike) -> SkipGraphModule:
     data = read_checkpoint(path)
     ir = build_ir(load_spec_text(data["spec"], file=f"{path}#spec"))
     heads = data.get("heads")
-    model = compile_ir(ir.subgraph(heads) if heads else ir)
+    model = compile_ir(ir.subgraph(heads) if heads else ir, weights=False)
     model.pruned = bool(heads)
     model.load_state_dict(data["state_dict"], strict=True)
     return model

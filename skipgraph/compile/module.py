@@ -183,13 +183,14 @@ def _class_name(name: str) -> str:
 
 
 def compile_ir(ir: IRGraph, seed: int | None = None, checkpoint: Iterable[str] = (),
-               budget: Budget | None = None) -> SkipGraphModule:
+               budget: Budget | None = None, weights: bool = True) -> SkipGraphModule:
     """Build the module; with ``seed`` the weights are reproducible (global RNG untouched).
     ``checkpoint`` names node families or loops to run under activation checkpointing.
+    ``weights=False`` leaves backbone weight files unread (a checkpoint brings the weights).
     The resource guard runs first: nothing is allocated for a model over the budget."""
     check_budget(ir, budget)
     if seed is None:
-        return SkipGraphModule(ir, build_modules(ir), checkpoint)
+        return SkipGraphModule(ir, build_modules(ir, weights), checkpoint)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return SkipGraphModule(ir, build_modules(ir), checkpoint)
+        return SkipGraphModule(ir, build_modules(ir, weights), checkpoint)

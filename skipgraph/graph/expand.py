@@ -19,6 +19,7 @@ from ..errors import DiagnosticSink, did_you_mean
 from ..spec.expr import Expr, ExprError, Range
 from ..spec.loader import ResolvedSpec
 from ..spec.schema import CgmHead, EdgeFamily, ResampleSpec, SegHead
+from .backbone import BackboneError, backbone_levels
 from .ir import INPUT_ID, IREdge, IRGraph, IRHead, IRNode, Origin, Resample, module_name
 from .patterns import NodePattern, node_id
 from .unroll import LoopPlan, drop_dead_copies, tie_copies, unroll
@@ -53,6 +54,11 @@ class _Expander:
         # switched off by a param) is fine; one that finds no node at all is an error.
         self.considered = 0
         self.last_step: dict[str, str] = {}  # folded id of a loop node -> its last iteration
+        self.backbones: list[str] = []  # backbone node families (their stage chains are edges)
+        # `width('E', i)` in an expression: the width of a node made earlier (a backbone's
+        # channels at level i, for decoders whose widths follow the encoder's)
+        self.env["\0width"] = self._width_of
+        self.env["\0has"] = lambda family, *index: node_id(family, index) in self.ir.graph
 
     def run(self) -> None:
         self._add_input()
@@ -163,6 +169,9 @@ class _Expander:
         if name == INPUT_ID:
             self._err("duplicate-node", "`input` is reserved for the network input", path)
             return
+        if fam.backbone is not None:
+            self._expand_backbone(name, fam)
+            return
         vars_ = list(fam.for_)
         if not vars_ and fam.level is None:
             self._err("missing-key", f"node family `{name}` has no index; give it a `level:`",
@@ -201,6 +210,35 @@ class _Expander:
                       "check its `for:` ranges and `if:` condition against the params")
         self.members[name] = members
 
+    def _expand_backbone(self, name: str, fam) -> None:
+        """The family's nodes ``name[level]``, chained from the input (see graph/backbone.py)."""
+        path = ("nodes", name, "backbone")
+        try:
+            levels = backbone_levels(fam.backbone, self.ir.in_channels, self.spec.dims)
+        except BackboneError as exc:
+            self._err(exc.code, str(exc), path + ("name",), exc.hint)
+            return
+        origin = Origin(name, self.rs.span(*path))
+        members, prev = [], INPUT_ID
+        for lv in levels:
+            nid = node_id(name, (lv.level,))
+            members.append((nid, (lv.level,)))
+            self.ir.add_node(IRNode(nid, module_name(nid), name, (lv.level,), lv.level, 0,
+                                    lv.channels, parse_block_config(lv.block).model_dump(),
+                                    origin=origin))
+            self.ir.add_edge(IREdge(prev, nid, name, "input" if prev == INPUT_ID else "encoder",
+                                    origin=origin))
+            prev = nid
+        self.members[name] = members
+        self.backbones.append(name)
+
+    def _width_of(self, family: str, *index: int) -> int:
+        nid = node_id(family, tuple(index))
+        if nid not in self.ir.graph:
+            raise ExprError(f"width(): no node {nid} (nodes are made family by family, in the "
+                            "order written)", "unknown-node")
+        return self.ir.node(nid).width
+
     # --- edges -----------------------------------------------------------------------------
     def _expand_edge_family(self, name: str, fam: EdgeFamily) -> None:
         path = ("edges", name)
@@ -221,6 +259,11 @@ class _Expander:
                     return
                 if src_id not in self.ir.graph:
                     continue  # boundary of the grid: the term does not exist for this node
+                if to.family in self.backbones:
+                    self._err("bad-value", f"edge family `{name}` leads into {dst_id}, a stage "
+                              f"of backbone `{to.family}`; a backbone's stages take no other "
+                              "input", path + ("to",))
+                    return
                 if self.ir.graph.has_edge(src_id, dst_id):
                     other = self.ir.edge(src_id, dst_id).family
                     self._err("duplicate-node", f"edge {src_id} -> {dst_id} of family `{name}` "
@@ -271,6 +314,7 @@ class _Expander:
         """Concat order: edge families as the node family's `order:` lists them (else as
         written, loop-carried families last); within a family, sources in creation order."""
         written = list(self.spec.edges) + [c for lp in self.spec.loops.values() for c in lp.carry]
+        written += self.backbones
         created = {n: i for i, n in enumerate(self.ir.graph.nodes)}
         for node_id in list(self.ir.graph.nodes):
             if node_id == INPUT_ID:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag,
                       field_validator, model_validator)
 
+from .backbone import BackboneSpec
 from .expr import Expr, ExprError, Range
 
 __all__ = [
@@ -103,15 +104,33 @@ class GateSpec(_Model):
 
 
 class NodeFamily(_Model):
+    """Nodes ``X[i,j]`` over index ranges, or (``backbone:``) the feature levels of a timm
+    encoder, whose widths and levels come from the encoder itself."""
+
     for_: Annotated[Ranges, AfterValidator(_check_identifiers)] = Field(
         default_factory=dict, alias="for")
     if_: ExprText | None = Field(None, alias="if")
     level: ExprText | None = None   # default: the first index variable
     column: ExprText | None = None  # default: the second index variable (for drawing)
-    width: ExprText
+    width: ExprText | None = None  # required unless `backbone:`
     block: dict[str, Any] = Field(default_factory=dict)
     merge: Literal["concat", "sum"] = "concat"
     order: list[str] | None = None  # edge families in concat order (default: as in `edges:`)
+    backbone: BackboneSpec | None = None
+
+    @model_validator(mode="after")
+    def _width_or_backbone(self) -> "NodeFamily":
+        if self.backbone is None:
+            if self.width is None:
+                raise ValueError("a node family needs `width:` (or `backbone:`)")
+            return self
+        given = [k for k, v in (("for", self.for_), ("if", self.if_), ("level", self.level),
+                                ("column", self.column), ("width", self.width),
+                                ("block", self.block), ("order", self.order)) if v]
+        if given:
+            raise ValueError(f"a backbone family takes its nodes, levels and widths from the "
+                             f"encoder; drop {', '.join(f'`{k}`' for k in given)}")
+        return self
 
 
 class EdgeFamily(_Model):
