@@ -38,7 +38,7 @@ def test_resnet34_counts_are_smps(decoder, expected):
     assert _stage_params(model) == RESNET34
     # the same count from the IR alone (the resource guard reads it without building)
     from skipgraph.graph.estimate import estimate_params
-    assert sum(n.block["params"] for n in model.ir.nodes() if n.family == "E") == sum(RESNET34)
+    assert sum(n.block.params for n in model.ir.nodes() if n.family == "E") == sum(RESNET34)
     assert estimate_params(model.ir) > 0
 
 
@@ -124,7 +124,7 @@ def _encoder(model, x):
 
 
 @needs_timm
-@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+@pytest.mark.parametrize("suffix", [".safetensors", pytest.param(".pt", marks=pytest.mark.slow)])
 def test_weights_file_round_trip(tmp_path, suffix):
     """A timm state_dict saved to a local file, loaded through the spec: same encoder output as
     timm's model, whatever the seed of the rest."""
@@ -194,7 +194,7 @@ def test_frozen_stages_keep_weights_and_statistics():
     assert all(torch.equal(v, after[k]) for k, v in before.items())
     assert not torch.equal(model.E3.layer2[0].bn1.running_mean, torch.zeros(128))
     everything = skipgraph.load_ir(UNET, encoder="resnet18", frozen=99)  # more than it has
-    assert all(n.block["frozen"] for n in everything.nodes() if n.family == "E")
+    assert all(n.block.frozen for n in everything.nodes() if n.family == "E")
 
 
 @needs_timm
@@ -247,6 +247,7 @@ def test_missing_timm_is_an_error_naming_the_extra(monkeypatch, capsys):
 
 
 @needs_timm
+@pytest.mark.slow
 def test_prune_checkpoint_and_eject(tmp_path):
     net, path = _timm_weights(tmp_path)
     model = skipgraph.build(UNET3P, encoder="resnet18", weights=str(path), ds=True, cat=4,

@@ -15,10 +15,10 @@ def backbone_stages(ir: IRGraph, family: str, weights: bool = True) -> dict[str,
 
     nodes = sorted((n for n in ir.nodes() if n.family == family), key=lambda n: n.level)
     first = nodes[0].block
-    frozen = [False] * first["stages"]
+    frozen = [False] * first.stages
     for n in nodes:
-        frozen[n.block["stage"]] = n.block["frozen"]
-    stages = build_stages(first["model"], ir.in_channels,
-                          first["weights"] if weights else None, frozen)
+        frozen[n.block.stage] = n.block.frozen
+    stages = build_stages(first.model, ir.in_channels, first.weights if weights else None,
+                          frozen)
     # a pruned IR may have dropped deep stages: they are built (one timm model) but not kept
-    return {n.id: stages[n.block["stage"]] for n in nodes}
+    return {n.id: stages[n.block.stage] for n in nodes}

@@ -8,6 +8,7 @@ from typing import Sequence
 import networkx as nx
 
 from ..errors import DiagnosticSink, SpecError, Diagnostic
+from .contract import InputContract
 from .ir import INPUT_ID, IRGraph
 
 __all__ = ["validate", "check_input_shape"]
@@ -85,19 +86,10 @@ def _check_levels(ir: IRGraph, sink: DiagnosticSink) -> None:
 
 
 def check_input_shape(ir: IRGraph, shape: Sequence[int]) -> None:
-    """Raise SpecError unless ``shape`` (N, C, *spatial) fits the network."""
-    problems = []
-    if len(shape) != ir.dims + 2:
-        problems.append(f"expected {ir.dims + 2} dimensions (N, C, {ir.dims} spatial), "
-                        f"got {len(shape)}: {tuple(shape)}")
-    elif shape[1] != ir.in_channels:
-        problems.append(f"expected {ir.in_channels} input channels, got {shape[1]}")
-    else:
-        stride = 2 ** ir.max_level
-        bad = [s for s in shape[2:] if s % stride]
-        if bad:
-            problems.append(f"spatial size {tuple(shape[2:])} is not divisible by the total "
-                            f"stride {stride} (2**{ir.max_level} levels)")
-    if problems:
-        raise SpecError([Diagnostic("bad-input-size", p, hint="use sizes that are multiples "
-                                    f"of {2 ** ir.max_level}") for p in problems])
+    """Raise SpecError (``bad-input-size``) unless ``shape`` (N, C, *spatial) fits the network
+    as it is, without padding (the summary propagates shapes through the graph itself)."""
+    contract = InputContract.of(ir)
+    problem = contract.problem(shape, padded=False)
+    if problem:
+        raise SpecError([Diagnostic("bad-input-size", problem, hint="use sizes that are "
+                                    f"multiples of {contract.stride}")])

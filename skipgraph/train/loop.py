@@ -15,11 +15,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..checkpoint import read_checkpoint, save_checkpoint
+from ..checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from ..compile import SkipGraphModule, compile_ir
+from ..compile.module import recompute_names
+from ..compile.speed import amp_dtype, memory_format
 from ..graph import build_ir
 from ..losses import loss_for
-from ..spec import load_spec, load_spec_text
+from ..spec import load_spec
 from .data import DataError, SegmentationFolder
 from .evaluate import evaluate_model
 
@@ -39,7 +41,8 @@ class TrainConfig:
     amp: str | None = None       # bf16 | fp16 autocast
     channels_last: bool = False
     compile: bool = False
-    checkpoint: tuple[str, ...] = ()  # node families / loops under activation checkpointing
+    recompute: tuple[str, ...] = ()  # node families / loops recomputed in the backward pass
+    checkpoint: tuple[str, ...] | None = None  # deprecated name of `recompute`
     val_every: int = 1           # validate every k epochs (and after the last one)
     time_limit: float | None = None  # seconds: stop after the epoch that passes it
     train_split: str = "train"
@@ -47,6 +50,9 @@ class TrainConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.checkpoint is not None:
+            self.recompute = recompute_names(self.recompute, self.checkpoint, stacklevel=4)
+            self.checkpoint = None
         if self.val_every < 1:
             raise ValueError(f"val_every must be >= 1, not {self.val_every}")
 
@@ -63,12 +69,9 @@ def _build(spec: str, cfg: TrainConfig, out: Path, resume: bool
     last = out / "last.pt"
     if resume and last.exists():
         data = read_checkpoint(last)
-        model = compile_ir(build_ir(load_spec_text(data["spec"], file=f"{last}#spec")),
-                           checkpoint=cfg.checkpoint)
-        model.load_state_dict(data["state_dict"], strict=True)
-        return model, data["extra"]
+        return model_from_checkpoint(data, last, recompute=cfg.recompute), data["extra"]
     return compile_ir(build_ir(load_spec(spec, cfg.overrides)), seed=cfg.seed,
-                      checkpoint=cfg.checkpoint), None
+                      recompute=cfg.recompute), None
 
 
 def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
@@ -90,8 +93,9 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
                         f"{train_set.channels}")
     device = torch.device(cfg.device)
     model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    fmt = memory_format(model.ir.dims) if cfg.channels_last else None  # 3D: channels_last_3d
+    if fmt is not None:
+        model.to(memory_format=fmt)
     criterion = loss_for(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, history, best = 0, [], {"dice": -1.0}
@@ -116,7 +120,7 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
             sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         loss_sum, steps = _train_epoch(runner, criterion, optimizer, loader, device, cfg, log,
-                                       epoch)
+                                       epoch, fmt)
         row = {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
                "seconds": time.perf_counter() - t0}
         final_epoch = epoch + 1 == cfg.epochs or bool(
@@ -148,15 +152,15 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
 
 
 def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig, log,
-                 epoch: int) -> tuple[float, int]:
+                 epoch: int, fmt: torch.memory_format | None = None) -> tuple[float, int]:
     runner.train()
     total, steps = 0.0, 0
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp or "")
+    amp = amp_dtype(cfg.amp)
     bar = _progress(loader, f"epoch {epoch + 1}")
     for x, y in bar:
         x, y = x.to(device), y.to(device)
-        if cfg.channels_last:
-            x = x.to(memory_format=torch.channels_last)
+        if fmt is not None:
+            x = x.contiguous(memory_format=fmt)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             out = runner(x)
         loss = criterion(_float(out), y)
