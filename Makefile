@@ -9,11 +9,11 @@ TORCH ?= torch==2.13.0
 
 setup: $(VENV)/.installed dot
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -c constraints.txt "$(TORCH)"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
 	touch $@
 
 # the graphviz `dot` binary (images only; .dot output never needs it)
