@@ -229,12 +229,27 @@ def test_spec_errors_around_backbones(write_spec, capsys):
         "params: {encoder: 'no such net'}\n": "not a timm model name",
         "params: {encoder: resnet_nope}\n": "Unknown model (resnet_nope)",
         "dims: 3\n": "timm backbones are 2D",
+        "params: {depth: \"${width('E', 1)}\"}\n": "`width()` is not available here",
         "nodes:\n  D: {for: {i: 0..4}, width: \"width('Q', i)\"}\n": "no node Q[0]",
     }
     for extra, words in cases.items():
         with pytest.raises(SpecError) as info:
             skipgraph.load_ir(write_spec(base + extra, "x.yaml"))
         assert words in info.value.format(), (extra, info.value.format())
+    stage_by_hand = """skipgraph: 1
+name: t
+nodes:
+  X: {for: {i: 0..1}, width: 8,
+      block: {type: backbone, model: resnet18, stage: 0, stages: 1, reduction: 2}}
+edges:
+  stem: {from: input, to: "X[0]"}
+  down: {from: "X[i-1]", to: "X[i]"}
+  up: {from: "X[1]", to: "X[0]"}
+heads:
+  seg: {on: "X[0]"}
+"""
+    with pytest.raises(SpecError, match="block type `backbone` is a stage of a timm encoder"):
+        skipgraph.load_ir(write_spec(stage_by_hand, "y.yaml"))
 
 
 def test_missing_timm_is_an_error_naming_the_extra(monkeypatch, capsys):

@@ -19,7 +19,7 @@ from ..errors import DiagnosticSink, did_you_mean
 from ..spec.expr import Expr, ExprError, Range
 from ..spec.loader import ResolvedSpec
 from ..resampling import resample_settings
-from ..spec.schema import EdgeFamily
+from ..spec.schema import EdgeFamily, NodeFamily
 from .backbone import BackboneError, backbone_levels
 from .ir import (INPUT_ID, IREdge, IRGraph, IRHead, IRNode, Origin, Resample, SpecMeta,
                  module_name)
@@ -179,7 +179,7 @@ class _Expander:
             self._err("missing-key", f"node family `{name}` has no index; give it a `level:`",
                       path)
             return
-        block = parse_block_config({**self.spec.defaults.block, **fam.block})
+        block = self._written_block(fam.block, path)
         origin = Origin(name, self.rs.span(*path))
         members: list[tuple[str, tuple[int, ...]]] = []
         for env in self._iterate(fam.for_, fam.if_, self.env, path):
@@ -212,7 +212,17 @@ class _Expander:
                       "check its `for:` ranges and `if:` condition against the params")
         self.members[name] = members
 
-    def _expand_backbone(self, name: str, fam) -> None:
+    def _written_block(self, block: dict[str, Any], path: tuple) -> Any:
+        """A block written in the spec (over ``defaults.block``); a ``backbone`` stage is made
+        only by a backbone family, which builds all its stages from one timm model."""
+        params = parse_block_config({**self.spec.defaults.block, **block})
+        if params.type == "backbone":
+            self._err("bad-value", "block type `backbone` is a stage of a timm encoder; declare "
+                      "the encoder as a family: `E: {backbone: {name: resnet34}}`",
+                      path + ("block", "type"))
+        return params
+
+    def _expand_backbone(self, name: str, fam: NodeFamily) -> None:
         """The family's nodes ``name[level]``, chained from the input (see graph/backbone.py)."""
         path = ("nodes", name, "backbone")
         try:
@@ -295,7 +305,7 @@ class _Expander:
         conv_width = conv_block = None
         if fam.conv is not None:
             conv_width = self._int(fam.conv.width, env, ("edges", name, "conv", "width"), 1)
-            conv_block = parse_block_config({**self.spec.defaults.block, **fam.conv.block})
+            conv_block = self._written_block(fam.conv.block, ("edges", name, "conv"))
         gate_by, gate_inter = "", "half"
         if fam.gate is not None:
             gate_by = fam.gate.by

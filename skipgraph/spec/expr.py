@@ -3,9 +3,9 @@
 Expressions are parsed with :mod:`ast` and evaluated by walking a whitelist of node types; nothing
 is ever passed to ``eval``. Supported: integer/float/bool/string literals, names (params and index
 variables), ``+ - * / // % **``, comparisons, ``and or not``, ``a if c else b`` and the functions
-``min max abs int``; node widths may also use ``width('E', i)``, the width of a node made
-earlier (a backbone's channels at a level), and ``has('E', i)``. A range is written ``a..b`` (inclusive at both ends), as in the papers'
-``j = 0..d-i``.
+``min max abs int``. During expansion, ``width('E', i)`` is the width of a node made earlier (a
+backbone's channels at a level) and ``has('E', i)`` whether it exists. A range is written
+``a..b`` (inclusive at both ends), as in the papers' ``j = 0..d-i``.
 
 Example:
     >>> Expr("base * 2**i").evaluate({"base": 32, "i": 3})
@@ -171,7 +171,7 @@ class _Evaluator:
         fn = _FUNCS.get(name) or self.env.get("\0" + name)
         if fn is None:
             raise ExprError(f"`{name}()` is not available here (`{self.source}`): it reads "
-                            "nodes, so only node widths may use it", "eval-error")
+                            "the nodes made so far, so only families may use it", "eval-error")
         try:
             return fn(*args)
         except (TypeError, ValueError) as exc:
