@@ -14,6 +14,7 @@ unexpected keys are an error naming them. A first conv saved for 3 channels is a
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import importlib.util
@@ -92,7 +93,7 @@ class BackboneStage(nn.Sequential):
 def _feature_net(name: str, in_channels: int, device: str | None = None) -> tuple[nn.Module, Any]:
     """timm's model (classifier included, for loading) and its FeatureListNet over all levels."""
     try:
-        with torch.device(device) if device else _no_ctx():
+        with torch.device(device) if device else contextlib.nullcontext():
             model = timm.create_model(name, pretrained=False, in_chans=in_channels)
     except RuntimeError as exc:  # timm: "Unknown model (...)"
         raise ValueError(f"{exc}; see timm.list_models()") from None
@@ -110,14 +111,6 @@ def _feature_net(name: str, in_channels: int, device: str | None = None) -> tupl
             problem = f"{type(exc).__name__}: {exc}"
     raise ValueError(f"timm model `{name}` cannot be split into sequential feature stages "
                      f"({problem})")
-
-
-class _no_ctx:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def _groups(net: nn.Module) -> list[list[str]]:
