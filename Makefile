@@ -3,17 +3,26 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SG := $(VENV)/bin/skipgraph
 # torch 2.13.0 is a CPU build that installs quickly; an unpinned torch may pull a CUDA build.
+# constraints.txt keeps it pinned while extras (monai, nnunetv2) are installed.
 TORCH ?= torch==2.13.0
+PIN := -c constraints.txt
 
-.PHONY: setup demo test test-slow docs dot clean
+.PHONY: setup demo test test-slow wheel-check docs dot clean
 
 setup: $(VENV)/.installed dot
 
+# constraints.txt pins torch for every install, so no extra can pull in a CUDA build;
+# the `monai` extra runs examples/monai_sliding_window.py and the MONAI peer tests
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt "$(TORCH)"
-	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	$(PY) -m pip install -q $(PIN) "$(TORCH)"
+	$(PY) -m pip install -q $(PIN) -e ".[test,monai]"
+	touch $@
+
+# the slow tests also drive nnU-Net v2's pipeline (tests/integrations/test_nnunet_pipeline.py)
+$(VENV)/.installed-nnunet: $(VENV)/.installed
+	$(PY) -m pip install -q $(PIN) -e ".[test,monai,nnunet]"
 	touch $@
 
 # the graphviz `dot` binary (images only; .dot output never needs it)
@@ -32,8 +41,12 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: setup
+test-slow: setup $(VENV)/.installed-nnunet
 	$(PY) -m pytest -q -m slow
+
+# build the sdist and wheel, install the wheel into a fresh venv, use it from outside the repo
+wheel-check:
+	.ci/wheel_check.sh
 
 docs: setup
 	$(PY) -m skipgraph.render.gallery docs/zoo

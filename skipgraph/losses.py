@@ -1,7 +1,9 @@
 """Segmentation losses of the U-Net-family papers and the deep-supervision combination.
 
 All segmentation losses take *probabilities* ``p`` (the zoo's heads end in a sigmoid, as in the
-papers) and binary targets ``y`` of the same shape, and return a scalar. Names in
+papers), shape ``(N, C, *spatial)`` with values in [0, 1], and binary targets ``y`` of the same
+shape (0/1 floats), and return a 0-dim tensor (a unitless loss, lower is better). They raise
+whatever torch raises for mismatched shapes (``ValueError`` / ``RuntimeError``). Names in
 :data:`SEG_LOSSES` are what a spec's ``loss: {seg: NAME}`` refers to.
 
 - ``bce_dice`` (UNet++ Eq. 2): binary cross-entropy + soft Dice (smooth 1, sums over the batch,
@@ -35,6 +37,7 @@ SegLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy, mean over every element (``p`` clamped to [1e-7, 1 - 1e-7])."""
     return F.binary_cross_entropy(p.clamp(_EPS, 1 - _EPS), y)
 
 
@@ -54,6 +57,8 @@ def focal(p: torch.Tensor, y: torch.Tensor, alpha: float = 0.25, gamma: float = 
 
 
 def iou_loss(p: torch.Tensor, y: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """Soft IoU (Jaccard) loss, 1 - (sum(p y) + s) / (sum(p) + sum(y) - sum(p y) + s), sums
+    over the whole batch (UNet3+'s hybrid loss)."""
     inter = (p * y).sum()
     return 1 - (inter + smooth) / (p.sum() + y.sum() - inter + smooth)
 
@@ -79,27 +84,37 @@ def lovasz_hinge(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def ms_ssim_loss(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    try:
-        from pytorch_msssim import ms_ssim
-    except ImportError as exc:
-        raise ImportError("the UNet3+ loss needs MS-SSIM: pip install pytorch-msssim") from exc
+    """1 - MS-SSIM (5 scales, data range 1): 2D ``(N, C, H, W)`` larger than 160 px per side.
+
+    Raises:
+        MissingExtraError: ``pytorch-msssim`` is not installed (``pip install
+            "skipgraph[losses]"``).
+    """
+    from .extras import require
+    ms_ssim = require("pytorch_msssim").ms_ssim
     return 1 - ms_ssim(p, y, data_range=1.0, size_average=True)
 
 
 def bce_dice(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """UNet++'s per-head loss (Eq. 2): :func:`bce` + :func:`soft_dice`."""
     return bce(p, y) + soft_dice(p, y)
 
 
 def focal_dice_lovasz(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """UNet#'s per-head loss: 0.5 :func:`focal` + :func:`soft_dice` (+1) + 0.5
+    :func:`lovasz_hinge`."""
     return 0.5 * focal(p, y) + soft_dice(p, y, smooth=1.0) + 0.5 * lovasz_hinge(p, y)
 
 
 def focal_msssim_iou(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """UNet3+'s hybrid loss: :func:`focal` + :func:`ms_ssim_loss` + :func:`iou_loss` (needs the
+    ``losses`` extra)."""
     return focal(p, y) + ms_ssim_loss(p, y) + iou_loss(p, y)
 
 
 def cgm_bce(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """BCE of a CGM's (N, 2) output against one-hot [absent, present] of each target image."""
+    """BCE of a CGM's ``(N, 2)`` probabilities against one-hot [absent, present] of each target
+    image (present: any foreground pixel in ``y``, ``(N, C, *spatial)``)."""
     present = (y.flatten(1).amax(dim=1) > 0).to(probs.dtype)
     return bce(probs, torch.stack([1 - present, present], dim=1))
 
@@ -134,6 +149,9 @@ class DeepSupervisionLoss(nn.Module):
         weights: per pixel-wise head, in ``model.heads`` order (default all 1).
         cgm_weight: weight of each image-level head's loss (the registered loss its head type
             names: a CGM's BCE).
+
+    Raises:
+        ValueError: an unknown ``seg`` name or ``combine`` mode.
     """
 
     def __init__(self, ir: IRGraph, seg: str | SegLoss = "bce_dice", combine: str = "sum",
@@ -154,6 +172,17 @@ class DeepSupervisionLoss(nn.Module):
 
     def forward(self, outputs: Mapping[str, torch.Tensor] | torch.Tensor, y: torch.Tensor
                 ) -> torch.Tensor:
+        """The combined loss, a 0-dim tensor.
+
+        Args:
+            outputs: what the model returns in training mode: a dict by head id, or the tensor
+                of a one-head model.
+            y: the full-size binary target ``(N, C, *spatial)``; it is shrunk for each
+                low-resolution head by that head's ``target`` rule.
+
+        Raises:
+            KeyError: ``outputs`` names a head the IR does not have.
+        """
         if isinstance(outputs, torch.Tensor):
             outputs = {next(iter(self.weights)): outputs}
         terms = []
@@ -169,5 +198,6 @@ class DeepSupervisionLoss(nn.Module):
 
 
 def loss_for(model: nn.Module) -> DeepSupervisionLoss:
-    """The loss a compiled spec declares in its ``loss:`` section."""
+    """The loss a compiled spec declares in its ``loss:`` section, for every head ``model``
+    returns in training mode (``loss_for(model)(model(x), y)``)."""
     return DeepSupervisionLoss(model.ir, **model.ir.loss)

@@ -12,12 +12,12 @@ COUNTS = [
     ("unet", {"depth": 1}, 100_961, 0.1, "UNet++ paper Tab. I, U-Net L1"),
     ("unet", {"depth": 2}, 465_953, 0.5, "UNet++ paper Tab. I, U-Net L2"),
     ("unet", {"depth": 3}, 1_925_025, 1.9, "UNet++ paper Tab. I, U-Net L3"),
-    # wide U-Net: the paper's 9.1M contradicts its own widths (REFERENCE.md s.2)
+    # wide U-Net: the paper's 9.1M contradicts its own widths (docs/conventions.md §2)
     ("unet", {"base": 35}, 9_282_246, None, "UNet++ paper Tab. III (9.1M, inconsistent)"),
     ("unet", {"dims": 3}, 22_575_329, 22.6, "UNet++ paper Tab. III, V-Net"),
     ("unet", {"dims": 3, "base": 35}, 27_006_176, 27.0, "UNet++ paper Tab. III, wide V-Net"),
     ("unet", {"norm": "batch", "up": "bilinear", "in_channels": 3}, 7_852_545, 7.9,
-     "UNet# paper baseline (REFERENCE.md s.3)"),
+     "UNet# paper baseline (docs/conventions.md §3)"),
     ("unet_plus", {}, 8_728_257, 8.7, "UNet++ paper Tab. III, UNet+"),
     ("unet_plus", {"dims": 3}, 25_258_241, 25.3, "UNet++ paper Tab. III, VNet+"),
     ("unet_e", {}, 8_728_356, 8.7, "UNet++ paper Tab. I, U-Net^e"),
@@ -25,13 +25,13 @@ COUNTS = [
     ("unet_pp", {"ds": True}, 9_041_700, 9.0, "UNet++ paper Tab. I (DS)"),
     ("unet_pp", {"dims": 3}, 26_198_273, 26.2, "UNet++ paper Tab. III, VNet++"),
     ("unet_pp", {"norm": "batch", "up": "bilinear", "in_channels": 3}, 9_163_329, 9.2,
-     "UNet# paper baseline UNet2+ (REFERENCE.md s.3)"),
+     "UNet# paper baseline UNet2+ (docs/conventions.md §3)"),
     ("unet_pp", {"norm": "batch", "up": "bilinear", "in_channels": 3, "ds": True}, 9_163_428,
      9.2, "UNet# paper baseline UNet2+ with DS"),
     # derived term by term in tests/test_fullscale.py; the UNet3+ paper reports 26.97M
     ("unet3p", {}, 26_971_777, 27.0, "UNet3+ authors' conventions"),
     # the paper's 9.71M cannot be reproduced from its text (see the spec): no rounding check
-    ("unet_sharp", {}, 9_661_473, None, "UNet# with fs=16, REFERENCE.md s.3"),
+    ("unet_sharp", {}, 9_661_473, None, "UNet# with fs=16, docs/conventions.md §3"),
     # BiO-Net: 14,954,305 conv parameters + 2 BN values per channel per iteration
     # (tests/test_loops.py checks the conv count and the paper's Keras-style table)
     ("bionet", {}, 14_974_145, 15.0, "BiO-Net paper Tab. 1 (t=2)"),
@@ -41,9 +41,23 @@ COUNTS = [
     ("runet", {}, 39_091_393, None, "RU-Net, public implementation"),
     ("resunet", {}, 39_091_393, None, "ResU-Net, public implementation"),
     ("attention_unet", {}, 34_878_573, None, "Attention U-Net, public implementation"),
+    # the peers' own counts (equal outputs given the same weights: tests/integrations/test_peers.py)
+    ("monai_basic_unet", {}, 5_749_410, None, "MONAI BasicUNet() (3D)"),
+    ("monai_basic_unet", {"dims": 2}, 1_978_466, None, "MONAI BasicUNet(spatial_dims=2)"),
+    ("monai_basic_unetpp", {"ds": True}, 6_979_976, None, "MONAI BasicUNetPlusPlus() (3D)"),
+    ("monai_basic_unetpp", {}, 6_979_778, None, "MONAI's minus its 3 heads unused without DS"),
+    ("monai_basic_unetpp", {"dims": 2, "ds": True}, 2_410_312, None,
+     "MONAI BasicUNetPlusPlus(spatial_dims=2)"),
+    ("nnunet_plain", {}, 20_619_082, None, "nnU-Net PlainConvUNet, 2D, 6 stages 32..512"),
+    ("nnunet_plain", {"ds": False}, 20_617_154, None, "the same without its 4 unused heads"),
+    ("nnunet_plain", {"dims": 3, "stages": 4, "max_width": 320, "classes": 3}, 5_603_177, None,
+     "nnU-Net 3d_fullres plans of MSD hippocampus (tests/integrations/test_nnunet.py)"),
 ]
 
-SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3}}
+_MONAI_SMALL = {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 16, "f4": 32, "f5": 4}
+SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
+         "monai_basic_unet": _MONAI_SMALL, "monai_basic_unetpp": _MONAI_SMALL,
+         "nnunet_plain": {"base": 4, "stages": 4, "ds": False}}  # low-resolution heads
 
 
 def small(spec, **extra):
@@ -78,6 +92,7 @@ def test_batch_norm_statistics_are_buffers_not_params():
 @pytest.mark.parametrize("dims, size", [(2, 32), (3, 16)])
 def test_forward_backward_small(spec, dims, size):
     model = skipgraph.build(spec, seed=0, **small(spec, dims=dims, classes=2))
+    size = max(size, 2 ** (model.ir.max_level + 1))  # instance norm needs 2+ values per map
     x = torch.randn(2, model.ir.in_channels, *([size] * dims))
     model.train()
     out = model(x)

@@ -1,0 +1,116 @@
+"""Each exact-peer spec against the peer's own class holding the same weights: forward (no
+grad) and a training step (forward + backward of every output), timed interleaved in one process.
+
+    python bench/bench_peers.py [--size2d 128] [--size3d 48] [--batch 2] [--reps 7]
+                                [--device cpu|cuda|all] [--out F.json]
+
+Peers: MONAI's BasicUNet and BasicUNetPlusPlus (deep supervision), nnU-Net's PlainConvUNet
+(dynamic_network_architectures), each in 2D and 3D at the spec's defaults (the nnU-Net spec in 3D
+with nnU-Net's 3D width cap of 320). Outputs are compared before timing (max |difference|
+reported). ``ratio`` is skipgraph / peer, the median of per-round ratios
+(skipgraph.compile.timing): below 1, skipgraph is faster. A peer whose package is missing is
+skipped with a note.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import skipgraph  # noqa: E402
+from skipgraph.compile.timing import (forward_fn, interleaved, median, paired_ratio,  # noqa: E402
+                                      train_step_fn)
+from skipgraph.integrations.peers import PEERS, build_peer, load_peer_weights  # noqa: E402
+
+# (spec, params, label); sizes come from the command line by dims
+CONFIGS: list[tuple[str, dict[str, Any], str]] = [
+    ("monai_basic_unet", {"dims": 2}, "BasicUNet 2D"),
+    ("monai_basic_unet", {"dims": 3}, "BasicUNet 3D"),
+    ("monai_basic_unetpp", {"dims": 2, "ds": True}, "BasicUNet++ 2D, DS"),
+    ("monai_basic_unetpp", {"dims": 3, "ds": True}, "BasicUNet++ 3D, DS"),
+    ("nnunet_plain", {"dims": 2}, "PlainConvUNet 2D, 6 stages, DS"),
+    ("nnunet_plain", {"dims": 3, "stages": 5, "max_width": 320}, "PlainConvUNet 3D, 5 stages, DS"),
+]
+
+
+def _outputs(out: Any) -> list[torch.Tensor]:
+    if isinstance(out, dict):
+        return list(out.values())
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def bench(spec: str, params: dict, label: str, args, device: torch.device) -> list[dict]:
+    model = skipgraph.build(ROOT / "specs" / f"{spec}.yaml", seed=0, **params).to(device)
+    peer = build_peer(spec, model.ir.params).to(device)
+    load_peer_weights(model, peer, spec)
+    size = args.size2d if model.ir.dims == 2 else args.size3d
+    x = torch.randn(args.batch, model.ir.in_channels, *[size] * model.ir.dims, device=device)
+    model.train(), peer.train()
+    with torch.no_grad():
+        diff = max((a - b).abs().max().item()
+                   for a, b in zip(_outputs(model(x)), _outputs(peer(x))))
+    rows = []
+    for task, make in (("forward", forward_fn), ("train step", train_step_fn)):
+        fns = {"skipgraph": make(model, x), "peer": make(peer, x)}
+        times = interleaved(fns, args.reps, device)
+        row = {"spec": spec, "label": label, "peer": PEERS[spec].label, "device": device.type,
+               "input": list(x.shape), "task": task, "skipgraph": median(times["skipgraph"]),
+               "peer_s": median(times["peer"]),
+               "ratio": paired_ratio(times["skipgraph"], times["peer"]), "max_abs_diff": diff}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| network | device | input | task | skipgraph s | peer s | ratio | max abs diff |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['device']} | {'x'.join(map(str, r['input']))} | "
+                     f"{r['task']} | {r['skipgraph']:.3f} | {r['peer_s']:.3f} | "
+                     f"{r['ratio']:.2f} | {r['max_abs_diff']:.1e} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size2d", type=int, default=128)
+    p.add_argument("--size3d", type=int, default=48)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    p.add_argument("--only", nargs="*", help="spec names to run (default: all)")
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    devices = [torch.device(d) for d in (["cpu", "cuda"] if args.device == "all"
+                                         else [args.device])
+               if d == "cpu" or torch.cuda.is_available()]
+    rows: list[dict] = []
+    for device in devices:
+        for spec, params, label in CONFIGS:
+            if args.only and spec not in args.only:
+                continue
+            try:
+                rows += bench(spec, params, label, args, device)
+            except ImportError as exc:
+                print(f"skipped {label}: {exc}", file=sys.stderr)
+    print(table(rows))
+    meta = {"torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(), "args": vars(args)}
+    if torch.cuda.is_available():
+        meta["gpu"] = torch.cuda.get_device_name()
+    if args.out:
+        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""A Medical Segmentation Decathlon folder (``imagesTr/NAME.nii.gz`` + ``labelsTr/NAME.nii.gz``)
+in nnU-Net v2's raw layout (``DatasetXXX_Name/imagesTr/NAME_0000.nii.gz``, ``labelsTr``,
+``imagesTs``, ``dataset.json``), for tests and the recipe in docs/nnunet.md."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Iterable
+
+__all__ = ["msd_to_raw"]
+
+
+def msd_to_raw(src: str | Path, raw_root: str | Path, dataset_id: int, name: str,
+               labels: dict[str, int], train: Iterable[str], test: Iterable[str] = (),
+               channel: str = "MRI") -> Path:
+    """Copy the ``train`` cases (images + labels) and ``test`` cases (images) of the one-channel
+    MSD folder ``src`` into ``raw_root/DatasetXXX_name``; labels are re-saved as uint8 (nnU-Net
+    wants integer label maps; MSD stores a few as float32). Returns the dataset folder.
+
+    Raises FileNotFoundError naming the first missing image or label."""
+    import nibabel as nib
+    import numpy as np
+
+    src = Path(src)
+    out = Path(raw_root) / f"Dataset{dataset_id:03d}_{name}"
+    train, test = list(train), list(test)
+    for case in train + test:
+        for kind in ("imagesTr",) + (("labelsTr",) if case in train else ()):
+            if not (src / kind / f"{case}.nii.gz").is_file():
+                raise FileNotFoundError(f"{src / kind / f'{case}.nii.gz'} is missing")
+    for sub in ("imagesTr", "labelsTr", "imagesTs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for case in train:
+        shutil.copyfile(src / "imagesTr" / f"{case}.nii.gz", out / "imagesTr" / f"{case}_0000.nii.gz")
+        lab = nib.load(src / "labelsTr" / f"{case}.nii.gz")
+        data = np.asarray(lab.dataobj)
+        if not np.array_equal(data, np.round(data)):
+            raise ValueError(f"{case}: label map holds non-integer values")
+        img = nib.Nifti1Image(data.astype(np.uint8), lab.affine, lab.header)
+        img.set_data_dtype(np.uint8)
+        nib.save(img, out / "labelsTr" / f"{case}.nii.gz")
+    for case in test:
+        shutil.copyfile(src / "imagesTr" / f"{case}.nii.gz", out / "imagesTs" / f"{case}_0000.nii.gz")
+    (out / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": channel}, "labels": labels, "numTraining": len(train),
+        "file_ending": ".nii.gz"}, indent=1))
+    return out

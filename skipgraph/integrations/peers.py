@@ -1,0 +1,207 @@
+"""The peer packages whose networks zoo specs reproduce exactly, and how their weights map.
+
+For each exact-peer spec this module knows the peer's class (built with the spec's params) and
+a documented renaming of the peer's ``state_dict`` keys to skipgraph's, so a peer's trained
+weights load into the compiled spec (and the tests can check equal outputs):
+
+- MONAI ``BasicUNet`` (``monai_basic_unet``): ``conv_0`` -> ``X0_0``, ``down_i.convs`` ->
+  ``Xi_0``, ``upcat_l.convs`` -> ``X{l-1}_{5-l}``, ``upcat_l.upsample.deconv`` -> the up edge
+  into that node (``up0_...`` at level 0), ``final_conv`` -> ``head_X0_4``; inside a unit
+  ``conv_k.conv`` / ``conv_k.adn.N`` -> ``conv{k+1}`` / ``norm{k+1}``.
+- MONAI ``BasicUNetPlusPlus`` (``monai_basic_unetpp``): ``conv_i_0`` -> ``Xi_0``,
+  ``upcat_i_j.convs`` -> ``Xi_j``, ``upcat_i_j.upsample.deconv`` -> the up edge into ``X[i,j]``,
+  ``final_conv_0_j`` -> ``head_X0_j`` (MONAI's heads unused without ``ds`` have no counterpart).
+- dynamic_network_architectures ``PlainConvUNet`` (``nnunet_plain``, nnU-Net's U-Net), ``n``
+  stages: encoder stage ``s``'s first conv + norm -> the edge into ``E[s]`` (the stem's conv for
+  ``s = 0``, the strided conv ``encoder_E{s-1}_E{s}`` otherwise), its other convs ->
+  ``Es.conv{k}``; decoder stage ``t`` -> ``D{n-2-t}``, ``transpconvs.t`` -> the up edge into it,
+  ``seg_layers.t`` -> ``head_D{n-2-t}``. ``all_modules`` and ``decoder.encoder`` are aliases of
+  the same tensors and are skipped.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+__all__ = ["Peer", "PEERS", "build_peer", "peer_key_map", "load_peer_weights"]
+
+# inside one MONAI unit (TwoConv): conv_k.conv.* / conv_k.adn.N.*
+_MONAI_UNIT = re.compile(r"conv_(\d)\.(conv|adn\.N)\.(weight|bias)")
+# inside one nnU-Net ConvDropoutNormReLU stack: convs.k.conv.* / convs.k.norm.*
+_NNUNET_UNIT = re.compile(r"convs\.(\d+)\.(conv|norm)\.(weight|bias)")
+
+
+def _monai_unit(node: str, rest: str) -> str:
+    m = _MONAI_UNIT.fullmatch(rest)
+    if m is None:
+        raise KeyError(rest)
+    part = "conv" if m[2] == "conv" else "norm"
+    return f"{node}.{part}{int(m[1]) + 1}.{m[3]}"
+
+
+def _monai_up(i: int, j: int, rest: str) -> str:
+    """The transposed conv into X[i,j] (from X[i+1,j-1]); level 0 has its own family."""
+    if not rest.startswith("upsample.deconv."):
+        raise KeyError(rest)
+    family = "up0" if i == 0 else "up"
+    return f"{family}_X{i + 1}_{j - 1}_X{i}_{j}.resample.{rest.rsplit('.', 1)[1]}"
+
+
+def _monai_basic_unet(key: str, model: nn.Module) -> str | None:
+    head, _, rest = key.partition(".")
+    if head == "conv_0":
+        return _monai_unit("X0_0", rest)
+    if m := re.fullmatch(r"down_(\d)", head):
+        return _monai_unit(f"X{m[1]}_0", rest.removeprefix("convs."))
+    if m := re.fullmatch(r"upcat_(\d)", head):
+        i, j = int(m[1]) - 1, 5 - int(m[1])
+        if rest.startswith("convs."):
+            return _monai_unit(f"X{i}_{j}", rest.removeprefix("convs."))
+        return _monai_up(i, j, rest)
+    if head == "final_conv":
+        return f"head_X0_4.{rest}"
+    raise KeyError(key)
+
+
+def _monai_basic_unetpp(key: str, model: nn.Module) -> str | None:
+    head, _, rest = key.partition(".")
+    if head == "conv_0_0":
+        return _monai_unit("X0_0", rest)
+    if m := re.fullmatch(r"conv_(\d)_0", head):
+        return _monai_unit(f"X{m[1]}_0", rest.removeprefix("convs."))
+    if m := re.fullmatch(r"upcat_(\d)_(\d)", head):
+        i, j = int(m[1]), int(m[2])
+        if rest.startswith("convs."):
+            return _monai_unit(f"X{i}_{j}", rest.removeprefix("convs."))
+        return _monai_up(i, j, rest)
+    if m := re.fullmatch(r"final_conv_0_(\d)", head):
+        return f"head_X0_{m[1]}.{rest}"
+    raise KeyError(key)
+
+
+def _nnunet_plain(key: str, model: nn.Module) -> str | None:
+    if ".all_modules." in key or key.startswith("decoder.encoder."):
+        return None  # aliases of tensors mapped under their own names
+    n = len(model.encoder.stages)
+    if m := re.fullmatch(r"encoder\.stages\.(\d+)\.0\.(.*)", key):
+        s, unit = int(m[1]), _NNUNET_UNIT.fullmatch(m[2])
+        if unit is None:
+            raise KeyError(key)
+        k, part, p = int(unit[1]), unit[2], unit[3]
+        if k > 0:
+            return f"E{s}.{part}{k}.{p}"
+        if s == 0:
+            return f"stem_input_E0.conv.{part}1.{p}"
+        return f"encoder_E{s - 1}_E{s}.{'resample' if part == 'conv' else 'norm'}.{p}"
+    if m := re.fullmatch(r"decoder\.stages\.(\d+)\.(.*)", key):
+        unit = _NNUNET_UNIT.fullmatch(m[2])
+        if unit is None:
+            raise KeyError(key)
+        return f"D{n - 2 - int(m[1])}.{unit[2]}{int(unit[1]) + 1}.{unit[3]}"
+    if m := re.fullmatch(r"decoder\.transpconvs\.(\d+)\.(weight|bias)", key):
+        t, level = int(m[1]), n - 2 - int(m[1])
+        edge = f"bottom_E{n - 1}_D{level}" if t == 0 else f"up_D{level + 1}_D{level}"
+        return f"{edge}.resample.{m[2]}"
+    if m := re.fullmatch(r"decoder\.seg_layers\.(\d+)\.(weight|bias)", key):
+        return f"head_D{n - 2 - int(m[1])}.{m[2]}"
+    raise KeyError(key)
+
+
+def _monai_features(p: dict[str, Any]) -> tuple[int, ...]:
+    return tuple(p[f"f{k}"] for k in range(6))
+
+
+def _make_basic_unet(p: dict[str, Any]) -> nn.Module:
+    from monai.networks.nets import BasicUNet
+    return BasicUNet(spatial_dims=p["dims"], in_channels=p["in_channels"],
+                     out_channels=p["classes"], features=_monai_features(p))
+
+
+def _make_basic_unetpp(p: dict[str, Any]) -> nn.Module:
+    from monai.networks.nets import BasicUNetPlusPlus
+    return BasicUNetPlusPlus(spatial_dims=p["dims"], in_channels=p["in_channels"],
+                             out_channels=p["classes"], features=_monai_features(p),
+                             deep_supervision=p["ds"])
+
+
+def _make_plain_conv_unet(p: dict[str, Any]) -> nn.Module:
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+    dims, n = p["dims"], p["stages"]
+    return PlainConvUNet(
+        input_channels=p["in_channels"], n_stages=n,
+        features_per_stage=[min(p["base"] * 2**s, p["max_width"]) for s in range(n)],
+        conv_op=nn.Conv2d if dims == 2 else nn.Conv3d, kernel_sizes=p["kernel"],
+        strides=[1] + [2] * (n - 1), n_conv_per_stage=p["convs"], num_classes=p["classes"],
+        n_conv_per_stage_decoder=p["decoder_convs"], conv_bias=True,
+        norm_op=nn.InstanceNorm2d if dims == 2 else nn.InstanceNorm3d,
+        norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU,
+        nonlin_kwargs={"inplace": True}, deep_supervision=p["ds"])
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A zoo spec's peer: ``make(params)`` builds the peer's module from the spec's resolved
+    params; ``rename(key, peer_module)`` gives the skipgraph key of a peer key (None: an alias
+    or a head the spec does not build); ``package`` is what to install to get it."""
+
+    spec: str
+    label: str
+    package: str
+    make: Callable[[dict[str, Any]], nn.Module]
+    rename: Callable[[str, nn.Module], str | None]
+
+
+PEERS: dict[str, Peer] = {p.spec: p for p in [
+    Peer("monai_basic_unet", "MONAI BasicUNet", "monai", _make_basic_unet, _monai_basic_unet),
+    Peer("monai_basic_unetpp", "MONAI BasicUNetPlusPlus", "monai", _make_basic_unetpp,
+         _monai_basic_unetpp),
+    Peer("nnunet_plain", "nnU-Net PlainConvUNet", "dynamic_network_architectures",
+         _make_plain_conv_unet, _nnunet_plain),
+]}
+
+
+def build_peer(spec: str, params: dict[str, Any]) -> nn.Module:
+    """The peer module of zoo spec ``spec`` for the spec's resolved ``params``
+    (``model.ir.params``). Raises KeyError for a spec without a peer, ImportError when the
+    peer's package is not installed."""
+    return PEERS[spec].make(params)
+
+
+def peer_key_map(spec: str, peer: nn.Module) -> dict[str, str | None]:
+    """Every key of ``peer.state_dict()`` -> its skipgraph key (None: skipped)."""
+    rename = PEERS[spec].rename
+    return {k: rename(k, peer) for k in peer.state_dict()}
+
+
+def load_peer_weights(model: nn.Module, peer: nn.Module, spec: str) -> None:
+    """Copy ``peer``'s weights into the compiled spec ``model`` (in place).
+
+    Raises ValueError when a key has no counterpart, a skipgraph tensor would stay unset, or
+    shapes differ (the two were built with different params)."""
+    target = model.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+    problems = []
+    for key, value in peer.state_dict().items():
+        try:
+            name = PEERS[spec].rename(key, peer)
+        except KeyError:
+            problems.append(f"peer key `{key}` has no rule")
+            continue
+        if name is None:
+            continue
+        if name not in target:
+            if name.startswith("head_"):
+                continue  # a peer head the spec does not build (e.g. without deep supervision)
+            problems.append(f"peer key `{key}` -> `{name}`, which the spec does not have")
+        elif target[name].shape != value.shape:
+            problems.append(f"`{key}` {tuple(value.shape)} vs `{name}` {tuple(target[name].shape)}")
+        else:
+            mapped[name] = value
+    problems += [f"`{k}` gets no peer weight" for k in target if k not in mapped]
+    if problems:
+        raise ValueError(f"{spec}: the peer's weights do not fit: " + "; ".join(problems[:8]))
+    model.load_state_dict(mapped, strict=True)

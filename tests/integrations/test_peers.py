@@ -1,0 +1,83 @@
+"""The exact-peer zoo specs against the peer packages: equal outputs given the same weights
+(parameter counts are asserted for every zoo spec in tests/test_zoo.py)."""
+import pytest
+import torch
+
+import skipgraph
+from skipgraph.integrations.peers import PEERS, build_peer, load_peer_weights, peer_key_map
+from tests.conftest import SPECS
+
+# (spec, params, input size): the defaults (widths as the peers'), 2D in the default run
+CASES = [
+    pytest.param("monai_basic_unet", {"dims": 2}, 64, id="basic_unet-2d"),
+    pytest.param("monai_basic_unetpp", {"dims": 2, "ds": True}, 64, id="basic_unetpp-2d-ds"),
+    pytest.param("monai_basic_unetpp", {"dims": 2}, 64, id="basic_unetpp-2d"),
+    # dynamic_network_architectures comes with nnunetv2 (the `nnunet` extra, `make test-slow`)
+    pytest.param("nnunet_plain", {}, 64, id="plain_conv_unet-2d-6stages", marks=pytest.mark.slow),
+    pytest.param("nnunet_plain", {"ds": False}, 64, id="plain_conv_unet-2d-no-ds",
+                 marks=pytest.mark.slow),
+    pytest.param("monai_basic_unet", {}, 32, id="basic_unet-3d", marks=pytest.mark.slow),
+    pytest.param("monai_basic_unetpp", {"ds": True}, 32, id="basic_unetpp-3d-ds",
+                 marks=pytest.mark.slow),
+    pytest.param("nnunet_plain", {"dims": 3, "stages": 4, "max_width": 320, "classes": 3,
+                                  "in_channels": 2}, 32, id="plain_conv_unet-3d",
+                 marks=pytest.mark.slow),
+]
+
+
+def _pair(spec: str, params: dict):
+    pytest.importorskip(PEERS[spec].package)
+    model = skipgraph.build(SPECS / f"{spec}.yaml", seed=0, **params)
+    peer = build_peer(spec, model.ir.params)
+    return model, peer
+
+
+def _as_list(out) -> list[torch.Tensor]:
+    if isinstance(out, dict):
+        return list(out.values())
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+@pytest.mark.parametrize("spec, params, size", CASES)
+def test_equal_outputs_given_the_peers_weights(spec, params, size):
+    model, peer = _pair(spec, params)
+    load_peer_weights(model, peer, spec)
+    x = torch.randn(2, model.ir.in_channels, *[size] * model.ir.dims)
+    for training in (True, False):
+        model.train(training), peer.train(training)
+        with torch.no_grad():
+            ours, theirs = _as_list(model(x)), _as_list(peer(x))
+        if not training:  # skipgraph's eval output is the main head; the peers may list all
+            theirs = theirs[-1:] if spec.startswith("monai") else theirs[:1]
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            assert a.shape == b.shape
+            assert (a - b).abs().max().item() <= 1e-6
+
+
+@pytest.mark.slow
+def test_every_peer_tensor_is_mapped_once():
+    pytest.importorskip("dynamic_network_architectures")
+    model, peer = _pair("nnunet_plain", {"stages": 4, "base": 4})
+    mapping = {k: v for k, v in peer_key_map("nnunet_plain", peer).items() if v is not None}
+    assert sorted(mapping.values()) == sorted(model.state_dict())
+    assert all(".all_modules." not in k and not k.startswith("decoder.encoder.")
+               for k in mapping)
+
+
+def test_weights_of_another_configuration_are_refused():
+    model, _ = _pair("monai_basic_unet", {"dims": 2})
+    other = build_peer("monai_basic_unet", {**model.ir.params, "f4": 128})
+    with pytest.raises(ValueError, match=r"up_X4_0_X3_1|X4_0"):
+        load_peer_weights(model, other, "monai_basic_unet")
+
+
+def test_a_peer_head_the_spec_lacks_is_skipped_but_a_missing_weight_is_not():
+    model, peer = _pair("monai_basic_unetpp", {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 8,
+                                               "f4": 8, "f5": 4})
+    load_peer_weights(model, peer, "monai_basic_unetpp")  # peer has 4 heads, the spec 1
+    with_ds = skipgraph.build(SPECS / "monai_basic_unetpp.yaml", **{**model.ir.params,
+                                                                     "ds": True})
+    small_peer = build_peer("monai_basic_unet", {**model.ir.params})
+    with pytest.raises(ValueError, match="no rule|gets no peer weight"):
+        load_peer_weights(with_ds, small_peer, "monai_basic_unetpp")
