@@ -121,7 +121,8 @@ def model_from_checkpoint(data: dict[str, Any], source: str | os.PathLike,
     saved)."""
     ir = build_ir(load_spec_text(data["spec"], file=f"{source}#spec"))
     heads = data.get("heads")
-    model = compile_ir(ir.subgraph(heads) if heads else ir, recompute=recompute)
+    model = compile_ir(ir.subgraph(heads) if heads else ir, recompute=recompute,
+                       weights=False)
     model.pruned = bool(heads)
     load_weights(model, data, source)
     return model

@@ -42,6 +42,7 @@ CODES: dict[str, str] = {
     "resource-limit": "a spec that would expand beyond the configured limits",
     "export-failed": "an export that cannot work, named by the node where it fails",
     "bad-option": "command-line options that cannot work together or on this machine",
+    "missing-extra": "a feature whose optional dependencies are not installed",
 }
 
 

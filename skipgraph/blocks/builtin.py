@@ -92,3 +92,5 @@ register_block("recurrent", RecurrentParams, "skipgraph.blocks.recurrent:Recurre
                "[1x1 projection] -> RCLs (steps t) [+ residual]: RU-Net / R2U-Net units")
 register_block("residual", ResidualParams, "skipgraph.blocks.recurrent:ResidualUnit",
                "convs x (conv -> norm -> act) + projected residual: ResU-Net units")
+
+from . import backbone_params  # noqa: E402,F401  (registers `backbone`, the stage of a timm encoder)

@@ -235,20 +235,21 @@ _class_name = class_name  # the old private name (tests and scripts that used it
 
 
 def compile_ir(ir: IRGraph, seed: int | None = None, recompute: Iterable[str] = (),
-               budget: Budget | None = None, *,
+               budget: Budget | None = None, *, weights: bool = True,
                checkpoint: Iterable[str] | None = None) -> SkipGraphModule:
     """Build the module; with ``seed`` the weights are reproducible (global RNG untouched).
     ``recompute`` names node families or loops whose activations are recomputed in the
     backward pass (activation checkpointing: less memory, one more forward pass);
-    ``checkpoint`` is its deprecated name. The resource guard runs first: nothing is allocated
+    ``checkpoint`` is its deprecated name. ``weights=False`` leaves backbone weight files unread
+    (a checkpoint brings the weights). The resource guard runs first: nothing is allocated
     for a model over the budget."""
     recompute = recompute_names(recompute, checkpoint)
     check_budget(ir, budget)
     if seed is None:
-        return SkipGraphModule(ir, build_modules(ir), recompute)
+        return SkipGraphModule(ir, build_modules(ir, weights), recompute)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return SkipGraphModule(ir, build_modules(ir), recompute)
+        return SkipGraphModule(ir, build_modules(ir, weights), recompute)
 
 
 def recompute_names(recompute: Iterable[str] = (), checkpoint: Iterable[str] | None = None,

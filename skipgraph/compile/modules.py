@@ -16,12 +16,20 @@ from ..graph.ir import IREdge, IRGraph, IRHead, IRNode
 __all__ = ["build_modules", "edge_module", "node_module", "head_module", "tie_weights"]
 
 
-def build_modules(ir: IRGraph) -> "OrderedDict[str, nn.Module]":
+def build_modules(ir: IRGraph, weights: bool = True) -> "OrderedDict[str, nn.Module]":
     """All submodules in a deterministic order (so a seed fixes every weight). Loop copies
-    reuse (``module``) or tie to (``tied_to``) the first copy's submodule."""
+    reuse (``module``) or tie to (``tied_to``) the first copy's submodule. ``weights=False``
+    skips backbone weight files (a checkpoint brings its own weights)."""
     mods: OrderedDict[str, nn.Module] = OrderedDict()
+    stages: dict[str, nn.Module] = {}  # backbone stages, built a whole backbone at a time
     for node in ir.nodes():
         if node.is_input:
+            continue
+        if node.block.type == "backbone":
+            if node.id not in stages:
+                from .backbone import backbone_stages
+                stages.update(backbone_stages(ir, node.family, weights))
+            mods[node.module_name] = stages[node.id]
             continue
         edges = ir.in_edges(node.id)
         for e in edges:

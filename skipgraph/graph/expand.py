@@ -19,7 +19,8 @@ from ..errors import DiagnosticSink, did_you_mean
 from ..spec.expr import Expr, ExprError, Range
 from ..spec.loader import ResolvedSpec
 from ..resampling import resample_settings
-from ..spec.schema import EdgeFamily
+from ..spec.schema import EdgeFamily, NodeFamily
+from .backbone import BackboneError, backbone_levels
 from .ir import (INPUT_ID, IREdge, IRGraph, IRHead, IRNode, Origin, Resample, SpecMeta,
                  module_name)
 from .patterns import NodePattern, node_id
@@ -55,6 +56,11 @@ class _Expander:
         # switched off by a param) is fine; one that finds no node at all is an error.
         self.considered = 0
         self.last_step: dict[str, str] = {}  # folded id of a loop node -> its last iteration
+        self.backbones: list[str] = []  # backbone node families (their stage chains are edges)
+        # `width('E', i)` in an expression: the width of a node made earlier (a backbone's
+        # channels at level i, for decoders whose widths follow the encoder's)
+        self.env["\0width"] = self._width_of
+        self.env["\0has"] = lambda family, *index: node_id(family, index) in self.ir.graph
 
     def run(self) -> None:
         self._add_input()
@@ -165,12 +171,15 @@ class _Expander:
         if name == INPUT_ID:
             self._err("duplicate-node", "`input` is reserved for the network input", path)
             return
+        if fam.backbone is not None:
+            self._expand_backbone(name, fam)
+            return
         vars_ = list(fam.for_)
         if not vars_ and fam.level is None:
             self._err("missing-key", f"node family `{name}` has no index; give it a `level:`",
                       path)
             return
-        block = parse_block_config({**self.spec.defaults.block, **fam.block})
+        block = self._written_block(fam.block, path)
         origin = Origin(name, self.rs.span(*path))
         members: list[tuple[str, tuple[int, ...]]] = []
         for env in self._iterate(fam.for_, fam.if_, self.env, path):
@@ -203,6 +212,45 @@ class _Expander:
                       "check its `for:` ranges and `if:` condition against the params")
         self.members[name] = members
 
+    def _written_block(self, block: dict[str, Any], path: tuple) -> Any:
+        """A block written in the spec (over ``defaults.block``); a ``backbone`` stage is made
+        only by a backbone family, which builds all its stages from one timm model."""
+        params = parse_block_config({**self.spec.defaults.block, **block})
+        if params.type == "backbone":
+            self._err("bad-value", "block type `backbone` is a stage of a timm encoder; declare "
+                      "the encoder as a family: `E: {backbone: {name: resnet34}}`",
+                      path + ("block", "type"))
+        return params
+
+    def _expand_backbone(self, name: str, fam: NodeFamily) -> None:
+        """The family's nodes ``name[level]``, chained from the input (see graph/backbone.py)."""
+        path = ("nodes", name, "backbone")
+        try:
+            levels = backbone_levels(fam.backbone, self.ir.in_channels, self.spec.dims)
+        except BackboneError as exc:
+            self._err(exc.code, str(exc), path + ("name",), exc.hint)
+            return
+        origin = Origin(name, self.rs.span(*path))
+        members, prev = [], INPUT_ID
+        for lv in levels:
+            nid = node_id(name, (lv.level,))
+            members.append((nid, (lv.level,)))
+            self.ir.add_node(IRNode(nid, module_name(nid), name, (lv.level,), lv.level, 0,
+                                    lv.channels, parse_block_config(lv.block),
+                                    origin=origin))
+            self.ir.add_edge(IREdge(prev, nid, name, "input" if prev == INPUT_ID else "encoder",
+                                    origin=origin))
+            prev = nid
+        self.members[name] = members
+        self.backbones.append(name)
+
+    def _width_of(self, family: str, *index: int) -> int:
+        nid = node_id(family, tuple(index))
+        if nid not in self.ir.graph:
+            raise ExprError(f"width(): no node {nid} (nodes are made family by family, in the "
+                            "order written)", "unknown-node")
+        return self.ir.node(nid).width
+
     # --- edges -----------------------------------------------------------------------------
     def _expand_edge_family(self, name: str, fam: EdgeFamily) -> None:
         path = ("edges", name)
@@ -223,6 +271,11 @@ class _Expander:
                     return
                 if src_id not in self.ir.graph:
                     continue  # boundary of the grid: the term does not exist for this node
+                if to.family in self.backbones:
+                    self._err("bad-value", f"edge family `{name}` leads into {dst_id}, a stage "
+                              f"of backbone `{to.family}`; a backbone's stages take no other "
+                              "input", path + ("to",))
+                    return
                 if self.ir.graph.has_edge(src_id, dst_id):
                     other = self.ir.edge(src_id, dst_id).family
                     self._err("duplicate-node", f"edge {src_id} -> {dst_id} of family `{name}` "
@@ -252,7 +305,7 @@ class _Expander:
         conv_width = conv_block = None
         if fam.conv is not None:
             conv_width = self._int(fam.conv.width, env, ("edges", name, "conv", "width"), 1)
-            conv_block = parse_block_config({**self.spec.defaults.block, **fam.conv.block})
+            conv_block = self._written_block(fam.conv.block, ("edges", name, "conv"))
         gate_by, gate_inter = "", "half"
         if fam.gate is not None:
             gate_by = fam.gate.by
@@ -271,6 +324,7 @@ class _Expander:
         """Concat order: edge families as the node family's `order:` lists them (else as
         written, loop-carried families last); within a family, sources in creation order."""
         written = list(self.spec.edges) + [c for lp in self.spec.loops.values() for c in lp.carry]
+        written += self.backbones
         created = {n: i for i, n in enumerate(self.ir.graph.nodes)}
         for node_id in list(self.ir.graph.nodes):
             if node_id == INPUT_ID:

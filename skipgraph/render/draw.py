@@ -123,6 +123,8 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
         sup = f"{sup}@{node.step}" if sup else f"@{node.step}"
     lines = [f"{head}<SUP>{sup}</SUP>" if sup else head,
              f"<FONT POINT-SIZE='9'>{node.out_channels or node.width}</FONT>"]
+    if node.block.type == "backbone":  # a timm encoder's stage: name the encoder
+        lines.insert(1, f"<FONT POINT-SIZE='8'>{html.escape(node.block.model)}</FONT>")
     if opts.detail:
         lines.append(f"<FONT POINT-SIZE='8'>{html.escape(node.block.type if node.block else '')}"
                      "</FONT>")

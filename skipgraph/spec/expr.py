@@ -3,8 +3,9 @@
 Expressions are parsed with :mod:`ast` and evaluated by walking a whitelist of node types; nothing
 is ever passed to ``eval``. Supported: integer/float/bool/string literals, names (params and index
 variables), ``+ - * / // % **``, comparisons, ``and or not``, ``a if c else b`` and the functions
-``min max abs int``. A range is written ``a..b`` (inclusive at both ends), as in the papers'
-``j = 0..d-i``.
+``min max abs int``. During expansion, ``width('E', i)`` is the width of a node made earlier (a
+backbone's channels at a level) and ``has('E', i)`` whether it exists. A range is written
+``a..b`` (inclusive at both ends), as in the papers' ``j = 0..d-i``.
 
 Example:
     >>> Expr("base * 2**i").evaluate({"base": 32, "i": 3})
@@ -40,6 +41,11 @@ _CMPOPS = {
 }
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
 _FUNCS = {"min": min, "max": max, "abs": abs, "int": int}
+# functions the graph stage supplies through the environment (under a key no name can spell):
+# `width('E', i)` is the width of node E[i], e.g. a backbone's channels at level i, and
+# `has('E', i)` whether that node exists (a backbone may start at level 2)
+_GRAPH_FUNCS = ("width", "has")
+_CALLABLE = set(_FUNCS) | set(_GRAPH_FUNCS)
 
 
 class ExprError(ValueError):
@@ -79,7 +85,7 @@ def _parse(source: str) -> tuple[ast.Expression, frozenset[str]]:
     names: set[str] = set()
     for node in ast.walk(tree):
         _check_allowed(node, source)
-        if isinstance(node, ast.Name) and node.id not in _FUNCS:
+        if isinstance(node, ast.Name) and node.id not in _CALLABLE:
             names.add(node.id)
     return tree, frozenset(names)
 
@@ -95,8 +101,8 @@ def _check_allowed(node: ast.AST, source: str) -> None:
     if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str)):
         raise ExprError(f"literal {node.value!r} is not allowed in `{source}`")
     if isinstance(node, ast.Call):
-        if not (isinstance(node.func, ast.Name) and node.func.id in _FUNCS) or node.keywords:
-            raise ExprError(f"only min/max/abs/int may be called in `{source}`")
+        if not (isinstance(node.func, ast.Name) and node.func.id in _CALLABLE) or node.keywords:
+            raise ExprError(f"only min/max/abs/int/width/has may be called in `{source}`")
 
 
 class _Evaluator:
@@ -117,7 +123,7 @@ class _Evaluator:
             return False
         if node.id not in self.env:
             raise ExprError(f"unknown name `{node.id}` in `{self.source}`", code="eval-error",
-                            hint=did_you_mean(node.id, self.env))
+                            hint=did_you_mean(node.id, [k for k in self.env if k[:1] != "\0"]))
         return self.env[node.id]
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
@@ -161,8 +167,13 @@ class _Evaluator:
 
     def visit_Call(self, node: ast.Call) -> Any:
         args = [self.visit(a) for a in node.args]
+        name = node.func.id  # type: ignore[attr-defined]
+        fn = _FUNCS.get(name) or self.env.get("\0" + name)
+        if fn is None:
+            raise ExprError(f"`{name}()` is not available here (`{self.source}`): it reads "
+                            "the nodes made so far, so only families may use it", "eval-error")
         try:
-            return _FUNCS[node.func.id](*args)  # type: ignore[attr-defined]
+            return fn(*args)
         except (TypeError, ValueError) as exc:
             raise ExprError(f"cannot evaluate `{self.source}`: {exc}", "eval-error") from None
 

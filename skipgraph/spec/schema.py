@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..registry import RegisteredModel, RegisteredName
 from ..resampling import ResampleOp, resample_settings
 from .types import ExprText, RangeText, SpecModel, check_identifiers
+from .backbone import BackboneSpec
 
 __all__ = [
     "SCHEMA_VERSION", "EDGE_KINDS", "LossSpec", "ExprText", "RangeText", "ResampleSpec", "EdgeConvSpec",
@@ -64,7 +65,9 @@ _IF = "A condition over params and index variables; the item exists only where i
 
 
 class NodeFamily(_Model):
-    """Nodes ``NAME[i, j, ...]``, one per combination of the index variables where ``if`` holds."""
+    """Nodes ``NAME[i, j, ...]``, one per combination of the index variables where ``if`` holds,
+    or (``backbone:``) one per feature level of a timm encoder, whose levels and widths come
+    from the encoder itself."""
 
     for_: Annotated[Ranges, AfterValidator(_check_identifiers)] = Field(
         default_factory=dict, alias="for", description=_FOR)
@@ -73,8 +76,9 @@ class NodeFamily(_Model):
     """Resolution level, 1/2^level of the input per side; default: the first index variable."""
     column: ExprText | None = None
     """Column in the drawing; default: the second index variable."""
-    width: ExprText
-    """Output channels of each node (an expression, e.g. `base * 2**i`)."""
+    width: ExprText | None = None
+    """Output channels of each node (an expression, e.g. `base * 2**i`); required unless
+    `backbone:`."""
     block: dict[str, Any] = Field(default_factory=dict)
     """Block settings merged over `defaults.block` (`type` names a registered block)."""
     merge: Literal["concat", "sum"] = "concat"
@@ -83,6 +87,23 @@ class NodeFamily(_Model):
     order: list[str] | None = None
     """Edge families in concat order (it fixes the weight layout); default: as written under
     `edges:`."""
+    backbone: BackboneSpec | None = None
+    """A timm encoder (`{name: resnet34, weights: none, trainable: true}`): one node per
+    feature level it reports (needs the `backbones` extra)."""
+
+    @model_validator(mode="after")
+    def _width_or_backbone(self) -> "NodeFamily":
+        if self.backbone is None:
+            if self.width is None:
+                raise ValueError("a node family needs `width:` (or `backbone:`)")
+            return self
+        given = [k for k, v in (("for", self.for_), ("if", self.if_), ("level", self.level),
+                                ("column", self.column), ("width", self.width),
+                                ("block", self.block), ("order", self.order)) if v]
+        if given:
+            raise ValueError(f"a backbone family takes its nodes, levels and widths from the "
+                             f"encoder; drop {', '.join(f'`{k}`' for k in given)}")
+        return self
 
 
 class EdgeFamily(_Model):

@@ -1,0 +1,207 @@
+"""timm encoders split into one module per feature level (needs the `backbones` extra).
+
+timm's ``FeatureListNet`` runs a model's top-level children in order (``flatten_sequential``
+splits ``stages``/``blocks`` into their members) and collects the output of the child each
+``feature_info`` entry names. The children between two such outputs are one stage: here each
+stage is its own ``nn.Sequential``, so stage ``k`` maps feature ``k-1`` to feature ``k`` and the
+graph compiler treats it as an ordinary node (per-stage parameters, pruning, fx, export).
+
+Weights come only from local files: safetensors, or a ``torch.save``'d state_dict read with
+``torch.load(weights_only=True)``; timm's original key names (``conv1.weight``,
+``blocks.0.0.conv_dw.weight``) are expected, classifier keys are ignored, other missing or
+unexpected keys are an error naming them. A first conv saved for 3 channels is adapted to
+``in_channels`` as timm adapts pretrained weights (``adapt_input_conv``).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import glob
+import importlib.util
+import os
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+
+_TORCHVISION_OPS: Any = None
+
+
+def _tolerate_cpu_only_torch() -> None:
+    """PyPI's Linux torchvision wheels are CUDA builds: beside a CPU-only torch their C extension
+    cannot load, and ``import torchvision`` (which timm does) then fails while registering meta
+    kernels for its two detection ops ("operator torchvision::nms does not exist",
+    pytorch/vision#9085). Encoders never call those ops; declaring their schemas lets the import
+    finish. Nothing changes where the extension loads."""
+    global _TORCHVISION_OPS
+    spec = importlib.util.find_spec("torchvision")
+    if "torchvision" in sys.modules or spec is None or not spec.origin:
+        return
+    for lib in glob.glob(os.path.join(os.path.dirname(spec.origin), "_C*")):
+        try:
+            torch.ops.load_library(lib)
+            return
+        except (OSError, RuntimeError):
+            pass
+    _TORCHVISION_OPS = torch.library.Library("torchvision", "FRAGMENT")
+    for op in ("nms", "qnms"):
+        _TORCHVISION_OPS.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+
+
+_tolerate_cpu_only_torch()
+import timm  # noqa: E402
+from timm.models import FeatureListNet  # noqa: E402
+
+__all__ = ["StageInfo", "BackboneStage", "BackboneWeightsError", "describe", "build_stages",
+           "load_backbone_weights", "stage_module"]
+
+
+class BackboneWeightsError(ValueError):
+    """A weights file that does not fit the backbone (missing, unexpected or mis-shaped keys)."""
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    channels: int
+    reduction: int
+    modules: tuple[str, ...]   # FeatureListNet children run by this stage
+    params: int
+
+
+class BackboneStage(nn.Sequential):
+    """The timm modules between two feature outputs. ``frozen``: no gradients, and its
+    normalisation layers stay in eval mode (their running statistics are kept)."""
+
+    def __init__(self, modules: "OrderedDict[str, nn.Module]", timm_model: str,
+                 in_channels: int, stage: int, frozen: bool = False):
+        super().__init__(modules)
+        # what rebuilds it (skipgraph eject): timm_model's stage `stage` for in_channels inputs
+        self.timm_model, self.timm_in_channels, self.stage = timm_model, in_channels, stage
+        self.frozen = frozen
+        if frozen:
+            self.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "BackboneStage":
+        super().train(mode and not self.frozen)
+        self.training = mode
+        return self
+
+
+def _feature_net(name: str, in_channels: int, device: str | None = None) -> tuple[nn.Module, Any]:
+    """timm's model (classifier included, for loading) and its FeatureListNet over all levels."""
+    try:
+        with torch.device(device) if device else contextlib.nullcontext():
+            model = timm.create_model(name, pretrained=False, in_chans=in_channels)
+    except RuntimeError as exc:  # timm: "Unknown model (...)"
+        raise ValueError(f"{exc}; see timm.list_models()") from None
+    info = getattr(model, "feature_info", None)
+    if not info:
+        raise ValueError(f"timm model `{name}` reports no feature levels (feature_info)")
+    # feature_info names top-level children (resnet: `layer1`) or members of a top-level
+    # Sequential (convnext: `stages.0`), which FeatureListNet reaches by flattening it
+    for flatten in (False, True):
+        try:
+            net = FeatureListNet(model, out_indices=tuple(range(len(info))),
+                                 flatten_sequential=flatten)
+            return model, net
+        except Exception as exc:  # noqa: BLE001 - timm raises assorted errors for such models
+            problem = f"{type(exc).__name__}: {exc}"
+    raise ValueError(f"timm model `{name}` cannot be split into sequential feature stages "
+                     f"({problem})")
+
+
+def _groups(net: nn.Module) -> list[list[str]]:
+    """FeatureListNet children grouped by the feature output that ends each group."""
+    groups, current = [], []
+    for child in net.keys():
+        current.append(child)
+        if child in net.return_layers:
+            groups.append(current)
+            current = []
+    return groups
+
+
+@functools.lru_cache(maxsize=64)
+def describe(name: str, in_channels: int) -> tuple[StageInfo, ...]:
+    """Channels, reductions, stage members and parameter counts of ``name``'s feature levels
+    (built on the meta device: nothing is allocated or initialised)."""
+    _, net = _feature_net(name, in_channels, device="meta")
+    channels, reductions = net.feature_info.channels(), net.feature_info.reduction()
+    out = []
+    for k, group in enumerate(_groups(net)):
+        params = sum(p.numel() for m in group for p in net[m].parameters())
+        out.append(StageInfo(channels[k], reductions[k], tuple(group), params))
+    return tuple(out)
+
+
+def build_stages(name: str, in_channels: int, weights: str | None = None,
+                 frozen: Sequence[bool] = ()) -> list[BackboneStage]:
+    """The stage modules of ``name`` (random init, or the weights in the local file)."""
+    model, net = _feature_net(name, in_channels)
+    if weights:
+        load_backbone_weights(model, net, weights, in_channels)
+    return [BackboneStage(OrderedDict((m, net[m]) for m in group), name, in_channels, k,
+                          frozen=bool(frozen[k]) if k < len(frozen) else False)
+            for k, group in enumerate(_groups(net))]
+
+
+def stage_module(dims: int, in_channels: int, out_channels: int, params: Any) -> nn.Module:
+    """The registry's builder: a stage alone has no meaning, its backbone is built at once."""
+    raise TypeError(f"a `backbone` stage of {params.model} is built with its whole backbone "
+                    "(skipgraph.compile.modules.build_modules), not on its own")
+
+
+def read_weights(path: str) -> dict[str, torch.Tensor]:
+    """A state_dict from a safetensors file or a torch.save'd dict (no code executed)."""
+    if not os.path.isfile(path):
+        raise BackboneWeightsError(f"backbone weights file not found: {path}")
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+            state = load_file(path, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged file or a pickle weights_only refuses
+        raise BackboneWeightsError(f"cannot read backbone weights {path}: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    for key in ("state_dict", "model"):  # the usual wrappers of training checkpoints
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise BackboneWeightsError(f"{path} holds no state_dict (a mapping of names to tensors)")
+    return state
+
+
+def load_backbone_weights(model: nn.Module, net: nn.Module, path: str, in_channels: int) -> None:
+    """Load ``path`` into timm's ``model`` strictly for the modules the stages use."""
+    from timm.models import adapt_input_conv
+
+    state = read_weights(path)
+    first = (getattr(model, "pretrained_cfg", None) or {}).get("first_conv")
+    key = f"{first}.weight" if isinstance(first, str) else None
+    if key in state and state[key].dim() == 4 and state[key].shape[1] != in_channels:
+        state = {**state, key: adapt_input_conv(in_channels, state[key])}
+    own = model.state_dict(keep_vars=True)
+    used = {id(t) for m in net.values() for t in (*m.parameters(), *m.buffers())}
+    needed = [k for k, t in own.items() if id(t) in used]
+    missing = [k for k in needed if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
+              for k in needed if k in state and state[k].shape != own[k].shape]
+    problems = [f"{label}: {_listing(keys)}" for label, keys in
+                (("missing keys", missing), ("unexpected keys", unexpected),
+                 ("wrong shapes", shapes)) if keys]
+    if problems:
+        arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture", "model")
+        raise BackboneWeightsError(f"{path} does not fit timm's `{arch}` with {in_channels} "
+                                   "input channels; " + "; ".join(problems))
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+def _listing(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
