@@ -146,6 +146,8 @@ def _train_config(args: argparse.Namespace):
     from .spec import parse_overrides
     from .train import TrainConfig
     return TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, crop=args.crop,
+                       patch=tuple(_parse_shape(args.patch)) if args.patch else None,
+                       binary=args.binary,
                        samples_per_image=args.samples_per_image, steps=args.steps,
                        seed=getattr(args, "seed", 0), device=_device(args.device), amp=args.amp,
                        channels_last=args.channels_last, compile=args.compile,
@@ -165,12 +167,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint
-    from .train import SegmentationFolder, evaluate_model, pruning_levels
+    from .checkpoint import load_checkpoint, read_checkpoint
+    from .train import evaluate_model, pruning_levels
+    from .train.windows import evaluate_folder, format_classes
     model = load_checkpoint(args.checkpoint)
     if args.head:
         model = model.prune(_check_head(model.ir, args.head))
-    data = SegmentationFolder(args.data, args.split, crop=None, augment=False)
+    patch = (_parse_shape(args.patch) if args.patch else
+             read_checkpoint(args.checkpoint)["extra"].get("window"))  # as in validation
+    data, result = evaluate_folder(model, args.data, args.split, _device(args.device),
+                                   patch=patch, binary=args.binary)
+    if result is not None:  # label maps and volumes: per class
+        print(json.dumps(result, indent=1) if args.json else format_classes(result))
+        return 0
     result = evaluate_model(model, data, _device(args.device), objects=True)
     if len([h for h in model.heads if model.ir.heads[h].type == "seg"]) > 1 and not args.head:
         result["pruning_levels"] = pruning_levels(model, data, _device(args.device))
@@ -204,7 +213,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--crop", type=int, default=128, help="2D images: training crop size")
+    p.add_argument("--patch", help="volumes: patch (and sliding window) size, e.g. 40x56x40 "
+                   "(default: the largest case)")
+    p.add_argument("--binary", action="store_true",
+                   help="foreground = any mask value > 0 (instance-coloured masks)")
     p.add_argument("--samples-per-image", type=int, default=4)
     p.add_argument("--steps", type=int, help="at most this many steps per epoch")
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if present)")
@@ -354,6 +367,9 @@ def make_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ensemble", action="store_true", help="the spec's ensemble output "
                     "(the default when the spec says ensemble)")
     ev.add_argument("--device", default="cpu")
+    ev.add_argument("--patch", help="sliding-window size for volumes (default: the window "
+                    "of the training run's validation, else the largest case)")
+    ev.add_argument("--binary", action="store_true", help="foreground = any mask value > 0")
     ev.add_argument("--json", action="store_true")
     c = add("compare", cmd_compare, "train specs the same way and tabulate them", spec=False)
     c.add_argument("specs", nargs="+")

@@ -204,7 +204,7 @@ class OutputSpec(_Model):
 
 
 LOSS_NAMES = ("bce", "dice", "focal", "iou", "lovasz_hinge", "bce_dice", "focal_dice_lovasz",
-              "focal_msssim_iou")
+              "focal_msssim_iou", "ce", "dice_ce")
 
 
 class LossSpec(_Model):

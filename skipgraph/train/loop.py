@@ -20,8 +20,9 @@ from ..compile import SkipGraphModule, compile_ir
 from ..graph import build_ir
 from ..losses import loss_for
 from ..spec import load_spec, load_spec_text
-from .data import DataError, SegmentationFolder
+from .data import DataError
 from .evaluate import evaluate_model
+from .volumes import open_folder
 
 __all__ = ["TrainConfig", "train"]
 
@@ -31,7 +32,10 @@ class TrainConfig:
     epochs: int = 20
     batch: int = 8
     lr: float = 1e-3
-    crop: int = 128
+    crop: int = 128              # 2D image folders: square training crops
+    patch: tuple[int, ...] | None = None  # volumes: training patch and sliding window
+                                 # (default: the largest case, padded)
+    binary: bool = False         # foreground = any label value > 0 (instance-coloured masks)
     samples_per_image: int = 4   # random crops drawn from each training image per epoch
     steps: int | None = None     # cap on optimizer steps per epoch (tiny runs, tests)
     seed: int = 0
@@ -78,20 +82,20 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + rank)
-    train_set = SegmentationFolder(data_dir, cfg.train_split, crop=cfg.crop, augment=True,
-                                   samples_per_image=cfg.samples_per_image, seed=cfg.seed + rank,
-                                   classes=int(cfg.overrides.get("classes", 1)))
-    val_set = SegmentationFolder(data_dir, cfg.val_split, crop=None, augment=False,
-                                 classes=int(cfg.overrides.get("classes", 1)))
     model, state = _build(spec, cfg, out, resume)
-    if model.ir.in_channels != train_set.channels:
-        raise DataError(f"{data_dir}: images have {train_set.channels} channel(s) but the model "
-                        f"takes {model.ir.in_channels}; add --set in_channels="
-                        f"{train_set.channels}")
+    classes = model_classes(model)  # labels are checked against what the model outputs
+    stride = 2 ** model.ir.max_level
+    train_set = open_folder(data_dir, cfg.train_split, classes, patch=cfg.patch, crop=cfg.crop,
+                            augment=True, samples_per_image=cfg.samples_per_image,
+                            seed=cfg.seed + rank, binary=cfg.binary, stride=stride)
+    # validation windows: the largest validation case (one window per case for small volumes)
+    val_set = open_folder(data_dir, cfg.val_split, classes, crop=None, binary=cfg.binary,
+                          stride=stride)
+    check_fit(model, train_set, data_dir)
     device = torch.device(cfg.device)
     model.to(device)
     if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=memory_format(model.ir.dims))
     criterion = loss_for(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, history, best = 0, [], {"dice": -1.0}
@@ -115,23 +119,25 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
         if sampler is not None:
             sampler.set_epoch(epoch)
         t0 = time.perf_counter()
-        loss_sum, steps = _train_epoch(runner, criterion, optimizer, loader, device, cfg, log,
+        loss_sum, steps, samples = _train_epoch(runner, criterion, optimizer, loader, device, cfg, log,
                                        epoch)
         row = {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
-               "seconds": time.perf_counter() - t0}
+               "samples": samples, "seconds": time.perf_counter() - t0}
         final_epoch = epoch + 1 == cfg.epochs or bool(
             cfg.time_limit and time.perf_counter() - began > cfg.time_limit)
         if rank == 0:
             metrics = None
             if (epoch + 1) % cfg.val_every == 0 or final_epoch:
-                metrics = evaluate_model(model, val_set, device=device)["mean"]
+                metrics = validate(model, val_set, device)
             row.update({"val_dice": metrics and metrics["dice"],
                         "val_iou": metrics and metrics["iou"]})
+            row.update({k: v for k, v in (metrics or {}).items() if k.startswith("dice_")})
             history.append(row)
             if metrics and metrics["dice"] > best["dice"]:
                 best = {"epoch": epoch + 1, **metrics}
-                save_checkpoint(model, out / "best.pt", extra={"epoch": epoch + 1,
-                                                               "metrics": metrics})
+                save_checkpoint(model, out / "best.pt", extra={
+                    "epoch": epoch + 1, "metrics": metrics,
+                    "window": list(getattr(val_set, "patch", None) or [])})
             save_checkpoint(model, out / "last.pt", extra={
                 "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "history": history,
                 "best": best, "config": asdict(cfg)})
@@ -139,7 +145,7 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
             val = (f"val Dice {metrics['dice']:.4f}, IoU {metrics['iou']:.4f}" if metrics
                    else "not validated")
             log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, {val} "
-                f"({row['seconds']:.1f}s)")
+                f"({row['seconds']:.1f}s, {row['samples'] / row['seconds']:.1f} samples/s)")
     if rank == 0:
         _write_plots(out, history, model, val_set, device)
     if world > 1:
@@ -147,16 +153,49 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     return best
 
 
+def model_classes(model: SkipGraphModule) -> int:
+    """The label-map classes K a model outputs (its eval head's channels)."""
+    return model.ir.heads[model.output_heads[0]].out_channels
+
+
+def memory_format(dims: int) -> torch.memory_format:
+    """The channels-last layout for a network's dimensionality (NHWC or NDHWC)."""
+    return torch.channels_last_3d if dims == 3 else torch.channels_last
+
+
+def check_fit(model: SkipGraphModule, data: Any, where: str | Path) -> None:
+    """The data's channels and dimensions are what the model takes, or a DataError."""
+    if model.ir.in_channels != data.channels:
+        raise DataError(f"{where}: images have {data.channels} channel(s) but the model "
+                        f"takes {model.ir.in_channels}; add --set in_channels={data.channels}")
+    dims = getattr(data, "dims", 2)
+    if model.ir.dims != dims:
+        raise DataError(f"{where}: the data is {dims}D but {model.ir.name} is {model.ir.dims}D"
+                        + ("; add --set dims=3 if the spec declares it" if dims == 3 else ""))
+
+
+def validate(model: SkipGraphModule, data: Any, device: torch.device | str) -> dict[str, float]:
+    """Validation metrics: ``dice`` and ``iou`` (label maps and volumes: the mean over the
+    foreground classes, with ``dice_C`` per class; sliding windows of the patch size)."""
+    if not hasattr(data, "case") and model_classes(model) == 1:
+        return evaluate_model(model, data, device=device)["mean"]
+    from .windows import evaluate_cases
+    result = evaluate_cases(model, data, device, roi=getattr(data, "patch", None), hd95=False)
+    return {"dice": result["mean"]["dice"], "iou": result["mean"]["iou"],
+            **{f"dice_{c}": e["dice"] for c, e in result["classes"].items()}}
+
+
 def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig, log,
-                 epoch: int) -> tuple[float, int]:
+                 epoch: int) -> tuple[float, int, int]:
     runner.train()
-    total, steps = 0.0, 0
+    total, steps, samples = 0.0, 0, 0
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp or "")
     bar = _progress(loader, f"epoch {epoch + 1}")
+    began = time.perf_counter()
     for x, y in bar:
         x, y = x.to(device), y.to(device)
         if cfg.channels_last:
-            x = x.to(memory_format=torch.channels_last)
+            x = x.to(memory_format=memory_format(x.dim() - 2))
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             out = runner(x)
         loss = criterion(_float(out), y)
@@ -165,9 +204,13 @@ def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig,
         optimizer.step()
         total += loss.item()
         steps += 1
+        samples += x.shape[0]
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{total / steps:.4f}",
+                            samples_s=f"{samples / (time.perf_counter() - began):.1f}")
         if cfg.steps and steps >= cfg.steps:
             break
-    return total, steps
+    return total, steps, samples
 
 
 def _float(out: Any) -> Any:
@@ -206,26 +249,43 @@ def _write_plots(out: Path, history: list[dict], model, val_set, device) -> None
         ax[0].plot(epochs, [h["loss"] for h in history])
         ax[0].set(title="training loss", xlabel="epoch")
         validated = [h for h in history if h["val_dice"] is not None]
-        ax[1].plot([h["epoch"] for h in validated], [h["val_dice"] for h in validated],
-                   marker=".", label="Dice")
-        ax[1].plot([h["epoch"] for h in validated], [h["val_iou"] for h in validated],
-                   marker=".", label="IoU")
+        x_val = [h["epoch"] for h in validated]
+        ax[1].plot(x_val, [h["val_dice"] for h in validated], marker=".", label="Dice")
+        ax[1].plot(x_val, [h["val_iou"] for h in validated], marker=".", label="IoU")
+        for key in sorted(k for k in (validated or history)[-1] if k.startswith("dice_")):
+            ax[1].plot(x_val, [h.get(key) for h in validated], marker=".", lw=0.8,
+                       label=f"Dice class {key[5:]}")
         ax[1].set(title="validation", xlabel="epoch")
-        ax[1].legend()
+        ax[1].legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / "curves.png", dpi=100)
         plt.close(fig)
-    from .evaluate import predict
-    fig, axes = plt.subplots(1, min(3, len(val_set)), figsize=(12, 4), squeeze=False)
+    _plot_predictions(plt, model, val_set, device, out / "predictions.png")
+
+
+def _plot_predictions(plt, model, data, device, path: Path) -> None:
+    """Up to three validation cases (the middle slice through the foreground of a volume):
+    truth contours solid, prediction contours dashed, one colour per class."""
+    from .windows import case_of, infer, label_map
+    fig, axes = plt.subplots(1, min(3, len(data.names)), figsize=(12, 4), squeeze=False)
+    colours = ["lime", "orange", "cyan", "magenta", "yellow"]
     for k, ax in enumerate(axes[0]):
-        image, mask = val_set[k]
-        pred = predict(model, image[None], device)[0, 0]
+        image, label = case_of(data, k)
+        pred = label_map(infer(model, torch.from_numpy(image)[None], getattr(data, "patch", None),
+                               device))[0, 0].numpy()
+        label = label.astype(int)
+        if label.ndim == 3:  # the slice along the last axis with the most foreground
+            z = int((label > 0).sum((0, 1)).argmax())
+            image, label, pred = image[..., z], label[..., z], pred[..., z]
         ax.imshow(image[0], cmap="gray")
-        ax.contour(mask[0], levels=[0.5], colors="lime", linewidths=0.6)
-        ax.contour(pred.numpy(), levels=[0.5], colors="magenta", linewidths=0.6)
-        ax.set_title(f"{val_set.names[k][:20]} (green: truth, magenta: prediction)",
-                     fontsize=7)
+        for c in range(1, max(int(label.max()), int(pred.max()), 1) + 1):
+            colour = colours[(c - 1) % len(colours)]
+            for m, style in ((label, "solid"), (pred, "dashed")):
+                if (m == c).any():
+                    ax.contour(m == c, levels=[0.5], colors=colour, linewidths=0.7,
+                               linestyles=style)
+        ax.set_title(f"{data.names[k][:20]} (solid: truth, dashed: prediction)", fontsize=7)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out / "predictions.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
