@@ -2,9 +2,9 @@
 
     python bench/bench_memory.py [--size 256] [--batch 1] [--device cpu|cuda] [--out F.json]
 
-BiO-Net (x1.0, l=4) at t = 1..3 with and without ``checkpoint=["iterations"]`` (each loop
+BiO-Net (x1.0, l=4) at t = 1..3 with and without ``recompute=["iterations"]`` (each loop
 iteration's activations recomputed in the backward pass), and UNet++ (depth 4, ds) with and
-without ``checkpoint=["X"]`` (every grid node). Each configuration runs in a fresh process:
+without ``recompute=["X"]`` (every grid node). Each configuration runs in a fresh process:
 
 - on a GPU, the peak of ``torch.cuda.max_memory_allocated`` during one training step, above what
   the weights and the input hold;
@@ -45,7 +45,7 @@ def measure(spec: str, params: dict, checkpoint: tuple[str, ...], size: int, bat
     import skipgraph
     from skipgraph.compile.timing import cuda_peak_bytes, interleaved, median, train_step_fn
     device = torch.device(device_name)
-    model = skipgraph.build(ROOT / "specs" / f"{spec}.yaml", seed=0, checkpoint=checkpoint,
+    model = skipgraph.build(ROOT / "specs" / f"{spec}.yaml", seed=0, recompute=checkpoint,
                             **params).to(device).train()
     x = torch.randn(batch, model.ir.in_channels, *[size] * model.ir.dims, device=device)
     step = train_step_fn(model, x, model)

@@ -37,14 +37,16 @@ def load_ir(path: str | os.PathLike, **params: Any) -> IRGraph:
     return build_ir(_load_spec(path, params))
 
 
-def build(path: str | os.PathLike, seed: int | None = None, checkpoint: tuple[str, ...] = (),
-          **params: Any) -> "SkipGraphModule":
+def build(path: str | os.PathLike, seed: int | None = None, recompute: tuple[str, ...] = (),
+          checkpoint: tuple[str, ...] | None = None, **params: Any) -> "SkipGraphModule":
     """Compile the spec at ``path`` into an ``nn.Module``; ``seed`` makes the weights
-    reproducible; ``checkpoint`` names node families or loops whose activations are recomputed
-    in the backward pass (less memory). Raises :class:`SpecError` for any problem in the spec."""
+    reproducible; ``recompute`` names node families or loops whose activations are recomputed
+    in the backward pass (activation checkpointing: less memory); ``checkpoint`` is its
+    deprecated name (DeprecationWarning). Raises :class:`SpecError` for any problem in the
+    spec."""
     ir = load_ir(path, **params)  # spec errors surface before torch is imported
-    from .compile import compile_ir
-    return compile_ir(ir, seed=seed, checkpoint=checkpoint)
+    from .compile.module import compile_ir, recompute_names
+    return compile_ir(ir, seed=seed, recompute=recompute_names(recompute, checkpoint))
 
 
 def load_checkpoint(path: str | os.PathLike) -> "SkipGraphModule":

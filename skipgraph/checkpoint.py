@@ -8,7 +8,7 @@ same module without the original files.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 import yaml
@@ -18,7 +18,8 @@ from .errors import Diagnostic, SpecError
 from .graph import build_ir
 from .spec import load_spec_text
 
-__all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "read_checkpoint"]
+__all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "read_checkpoint",
+           "model_from_checkpoint"]
 
 FORMAT = "skipgraph-checkpoint"
 VERSION = 1
@@ -59,12 +60,20 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def load_checkpoint(path: str | os.PathLike) -> SkipGraphModule:
-    """Rebuild the module a checkpoint holds and load its weights (strictly)."""
-    data = read_checkpoint(path)
-    ir = build_ir(load_spec_text(data["spec"], file=f"{path}#spec"))
+def model_from_checkpoint(data: dict[str, Any], source: str | os.PathLike,
+                          recompute: Iterable[str] = ()) -> SkipGraphModule:
+    """The module a checkpoint's contents (:func:`read_checkpoint`) describe, with its
+    weights loaded strictly: the one way every command rebuilds a saved model. ``recompute``
+    names node families or loops to recompute in the backward pass (a build option, not
+    saved)."""
+    ir = build_ir(load_spec_text(data["spec"], file=f"{source}#spec"))
     heads = data.get("heads")
-    model = compile_ir(ir.subgraph(heads) if heads else ir)
+    model = compile_ir(ir.subgraph(heads) if heads else ir, recompute=recompute)
     model.pruned = bool(heads)
     model.load_state_dict(data["state_dict"], strict=True)
     return model
+
+
+def load_checkpoint(path: str | os.PathLike) -> SkipGraphModule:
+    """Rebuild the module a checkpoint holds and load its weights (strictly)."""
+    return model_from_checkpoint(read_checkpoint(path), path)

@@ -25,6 +25,7 @@ CODES: dict[str, str] = {
     "eval-error": "an expression that fails when evaluated",
     "unknown-param": "a --set or ${...} names a parameter the spec does not declare",
     "unknown-block": "a block type that is not registered",
+    "unknown-name": "a resampling op, head type or loss that is not registered",
     "unknown-family": "a node pattern names a family that does not exist",
     "unknown-node": "a reference to a node that the expansion did not create",
     "empty-family": "a family that expands to nothing",

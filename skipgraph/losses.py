@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from .blocks.layers import AVG_POOL, MAX_POOL
 from .graph.ir import IRGraph
-from .spec.schema import LOSS_NAMES
+from .loss_registry import LOSSES
 
 __all__ = ["bce", "cross_entropy", "soft_dice", "focal", "iou_loss", "lovasz_hinge",
            "ms_ssim_loss", "bce_dice", "dice_ce", "focal_dice_lovasz", "focal_msssim_iou",
@@ -197,27 +197,23 @@ def cgm_bce(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return bce(probs, torch.stack([1 - present, present], dim=1))
 
 
-# name -> loss, as a spec's `loss: {seg: NAME}` refers to it
-SEG_LOSSES: dict[str, SegLoss] = {
-    "bce": cross_entropy, "dice": soft_dice, "focal": focal, "iou": iou_loss,
-    "lovasz_hinge": lovasz_hinge, "bce_dice": bce_dice, "focal_dice_lovasz": focal_dice_lovasz,
-    "focal_msssim_iou": focal_msssim_iou, "ce": cross_entropy, "dice_ce": dice_ce,
+# name -> pixel-wise loss, as a spec's `loss: {seg: NAME}` refers to it (the registered ones,
+# see skipgraph.loss_registry; this module's functions are their builders)
+SEG_LOSSES: dict[str, SegLoss] = {e.name: e.load_builder() for e in map(LOSSES.get, LOSSES.names())
+                                  if e.params.input == "pixel"}
+
+# a head's `target` rule -> how a full-size target is shrunk by `factor` (as (y, factor, dims))
+_TARGET_RULES: dict[str, Callable[[torch.Tensor, int, int], torch.Tensor]] = {
+    "maxpool": lambda y, f, dims: MAX_POOL[dims](y, kernel_size=f, stride=f),
+    "avgpool": lambda y, f, dims: AVG_POOL[dims](y, kernel_size=f, stride=f),
+    "nearest": lambda y, f, dims: F.interpolate(y, scale_factor=1 / f, mode="nearest"),
 }
-
-
-assert tuple(SEG_LOSSES) == LOSS_NAMES, "the spec schema and the loss table must agree"
 
 
 def resize_target(y: torch.Tensor, factor: int, rule: str, dims: int) -> torch.Tensor:
     """Bring a full-size target to a head ``factor`` times smaller (``maxpool``: a pixel is
     foreground if any pixel under it is, as UNet# compares its low-resolution heads)."""
-    if factor == 1:
-        return y
-    if rule == "maxpool":
-        return MAX_POOL[dims](y, kernel_size=factor, stride=factor)
-    if rule == "avgpool":
-        return AVG_POOL[dims](y, kernel_size=factor, stride=factor)
-    return F.interpolate(y, scale_factor=1 / factor, mode="nearest")
+    return y if factor == 1 else _TARGET_RULES[rule](y, factor, dims)
 
 
 class DeepSupervisionLoss(nn.Module):
@@ -225,10 +221,12 @@ class DeepSupervisionLoss(nn.Module):
 
     Args:
         ir: the model's IR (``model.ir``): it says each head's resolution and target rule.
-        seg: a name from :data:`SEG_LOSSES` or a callable ``(out, y, act) -> scalar``.
+        seg: a name from :data:`SEG_LOSSES` or a callable ``(out, y, act) -> scalar``: the
+            loss of every pixel-wise head (``act``: the head's activation).
         combine: ``sum`` (UNet++: weighted sum, weights 1) or ``mean`` (UNet#).
-        weights: per segmentation head, in ``model.heads`` order (default all 1).
-        cgm_weight: weight of each CGM's BCE.
+        weights: per pixel-wise head, in ``model.heads`` order (default all 1).
+        cgm_weight: weight of each image-level head's loss (the registered loss its head type
+            names: a CGM's BCE).
     """
 
     def __init__(self, ir: IRGraph, seg: str | SegLoss = "bce_dice", combine: str = "sum",
@@ -241,9 +239,11 @@ class DeepSupervisionLoss(nn.Module):
         self.ir = ir
         self.seg = SEG_LOSSES[seg] if isinstance(seg, str) else seg
         self.combine = combine
-        seg_heads = [h for h in ir.heads.values() if h.type == "seg"]
+        seg_heads = [h for h in ir.heads.values() if h.pixelwise]
         self.weights = dict(zip([h.id for h in seg_heads], weights or [1.0] * len(seg_heads)))
         self.cgm_weight = cgm_weight
+        self.image_losses = {h.id: LOSSES.get(h.settings.loss).load_builder()
+                             for h in ir.heads.values() if not h.pixelwise}
 
     def forward(self, outputs: Mapping[str, torch.Tensor] | torch.Tensor, y: torch.Tensor
                 ) -> torch.Tensor:
@@ -252,11 +252,10 @@ class DeepSupervisionLoss(nn.Module):
         terms = []
         for head_id, out in outputs.items():
             head = self.ir.heads[head_id]
-            if head.type == "cgm":
-                terms.append(self.cgm_weight * cgm_bce(out, y))
+            if not head.pixelwise:
+                terms.append(self.cgm_weight * self.image_losses[head_id](out, y))
                 continue
-            factor = 1 if head.full_size else 2 ** head.level
-            target = resize_target(y, factor, head.target, self.ir.dims)
+            target = resize_target(y, head.stride, head.settings.target, self.ir.dims)
             terms.append(self.weights[head_id] * self.seg(out, target, head.act))
         total = torch.stack(terms).sum()
         return total / len(terms) if self.combine == "mean" else total

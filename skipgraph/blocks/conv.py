@@ -1,14 +1,16 @@
 """Torch blocks for the built-in block types and for edge resampling."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .builtin import ConvParams
-from .layers import CONV, CONV_T, interp_mode, make_act, make_norm
+from .layers import CONV, interp_mode, make_act, make_norm
 
-__all__ = ["ConvStack", "UpConv", "make_resampler"]
+__all__ = ["ConvStack", "UpConv"]
 
 
 class ConvStack(nn.Sequential):
@@ -44,32 +46,17 @@ class ConvStack(nn.Sequential):
 
 
 class UpConv(nn.Module):
-    """Interpolate by ``factor`` then a ``kernel`` conv ("upsample then conv")."""
+    """Interpolate by ``factor`` then a ``kernel`` conv ("upsample then conv"); the builder of
+    the ``upconv`` resampling op (``settings``: its kernel, mode, bias)."""
 
-    def __init__(self, dims: int, in_channels: int, out_channels: int, factor: int, kernel: int,
-                 mode: str, bias: bool):
+    def __init__(self, dims: int, in_channels: int, out_channels: int, factor: int,
+                 settings: Any):
         super().__init__()
+        kernel = settings.kernel
         self.factor = factor
-        self.mode = interp_mode(mode, dims)
-        self.conv = CONV[dims](in_channels, out_channels, kernel, padding=kernel // 2, bias=bias)
+        self.mode = interp_mode(settings.mode, dims)
+        self.conv = CONV[dims](in_channels, out_channels, kernel, padding=kernel // 2,
+                               bias=settings.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=self.factor, mode=self.mode))
-
-
-def make_resampler(dims: int, op: str, in_channels: int, out_channels: int, factor: int,
-                   kernel: int, mode: str = "nearest", bias: bool = True) -> nn.Module:
-    """The parametric resampling ops: ``transpose``, ``strided_conv``, ``upconv``."""
-    if op == "transpose":
-        # output = input * factor for any kernel: padding and output_padding follow from it
-        pad = max((kernel - factor + 1) // 2, 0)
-        out_pad = factor - kernel + 2 * pad
-        return CONV_T[dims](in_channels, out_channels, kernel, stride=factor, padding=pad,
-                            output_padding=out_pad, bias=bias)
-    if op == "strided_conv":
-        return CONV[dims](in_channels, out_channels, kernel, stride=factor,
-                          padding=max((kernel - factor + 1) // 2, 0), bias=bias)
-    if op == "upconv":
-        return UpConv(dims, in_channels, out_channels, factor, kernel, mode, bias)
-    raise ValueError(f"`{op}` is not a parametric resampling op")
-

@@ -44,11 +44,16 @@ class PooledMLPCGM(nn.Module):
         return F.softmax(self.mlp(pooled), dim=1)
 
 
-def make_cgm(dims: int, in_channels: int, settings: dict) -> nn.Module:
-    if settings["variant"] == "conv_max":
-        return ConvMaxCGM(dims, in_channels, settings["dropout"])
-    return PooledMLPCGM(dims, in_channels, settings["layers"], settings["hidden"],
-                        settings["dropout"])
+def make_cgm(dims: int, in_channels: int, variant: str, layers: int = 1, hidden: int = 256,
+             dropout: float = 0.5) -> nn.Module:
+    """The CGM of ``variant`` (``conv_max``: UNet3+, ``pooled_mlp``: UNet#)."""
+    return _VARIANTS[variant](dims, in_channels, layers, hidden, dropout)
+
+
+_VARIANTS = {
+    "conv_max": lambda dims, c, layers, hidden, dropout: ConvMaxCGM(dims, c, dropout),
+    "pooled_mlp": PooledMLPCGM,
+}
 
 
 def cgm_gate(seg: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:

@@ -15,21 +15,20 @@ import networkx as nx
 import torch
 import torch.fx as fx
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
-from ..blocks.heads import cgm_gate
-from ..blocks.layers import AVG_POOL, MAX_POOL, interp_mode
 from ..graph.ir import INPUT_ID, IREdge, IRGraph
+from ..heads import get_head
+from ..resampling import get_resample
 
 __all__ = ["make_graph"]
 
 
 def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set[str],
-               checkpoint: frozenset[str] = frozenset()) -> tuple[fx.Graph, dict[str, fx.Graph]]:
+               recompute: frozenset[str] = frozenset()) -> tuple[fx.Graph, dict[str, fx.Graph]]:
     """A graph computing ``head_ids``; ``combine`` is ``dict`` (all heads by id), ``mean`` or
-    ``single``. Nodes of a family in ``checkpoint`` run one by one under activation
-    checkpointing; each iteration of a loop in ``checkpoint`` is one checkpointed segment, a
+    ``single``. Nodes of a family in ``recompute`` run one by one under activation
+    checkpointing; each iteration of a loop in ``recompute`` is one checkpointed segment, a
     graph of its own (returned by name beside the main graph) that keeps only what enters and
     leaves the iteration for the backward pass."""
     g = fx.Graph()
@@ -37,13 +36,13 @@ def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set
     values: dict[str, fx.Node] = {INPUT_ID: g.placeholder("x")}
     shared: dict[tuple, fx.Node] = {}
     segments: dict[str, fx.Graph] = {}
-    for unit in _units(ir, needed, checkpoint):
-        if unit[0].loop and unit[0].loop in checkpoint:
+    for unit in _units(ir, needed, recompute):
+        if unit[0].loop and unit[0].loop in recompute:
             segments.update(_emit_segment(g, ir, unit, values, needed, module_names))
         else:
             node = unit[0]
             values[node.id] = _emit_node(g, ir, node, values, shared, module_names,
-                                         node.family in checkpoint)
+                                         node.family in recompute)
     done: dict[str, fx.Node] = {}
     outs = {h: _head_value(g, ir, h, values, done) for h in head_ids}
     if combine == "dict":
@@ -88,15 +87,15 @@ def _running_stats_kept(fn: nn.Module) -> Iterator[None]:
                 buf.copy_(value)
 
 
-def _units(ir: IRGraph, needed: set[str], checkpoint: frozenset[str]) -> list[list]:
+def _units(ir: IRGraph, needed: set[str], recompute: frozenset[str]) -> list[list]:
     """The needed nodes in topological order, each loop iteration under checkpointing grouped
     into one unit (placed where all its inputs are ready)."""
     nodes = [n for n in ir.nodes() if not n.is_input and n.id in needed]
-    if not any(n.loop and n.loop in checkpoint for n in nodes):
+    if not any(n.loop and n.loop in recompute for n in nodes):
         return [[n] for n in nodes]  # nothing to group: the topological order as it is
 
     def key(n) -> str:
-        return f"{n.loop}\0{n.step}" if n.loop and n.loop in checkpoint else n.id
+        return f"{n.loop}\0{n.step}" if n.loop and n.loop in recompute else n.id
     units: dict[str, list] = {}
     for n in nodes:
         units.setdefault(key(n), []).append(n)
@@ -194,16 +193,9 @@ def _edge_value(g: fx.Graph, ir: IRGraph, e: IREdge, value: fx.Node, shared: dic
 
 
 def _param_free_resample(g: fx.Graph, dims: int, r: Any, value: fx.Node, src: str) -> fx.Node:
-    if r.op in ("maxpool", "avgpool"):
-        fn = (MAX_POOL if r.op == "maxpool" else AVG_POOL)[dims]
-        return g.create_node("call_function", fn, (value,),
-                             {"kernel_size": r.factor, "stride": r.factor, "ceil_mode": r.ceil},
-                             name=f"{src}_{r.op}{r.factor}")
-    kwargs: dict[str, Any] = {"scale_factor": r.factor, "mode": interp_mode(r.op, dims)}
-    if r.op == "bilinear":
-        kwargs["align_corners"] = False
-    return g.create_node("call_function", F.interpolate, (value,), kwargs,
-                         name=f"{src}_up{r.factor}")
+    fn, kwargs = get_resample(r.op).load_builder().call(dims, r.factor, r.settings)
+    return g.create_node("call_function", fn, (value,), kwargs,
+                         name=r.settings.value_name(src, r.factor))
 
 
 def _head_value(g: fx.Graph, ir: IRGraph, head_id: str, values: dict[str, fx.Node],
@@ -213,21 +205,11 @@ def _head_value(g: fx.Graph, ir: IRGraph, head_id: str, values: dict[str, fx.Nod
         return done[head_id]
     head = ir.heads[head_id]
     out = g.create_node("call_module", head.name, (values[head.node],), name=head.name)
-    if head.type == "seg":
-        if head.resize == "full" and head.level > 0:
-            out = g.create_node("call_function", F.interpolate, (out,),
-                                {"scale_factor": 2 ** head.level,
-                                 "mode": interp_mode("bilinear", ir.dims),
-                                 "align_corners": False}, name=f"{head.name}_full")
-        if head.act == "sigmoid":
-            out = g.create_node("call_function", torch.sigmoid, (out,),
-                                name=f"{head.name}_sigmoid")
-        elif head.act == "softmax":
-            out = g.create_node("call_function", torch.softmax, (out,), {"dim": 1},
-                                name=f"{head.name}_softmax")
-        if head.gate is not None:
-            probs = _head_value(g, ir, head.gate, values, done)
-            out = g.create_node("call_function", cgm_gate, (out, probs),
-                                name=f"{head.name}_gated")
+    for fn, kwargs, suffix in get_head(head.type).load_builder().steps(ir.dims, head):
+        out = g.create_node("call_function", fn, (out,), kwargs, name=f"{head.name}_{suffix}")
+    if head.gate is not None:
+        gate = get_head(ir.heads[head.gate].type).load_builder().gate
+        probs = _head_value(g, ir, head.gate, values, done)
+        out = g.create_node("call_function", gate, (out, probs), name=f"{head.name}_gated")
     done[head_id] = out
     return out

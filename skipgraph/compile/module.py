@@ -6,6 +6,7 @@ the heads). ``forward`` picks one by ``self.training``; there is no interpretati
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from typing import Any, Iterable
 
@@ -14,16 +15,13 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..graph.contract import InputContract, InputShapeError
 from ..graph.estimate import Budget, check_budget
 from ..graph.ir import IRGraph
 from .fx_codegen import make_graph
 from .modules import build_modules
 
-__all__ = ["SkipGraphModule", "compile_ir", "InputShapeError"]
-
-
-class InputShapeError(ValueError):
-    """An input the compiled network cannot take (dims, channels, or size vs. stride)."""
+__all__ = ["SkipGraphModule", "compile_ir", "InputShapeError", "class_name", "recompute_names"]
 
 
 class SkipGraphModule(nn.Module):
@@ -38,7 +36,7 @@ class SkipGraphModule(nn.Module):
     """
 
     def __init__(self, ir: IRGraph, modules: "OrderedDict[str, nn.Module]",
-                 checkpoint: Iterable[str] = ()):
+                 recompute: Iterable[str] = ()):
         super().__init__()
         for name, module in modules.items():
             self.add_module(name, module)
@@ -49,18 +47,17 @@ class SkipGraphModule(nn.Module):
         self.norms_folded = False  # True for an inference copy from speed.fold_batchnorm
         # plain facts for the input check (forward must not touch the networkx IR: it would
         # break torch.compile's graph)
-        self._dims, self._in_channels = ir.dims, ir.in_channels
-        self._stride, self._pad = 2 ** ir.max_level, ir.pad_input
-        self._crop_factor = {h.id: 1 if h.full_size else 2 ** h.level for h in ir.heads.values()}
+        self.contract = InputContract.of(ir)
+        self._crop_factor = {h.id: h.stride for h in ir.heads.values()}
         self._name = ir.name
         names = set(modules)
-        self.checkpoint = frozenset(checkpoint)
-        _check_checkpoint_names(ir, self.checkpoint)
+        self.recompute = frozenset(recompute)
+        _check_recompute_names(ir, self.recompute)
         train, segments = make_graph(ir, self.heads, "dict" if len(self.heads) > 1 else
-                                     "single", names, self.checkpoint)
+                                     "single", names, self.recompute)
         mode = "mean" if ir.output_mode == "ensemble" else "single"
         evalg, _ = make_graph(ir, self.output_heads, mode, names)
-        cls_name = _class_name(ir.name)
+        cls_name = class_name(ir.name)
         # Checkpointed loop iterations: plain attributes (not submodules, so the state_dict
         # stays as it is) that the training graph calls.
         for seg_name, seg in segments.items():
@@ -85,22 +82,9 @@ class SkipGraphModule(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> list[int]:
         """Raise InputShapeError for a wrong input; return the padding the `pad` mode needs."""
-        name, dims = self._name, self._dims
         if not isinstance(x, torch.Tensor):
-            raise InputShapeError(f"{name}: expected a tensor, got {type(x).__name__}")
-        if x.dim() != dims + 2:
-            raise InputShapeError(f"{name}: expected a {dims + 2}-d input (N, C, "
-                                  f"{dims} spatial dims), got shape {tuple(x.shape)}")
-        if x.shape[1] != self._in_channels:
-            raise InputShapeError(f"{name}: expected {self._in_channels} input channels, got "
-                                  f"{x.shape[1]} (shape {tuple(x.shape)})")
-        stride = self._stride
-        pads = [(-s) % stride for s in x.shape[2:]]
-        if any(pads) and not self._pad:
-            raise InputShapeError(f"{name}: spatial size {tuple(x.shape[2:])} is not a "
-                                  f"multiple of the total stride {stride}; resize the input or "
-                                  "set `input: {pad: true}` in the spec")
-        return pads if any(pads) else []
+            raise InputShapeError(f"{self._name}: expected a tensor, got {type(x).__name__}")
+        return self.contract.check(x.shape)
 
     def _crop(self, out: Any, sizes: list[int]) -> Any:
         if isinstance(out, dict):
@@ -129,6 +113,22 @@ class SkipGraphModule(nn.Module):
         """The fx GraphModule used in that mode (for fx passes, export, inspection)."""
         return self._train_gm if training else self._eval_gm
 
+    @property
+    def class_name(self) -> str:
+        """The class name the generated code and an ejected file use."""
+        return class_name(self._name)
+
+    @property
+    def checkpoint(self) -> frozenset[str]:
+        """Deprecated name of :attr:`recompute`."""
+        return self.recompute
+
+    def with_recompute(self, names: Iterable[str] = ()) -> "SkipGraphModule":
+        """The same module (shared submodules and weights) with other families or loops
+        recomputed in the backward pass (activation checkpointing; none by default)."""
+        return _rebuild(self.ir, OrderedDict(self.named_children()), self.training,
+                        self.pruned, names, self.norms_folded)
+
     def prune(self, head: str) -> "SkipGraphModule":
         """A smaller module with only the ancestors of ``head``, sharing this one's parameters."""
         if head not in self.ir.heads:
@@ -136,36 +136,36 @@ class SkipGraphModule(nn.Module):
         sub = self.ir.subgraph([head])
         wanted = _module_names(sub)
         keep = OrderedDict((n, m) for n, m in self.named_children() if n in wanted)
-        pruned = SkipGraphModule(sub, keep, self.checkpoint)
+        pruned = SkipGraphModule(sub, keep, self.recompute)
         pruned.pruned, pruned.norms_folded = True, self.norms_folded
         return pruned
 
     def __deepcopy__(self, memo: dict) -> "SkipGraphModule":
         import copy
         modules = OrderedDict((n, copy.deepcopy(m, memo)) for n, m in self.named_children())
-        return _rebuild(self.ir, modules, self.training, self.pruned, self.checkpoint,
+        return _rebuild(self.ir, modules, self.training, self.pruned, self.recompute,
                         self.norms_folded)
 
     def __reduce__(self):
         return (_rebuild, (self.ir, OrderedDict(self.named_children()), self.training,
-                           self.pruned, self.checkpoint, self.norms_folded))
+                           self.pruned, self.recompute, self.norms_folded))
 
 
-def _check_checkpoint_names(ir: IRGraph, names: frozenset[str]) -> None:
+def _check_recompute_names(ir: IRGraph, names: frozenset[str]) -> None:
     known = {ir.node(n).family for n in ir.graph.nodes} | {ir.node(n).loop
                                                            for n in ir.graph.nodes}
     unknown = names - known
     if unknown:
         from ..errors import Diagnostic, SpecError, did_you_mean
-        raise SpecError([Diagnostic("unknown-family", f"checkpoint: `{u}` is neither a node "
+        raise SpecError([Diagnostic("unknown-family", f"recompute: `{u}` is neither a node "
                                     "family nor a loop", hint=did_you_mean(u, known - {""}))
                          for u in sorted(unknown)])
 
 
 def _rebuild(ir: IRGraph, modules: "OrderedDict[str, nn.Module]", training: bool,
-             pruned: bool = False, checkpoint: Iterable[str] = (),
+             pruned: bool = False, recompute: Iterable[str] = (),
              norms_folded: bool = False) -> SkipGraphModule:
-    model = SkipGraphModule(ir, modules, checkpoint)
+    model = SkipGraphModule(ir, modules, recompute)
     model.train(training)
     model.pruned, model.norms_folded = pruned, norms_folded
     return model
@@ -176,20 +176,36 @@ def _module_names(ir: IRGraph) -> set[str]:
     return names | {e.name for e in ir.edges()} | {h.name for h in ir.heads.values()}
 
 
-def _class_name(name: str) -> str:
+def class_name(name: str) -> str:
+    """A Python class name for a spec name (``unet++`` -> ``UnetPP``)."""
     cleaned = "".join(ch if ch.isalnum() else "_" for ch in name.replace("++", "PP")
                       .replace("+", "P").replace("#", "Sharp"))
     return (cleaned[:1].upper() + cleaned[1:]) or "SkipGraph"
 
 
-def compile_ir(ir: IRGraph, seed: int | None = None, checkpoint: Iterable[str] = (),
-               budget: Budget | None = None) -> SkipGraphModule:
+def compile_ir(ir: IRGraph, seed: int | None = None, recompute: Iterable[str] = (),
+               budget: Budget | None = None, *,
+               checkpoint: Iterable[str] | None = None) -> SkipGraphModule:
     """Build the module; with ``seed`` the weights are reproducible (global RNG untouched).
-    ``checkpoint`` names node families or loops to run under activation checkpointing.
-    The resource guard runs first: nothing is allocated for a model over the budget."""
+    ``recompute`` names node families or loops whose activations are recomputed in the
+    backward pass (activation checkpointing: less memory, one more forward pass);
+    ``checkpoint`` is its deprecated name. The resource guard runs first: nothing is allocated
+    for a model over the budget."""
+    recompute = recompute_names(recompute, checkpoint)
     check_budget(ir, budget)
     if seed is None:
-        return SkipGraphModule(ir, build_modules(ir), checkpoint)
+        return SkipGraphModule(ir, build_modules(ir), recompute)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return SkipGraphModule(ir, build_modules(ir), checkpoint)
+        return SkipGraphModule(ir, build_modules(ir), recompute)
+
+
+def recompute_names(recompute: Iterable[str] = (), checkpoint: Iterable[str] | None = None,
+                    stacklevel: int = 3) -> tuple[str, ...]:
+    """``recompute``, or the deprecated ``checkpoint=`` (with a DeprecationWarning: the word
+    also means checkpoint files)."""
+    if checkpoint is None:
+        return tuple(recompute)
+    warnings.warn("`checkpoint=` (activation checkpointing) is deprecated; use `recompute=`",
+                  DeprecationWarning, stacklevel=stacklevel)
+    return tuple(recompute) + tuple(checkpoint)

@@ -6,11 +6,11 @@ from typing import Callable
 
 import torch.nn as nn
 
-from ..blocks.conv import make_resampler
 from ..blocks.attention import AttentionGate
-from ..blocks.heads import make_cgm
-from ..blocks.layers import CONV, make_act, make_norm
-from ..blocks.registry import get_block, parse_block_config
+from ..blocks.layers import make_act, make_norm
+from ..blocks.registry import get_block
+from ..heads import get_head
+from ..resampling import get_resample
 from ..graph.ir import IREdge, IRGraph, IRHead, IRNode
 
 __all__ = ["build_modules", "edge_module", "node_module", "head_module", "tie_weights"]
@@ -67,9 +67,8 @@ def tie_weights(module: nn.Module, canonical: nn.Module) -> None:
 
 
 def node_module(dims: int, node: IRNode) -> nn.Module:
-    params = parse_block_config(node.block)
-    builder = get_block(params.type).load_builder()
-    return builder(dims, node.in_channels, node.out_channels, params)
+    builder = get_block(node.block.type).load_builder()
+    return builder(dims, node.in_channels, node.out_channels, node.block)
 
 
 def edge_module(dims: int, e: IREdge) -> nn.Module | None:
@@ -84,8 +83,8 @@ def edge_module(dims: int, e: IREdge) -> nn.Module | None:
     r = e.resample
     if r is not None:
         if r.has_params:
-            parts["resample"] = make_resampler(dims, r.op, channels, e.resampled_channels,
-                                               r.factor, r.kernel, r.mode, r.bias)
+            build = get_resample(r.op).load_builder()
+            parts["resample"] = build(dims, channels, e.resampled_channels, r.factor, r.settings)
             channels = e.resampled_channels
         layers = {"norm": make_norm(r.norm, dims, channels), "act": make_act(r.act)}
         for name in ("norm", "act") if r.order == "cna" else ("act", "norm"):
@@ -97,12 +96,9 @@ def edge_module(dims: int, e: IREdge) -> nn.Module | None:
 
 
 def _edge_conv(dims: int, e: IREdge, channels: int) -> nn.Module:
-    params = parse_block_config(e.conv_block or {})
-    return get_block(params.type).load_builder()(dims, channels, e.conv_width, params)
+    return get_block(e.conv_block.type).load_builder()(dims, channels, e.conv_width,
+                                                        e.conv_block)
 
 
 def head_module(dims: int, head: IRHead) -> nn.Module:
-    if head.type == "cgm":
-        return make_cgm(dims, head.in_channels, head.settings)
-    return CONV[dims](head.in_channels, head.out_channels, head.kernel, padding=head.kernel // 2,
-                      bias=head.bias)
+    return get_head(head.type).load_builder().module(dims, head)

@@ -1,6 +1,6 @@
 """Speed switches for a compiled spec: BatchNorm folding for inference, channels_last,
 autocast, torch.compile (its CUDA-graph mode for fixed shapes). Activation checkpointing is
-chosen at build time (``skipgraph.build(..., checkpoint=["X"])``) because it changes the
+chosen at build time (``skipgraph.build(..., recompute=["X"])``) because it changes the
 generated code."""
 from __future__ import annotations
 
@@ -13,9 +13,28 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["optimize", "fold_batchnorm", "AMP_DTYPES"]
+from ..blocks.layers import by_dims
+
+__all__ = ["optimize", "fold_batchnorm", "AMP_DTYPES", "amp_dtype", "memory_format"]
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_MEMORY_FORMATS = by_dims("channels-last memory format", torch.channels_last,
+                          torch.channels_last_3d)
+
+
+def amp_dtype(name: str | None) -> torch.dtype | None:
+    """``bf16`` / ``fp16`` -> the autocast dtype; None -> None (no autocast)."""
+    if name is None:
+        return None
+    if name not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, not {name!r}")
+    return AMP_DTYPES[name]
+
+
+def memory_format(dims: int) -> torch.memory_format:
+    """The channels-last format for ``dims`` spatial dims: ``channels_last`` (NHWC, 4-d
+    tensors) in 2D, ``channels_last_3d`` (NDHWC, 5-d) in 3D."""
+    return _MEMORY_FORMATS[dims]
 
 
 class _Autocast(nn.Module):
@@ -72,13 +91,11 @@ def optimize(model: nn.Module, *, channels_last: bool = False, amp: str | None =
         model = fold_batchnorm(model)
     model = model.to(device)
     if channels_last:
-        fmt = torch.channels_last if model.ir.dims == 2 else torch.channels_last_3d
-        model = model.to(memory_format=fmt)
+        model = model.to(memory_format=memory_format(model.ir.dims))
     runner: nn.Module = model
-    if amp is not None:
-        if amp not in AMP_DTYPES:
-            raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, not {amp!r}")
-        runner = _Autocast(model, device.type, AMP_DTYPES[amp])
+    dtype = amp_dtype(amp)
+    if dtype is not None:
+        runner = _Autocast(model, device.type, dtype)
     if compile_mode is not None:
         return torch.compile(runner, mode=None if compile_mode == "default" else compile_mode,
                              fullgraph=True)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .speed import optimize
+from .speed import memory_format, optimize
 
 __all__ = ["measure", "forward_fn", "train_step_fn", "interleaved", "paired_ratio", "median",
            "count_flops", "cuda_peak_bytes", "synchronize", "peak_tflops", "GPU_PEAK_TFLOPS"]
@@ -139,8 +139,8 @@ def measure(model: torch.nn.Module, input_shape: list[int], *, reps: int = 10,
         # BatchNorm folding is for inference: the training step runs the model as built
         runner = optimize(m, device=device, **{k: v for k, v in switches.items()
                                                 if not (training and k == "fold_bn")})
-        inp = x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else
-                           torch.channels_last_3d) if switches.get("channels_last") else x
+        inp = x.contiguous(memory_format=memory_format(len(input_shape) - 2)) \
+            if switches.get("channels_last") else x
         fn = train_step_fn(runner, inp, m) if training else forward_fn(runner, inp)
         seconds = median(interleaved({task: fn}, reps, device)[task])
         entry: dict[str, Any] = {"seconds": seconds, "flops": flops,

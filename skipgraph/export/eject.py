@@ -15,21 +15,20 @@ from typing import Any
 
 import torch.nn as nn
 
-from ..compile.module import SkipGraphModule, _class_name, _rebuild
+from ..compile.module import SkipGraphModule
 
 __all__ = ["eject_source"]
 
 
 def eject_source(model: SkipGraphModule) -> str:
-    if model.checkpoint:  # activation checkpointing is a build option, not part of the file
-        model = _rebuild(model.ir, OrderedDict(model.named_children()), model.training,
-                         model.pruned)
+    if model.recompute:  # activation checkpointing is a build option, not part of the file
+        model = model.with_recompute(())
     emitter = _Emitter(model)
     init_lines = []
     for name, child in model.named_children():
         expr = emitter.module(child, name, depth=1)
         init_lines.append(f"self.{name} = {expr}")
-    cls = _class_name(model.ir.name)
+    cls = model.class_name
     helpers = _helpers(model)
     parts = [_header(model), *emitter.class_sources(), *helpers,
              f"class {cls}(nn.Module):",

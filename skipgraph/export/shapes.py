@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch.export import Dim
 
+from ..graph.contract import total_stride
 from ..graph.ir import IRGraph
 
 __all__ = ["example_input", "dynamic_shapes", "stride"]
@@ -13,7 +14,7 @@ _MAX_BLOCKS = 256  # spatial size up to 256 strides
 
 
 def stride(ir: IRGraph) -> int:
-    return 2 ** ir.max_level
+    return total_stride(ir)
 
 
 def example_input(ir: IRGraph, batch: int = 2, blocks: int = 2) -> torch.Tensor:

@@ -12,7 +12,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..blocks.registry import parse_block_config
 from ..errors import Diagnostic, SpecError
 from .ir import IRGraph
 
@@ -38,15 +37,16 @@ def estimate_params(ir: IRGraph) -> int:
     for node in ir.nodes():
         if node.is_input or node.tied_to or node.module:
             continue
-        total += parse_block_config(node.block).estimate_params(ir.dims, node.in_channels,
+        total += node.block.estimate_params(ir.dims, node.in_channels,
                                                                 node.out_channels)
         for e in ir.in_edges(node.id):
-            if e.resample is not None and e.resample.has_params:
-                total += (e.resample.kernel ** ir.dims) * e.in_channels * e.resampled_channels
+            if e.resample is not None:
+                total += e.resample.settings.estimate_params(
+                    ir.dims, e.in_channels, e.resampled_channels, e.resample.factor)
             if e.conv_width:
                 total += (3 ** ir.dims) * e.in_channels * e.conv_width
     for head in ir.heads.values():
-        total += (head.kernel ** ir.dims) * head.in_channels * head.out_channels
+        total += head.settings.estimate_params(ir.dims, head.in_channels)
     return total
 
 

@@ -18,8 +18,10 @@ from ..blocks.registry import parse_block_config
 from ..errors import DiagnosticSink, did_you_mean
 from ..spec.expr import Expr, ExprError, Range
 from ..spec.loader import ResolvedSpec
-from ..spec.schema import CgmHead, EdgeFamily, ResampleSpec, SegHead
-from .ir import INPUT_ID, IREdge, IRGraph, IRHead, IRNode, Origin, Resample, module_name
+from ..resampling import resample_settings
+from ..spec.schema import EdgeFamily
+from .ir import (INPUT_ID, IREdge, IRGraph, IRHead, IRNode, Origin, Resample, SpecMeta,
+                 module_name)
 from .patterns import NodePattern, node_id
 from .unroll import LoopPlan, drop_dead_copies, tie_copies, unroll
 
@@ -45,9 +47,9 @@ class _Expander:
         self.spec = rs.spec
         self.env: dict[str, Any] = dict(rs.params)
         self.sink = DiagnosticSink()
-        self.ir = IRGraph(self.spec.name, self.spec.dims, params=dict(rs.params), source=rs.path,
-                          loss=self.spec.loss.model_dump(), spec_doc=dict(rs.raw),
-                          pad_input=self.spec.input.pad)
+        self.ir = IRGraph(self.spec.name, self.spec.dims, pad_input=self.spec.input.pad,
+                          meta=SpecMeta(params=dict(rs.params), source=rs.path,
+                                        loss=self.spec.loss, spec_doc=dict(rs.raw)))
         self.members: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
         # combinations seen before `if:` filtering: a family emptied by its `if:` (a feature
         # switched off by a param) is fine; one that finds no node at all is an error.
@@ -168,7 +170,7 @@ class _Expander:
             self._err("missing-key", f"node family `{name}` has no index; give it a `level:`",
                       path)
             return
-        block = parse_block_config({**self.spec.defaults.block, **fam.block}).model_dump()
+        block = parse_block_config({**self.spec.defaults.block, **fam.block})
         origin = Origin(name, self.rs.span(*path))
         members: list[tuple[str, tuple[int, ...]]] = []
         for env in self._iterate(fam.for_, fam.if_, self.env, path):
@@ -241,18 +243,16 @@ class _Expander:
         change = self.ir.node(dst_id).level - self.ir.node(src_id).level
         resample = None
         if change != 0:
-            rs: ResampleSpec = (fam.down or self.spec.defaults.down) if change > 0 \
+            rs = (fam.down or self.spec.defaults.down) if change > 0 \
                 else (fam.up or self.spec.defaults.up)
-            resample = Resample(rs.op, 2 ** abs(change), rs.kernel, rs.ceil, rs.mode, rs.out,
-                                rs.bias, rs.norm, rs.act, rs.order)
+            resample = Resample(resample_settings(rs), 2 ** abs(change))
         kind = fam.kind or ("input" if src_id == INPUT_ID else "skip" if change == 0 else
                             ("encoder" if change == 1 else "up" if change == -1
                              else "full_scale"))
         conv_width = conv_block = None
         if fam.conv is not None:
             conv_width = self._int(fam.conv.width, env, ("edges", name, "conv", "width"), 1)
-            conv_block = parse_block_config({**self.spec.defaults.block,
-                                             **fam.conv.block}).model_dump()
+            conv_block = parse_block_config({**self.spec.defaults.block, **fam.conv.block})
         gate_by, gate_inter = "", "half"
         if fam.gate is not None:
             gate_by = fam.gate.by
@@ -318,7 +318,7 @@ class _Expander:
             plan = LoopPlan(name, body, times, lp.norm)
             for cname, carry in lp.carry.items():
                 plan.carries += self._expand_carry(cname, carry, body, path + ("carry", cname))
-            channels = {src: parse_block_config(self.ir.node(src).block).out_channels(
+            channels = {src: self.ir.node(src).block.out_channels(
                 0, self.ir.node(src).width) for src, _, _, _ in plan.carries}
             if not self.sink.items:
                 self.last_step.update(unroll(self.ir, plan, channels))
@@ -370,42 +370,36 @@ class _Expander:
         if matched == 0:  # emptied by `if:` is fine (a head switched off by a param)
             self._err("empty-family", f"head family `{name}` ({fam.on}) matches no node", path)
 
-    def _make_head(self, name: str, fam: SegHead | CgmHead, nid: str, env: dict[str, Any],
+    def _make_head(self, name: str, fam: Any, nid: str, env: dict[str, Any],
                    path: tuple) -> IRHead | None:
-        common = dict(node=nid, family=name, level=self.ir.node(nid).level,
-                      origin=Origin(name, self.rs.span(*path)))
-        if isinstance(fam, SegHead):
-            out = self._int(fam.out, env, path + ("out",), 1)
-            return None if out is None else IRHead(
-                id=nid, out_channels=out, kernel=fam.kernel, bias=fam.bias, act=fam.act,
-                resize=fam.resize, target=fam.target, **common)
-        layers = self._int(fam.layers, env, path + ("layers",), 1)
-        hidden = self._int(fam.hidden, env, path + ("hidden",), 1)
-        if layers is None or hidden is None:
+        """The head of type ``fam.type`` on ``nid``: its expression fields evaluated once."""
+        settings = fam.resolve(lambda field, minimum: self._int(
+            getattr(fam, field), env, path + (field,), minimum))
+        if settings is None:
             return None
-        settings = {"variant": fam.variant, "layers": layers, "hidden": hidden,
-                    "dropout": fam.dropout, "gates": fam.gates}
-        return IRHead(id=f"{name}@{nid}", type="cgm", out_channels=2, settings=settings,
-                      **common)
+        return IRHead(id=settings.head_id(name, nid), node=nid, family=name,
+                      out_channels=settings.out_channels(), settings=settings,
+                      level=self.ir.node(nid).level, origin=Origin(name, self.rs.span(*path)))
 
     def _link_gates(self) -> None:
-        """Point each segmentation head at the CGM that gates it."""
-        for cgm in [h for h in self.ir.heads.values() if h.type == "cgm"]:
-            mode = cgm.settings["gates"]
+        """Point each pixel-wise head at the head whose decision gates it (a CGM)."""
+        for gating in list(self.ir.heads.values()):
+            mode = gating.settings.gating()
+            if mode == "none":
+                continue
             for head in list(self.ir.heads.values()):
-                if head.type != "seg" or mode == "none" or (mode == "same" and
-                                                            head.node != cgm.node):
+                if not head.pixelwise or (mode == "same" and head.node != gating.node):
                     continue
                 if head.gate is not None:
                     self._err("duplicate-node", f"head {head.id} is gated by both {head.gate} "
-                              f"and {cgm.id}", ("heads", cgm.family))
+                              f"and {gating.id}", ("heads", gating.family))
                     return
-                self.ir.add_head(dataclasses.replace(head, gate=cgm.id))
+                self.ir.add_head(dataclasses.replace(head, gate=gating.id))
 
     def _set_output(self) -> None:
         out = self.spec.output
         self.ir.output_mode = out.mode
-        seg = [h.id for h in self.ir.heads.values() if h.type == "seg"]
+        seg = [h.id for h in self.ir.heads.values() if h.pixelwise]
         if not seg:
             self._err("empty-family", "the spec has no segmentation head", ("heads",))
             return

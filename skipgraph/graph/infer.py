@@ -1,15 +1,14 @@
 """Channel inference: the one place where in/out channels of nodes, edges and heads are decided.
 
-Edges: a parametric resampler outputs the width its ``out`` names (``target``: the destination
-node's width, ``source``, ``half`` of the source, or a number); param-free ones keep the source's
-channels; an edge conv outputs its ``width``. Nodes: concat adds the inputs, sum requires them to
+Edges: the resampling op's own rule gives its output channels (a parametric op: the width its
+``out`` names, ``target``: the destination node's width, ``source``, ``half`` of the source, or
+a number; a param-free one keeps the source's channels); an edge conv outputs its ``width``. Nodes: concat adds the inputs, sum requires them to
 agree; the block's own ``out_channels`` rule gives the output.
 """
 from __future__ import annotations
 
 import dataclasses
 
-from ..blocks.registry import parse_block_config
 from ..errors import DiagnosticSink
 from .ir import IREdge, IRGraph
 
@@ -36,7 +35,7 @@ def infer(ir: IRGraph) -> IRGraph:
                        key=f"edges.{edges[0].family}")
             continue
         in_ch = (widths[0] if node.merge == "sum" else sum(widths)) if widths else 0
-        out_ch = parse_block_config(node.block).out_channels(in_ch, node.width)
+        out_ch = node.block.out_channels(in_ch, node.width)
         ir.add_node(dataclasses.replace(node, in_channels=in_ch, out_channels=out_ch))
     for head in list(ir.heads.values()):
         ir.add_head(dataclasses.replace(head, in_channels=ir.node(head.node).out_channels))
@@ -60,8 +59,7 @@ def _infer_edge(ir: IRGraph, e: IREdge) -> IREdge:
     before = e.conv_width if (e.conv_width is not None and e.conv_at == "source") else src
     mid = before
     r = e.resample
-    if r is not None and r.has_params:
-        mid = r.out if isinstance(r.out, int) else \
-            {"target": ir.node(e.dst).width, "source": before, "half": max(before // 2, 1)}[r.out]
+    if r is not None:
+        mid = r.settings.out_channels(before, ir.node(e.dst).width)
     out = e.conv_width if (e.conv_width is not None and e.conv_at == "target") else mid
     return dataclasses.replace(e, in_channels=src, resampled_channels=mid, out_channels=out)

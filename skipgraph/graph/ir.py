@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import networkx as nx
@@ -19,10 +19,10 @@ import networkx as nx
 from ..errors import Span
 
 __all__ = ["INPUT_ID", "Origin", "Resample", "CarryInit", "IRNode", "IREdge", "IRHead", "IRGraph",
+           "SpecMeta",
            "module_name"]
 
 INPUT_ID = "input"
-_PARAM_FREE_OPS = {"maxpool", "avgpool", "bilinear", "nearest"}
 
 
 def module_name(node_id: str) -> str:
@@ -40,26 +40,29 @@ class Origin:
 
 @dataclass(frozen=True)
 class Resample:
-    """Resolution change on an edge: ``factor`` = 2**|level change|."""
+    """Resolution change on an edge: the settings of its registered op
+    (:mod:`skipgraph.resampling`) and ``factor`` = 2**|level change|."""
 
-    op: str
+    settings: Any  # a skipgraph.resampling.ResampleOp
     factor: int
-    kernel: int = 2
-    ceil: bool = False
-    mode: str = "nearest"
-    out: str | int = "target"  # channels out of a parametric op: target/source/half or a number
-    bias: bool = True
-    norm: Any = "none"
-    act: Any = "none"
-    order: str = "cna"  # cna: resample -> norm -> act; can: resample -> act -> norm (BiO-Net)
+
+    @property
+    def op(self) -> str:
+        return self.settings.op
 
     @property
     def has_params(self) -> bool:
-        return self.op not in _PARAM_FREE_OPS
+        return self.settings.parametric
 
     @property
     def is_up(self) -> bool:
-        return self.op in ("transpose", "bilinear", "nearest", "upconv")
+        return self.settings.direction == "up"
+
+    def __getattr__(self, name: str) -> Any:
+        """The op's settings read as attributes (``resample.kernel``, ``resample.norm``)."""
+        if name.startswith("_") or name == "settings":
+            raise AttributeError(name)
+        return getattr(self.settings, name)
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class IRNode:
     level: int
     column: int
     width: int
-    block: dict[str, Any] = field(default_factory=dict)  # validated block settings
+    block: Any = None  # the block's settings model (skipgraph.blocks), validated once
     merge: str = "concat"
     in_channels: int = 0
     out_channels: int = 0
@@ -112,7 +115,7 @@ class IREdge:
     slot: int = 0                       # position among the destination's inputs (concat order)
     resample: Resample | None = None    # None: same level, identity
     conv_width: int | None = None       # optional conv block on the edge (full-scale skips)
-    conv_block: dict[str, Any] | None = None
+    conv_block: Any = None              # its block's settings model
     conv_at: str = "target"             # conv after (target) or before (source) resampling
     gate_by: str = ""                   # attention gate: the edge family giving the gating signal
     gate_inter: int | str = "half"
@@ -141,38 +144,68 @@ class IREdge:
 
 @dataclass(frozen=True)
 class IRHead:
-    """An output. ``seg`` heads: conv -> [resize] -> [act] [-> gated by a CGM]. ``cgm`` heads:
-    an image-level 2-way decision (``settings``: variant, layers, hidden, dropout)."""
+    """An output: the settings of its registered head type (:mod:`skipgraph.heads`, expressions
+    evaluated), on ``node``; ``gate`` is the head whose decision gates it, if any."""
 
     id: str
     node: str
     family: str
     out_channels: int
-    type: str = "seg"
-    kernel: int = 1
-    bias: bool = True
-    act: str = "none"
-    resize: str = "none"
-    target: str = "maxpool"
+    settings: Any  # a skipgraph.heads.HeadType
     level: int = 0
     gate: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
     in_channels: int = 0
     origin: Origin | None = None
 
     @property
+    def type(self) -> str:
+        return self.settings.type
+
+    def __getattr__(self, name: str) -> Any:
+        """The head type's settings read as attributes (``head.kernel``, ``head.act``)."""
+        if name.startswith("_") or name == "settings":
+            raise AttributeError(name)
+        try:
+            return getattr(self.settings, name)
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__} of type `{self.type}` has no "
+                                 f"attribute `{name}`") from None
+
+    @property
+    def pixelwise(self) -> bool:
+        """A map (N, C, *spatial) rather than an image-level output."""
+        return self.settings.pixelwise
+
+    @property
     def name(self) -> str:
-        prefix = "head" if self.type == "seg" else self.family
-        return f"{prefix}_{module_name(self.node)}"
+        return f"{self.settings.module_prefix(self.family)}_{module_name(self.node)}"
 
     @property
     def full_size(self) -> bool:
-        return self.level == 0 or self.resize == "full"
+        return self.settings.full_size(self.level)
+
+    @property
+    def stride(self) -> int:
+        """How much smaller than the input the head's output is (1: full size)."""
+        return 1 if self.full_size else 2 ** self.level
+
+
+@dataclass(frozen=True)
+class SpecMeta:
+    """What the spec says beside the graph, for the stages that need it: the params it was
+    expanded with, its file, its training loss (typed ``LossSpec``) and the resolved document
+    (what a checkpoint stores)."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    loss: Any = None
+    spec_doc: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class IRGraph:
-    """Topology in ``graph`` (payloads under the ``ir`` attribute); heads and output beside it."""
+    """Topology in ``graph`` (payloads under the ``ir`` attribute); heads and output beside it;
+    the spec's metadata apart in ``meta``."""
 
     name: str
     dims: int
@@ -180,11 +213,26 @@ class IRGraph:
     heads: dict[str, IRHead] = field(default_factory=dict)
     output_mode: str = "select"
     output_heads: tuple[str, ...] = ()   # the heads the eval output combines
-    params: dict[str, Any] = field(default_factory=dict)
-    source: str = ""
-    loss: dict[str, Any] = field(default_factory=dict)      # the spec's `loss:` settings
     pad_input: bool = False  # pad inputs to a multiple of the total stride, crop outputs back
-    spec_doc: dict[str, Any] = field(default_factory=dict)  # the resolved spec (checkpoints)
+    meta: SpecMeta = field(default_factory=SpecMeta)
+
+    # --- the spec's metadata, read through (kept for callers of the flat names) -------------
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.meta.params
+
+    @property
+    def source(self) -> str:
+        return self.meta.source
+
+    @property
+    def spec_doc(self) -> dict[str, Any]:
+        return self.meta.spec_doc
+
+    @property
+    def loss(self) -> dict[str, Any]:
+        """The spec's ``loss:`` settings as keyword arguments of ``DeepSupervisionLoss``."""
+        return self.meta.loss.model_dump() if self.meta.loss is not None else {}
 
     # --- the one way in --------------------------------------------------------------------
     def add_node(self, node: IRNode) -> None:
@@ -257,7 +305,7 @@ class IRGraph:
             self, graph=self.graph.subgraph(keep).copy(),
             heads={h: self.heads[h] for h in heads},
             output_mode="select" if len(head_ids) == 1 else self.output_mode,
-            output_heads=tuple(head_ids), params=dict(self.params))
+            output_heads=tuple(head_ids))
 
     # --- printing ----------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -270,19 +318,12 @@ class IRGraph:
             terms.update({c.slot: f"{c.mode}<{c.family}>" for c in node.carry_inits})
             terms = [terms[k] for k in sorted(terms)]
             merged = terms[0] if len(terms) == 1 else f"{'cat' if node.merge == 'concat' else 'sum'}[{', '.join(terms)}]"
-            btype = node.block.get("type", "block")
+            btype = node.block.type if node.block is not None else "block"
             lines.append(f"{node.id} = {btype}({merged})  # level {node.level}, "
                          f"{node.in_channels} -> {node.out_channels}")
         for head in self.heads.values():
-            if head.type == "cgm":
-                lines.append(f"head {head.id} = cgm[{head.settings['variant']}]({head.node})"
-                             f"  # {head.in_channels} -> 2")
-                continue
-            term = f"conv{head.kernel}x{head.kernel}({head.node})"
-            for step, on in (("resize_full", head.resize == "full"),
-                             (head.act, head.act != "none"),
-                             (f"gate[{head.gate}]", head.gate is not None)):
-                term = f"{step}({term})" if on else term
+            term = head.settings.term(head.node, head.level)
+            term = f"gate[{head.gate}]({term})" if head.gate is not None else term
             lines.append(f"head {head.id} = {term}  # {head.in_channels} -> {head.out_channels}")
         lines.append(f"output = {self.output_mode}({', '.join(self.output_heads)})")
         return "\n".join(lines)
@@ -293,7 +334,7 @@ class IRGraph:
         if e.conv_width and e.conv_at == "source":
             term = f"conv{e.conv_width}({term})"
         if e.resample is not None:
-            term = f"{e.resample.op}(x{e.resample.factor}, {term})"
+            term = e.resample.settings.term(term, e.resample.factor)
         if e.conv_width and e.conv_at == "target":
             term = f"conv{e.conv_width}({term})"
         return f"gate[{e.gate_by}]({term})" if e.gate_by else term
@@ -301,7 +342,7 @@ class IRGraph:
     def to_dict(self) -> dict[str, Any]:
         """Explicit JSON-able form (what ``skipgraph expand --json`` prints)."""
         def clean(obj: Any) -> Any:
-            d = asdict(obj)
+            d = _plain(dataclasses.replace(obj, origin=None))
             d.pop("origin", None)
             return d
         return {
@@ -311,3 +352,14 @@ class IRGraph:
             "heads": [clean(h) for h in self.heads.values()],
             "output": {"mode": self.output_mode, "heads": list(self.output_heads)},
         }
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, tuples and settings models -> JSON-able data."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(by_alias=True)
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value

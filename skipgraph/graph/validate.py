@@ -8,6 +8,7 @@ from typing import Sequence
 import networkx as nx
 
 from ..errors import DiagnosticSink, SpecError, Diagnostic
+from .contract import InputContract
 from .ir import INPUT_ID, IRGraph
 
 __all__ = ["validate", "check_input_shape"]
@@ -89,28 +90,21 @@ def _check_head_activations(ir: IRGraph, sink: DiagnosticSink) -> None:
     """Every loss takes what a head gives (logits or probabilities); the one pairing that cannot
     train is a softmax over one channel: its output is always 1, so no gradient reaches it."""
     for head in ir.heads.values():
-        if head.type == "seg" and head.act == "softmax" and head.out_channels == 1:
+        if head.pixelwise and getattr(head, "act", "none") == "softmax" and \
+                head.out_channels == 1:
             span = head.origin.span if head.origin else None
-            sink.error("head-loss-mismatch", f"head {head.id} ({head.family}) is a softmax over 1 channel: "
-                       f"its output is constantly 1 and the loss `{ir.loss.get('seg')}` gets no "
-                       "gradient", span, key=f"heads.{head.family}",
+            sink.error("head-loss-mismatch", f"head {head.id} ({head.family}) is a softmax over "
+                       f"1 channel: its output is constantly 1 and the loss "
+                       f"`{ir.loss.get('seg', 'bce_dice')}` gets no gradient", span,
+                       key=f"heads.{head.family}",
                        hint="use `act: sigmoid` for one class, or `out:` >= 2 classes")
 
 
 def check_input_shape(ir: IRGraph, shape: Sequence[int]) -> None:
-    """Raise SpecError unless ``shape`` (N, C, *spatial) fits the network."""
-    problems = []
-    if len(shape) != ir.dims + 2:
-        problems.append(f"expected {ir.dims + 2} dimensions (N, C, {ir.dims} spatial), "
-                        f"got {len(shape)}: {tuple(shape)}")
-    elif shape[1] != ir.in_channels:
-        problems.append(f"expected {ir.in_channels} input channels, got {shape[1]}")
-    else:
-        stride = 2 ** ir.max_level
-        bad = [s for s in shape[2:] if s % stride]
-        if bad:
-            problems.append(f"spatial size {tuple(shape[2:])} is not divisible by the total "
-                            f"stride {stride} (2**{ir.max_level} levels)")
-    if problems:
-        raise SpecError([Diagnostic("bad-input-size", p, hint="use sizes that are multiples "
-                                    f"of {2 ** ir.max_level}") for p in problems])
+    """Raise SpecError (``bad-input-size``) unless ``shape`` (N, C, *spatial) fits the network
+    as it is, without padding (the summary propagates shapes through the graph itself)."""
+    contract = InputContract.of(ir)
+    problem = contract.problem(shape, padded=False)
+    if problem:
+        raise SpecError([Diagnostic("bad-input-size", problem, hint="use sizes that are "
+                                    f"multiples of {contract.stride}")])

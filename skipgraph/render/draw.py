@@ -124,7 +124,7 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
     lines = [f"{head}<SUP>{sup}</SUP>" if sup else head,
              f"<FONT POINT-SIZE='9'>{node.out_channels or node.width}</FONT>"]
     if opts.detail:
-        lines.append(f"<FONT POINT-SIZE='8'>{html.escape(str(node.block.get('type', '')))}"
+        lines.append(f"<FONT POINT-SIZE='8'>{html.escape(node.block.type if node.block else '')}"
                      "</FONT>")
         lines.append(f"<FONT POINT-SIZE='8'>{_shape_text(ir, node, opts)}</FONT>")
     return "<" + "<BR/>".join(lines) + ">"
@@ -192,28 +192,23 @@ def _draw_heads(g: graphviz.Digraph, ir: IRGraph, opts: DrawOptions,
     UNet# paper's Fig. 2); a CGM stacks beyond the segmentation head it shares a node with, and a
     gated head names its CGM."""
     st = EDGE_STYLES["head"]
-    seg_nodes = {h.node for h in ir.heads.values() if h.type == "seg"}
+    seg_nodes = {h.node for h in ir.heads.values() if h.pixelwise}
     kept = set(ir.needed_heads([opts.prune])) if opts.prune else set(ir.heads)
     for head in ir.heads.values():
         node = ir.node(head.node)
         x, y = node_position(node)
-        stack = 2 if head.type == "cgm" and head.node in seg_nodes else 1
+        stack = 2 if not head.pixelwise and head.node in seg_nodes else 1
         if node.level == 0:
             y += (0.9 if stack == 1 else 1.7) * _Y_STEP
         else:
             x += (1.2 if stack == 1 else 2.9) * _X_STEP
         grey = head.id not in kept
-        if head.type == "cgm":
-            label = f"<CGM<BR/><FONT POINT-SIZE='8'>{head.settings['variant']}</FONT>>"
-        else:
-            extra = [head.act] if head.act != "none" else []
-            if head.resize == "full" and head.level:
-                extra.append(f"up x{2 ** head.level}")
-            if head.gate:
-                extra.append(f"x {ir.heads[head.gate].family}")
-            label = f"<{head.out_channels}" + "".join(
-                f"<BR/><FONT POINT-SIZE='8'>{html.escape(t)}</FONT>" for t in extra) + ">"
-        g.node(f"out_{head.name}", label=label, shape="box" if head.type == "seg" else "hexagon",
+        title, extra = head.settings.drawing(head.level)
+        if head.gate:
+            extra.append(f"x {ir.heads[head.gate].family}")
+        label = f"<{html.escape(title)}" + "".join(
+            f"<BR/><FONT POINT-SIZE='8'>{html.escape(t)}</FONT>" for t in extra) + ">"
+        g.node(f"out_{head.name}", label=label, shape="box" if head.pixelwise else "hexagon",
                style="rounded,filled", fillcolor="#f3e6f6" if not grey else "#eeeeee",
                color=st.color if not grey else GREY, fontcolor="black" if not grey else GREY,
                width="0.5", height="0.4", fixedsize="false",

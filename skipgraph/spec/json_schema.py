@@ -13,6 +13,7 @@ _PLACEHOLDER = {"type": "string", "pattern": r"^\$\{[^}]*\}$",
 
 def spec_json_schema() -> dict[str, Any]:
     schema = Spec.model_json_schema(by_alias=True)
+    _hoist_registered(schema)
     _allow_placeholders(schema)
     # a spec that `extends:` another may leave the required keys to its base
     required = schema.pop("required", [])
@@ -40,3 +41,14 @@ def _allow_placeholders(node: Any) -> None:
     elif isinstance(node, list):
         for item in node:
             _allow_placeholders(item)
+
+
+def _hoist_registered(schema: dict[str, Any]) -> None:
+    """Registered head types come inline (``oneOf`` of models); give them ``$defs`` entries
+    named by their titles, as plain pydantic models get."""
+    heads = schema["properties"]["heads"]["additionalProperties"]
+    for k, item in enumerate(heads.get("oneOf", [])):
+        if "title" in item and "$ref" not in item:
+            schema.setdefault("$defs", {})[item["title"]] = item
+            heads["oneOf"][k] = {"$ref": f"#/$defs/{item['title']}"}
+    schema["$defs"] = dict(sorted(schema["$defs"].items()))

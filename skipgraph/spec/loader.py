@@ -12,13 +12,14 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Annotated, Any, Iterable, Mapping
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..blocks.registry import validate_block_config
 from ..errors import Diagnostic, DiagnosticSink, SpecError, did_you_mean
+from ..registry import RegisteredModel
 from .expr import Expr, ExprError
 from .schema import Spec
 from .yaml_source import PositionMap, SourceDoc, load_yaml_file
@@ -229,7 +230,7 @@ def _diagnostics_from_pydantic(exc: ValidationError, data: dict, pos: PositionMa
         if etype == "extra_forbidden":
             diag = Diagnostic("unknown-key", f"unknown key `{path[-1]}`",
                               pos.span(path, prefer_key=True), key=key,
-                              hint=did_you_mean(str(path[-1]), _fields_at(path[:-1])))
+                              hint=did_you_mean(str(path[-1]), _fields_at(path[:-1], data)))
         elif etype == "missing":
             diag = Diagnostic("missing-key", f"missing required key `{path[-1]}`",
                               pos.span(path[:-1]), key=key)
@@ -239,6 +240,9 @@ def _diagnostics_from_pydantic(exc: ValidationError, data: dict, pos: PositionMa
             diag = Diagnostic("bad-value", f"{err['input']!r} is not allowed here: {err['msg']}",
                               pos.span(path), key=key,
                               hint=did_you_mean(str(err["input"]), options))
+        elif etype == "unknown_name":  # a name no registry knows (skipgraph.registry)
+            diag = Diagnostic("unknown-name", err["ctx"]["message"], pos.span(path), key=key,
+                              hint=err["ctx"]["hint"] or None)
         elif etype == "value_error":
             msg = err["msg"].removeprefix("Value error, ")
             code = "bad-expression" if msg.startswith("invalid ") else "bad-value"
@@ -286,30 +290,40 @@ def _has(node: Any, seg: Any) -> bool:
     return isinstance(seg, int) and 0 <= seg < len(node)
 
 
-def _fields_at(path: tuple) -> list[str]:
-    """Field names (aliases) of the model found at ``path`` in the Spec schema."""
+def _fields_at(path: tuple, data: Any = None) -> list[str]:
+    """Field names (aliases) of the model found at ``path`` in the Spec schema (a section whose
+    model a registry chooses, such as a head, is looked up by its ``type``)."""
     tp: Any = Spec
+    node = data
     for seg in path:
-        tp = _unwrap(tp)
+        tp = _unwrap(tp, node)
+        node = node.get(seg) if isinstance(node, dict) else None
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             fld = next((f for n, f in tp.model_fields.items() if (f.alias or n) == seg), None)
             if fld is None:
                 return []
-            tp = fld.annotation
+            tp = fld.annotation if not fld.metadata else Annotated[(fld.annotation,
+                                                                    *fld.metadata)]
         elif typing.get_origin(tp) is dict:
             tp = typing.get_args(tp)[1]
         else:
             return []
-    tp = _unwrap(tp)
+    tp = _unwrap(tp, node)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return [f.alias or n for n, f in tp.model_fields.items()]
     return []
 
 
-def _unwrap(tp: Any) -> Any:
+def _unwrap(tp: Any, node: Any = None) -> Any:
     while True:
         origin = typing.get_origin(tp)
         if origin is typing.Annotated:
+            chooser = next((m for m in tp.__metadata__ if isinstance(m, RegisteredModel)), None)
+            if chooser is not None:
+                try:
+                    return chooser.model_for(node)
+                except (ValueError, LookupError):
+                    return None
             tp = typing.get_args(tp)[0]
         elif origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(tp) if a is not type(None)]

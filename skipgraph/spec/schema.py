@@ -6,83 +6,34 @@ the block registry (user blocks bring their own parameter model), not by a close
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag,
-                      field_validator, model_validator)
+from pydantic import AfterValidator, Field, field_validator
 
-from .expr import Expr, ExprError, Range
+from ..registry import RegisteredModel, RegisteredName
+from ..resampling import ResampleOp, resample_settings
+from .types import ExprText, RangeText, SpecModel, check_identifiers
 
 __all__ = [
-    "SCHEMA_VERSION", "EDGE_KINDS", "LOSS_NAMES", "LossSpec", "ExprText", "RangeText", "ResampleSpec", "EdgeConvSpec",
-    "NodeFamily", "EdgeFamily", "GateSpec", "CarrySpec", "LoopSpec", "SegHead", "CgmHead", "HeadFamily", "OutputSpec", "InputSpec", "Defaults", "Spec",
+    "SCHEMA_VERSION", "EDGE_KINDS", "LossSpec", "ExprText", "RangeText", "ResampleSpec", "EdgeConvSpec",
+    "NodeFamily", "EdgeFamily", "GateSpec", "CarrySpec", "LoopSpec", "HeadFamily", "OutputSpec", "InputSpec", "Defaults", "Spec",
 ]
 
 SCHEMA_VERSION = 1
 EDGE_KINDS = ("input", "encoder", "up", "skip", "dense", "full_scale", "backward")
-
-
-def _check_expr(value: int | float | str) -> int | float | str:
-    if isinstance(value, str):
-        try:
-            Expr(value)
-        except ExprError as exc:
-            raise ValueError(f"invalid expression: {exc}") from None
-    return value
-
-
-def _check_range(value: int | str) -> int | str:
-    try:
-        Range.parse(value)
-    except ExprError as exc:
-        raise ValueError(f"invalid range: {exc}") from None
-    return value
-
-
-ExprText = Annotated[int | float | str, AfterValidator(_check_expr)]
-RangeText = Annotated[int | str, AfterValidator(_check_range)]
 Ranges = dict[str, RangeText]
-NormText = str | dict[str, Any]   # a name, or {type: name, **kwargs}; checked by the block layer
-ActText = str | dict[str, Any]
+_Model = SpecModel
+_check_identifiers = check_identifiers
 
 
-def _odd(kernel: int) -> int:
-    if kernel % 2 == 0:
-        raise ValueError(f"a size-preserving conv needs an odd kernel, not {kernel}")
-    return kernel
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _check_identifiers(value: dict[str, Any]) -> dict[str, Any]:
-    for name in value:
-        if not name.isidentifier():
-            raise ValueError(f"`{name}` is not a valid name (letters, digits and _ only)")
-    return value
-
-
-class ResampleSpec(_Model):
+# `op` names a registered resampling op (skipgraph.resampling), whose own settings model then
+# checks the mapping (upconv needs an odd kernel)
+class ResampleSpec(ResampleOp):
     """How an edge changes resolution. ``out`` sets the channels of a parametric resampler."""
 
-    op: Literal["maxpool", "avgpool", "strided_conv", "transpose", "bilinear", "nearest",
-                "upconv"]
-    kernel: int = Field(2, ge=1, le=15)
-    ceil: bool = False  # max/avg-pool ceil mode (UNet3+ full-scale skips)
-    mode: Literal["nearest", "bilinear"] = "nearest"  # interpolation before `upconv`'s conv
-    out: Literal["target", "source", "half"] | Annotated[int, Field(ge=1)] = "target"
-    bias: bool = True
-    norm: NormText = "none"
-    act: ActText = "none"
-    order: Literal["cna", "can"] = "cna"  # after the resampler: norm -> act, or act -> norm
 
-    @model_validator(mode="after")
-    def _odd_upconv_kernel(self) -> "ResampleSpec":
-        if self.op == "upconv" and self.kernel % 2 == 0:
-            raise ValueError(f"upconv's conv keeps the size only with an odd kernel, not "
-                             f"{self.kernel} (set `kernel: 3`)")
-        return self
+# a `down:`/`up:` mapping, validated by (and turned into) its op's settings model
+ResampleField = Annotated[ResampleSpec, AfterValidator(resample_settings)]
 
 
 class EdgeConvSpec(_Model):
@@ -121,8 +72,8 @@ class EdgeFamily(_Model):
         default_factory=dict, alias="for")
     if_: ExprText | None = Field(None, alias="if")
     kind: Literal[EDGE_KINDS] | None = None  # type: ignore[valid-type]
-    down: ResampleSpec | None = None
-    up: ResampleSpec | None = None
+    down: ResampleField | None = None
+    up: ResampleField | None = None
     conv: EdgeConvSpec | None = None
     gate: GateSpec | None = None
     # for an edge leaving a loop: the last iteration's value, or every iteration's (BiO-Net INT)
@@ -153,48 +104,17 @@ class LoopSpec(_Model):
     carry: dict[str, CarrySpec] = Field(default_factory=dict)
 
 
-class SegHead(_Model):
-    """A segmentation head: ``kernel`` conv to ``out`` channels [-> resize] [-> act]."""
-
-    type: Literal["seg"] = "seg"
-    on: str
-    if_: ExprText | None = Field(None, alias="if")
-    out: ExprText = "classes"
-    kernel: Annotated[int, Field(ge=1, le=15), AfterValidator(lambda k: _odd(k))] = 1
-    bias: bool = True
-    act: Literal["none", "sigmoid", "softmax"] = "none"
-    resize: Literal["none", "full"] = "none"  # `full`: bilinear up-sampling to the input size
-    # how a loss brings a full-size target to a low-resolution head (UNet#: max-pooled targets)
-    target: Literal["maxpool", "avgpool", "nearest"] = "maxpool"
+# a head family: the settings model of its registered head type (skipgraph.heads)
+HeadFamily = Annotated[Any, RegisteredModel("skipgraph.heads:HEADS", default="seg")]
 
 
-class CgmHead(_Model):
-    """A classification-guided module: an image-level organ/no-organ decision that gates
-    segmentation heads (``gates: all`` or the head on the ``same`` node) and has its own loss.
-
-    ``variant: conv_max`` is UNet3+'s (dropout -> 1x1 conv -> global max pool -> sigmoid);
-    ``pooled_mlp`` is UNet#'s ([avg-pool, max-pool] -> ``layers`` x (BN1d -> dropout -> linear),
-    ReLU between them, ``hidden`` units -> 2-way softmax).
-    """
-
-    type: Literal["cgm"]
-    on: str
-    if_: ExprText | None = Field(None, alias="if")
-    variant: Literal["conv_max", "pooled_mlp"] = "conv_max"
-    layers: ExprText = 1
-    hidden: ExprText = 256
-    dropout: float = Field(0.5, ge=0.0, lt=1.0)
-    gates: Literal["all", "same", "none"] = "all"
-
-
-def _head_tag(value: Any) -> str:
-    if isinstance(value, dict):
-        return value.get("type", "seg")
-    return getattr(value, "type", "seg")
-
-
-HeadFamily = Annotated[Union[Annotated[SegHead, Tag("seg")], Annotated[CgmHead, Tag("cgm")]],
-                       Discriminator(_head_tag)]
+def __getattr__(name: str) -> Any:
+    """``SegHead`` / ``CgmHead`` moved to :mod:`skipgraph.heads.builtin` (imported lazily here:
+    the head registry imports this package's field types)."""
+    if name in ("SegHead", "CgmHead"):
+        from ..heads import builtin
+        return getattr(builtin, name)
+    raise AttributeError(name)
 
 
 class OutputSpec(_Model):
@@ -203,14 +123,21 @@ class OutputSpec(_Model):
     heads: list[str] | None = None  # for `ensemble`; default: every full-size segmentation head
 
 
-LOSS_NAMES = ("bce", "dice", "focal", "iou", "lovasz_hinge", "bce_dice", "focal_dice_lovasz",
-              "focal_msssim_iou", "ce", "dice_ce")
+def _pixel_loss(name: str) -> bool:
+    from ..loss_registry import LOSSES
+    return LOSSES.get(name).params.input == "pixel"
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + ["SegHead", "CgmHead"])
 
 
 class LossSpec(_Model):
     """Training loss: ``seg`` per segmentation head, combined over heads (see skipgraph.losses)."""
 
-    seg: Literal[LOSS_NAMES] = "bce_dice"  # type: ignore[valid-type]
+    # a pixel-wise loss registered in skipgraph.loss_registry
+    seg: Annotated[str, RegisteredName("skipgraph.loss_registry:LOSSES", where=_pixel_loss)] = \
+        "bce_dice"
     combine: Literal["sum", "mean"] = "sum"
     weights: list[float] | None = None    # per segmentation head (default: all 1)
     cgm_weight: float = 1.0
@@ -225,8 +152,8 @@ class InputSpec(_Model):
 
 class Defaults(_Model):
     block: dict[str, Any] = Field(default_factory=lambda: {"type": "conv"})
-    down: ResampleSpec = ResampleSpec(op="maxpool")
-    up: ResampleSpec = ResampleSpec(op="transpose", kernel=2)
+    down: ResampleField = ResampleSpec(op="maxpool")
+    up: ResampleField = ResampleSpec(op="transpose", kernel=2)
 
 
 class Spec(_Model):

@@ -24,10 +24,10 @@ def predict(model: SkipGraphModule, x: torch.Tensor, device: torch.device | str 
     was = model.training
     model.eval()
     try:
-        xp, sizes = pad_to(x.to(device), 2 ** model.ir.max_level)
+        xp, sizes = pad_to(x.to(device), model.contract.stride)
         out = model(xp).float()
         head = model.ir.heads[model.output_heads[0]]
-        if head.act == "none":
+        if getattr(head.settings, "act", "none") == "none":  # logits: make probabilities
             out = torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, 1)
         fg = out > 0.5 if out.shape[1] == 1 else (out.argmax(1, keepdim=True) > 0)
         return fg[(slice(None), slice(None)) + tuple(slice(0, s) for s in sizes)].cpu()
@@ -63,7 +63,7 @@ def pruning_levels(model: SkipGraphModule, data: SegmentationFolder,
                    device: torch.device | str = "cpu") -> list[dict[str, Any]]:
     """Each segmentation head as a pruned model: parameters, time per image, Dice, IoU."""
     rows = []
-    for head in [h for h in model.heads if model.ir.heads[h].type == "seg"]:
+    for head in [h for h in model.heads if model.ir.heads[h].pixelwise]:
         small = model.prune(head)
         t0 = time.perf_counter()
         metrics = evaluate_model(small, data, device)["mean"]

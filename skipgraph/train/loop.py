@@ -15,11 +15,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..checkpoint import read_checkpoint, save_checkpoint
+from ..checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from ..compile import SkipGraphModule, compile_ir
+from ..compile.module import recompute_names
+from ..compile.speed import amp_dtype, memory_format
 from ..graph import build_ir
 from ..losses import loss_for
-from ..spec import load_spec, load_spec_text
+from ..spec import load_spec
 from .data import DataError
 from .evaluate import evaluate_model
 from .volumes import open_folder
@@ -43,7 +45,8 @@ class TrainConfig:
     amp: str | None = None       # bf16 | fp16 autocast
     channels_last: bool = False
     compile: bool = False
-    checkpoint: tuple[str, ...] = ()  # node families / loops under activation checkpointing
+    recompute: tuple[str, ...] = ()  # node families / loops recomputed in the backward pass
+    checkpoint: tuple[str, ...] | None = None  # deprecated name of `recompute`
     val_every: int = 1           # validate every k epochs (and after the last one)
     time_limit: float | None = None  # seconds: stop after the epoch that passes it
     train_split: str = "train"
@@ -51,6 +54,9 @@ class TrainConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.checkpoint is not None:
+            self.recompute = recompute_names(self.recompute, self.checkpoint, stacklevel=4)
+            self.checkpoint = None
         if self.val_every < 1:
             raise ValueError(f"val_every must be >= 1, not {self.val_every}")
 
@@ -67,12 +73,9 @@ def _build(spec: str, cfg: TrainConfig, out: Path, resume: bool
     last = out / "last.pt"
     if resume and last.exists():
         data = read_checkpoint(last)
-        model = compile_ir(build_ir(load_spec_text(data["spec"], file=f"{last}#spec")),
-                           checkpoint=cfg.checkpoint)
-        model.load_state_dict(data["state_dict"], strict=True)
-        return model, data["extra"]
+        return model_from_checkpoint(data, last, recompute=cfg.recompute), data["extra"]
     return compile_ir(build_ir(load_spec(spec, cfg.overrides)), seed=cfg.seed,
-                      checkpoint=cfg.checkpoint), None
+                      recompute=cfg.recompute), None
 
 
 def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
@@ -94,8 +97,9 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     check_fit(model, train_set, data_dir)
     device = torch.device(cfg.device)
     model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=memory_format(model.ir.dims))
+    fmt = memory_format(model.ir.dims) if cfg.channels_last else None  # 3D: channels_last_3d
+    if fmt is not None:
+        model.to(memory_format=fmt)
     criterion = loss_for(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, history, best = 0, [], {"dice": -1.0}
@@ -119,8 +123,8 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
         if sampler is not None:
             sampler.set_epoch(epoch)
         t0 = time.perf_counter()
-        loss_sum, steps, samples = _train_epoch(runner, criterion, optimizer, loader, device, cfg, log,
-                                       epoch)
+        loss_sum, steps, samples = _train_epoch(runner, criterion, optimizer, loader, device,
+                                                cfg, log, epoch, fmt)
         row = {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
                "samples": samples, "seconds": time.perf_counter() - t0}
         final_epoch = epoch + 1 == cfg.epochs or bool(
@@ -158,11 +162,6 @@ def model_classes(model: SkipGraphModule) -> int:
     return model.ir.heads[model.output_heads[0]].out_channels
 
 
-def memory_format(dims: int) -> torch.memory_format:
-    """The channels-last layout for a network's dimensionality (NHWC or NDHWC)."""
-    return torch.channels_last_3d if dims == 3 else torch.channels_last
-
-
 def check_fit(model: SkipGraphModule, data: Any, where: str | Path) -> None:
     """The data's channels and dimensions are what the model takes, or a DataError."""
     if model.ir.in_channels != data.channels:
@@ -186,16 +185,17 @@ def validate(model: SkipGraphModule, data: Any, device: torch.device | str) -> d
 
 
 def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig, log,
-                 epoch: int) -> tuple[float, int, int]:
+                 epoch: int, fmt: torch.memory_format | None = None
+                 ) -> tuple[float, int, int]:
     runner.train()
     total, steps, samples = 0.0, 0, 0
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp or "")
+    amp = amp_dtype(cfg.amp)
     bar = _progress(loader, f"epoch {epoch + 1}")
     began = time.perf_counter()
     for x, y in bar:
         x, y = x.to(device), y.to(device)
-        if cfg.channels_last:
-            x = x.to(memory_format=memory_format(x.dim() - 2))
+        if fmt is not None:
+            x = x.contiguous(memory_format=fmt)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             out = runner(x)
         loss = criterion(_float(out), y)

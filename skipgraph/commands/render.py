@@ -1,5 +1,5 @@
-"""``skipgraph render`` and ``skipgraph diff`` (torch is imported only for diff's parameter
-counts, and only when it is installed)."""
+"""``skipgraph render`` and ``skipgraph diff``. Drawing never imports torch; diff imports the
+compiler for its parameter counts, only when torch is installed."""
 from __future__ import annotations
 
 import argparse
@@ -8,11 +8,10 @@ from typing import Callable
 
 from ..errors import Diagnostic, SpecError
 from ..graph import IRGraph, expand, infer, validate
+from ..render import DrawOptions, diff_irs, draw, write_drawing
+from ..render.draw import problem_nodes
 from ..spec import load_spec
 from ..zoo import resolve_spec_path
-from .diff import diff_irs
-from .draw import DrawOptions, draw, problem_nodes
-from .output import write_drawing
 
 __all__ = ["add_commands", "load_for_drawing"]
 

@@ -1,0 +1,127 @@
+"""Commands that train and measure: train, evaluate, compare."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Callable
+
+from .common import (add_recompute_args, check_head, device, parse_shape, positive_int,
+                     recompute_args)
+
+__all__ = ["add_commands"]
+
+
+def _train_config(args: argparse.Namespace):
+    from ..spec import parse_overrides
+    from ..train import TrainConfig
+    return TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, crop=args.crop,
+                       patch=tuple(parse_shape(args.patch, "--patch")) if args.patch else None,
+                       binary=args.binary,
+                       samples_per_image=args.samples_per_image, steps=args.steps,
+                       seed=getattr(args, "seed", 0), device=device(args.device), amp=args.amp,
+                       channels_last=args.channels_last, compile=args.compile,
+                       recompute=recompute_args(args), val_every=args.val_every,
+                       time_limit=60 * args.minutes if args.minutes else None,
+                       overrides=parse_overrides(args.set))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..train import train
+    from ..zoo import resolve_spec_path
+    best = train(resolve_spec_path(args.spec), args.data, args.out, _train_config(args),
+                 resume=args.resume)
+    print(f"best: epoch {best.get('epoch')}, val Dice {best['dice']:.4f}, IoU "
+          f"{best.get('iou', 0):.4f}; checkpoints in {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_checkpoint, read_checkpoint
+    from ..train import evaluate_model, pruning_levels
+    from ..train.windows import evaluate_folder, format_classes
+    model = load_checkpoint(args.checkpoint)
+    if args.head:
+        model = model.prune(check_head(model.ir, args.head))
+    window = (parse_shape(args.patch, "--patch") if args.patch else
+              read_checkpoint(args.checkpoint)["extra"].get("window"))  # as in validation
+    data, result = evaluate_folder(model, args.data, args.split, device(args.device),
+                                   patch=window, binary=args.binary)
+    if result is not None:  # label maps and volumes: per class
+        print(json.dumps(result, indent=1) if args.json else format_classes(result))
+        return 0
+    result = evaluate_model(model, data, device(args.device), objects=True)
+    if len([h for h in model.heads if model.ir.heads[h].pixelwise]) > 1 and not args.head:
+        result["pruning_levels"] = pruning_levels(model, data, device(args.device))
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    for row in result["images"]:
+        print(f"{row['image']}: Dice {row['dice']:.4f}  IoU {row['iou']:.4f}  "
+              f"object F1 {row['object_f1']:.4f}")
+    m = result["mean"]
+    print(f"mean over {len(result['images'])} images: Dice {m['dice']:.4f}  IoU {m['iou']:.4f}"
+          f"  object F1 {m['object_f1']:.4f}")
+    for lv in result.get("pruning_levels", []):
+        print(f"pruned to {lv['head']}: {lv['params']:,} params, {lv['ms_per_image']:.0f} "
+              f"ms/image, Dice {lv['dice']:.4f}, IoU {lv['iou']:.4f}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ..train.compare import compare, format_table
+    from ..zoo import resolve_spec_path
+    rows = compare([resolve_spec_path(s) for s in args.specs], args.data, args.out,
+                   _train_config(args), seeds=args.seeds)
+    print(format_table(rows))
+    print(f"written to {args.out}/compare.md and compare.csv")
+    return 0
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="folder with images/ + masks/, or imagesTr/ + "
+                   "labelsTr/ (NIfTI volumes) [, split.json]")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--crop", type=int, default=128, help="2D images: training crop size")
+    p.add_argument("--patch", help="volumes: training patch size, e.g. 32x48x32 (default: the "
+                   "largest case); cases smaller than it are padded")
+    p.add_argument("--binary", action="store_true",
+                   help="foreground = any mask value > 0 (instance-coloured masks)")
+    p.add_argument("--samples-per-image", type=int, default=4)
+    p.add_argument("--steps", type=int, help="at most this many steps per epoch")
+    p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if present)")
+    p.add_argument("--amp", choices=["bf16", "fp16"])
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    add_recompute_args(p)
+    p.add_argument("--minutes", type=float, help="stop after the epoch that passes this time")
+    p.add_argument("--val-every", type=positive_int, default=1, metavar="K",
+                   help="validate every K epochs and after the last (validation costs about "
+                   "an epoch of training on a CPU)")
+
+
+def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    t = add("train", cmd_train, "train a spec on a folder of images and masks")
+    _add_train_args(t)
+    t.add_argument("--out", default="runs/train")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    ev = add("evaluate", cmd_evaluate, "Dice, IoU, object F1 (and pruning levels)", spec=False)
+    ev.add_argument("checkpoint")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--head", help="evaluate the model pruned to this head")
+    ev.add_argument("--ensemble", action="store_true", help="the spec's ensemble output "
+                    "(the default when the spec says ensemble)")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--patch", help="volumes: sliding-window size (default: the window of the "
+                    "training run's validation, else the largest case)")
+    ev.add_argument("--binary", action="store_true", help="foreground = any mask value > 0")
+    ev.add_argument("--json", action="store_true")
+    c = add("compare", cmd_compare, "train specs the same way and tabulate them", spec=False)
+    c.add_argument("specs", nargs="+")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _add_train_args(c)
+    c.add_argument("--seeds", type=int, nargs="+", default=[0])
+    c.add_argument("--out", default="runs/compare")

@@ -1,0 +1,103 @@
+"""The built-in head types, registered by name (torch-free): ``seg`` and ``cgm``."""
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, Field
+
+from ..spec.types import ExprText, odd_kernel
+from . import HeadType, register_head
+
+__all__ = ["SegHead", "CgmHead"]
+
+
+class SegHead(HeadType):
+    """A segmentation head: ``kernel`` conv to ``out`` channels [-> resize] [-> act]."""
+
+    type: Literal["seg"] = "seg"
+    out: ExprText = "classes"
+    kernel: Annotated[int, Field(ge=1, le=15), AfterValidator(odd_kernel)] = 1
+    bias: bool = True
+    act: Literal["none", "sigmoid", "softmax"] = "none"
+    resize: Literal["none", "full"] = "none"  # `full`: bilinear up-sampling to the input size
+    # how a loss brings a full-size target to a low-resolution head (UNet#: max-pooled targets)
+    target: Literal["maxpool", "avgpool", "nearest"] = "maxpool"
+
+    expressions: ClassVar[dict[str, int]] = {"out": 1}
+
+    def out_channels(self) -> int:
+        return int(self.out)
+
+    def full_size(self, level: int) -> bool:
+        return level == 0 or self.resize == "full"
+
+    def resized(self, level: int) -> bool:
+        """Up-sampled to the input size by the head itself (UNet3+'s low-resolution heads)."""
+        return self.resize == "full" and level > 0
+
+    def term(self, node: str, level: int) -> str:
+        term = f"conv{self.kernel}x{self.kernel}({node})"
+        if self.resize == "full":
+            term = f"resize_full({term})"
+        return term if self.act == "none" else f"{self.act}({term})"
+
+    def drawing(self, level: int) -> tuple[str, list[str]]:
+        extra = [] if self.act == "none" else [self.act]
+        if self.resized(level):
+            extra.append(f"up x{2 ** level}")
+        return str(self.out_channels()), extra
+
+    def estimate_params(self, dims: int, in_channels: int) -> int:
+        return (self.kernel ** dims) * in_channels * self.out_channels()
+
+
+class CgmHead(HeadType):
+    """A classification-guided module: an image-level organ/no-organ decision that gates
+    segmentation heads (``gates: all`` or the head on the ``same`` node) and has its own loss.
+
+    ``variant: conv_max`` is UNet3+'s (dropout -> 1x1 conv -> global max pool -> sigmoid);
+    ``pooled_mlp`` is UNet#'s ([avg-pool, max-pool] -> ``layers`` x (BN1d -> dropout -> linear),
+    ReLU between them, ``hidden`` units -> 2-way softmax).
+    """
+
+    type: Literal["cgm"]
+    variant: Literal["conv_max", "pooled_mlp"] = "conv_max"
+    layers: ExprText = 1
+    hidden: ExprText = 256
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    gates: Literal["all", "same", "none"] = "all"
+
+    pixelwise: ClassVar[bool] = False
+    loss: ClassVar[str | None] = "cgm_bce"
+    expressions: ClassVar[dict[str, int]] = {"layers": 1, "hidden": 1}
+
+    def out_channels(self) -> int:
+        return 2
+
+    def head_id(self, family: str, node: str) -> str:
+        return f"{family}@{node}"
+
+    def module_prefix(self, family: str) -> str:
+        return family
+
+    def full_size(self, level: int) -> bool:
+        return True  # not a map: nothing to crop or resize
+
+    def gating(self) -> str:
+        return self.gates
+
+    def term(self, node: str, level: int) -> str:
+        return f"cgm[{self.variant}]({node})"
+
+    def drawing(self, level: int) -> tuple[str, list[str]]:
+        return "CGM", [self.variant]
+
+    def estimate_params(self, dims: int, in_channels: int) -> int:
+        widths = [2 * in_channels] + [int(self.hidden)] * (int(self.layers) - 1) + [2]
+        return sum(a * b for a, b in zip(widths, widths[1:])) + 2 * in_channels
+
+
+register_head("seg", SegHead, "skipgraph.heads.modules:SegHeadBuilder",
+              "kernel conv to `out` channels [-> resize to full size] [-> act]")
+register_head("cgm", CgmHead, "skipgraph.heads.modules:CgmBuilder",
+              "classification-guided module: an image-level decision gating seg heads")

@@ -1,0 +1,187 @@
+"""One registry type for every open vocabulary (resampling ops, head types, losses). Torch-free.
+
+An entry is a name, a torch-free pydantic settings model (it validates a spec's settings and
+states the entry's channel and shape rules) and a torch builder named by ``"pkg.module:attr"``,
+imported only when a model is compiled. The block registry (:mod:`skipgraph.blocks.registry`)
+follows the same pattern. Nothing named inside a spec is ever imported: only registered names
+are accepted, and plugins register themselves when loaded with ``--import``.
+"""
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, TypeVar
+
+from .errors import did_you_mean
+
+__all__ = ["RegistryError", "Entry", "Registry", "load_object", "RegisteredName", "RegisteredModel"]
+
+T = TypeVar("T")
+
+
+class RegistryError(ValueError):
+    """Registering a name twice, or asking for one that does not exist."""
+
+
+def load_object(ref: str | Any) -> Any:
+    """``"pkg.module:qual.name"`` -> the object (anything else is returned as it is)."""
+    if not isinstance(ref, str):
+        return ref
+    module, _, qualname = ref.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    params: type[T]                      # the torch-free settings model
+    builder: str | Callable[..., Any]    # "module:qualname" or the object itself
+    description: str = ""
+
+    def load_builder(self) -> Any:
+        return load_object(self.builder)
+
+    @property
+    def origin(self) -> str:
+        if isinstance(self.builder, str):
+            return self.builder
+        return f"{self.builder.__module__}:{self.builder.__qualname__}"
+
+
+class Registry(Generic[T]):
+    """Names -> :class:`Entry`. ``builtins`` is the module that registers the built-in entries
+    (imported on first use, so importing the registry itself stays cheap)."""
+
+    def __init__(self, what: str, builtins: str):
+        self.what = what
+        self._builtins = builtins
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(self, name: str, params: type[T], builder: str | Callable[..., Any],
+                 description: str = "", replace: bool = False) -> Entry[T]:
+        """Add an entry; a duplicate name from another origin is an error unless ``replace``."""
+        if not name.isidentifier():
+            raise RegistryError(f"{self.what} name `{name}` must be an identifier")
+        new = Entry(name, params, builder, description)
+        old = self._entries.get(name)
+        if old is not None and not replace and old.origin != new.origin:
+            raise RegistryError(f"{self.what} `{name}` is already registered by {old.origin}; "
+                                f"{new.origin} would replace it (pass replace=True to do so)")
+        self._entries[name] = new
+        return new
+
+    def unregister(self, name: str) -> None:
+        """Remove an entry (plugins under test; built-ins should stay)."""
+        self._entries.pop(name, None)
+
+    def get(self, name: str) -> Entry[T]:
+        self._load_builtins()
+        if name not in self._entries:
+            raise RegistryError(self.unknown(name))
+        return self._entries[name]
+
+    def unknown(self, name: Any) -> str:
+        """The message for a name that is not registered (with did-you-mean)."""
+        self._load_builtins()
+        hint = did_you_mean(str(name), self._entries)
+        return (f"unknown {self.what} `{name}`; " + (hint or
+                f"known: {', '.join(sorted(self._entries))}"))
+
+    def check(self, name: Any) -> str:
+        """``name`` if it is registered, else a pydantic ``unknown_name`` error (the spec
+        loader reports it as ``unknown-name`` with a did-you-mean hint)."""
+        from pydantic_core import PydanticCustomError
+        if not isinstance(name, str):
+            raise ValueError(f"{self.what} must be a name, got {name!r}")
+        self._load_builtins()
+        if name not in self._entries:
+            raise PydanticCustomError("unknown_name", "{message}", {
+                "message": f"unknown {self.what} `{name}`",
+                "hint": did_you_mean(name, self._entries) or ""})
+        return name
+
+    def names(self) -> list[str]:
+        self._load_builtins()
+        return list(self._entries)
+
+    def list(self, pattern: str = "*") -> list[Entry[T]]:
+        self._load_builtins()
+        return [self._entries[n] for n in sorted(self._entries) if fnmatch.fnmatch(n, pattern)]
+
+    def __contains__(self, name: object) -> bool:
+        self._load_builtins()
+        return name in self._entries
+
+    def _load_builtins(self) -> None:
+        importlib.import_module(self._builtins)  # a no-op after the first call
+
+
+# --- pydantic fields whose vocabulary is a registry ---------------------------------------------
+
+class RegisteredName:
+    """A ``str`` field that must name an entry of ``registry`` (did-you-mean on a typo); its
+    JSON Schema lists the names registered when the schema is generated. ``registry`` may be
+    given as ``"pkg.module:NAME"`` (looked up on first use: no import cycle with the schema)."""
+
+    def __init__(self, registry: Registry | str, where: Callable[[str], bool] | None = None):
+        self._registry = registry
+        self.where = where  # names of entries allowed here (default: all)
+
+    @property
+    def registry(self) -> Registry:
+        return load_object(self._registry)
+
+    def check(self, name: Any) -> str:
+        self.registry.check(name)
+        if self.where is not None and not self.where(name):
+            allowed = [n for n in self.registry.names() if self.where(n)]
+            raise ValueError(f"{self.registry.what} `{name}` cannot be used here; "
+                             f"use one of {', '.join(allowed)}")
+        return name
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+        return core_schema.no_info_after_validator_function(self.check,
+                                                            core_schema.str_schema())
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        names = [n for n in self.registry.names() if self.where is None or self.where(n)]
+        return {"enum": names, "type": "string"}
+
+
+class RegisteredModel:
+    """A mapping validated by the settings model of the entry its ``key`` names (``default``
+    when absent): the open-vocabulary counterpart of a discriminated union. Its JSON Schema is
+    ``oneOf`` the registered models."""
+
+    def __init__(self, registry: Registry | str, key: str = "type", default: str | None = None):
+        self._registry, self.key, self.default = registry, key, default
+
+    @property
+    def registry(self) -> Registry:
+        return load_object(self._registry)
+
+    def validate(self, value: Any) -> Any:
+        entry_model = self.model_for(value)
+        return value if isinstance(value, entry_model) else entry_model.model_validate(value)
+
+    def model_for(self, value: Any) -> type:
+        if isinstance(value, dict):
+            name = value.get(self.key, self.default)
+        else:
+            name = getattr(value, self.key, self.default)
+        if not isinstance(value, dict) and not hasattr(value, self.key):
+            raise ValueError(f"expected a mapping with `{self.key}:`, got {value!r}")
+        return self.registry.get(self.registry.check(name)).params
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+        return core_schema.no_info_plain_validator_function(self.validate)
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return {"oneOf": [handler(self.registry.get(n).params.__pydantic_core_schema__)
+                          for n in self.registry.names()]}
