@@ -66,7 +66,14 @@ def test_data_errors_name_the_file(folder, tmp_path):
         SegmentationFolder(bad, None)
     (bad / "masks" / "img1.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="img1.png: cannot read"):
-        SegmentationFolder(bad, None)
+        SegmentationFolder(bad, None, binary=True)
+    # label values the model cannot represent: never a silently binarised or clipped target
+    with pytest.raises(DataError, match=r"img0.png: label values \{0, 1, 2\} but the model has 1 "
+                       r"class .*--set classes=3 \(or --binary"):
+        SegmentationFolder(folder, None)
+    with pytest.raises(DataError, match=r"label values \{0, 1, 2\} but the model has 2 classes "
+                       r"\(values 0..1\); add --set classes=3"):
+        SegmentationFolder(folder, None, classes=2)
     with pytest.raises(DataError, match="no split `holdout`"):
         SegmentationFolder(folder, "holdout")
 
@@ -145,7 +152,7 @@ def test_train_with_activation_checkpointing(folder, tmp_path, capsys):
     assert main(["train", "unet_pp", *args, "--checkpoint", "Y", "--out",
                  str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
-    assert "checkpoint: `Y` is neither a node family nor a loop" in err and "Traceback" not in err
+    assert "`Y` is neither a node family nor a loop" in err and "Traceback" not in err
 
 
 def test_validate_every_k_epochs(folder, tmp_path, capsys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -91,7 +92,9 @@ def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str
         row["iou"] = {str(c): d / (2 - d) for c, d in zip(fg, dice)}
         if hd95:
             spacing = data.spacings[k] if hasattr(data, "spacings") else None
-            hd = hd_metric(p, t, spacing=spacing)[0].tolist()
+            with warnings.catch_warnings():  # an empty class is reported as inf below
+                warnings.simplefilter("ignore")
+                hd = hd_metric(p, t, spacing=spacing)[0].tolist()
             row["hd95"] = {str(c): _hd_value(h, p[0, i], t[0, i])
                            for i, (c, h) in enumerate(zip(fg, hd))}
         rows.append(row)
