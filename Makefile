@@ -3,17 +3,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SG := $(VENV)/bin/skipgraph
 # torch 2.13.0 is a CPU build that installs quickly; an unpinned torch may pull a CUDA build.
+# constraints.txt pins it for every install, so extras (MONAI) cannot pull another torch.
 TORCH ?= torch==2.13.0
+PIP_C := -c constraints.txt
 
 .PHONY: setup demo test test-slow docs dot clean
 
 setup: $(VENV)/.installed dot
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q "$(TORCH)" $(PIP_C)
+	$(PY) -m pip install -q -e ".[test,medical]" $(PIP_C)
 	touch $@
 
 # the graphviz `dot` binary (images only; .dot output never needs it)

@@ -16,6 +16,7 @@ from ..compile import SkipGraphModule
 from ..losses import probabilities
 from .data import pad_to
 from .labels import one_hot
+from .volumes import MEDICAL_EXTRA
 
 __all__ = ["infer", "label_map", "evaluate_cases", "case_of"]
 
@@ -36,7 +37,10 @@ def infer(model: SkipGraphModule, image: torch.Tensor, roi: Sequence[int] | None
             xp, sizes = pad_to(x, 2 ** model.ir.max_level)
             out = probabilities(model(xp).float(), act)
             return out[(slice(None), slice(None)) + tuple(slice(0, s) for s in sizes)].cpu()
-        from monai.inferers import sliding_window_inference
+        try:
+            from monai.inferers import sliding_window_inference
+        except ImportError:
+            raise ImportError(f"sliding windows need MONAI: {MEDICAL_EXTRA}") from None
         return sliding_window_inference(
             x, list(roi), batch, lambda w: probabilities(model(w).float(), act),
             overlap=overlap, mode="gaussian").cpu()
@@ -68,7 +72,10 @@ def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str
     Returns ``{"cases": [...], "classes": {c: {"dice", "dice_sd", ...}}, "mean": {...}}`` where
     ``mean`` averages the class means (the mean foreground Dice) and ``seconds``.
     """
-    from monai.metrics import DiceMetric, HausdorffDistanceMetric
+    try:
+        from monai.metrics import DiceMetric, HausdorffDistanceMetric
+    except ImportError:
+        raise ImportError(f"per-class Dice and HD95 need MONAI: {MEDICAL_EXTRA}") from None
     classes = model.ir.heads[model.output_heads[0]].out_channels
     fg = [1] if classes == 1 else list(range(1, classes))
     # one channel: the foreground itself is the class; K channels: drop the background
