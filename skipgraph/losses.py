@@ -30,6 +30,7 @@ to a low-resolution head by :func:`resize_target`. Names in :data:`SEG_LOSSES` a
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Mapping, Sequence
 
 import torch
@@ -202,6 +203,16 @@ def cgm_bce(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 SEG_LOSSES: dict[str, SegLoss] = {e.name: e.load_builder() for e in map(LOSSES.get, LOSSES.names())
                                   if e.params.input == "pixel"}
 
+def pixel_loss(fn: Callable[..., torch.Tensor]) -> SegLoss:
+    """A loss as ``(out, y, act)``: one written as ``(p, y)`` (a registered user loss) is given
+    the head's output as probabilities, so it never reads logits as probabilities."""
+    try:
+        takes_act = len(inspect.signature(fn).parameters) >= 3
+    except (TypeError, ValueError):  # builtins without a signature
+        takes_act = False
+    return fn if takes_act else lambda out, y, act: fn(probabilities(out, act), y)
+
+
 # a head's `target` rule -> how a full-size target is shrunk by `factor` (as (y, factor, dims))
 _TARGET_RULES: dict[str, Callable[[torch.Tensor, int, int], torch.Tensor]] = {
     "maxpool": lambda y, f, dims: MAX_POOL[dims](y, kernel_size=f, stride=f),
@@ -232,12 +243,13 @@ class DeepSupervisionLoss(nn.Module):
     def __init__(self, ir: IRGraph, seg: str | SegLoss = "bce_dice", combine: str = "sum",
                  weights: Sequence[float] | None = None, cgm_weight: float = 1.0):
         super().__init__()
-        if isinstance(seg, str) and seg not in SEG_LOSSES:
-            raise ValueError(f"unknown loss `{seg}`; known: {sorted(SEG_LOSSES)}")
+        pixel = [e.name for e in map(LOSSES.get, LOSSES.names()) if e.params.input == "pixel"]
+        if isinstance(seg, str) and seg not in pixel:
+            raise ValueError(f"unknown loss `{seg}`; known: {sorted(pixel)}")
         if combine not in ("sum", "mean"):
             raise ValueError(f"combine must be `sum` or `mean`, not `{combine}`")
         self.ir = ir
-        self.seg = SEG_LOSSES[seg] if isinstance(seg, str) else seg
+        self.seg = pixel_loss(LOSSES.get(seg).load_builder() if isinstance(seg, str) else seg)
         self.combine = combine
         seg_heads = [h for h in ir.heads.values() if h.pixelwise]
         self.weights = dict(zip([h.id for h in seg_heads], weights or [1.0] * len(seg_heads)))

@@ -131,9 +131,10 @@ def test_inductor_compile_matches_eager():
 def test_one_training_step_reaches_every_head_pixel(spec, classes):
     """The spec's loss takes what each head gives (logits or probabilities): in one step of the
     spec's own loss, every element of every head's logits (its conv output) has a gradient; a
-    loss reading logits as probabilities left most of them at exactly zero."""
+    loss reading logits as probabilities left most of them at exactly zero. (A CGM's gate cuts
+    the heads of the images it calls empty by design, so CGMs stay off here.)"""
     from skipgraph.losses import loss_for
-    switches = {k: True for k in ("ds", "cgm") if k in skipgraph.load_spec(spec).params}
+    switches = {"ds": True} if "ds" in skipgraph.load_spec(spec).params else {}
     model = skipgraph.build(spec, seed=0, **small(spec, classes=classes, **switches)).train()
     logits = {}
     for head in model.ir.heads.values():

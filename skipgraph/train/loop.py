@@ -35,8 +35,8 @@ class TrainConfig:
     batch: int = 8
     lr: float = 1e-3
     crop: int = 128              # 2D image folders: square training crops
-    patch: tuple[int, ...] | None = None  # volumes: training patch and sliding window
-                                 # (default: the largest case, padded)
+    patch: tuple[int, ...] | None = None  # volumes: training patch (default: the largest
+                                 # case); validation windows cover the largest val case
     binary: bool = False         # foreground = any label value > 0 (instance-coloured masks)
     samples_per_image: int = 4   # random crops drawn from each training image per epoch
     steps: int | None = None     # cap on optimizer steps per epoch (tiny runs, tests)
@@ -175,7 +175,8 @@ def check_fit(model: SkipGraphModule, data: Any, where: str | Path) -> None:
 
 def validate(model: SkipGraphModule, data: Any, device: torch.device | str) -> dict[str, float]:
     """Validation metrics: ``dice`` and ``iou`` (label maps and volumes: the mean over the
-    foreground classes, with ``dice_C`` per class; sliding windows of the patch size)."""
+    foreground classes, with ``dice_C`` per class; sliding windows as large as the largest
+    validation case, so a small volume is one window)."""
     if not hasattr(data, "case") and model_classes(model) == 1:
         return evaluate_model(model, data, device=device)["mean"]
     from .windows import evaluate_cases

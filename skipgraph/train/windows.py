@@ -156,12 +156,14 @@ def evaluate_folder(model: SkipGraphModule, root: str, split: str | None,
 def format_classes(result: dict[str, Any]) -> str:
     """Per-class Dice, IoU and HD95 (mean ± sd over cases) and seconds per case."""
     lines = ["| class | Dice | IoU | HD95 |", "|---|---|---|---|"]
+    n = len(result["cases"])
     for c, e in result["classes"].items():
-        inf = f" ({e['hd95_inf']} inf)" if e.get("hd95_inf") else ""
+        missed = e.get("hd95_inf", 0)
+        hd = "inf" if missed == n else f"{e['hd95']:.2f} ± {e['hd95_sd']:.2f}"
+        hd += f" ({missed} of {n} cases missed the class: inf)" if 0 < missed < n else ""
         lines.append(f"| {c} | {e['dice']:.4f} ± {e['dice_sd']:.4f} | {e['iou']:.4f} ± "
-                     f"{e['iou_sd']:.4f} | {e['hd95']:.2f} ± {e['hd95_sd']:.2f}{inf} |")
+                     f"{e['iou_sd']:.4f} | {hd} |")
     m = result["mean"]
-    lines.append(f"mean over {len(result['classes'])} foreground class(es) and "
-                 f"{len(result['cases'])} cases: Dice {m['dice']:.4f}, HD95 {m['hd95']:.2f}, "
-                 f"{m['seconds']:.3f} s per case")
+    lines.append(f"mean over {len(result['classes'])} foreground class(es) and {n} cases: "
+                 f"Dice {m['dice']:.4f}, {m['seconds']:.3f} s per case")
     return "\n".join(lines)
