@@ -170,11 +170,12 @@ class RegisteredModel:
         return value if isinstance(value, entry_model) else entry_model.model_validate(value)
 
     def model_for(self, value: Any) -> type:
+        """The settings model of the entry ``value`` (a mapping or a settings object) names."""
         if isinstance(value, dict):
             name = value.get(self.key, self.default)
+        elif hasattr(value, self.key):
+            name = getattr(value, self.key)
         else:
-            name = getattr(value, self.key, self.default)
-        if not isinstance(value, dict) and not hasattr(value, self.key):
             raise ValueError(f"expected a mapping with `{self.key}:`, got {value!r}")
         return self.registry.get(self.registry.check(name)).params
 
