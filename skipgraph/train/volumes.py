@@ -7,7 +7,6 @@ intensity changes from MONAI's transforms (``pip install 'skipgraph[medical]'``)
 """
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -110,7 +109,6 @@ class VolumeFolder(Dataset):
         self.prepare, self.transform = self._transforms(pos_fraction)
         self.transform.set_random_state(seed)
         self._prepared: dict[int, dict[str, Any]] = {}
-        self.rng = random.Random(seed)
 
     @property
     def channels(self) -> int:
@@ -140,10 +138,9 @@ class VolumeFolder(Dataset):
         label, _ = _load(path)
         if label.shape != shape:
             raise DataError(f"{path}: label shape {label.shape} but the image is {shape}")
-        values = np.unique(label)
         if self.binary:
             return (label > 0).astype(np.uint8)
-        check_labels(values.tolist(), self.classes, str(path))
+        check_labels(np.unique(label).tolist(), self.classes, str(path))
         return label.astype(np.uint8)  # two MSD label files are float32
 
     def _transforms(self, pos_fraction: float):
