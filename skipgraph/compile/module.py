@@ -183,6 +183,9 @@ def class_name(name: str) -> str:
     return (cleaned[:1].upper() + cleaned[1:]) or "SkipGraph"
 
 
+_class_name = class_name  # the old private name (tests and scripts that used it)
+
+
 def compile_ir(ir: IRGraph, seed: int | None = None, recompute: Iterable[str] = (),
                budget: Budget | None = None, *,
                checkpoint: Iterable[str] | None = None) -> SkipGraphModule:
