@@ -109,10 +109,11 @@ def test_train_and_evaluate_3d_label_maps(volumes, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["--data", str(volumes), "--set", "dims=3", "--set", "depth=2", "--set", "base=4",
             "--set", "classes=3", "--set", "norm=instance", "--epochs", "2", "--batch", "2",
-            "--patch", "12x16x12", "--lr", "3e-3", "--channels-last"]
+            "--patch", "12x16x12", "--lr", "3e-3", "--channels-last", "--val-every", "2"]
     assert main(["train", "unet_pp", *args, "--set", "ds=true", "--out", str(out)]) == 0
     log = json.loads((out / "log.json").read_text())
-    assert {"dice_1", "dice_2", "samples"} <= set(log[-1])
+    assert {"dice_1", "dice_2", "samples"} <= set(log[-1]) and "dice_1" not in log[0]
+    assert "dice_2" in (out / "log.csv").read_text().splitlines()[0]  # columns of every row
     for name in ("best.pt", "curves.png", "predictions.png"):
         assert (out / name).stat().st_size > 0
     capsys.readouterr()

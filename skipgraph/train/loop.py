@@ -231,7 +231,9 @@ def _progress(iterable, desc: str):
 def _write_logs(out: Path, history: list[dict]) -> None:
     (out / "log.json").write_text(json.dumps(history, indent=1))
     with open(out / "log.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        # every key of every row: validated epochs add per-class Dice columns
+        fields = list(dict.fromkeys(k for row in history for k in row))
+        writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(history)
 
