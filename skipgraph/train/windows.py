@@ -18,7 +18,8 @@ from .data import pad_to
 from .labels import one_hot
 from .volumes import MEDICAL_EXTRA
 
-__all__ = ["infer", "label_map", "evaluate_cases", "case_of"]
+__all__ = ["infer", "label_map", "evaluate_cases", "case_of", "summarize", "evaluate_folder",
+           "format_classes"]
 
 
 @torch.no_grad()
