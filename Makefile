@@ -3,19 +3,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SG := $(VENV)/bin/skipgraph
 # torch 2.13.0 is a CPU build that installs quickly; an unpinned torch may pull a CUDA build.
-# constraints.txt pins it for every install, so extras (MONAI) cannot pull another torch.
 TORCH ?= torch==2.13.0
-PIP_C := -c constraints.txt
 
-.PHONY: setup demo test test-slow docs dot clean
+.PHONY: setup demo test test-slow wheel-check docs dot clean
 
 setup: $(VENV)/.installed dot
 
+# constraints.txt pins torch for every install, so no extra can pull in a CUDA build;
+# the `monai` extra runs examples/monai_sliding_window.py in the tests; `medical` (MONAI,
+# nibabel) the NIfTI volumes, label maps and sliding-window evaluation
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)" $(PIP_C)
-	$(PY) -m pip install -q -e ".[test,medical]" $(PIP_C)
+	$(PY) -m pip install -q -c constraints.txt "$(TORCH)"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,monai,medical]"
 	touch $@
 
 # the graphviz `dot` binary (images only; .dot output never needs it)
@@ -36,6 +37,10 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# build the sdist and wheel, install the wheel into a fresh venv, use it from outside the repo
+wheel-check:
+	.ci/wheel_check.sh
 
 docs: setup
 	$(PY) -m skipgraph.render.gallery docs/zoo

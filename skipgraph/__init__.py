@@ -3,9 +3,13 @@
 Pipeline (one direction): ``spec`` (YAML -> validated Spec) -> ``graph`` (IR: expand, validate,
 infer) -> ``compile`` (torch.fx module) | ``render`` (graphviz) | ``summary``.
 
+Every function that takes a spec takes a file path or a spec name: ``"unet_pp"`` is looked up in
+the folders of ``$SKIPGRAPH_SPEC_PATH`` (``os.pathsep``-separated), then in the zoo shipped with the
+package. Tensors are ``(N, C, *spatial)``: ``(N, C, H, W)`` for a 2D spec, ``(N, C, D, H, W)`` for 3D.
+
 Example:
     >>> import skipgraph
-    >>> model = skipgraph.build("specs/unet_pp.yaml", ds=True)   # doctest: +SKIP
+    >>> model = skipgraph.build("unet_pp", ds=True)              # doctest: +SKIP
     >>> sum(p.numel() for p in model.parameters())                # doctest: +SKIP
     9041700
 """
@@ -28,35 +32,101 @@ __version__ = "0.1.0"
 
 
 def load_spec(path: str | os.PathLike, **params: Any) -> ResolvedSpec:
-    """Load and validate a spec, with params overridden by keyword (like ``--set``)."""
+    """Read and validate a spec, with params overridden by keyword (like ``--set``). Torch-free.
+
+    Args:
+        path: a spec file, or a spec name (``"unet_pp"``, ``"unet_pp.yaml"``) searched in
+            ``$SKIPGRAPH_SPEC_PATH`` and the zoo. ``extends:`` bases are merged in.
+        **params: values for the spec's ``params`` (same type as the default; an int is
+            accepted for a float param).
+
+    Returns:
+        The validated spec (``.spec``), the resolved params (``.params``) and the file it came
+        from (``.path``).
+
+    Raises:
+        SpecError: every problem found, with file, line and column: a name that matches no spec
+            (``file-not-found``, with the close names as a hint), YAML errors, unknown keys or
+            params, wrong types, bad expressions, unknown block or head types, ``extends`` cycles.
+    """
     return _load_spec(path, params)
 
 
 def load_ir(path: str | os.PathLike, **params: Any) -> IRGraph:
-    """Load a spec and expand it into the typed, validated IR (no torch needed)."""
+    """Load a spec and expand it into the validated graph IR (channels inferred). Torch-free.
+
+    Args:
+        path, **params: as for :func:`load_spec`.
+
+    Returns:
+        The :class:`~skipgraph.graph.IRGraph`: explicit nodes, edges and heads; ``str(ir)``
+        prints one line per node in the papers' notation.
+
+    Raises:
+        SpecError: as :func:`load_spec`, plus graph problems: families that connect nothing,
+            unknown nodes, cycles outside declared loops, nodes without input or reaching no
+            head, level or channel mismatches, and expansions beyond the resource limits.
+    """
     return build_ir(_load_spec(path, params))
 
 
 def build(path: str | os.PathLike, seed: int | None = None, recompute: tuple[str, ...] = (),
           checkpoint: tuple[str, ...] | None = None, **params: Any) -> "SkipGraphModule":
-    """Compile the spec at ``path`` into an ``nn.Module``; ``seed`` makes the weights
-    reproducible; ``recompute`` names node families or loops whose activations are recomputed
-    in the backward pass (activation checkpointing: less memory); ``checkpoint`` is its
-    deprecated name (DeprecationWarning). Raises :class:`SpecError` for any problem in the
-    spec."""
+    """Compile a spec into an ``nn.Module`` (a :class:`~skipgraph.compile.SkipGraphModule`).
+
+    The module takes ``(N, in_channels, *spatial)`` float tensors, spatial sizes multiples of
+    ``2**max_level`` (or any size with ``input: {pad: true}``). In training mode it returns every
+    head: one tensor ``(N, classes, *spatial)`` when the spec has one head, else a dict by head id
+    (``{"X[0,1]": ..., "X[0,4]": ...}``; a classification-guided module gives ``(N, 2)``). In eval
+    mode it returns one tensor, the spec's ``output``: the selected head, or the mean of the heads.
+    Heads end in the activation the spec says (the zoo's: sigmoid probabilities in [0, 1]).
+
+    Args:
+        path: a spec file or a spec name (see :func:`load_spec`).
+        seed: seeds the weight initialisation (the global RNG is left untouched); None uses the
+            global RNG.
+        recompute: node families or loops whose activations are recomputed in the backward
+            pass (activation checkpointing: less memory, about one more forward pass of time).
+        checkpoint: the deprecated name of ``recompute`` (a ``DeprecationWarning``).
+        **params: values for the spec's ``params``, e.g. ``ds=True, base=16, dims=3``.
+
+    Raises:
+        SpecError: any problem in the spec or the params (see :func:`load_ir`), a model over the
+            parameter budget (``SKIPGRAPH_MAX_PARAMS``, checked before any allocation), or a
+            ``recompute`` name that is neither a node family nor a loop.
+        ImportError: a user block's torch class cannot be imported.
+    """
     ir = load_ir(path, **params)  # spec errors surface before torch is imported
     from .compile.module import compile_ir, recompute_names
     return compile_ir(ir, seed=seed, recompute=recompute_names(recompute, checkpoint))
 
 
 def load_checkpoint(path: str | os.PathLike) -> "SkipGraphModule":
-    """Rebuild a module from a skipgraph checkpoint (no pickled code is executed)."""
+    """Rebuild the module a checkpoint holds, with its weights (no pickled code is executed).
+
+    The checkpoint carries the resolved spec (``extends`` merged, params substituted), so no
+    spec file or zoo is read: a checkpoint of a zoo spec loads anywhere. A pruned checkpoint
+    comes back pruned. The module is in training mode, on the CPU.
+
+    Raises:
+        SpecError: the file does not exist (``file-not-found``), is not a skipgraph checkpoint
+            or has an unsupported version (``bad-value``), or its spec no longer validates (for
+            example, a block type that is not registered: ``--import`` its module first).
+        RuntimeError: the stored weights do not match the rebuilt module (strict loading).
+    """
     from .checkpoint import load_checkpoint as _load
     return _load(path)
 
 
 def save_checkpoint(model: "SkipGraphModule", path: str | os.PathLike,
                     extra: dict[str, Any] | None = None) -> None:
-    """Write a checkpoint: the resolved spec, pruned heads if any, weights, ``extra``."""
+    """Write a checkpoint: the resolved spec, the pruned heads if any, the weights (moved to the
+    CPU) and ``extra`` (plain data only: numbers, strings, lists, dicts, tensors).
+
+    Raises:
+        ValueError: the model's BatchNorm layers were folded for inference (save it before
+            folding).
+        OSError: the file cannot be written.
+    """
     from .checkpoint import save_checkpoint as _save
     _save(model, path, extra)

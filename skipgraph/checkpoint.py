@@ -27,7 +27,12 @@ VERSION = 1
 
 def save_checkpoint(model: SkipGraphModule, path: str | os.PathLike,
                     extra: dict[str, Any] | None = None) -> None:
-    """Write ``model`` (a full or pruned compiled spec) and optional plain-data ``extra``."""
+    """Write ``model`` (a full or pruned compiled spec) and optional plain-data ``extra``.
+
+    Raises:
+        ValueError: the model's BatchNorm layers are folded (save before folding).
+        OSError: the file cannot be written.
+    """
     if getattr(model, "norms_folded", False):
         raise ValueError("a model with folded BatchNorm layers cannot be saved as a checkpoint "
                          "(its spec still has the norm layers): save the model before folding")
@@ -43,7 +48,16 @@ def save_checkpoint(model: SkipGraphModule, path: str | os.PathLike,
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint's contents, checked for format and version (no code is executed)."""
+    """The checkpoint's contents, checked for format and version (no code is executed).
+
+    Returns:
+        A dict: ``spec`` (YAML text), ``params``, ``heads`` (None unless pruned),
+        ``state_dict`` (CPU tensors), ``extra``, ``format``, ``version``.
+
+    Raises:
+        SpecError: a missing file, a file that is not a skipgraph checkpoint, or an
+            unsupported version.
+    """
     try:
         data = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -75,5 +89,11 @@ def model_from_checkpoint(data: dict[str, Any], source: str | os.PathLike,
 
 
 def load_checkpoint(path: str | os.PathLike) -> SkipGraphModule:
-    """Rebuild the module a checkpoint holds and load its weights (strictly)."""
+    """Rebuild the module a checkpoint holds and load its weights (strictly), in training mode
+    on the CPU; see :func:`skipgraph.load_checkpoint`.
+
+    Raises:
+        SpecError: as :func:`read_checkpoint`, or a stored spec that no longer validates.
+        RuntimeError: the weights do not match the rebuilt module.
+    """
     return model_from_checkpoint(read_checkpoint(path), path)

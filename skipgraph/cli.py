@@ -46,11 +46,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for module in args.imports:
             importlib.import_module(module)
-        return args.fn(args)
+        status = args.fn(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        return status
+    except BrokenPipeError:  # `skipgraph ... | head`: the reader has what it wanted
+        _silence_stdout()
+        return 141  # what a shell reports for a SIGPIPE death
     except SpecError as exc:
         print(exc.format(with_source=True), file=sys.stderr)
         return 2
-    except (ImportError, OSError) as exc:
+    except ImportError as exc:  # a missing optional extra names what to install
+        from .extras import explain
+        print(f"error: {explain(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # DataError, InputShapeError: messages name the file or shape
@@ -58,6 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not fail again."""
+    import os
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a file descriptor (captured, replaced)
+        pass
 
 
 if __name__ == "__main__":

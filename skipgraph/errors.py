@@ -136,12 +136,14 @@ class DiagnosticSink:
             raise SpecError(self.items)
 
 
-def did_you_mean(word: str, options: Iterable[str]) -> str | None:
-    """A hint naming the closest option, or listing the options when none is close."""
+def did_you_mean(word: str, options: Iterable[str], n: int = 1) -> str | None:
+    """A hint naming the ``n`` closest options, or listing the options when none is close."""
     options = sorted(set(options))
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, options, n=n, cutoff=0.6)
     if close:
-        return f"did you mean `{close[0]}`?"
+        names = [f"`{c}`" for c in close]
+        return "did you mean " + (" or ".join(names) if len(names) < 3
+                                  else ", ".join(names[:-1]) + " or " + names[-1]) + "?"
     if options and len(options) <= 12:
         return "expected one of: " + ", ".join(f"`{o}`" for o in options)
     return None

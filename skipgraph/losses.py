@@ -161,10 +161,15 @@ def _lovasz_softmax(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def ms_ssim_loss(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
-    try:
-        from pytorch_msssim import ms_ssim
-    except ImportError as exc:
-        raise ImportError("the UNet3+ loss needs MS-SSIM: pip install pytorch-msssim") from exc
+    """1 - MS-SSIM (5 scales, data range 1) of the probabilities, per class channel: 2D
+    ``(N, C, H, W)`` larger than 160 px per side.
+
+    Raises:
+        MissingExtraError: ``pytorch-msssim`` is not installed (``pip install
+            "skipgraph[losses]"``).
+    """
+    from .extras import require
+    ms_ssim = require("pytorch_msssim").ms_ssim
     return 1 - ms_ssim(probabilities(out, act), y, data_range=1.0, size_average=True)
 
 

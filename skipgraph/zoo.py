@@ -1,37 +1,104 @@
-"""The shipped specs (``specs/`` beside the package) and name -> path lookup."""
+"""Spec names -> spec files: the shipped zoo and the user's own spec folders.
+
+The zoo is package data (``skipgraph/specs/`` in a wheel, copied there from the repository's
+top-level ``specs/`` by the build hook in setup.py); a source checkout or an editable install reads
+the repository's ``specs/`` in place. ``$SKIPGRAPH_SPEC_PATH`` lists more folders to search
+(``os.pathsep``-separated, searched first, so a user's file can shadow a zoo spec of the same name).
+
+A name is a file's stem (``unet_pp``, or ``unet_pp.yaml``); anything that exists as a path is used
+as a path. This module is torch-free and imports the YAML reader only to describe specs.
+"""
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
-from .errors import Diagnostic, SpecError, did_you_mean
-from .spec.yaml_source import load_yaml_file
+from .errors import Diagnostic, Span, SpecError, did_you_mean
 
-__all__ = ["zoo_dir", "zoo_specs", "resolve_spec_path", "describe"]
+__all__ = ["SPEC_PATH_ENV", "zoo_dir", "schema_file", "spec_folders", "zoo_specs", "find_spec",
+           "resolve_spec_path", "not_found", "describe"]
+
+SPEC_PATH_ENV = "SKIPGRAPH_SPEC_PATH"
+_SUFFIXES = (".yaml", ".yml")
+_CHECKOUT = Path(__file__).resolve().parent.parent  # the repository root in a source checkout
+
+
+def _package_or_checkout(relative: str) -> Path:
+    """``skipgraph/<relative>`` when installed from a wheel, else the checkout's ``<relative>``."""
+    packaged = resources.files("skipgraph").joinpath(relative)
+    if isinstance(packaged, Path) and packaged.exists():
+        return packaged
+    return _CHECKOUT / relative
 
 
 def zoo_dir() -> Path:
-    """``$SKIPGRAPH_ZOO`` if set, else the repository's ``specs/`` folder."""
-    return Path(os.environ.get("SKIPGRAPH_ZOO") or Path(__file__).resolve().parent.parent / "specs")
+    """The folder of the shipped specs (``$SKIPGRAPH_ZOO`` replaces it, for tests)."""
+    return Path(os.environ.get("SKIPGRAPH_ZOO") or _package_or_checkout("specs"))
 
 
-def zoo_specs() -> dict[str, Path]:
-    folder = zoo_dir()
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+def schema_file() -> Path:
+    """The shipped JSON Schema of the spec format (``skipgraph schema`` prints the same)."""
+    return _package_or_checkout("docs/skipgraph.schema.json")
 
 
-def resolve_spec_path(name_or_path: str) -> str:
-    """A path as given, or a zoo name (``unet_pp``) -> its file."""
-    if os.path.exists(name_or_path) or name_or_path.endswith((".yaml", ".yml")):
-        return name_or_path
-    specs = zoo_specs()
-    if name_or_path in specs:
-        return str(specs[name_or_path])
-    raise SpecError([Diagnostic("file-not-found", f"no spec file or zoo spec `{name_or_path}`",
-                                hint=did_you_mean(name_or_path, specs))])
+def spec_folders() -> list[Path]:
+    """Folders searched for spec names, in order: ``$SKIPGRAPH_SPEC_PATH``'s, then the zoo."""
+    user = [Path(p) for p in os.environ.get(SPEC_PATH_ENV, "").split(os.pathsep) if p.strip()]
+    return user + [zoo_dir()]
+
+
+def _specs_in(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in _SUFFIXES and p.is_file()}
+
+
+def zoo_specs(include_user: bool = False) -> dict[str, Path]:
+    """Name -> file of the shipped specs (and of ``$SKIPGRAPH_SPEC_PATH``'s when asked; the
+    first folder that has a name wins)."""
+    folders = spec_folders() if include_user else [zoo_dir()]
+    found: dict[str, Path] = {}
+    for folder in folders:
+        for name, path in _specs_in(folder).items():
+            found.setdefault(name, path)
+    return found
+
+
+def find_spec(name: str) -> Path | None:
+    """The file a spec name stands for, or None. Names never contain a folder separator."""
+    if not name or os.sep in name or (os.altsep and os.altsep in name):
+        return None
+    stem = name[:-len(suffix)] if (suffix := Path(name).suffix) in _SUFFIXES else name
+    return zoo_specs(include_user=True).get(stem)
+
+
+def resolve_spec_path(name_or_path: str | os.PathLike) -> str:
+    """A path that exists, as given; else a spec name (``unet_pp``) -> its file.
+
+    Raises:
+        SpecError: ``file-not-found`` when it is neither, with the close names as a hint.
+    """
+    text = os.fspath(name_or_path)
+    if os.path.exists(text):
+        return text
+    found = find_spec(text)
+    if found is not None:
+        return str(found)
+    raise SpecError([not_found(text, f"no spec file or zoo spec `{text}`")])
+
+
+def not_found(name: str, message: str, span: Span | None = None) -> Diagnostic:
+    """A ``file-not-found`` diagnostic whose hint names the closest spec names."""
+    names = zoo_specs(include_user=True)
+    stem = Path(name).stem if Path(name).suffix in _SUFFIXES else name
+    hint = did_you_mean(stem, names, n=3) or f"spec names: {', '.join(names) or 'none found'}"
+    return Diagnostic("file-not-found", message, span, hint=hint)
 
 
 def describe(path: Path) -> str:
+    """``name: description`` of a spec file, as ``skipgraph zoo`` lists it."""
+    from .spec.yaml_source import load_yaml_file  # here, so the loader may import this module
     data = load_yaml_file(str(path)).data
     if not isinstance(data, dict):
         return ""

@@ -93,7 +93,7 @@ def test_check_and_expand(capsys):
 
 def test_unknown_zoo_name_and_param(capsys):
     code, _, err = run(capsys, "check", "unet_ppp")
-    assert code == 2 and "did you mean `unet_pp`?" in err
+    assert code == 2 and "did you mean `unet_pp`" in err
     code, _, err = run(capsys, "check", "unet", "--set", "dpeth=2")
     assert code == 2 and "did you mean `depth`?" in err
 

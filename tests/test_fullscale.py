@@ -16,7 +16,7 @@ def bn(c):
 
 
 def unet3p_count(widths=(64, 128, 256, 512, 1024), cat=64, cin=3, classes=1):
-    """Term by term from the UNet3+ authors' code (REFERENCE.md s.3)."""
+    """Term by term from the UNet3+ authors' code (docs/conventions.md §3)."""
     enc, c_prev = 0, cin
     for w in widths:                       # 2 x (3x3 conv -> BN -> ReLU)
         enc += conv(c_prev, w) + bn(w) + conv(w, w) + bn(w)

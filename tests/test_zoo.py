@@ -12,12 +12,12 @@ COUNTS = [
     ("unet", {"depth": 1}, 100_961, 0.1, "UNet++ paper Tab. I, U-Net L1"),
     ("unet", {"depth": 2}, 465_953, 0.5, "UNet++ paper Tab. I, U-Net L2"),
     ("unet", {"depth": 3}, 1_925_025, 1.9, "UNet++ paper Tab. I, U-Net L3"),
-    # wide U-Net: the paper's 9.1M contradicts its own widths (REFERENCE.md s.2)
+    # wide U-Net: the paper's 9.1M contradicts its own widths (docs/conventions.md §2)
     ("unet", {"base": 35}, 9_282_246, None, "UNet++ paper Tab. III (9.1M, inconsistent)"),
     ("unet", {"dims": 3}, 22_575_329, 22.6, "UNet++ paper Tab. III, V-Net"),
     ("unet", {"dims": 3, "base": 35}, 27_006_176, 27.0, "UNet++ paper Tab. III, wide V-Net"),
     ("unet", {"norm": "batch", "up": "bilinear", "in_channels": 3}, 7_852_545, 7.9,
-     "UNet# paper baseline (REFERENCE.md s.3)"),
+     "UNet# paper baseline (docs/conventions.md §3)"),
     ("unet_plus", {}, 8_728_257, 8.7, "UNet++ paper Tab. III, UNet+"),
     ("unet_plus", {"dims": 3}, 25_258_241, 25.3, "UNet++ paper Tab. III, VNet+"),
     ("unet_e", {}, 8_728_356, 8.7, "UNet++ paper Tab. I, U-Net^e"),
@@ -25,13 +25,13 @@ COUNTS = [
     ("unet_pp", {"ds": True}, 9_041_700, 9.0, "UNet++ paper Tab. I (DS)"),
     ("unet_pp", {"dims": 3}, 26_198_273, 26.2, "UNet++ paper Tab. III, VNet++"),
     ("unet_pp", {"norm": "batch", "up": "bilinear", "in_channels": 3}, 9_163_329, 9.2,
-     "UNet# paper baseline UNet2+ (REFERENCE.md s.3)"),
+     "UNet# paper baseline UNet2+ (docs/conventions.md §3)"),
     ("unet_pp", {"norm": "batch", "up": "bilinear", "in_channels": 3, "ds": True}, 9_163_428,
      9.2, "UNet# paper baseline UNet2+ with DS"),
     # derived term by term in tests/test_fullscale.py; the UNet3+ paper reports 26.97M
     ("unet3p", {}, 26_971_777, 27.0, "UNet3+ authors' conventions"),
     # the paper's 9.71M cannot be reproduced from its text (see the spec): no rounding check
-    ("unet_sharp", {}, 9_661_473, None, "UNet# with fs=16, REFERENCE.md s.3"),
+    ("unet_sharp", {}, 9_661_473, None, "UNet# with fs=16, docs/conventions.md §3"),
     # BiO-Net: 14,954,305 conv parameters + 2 BN values per channel per iteration
     # (tests/test_loops.py checks the conv count and the paper's Keras-style table)
     ("bionet", {}, 14_974_145, 15.0, "BiO-Net paper Tab. 1 (t=2)"),

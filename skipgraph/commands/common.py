@@ -13,8 +13,7 @@ __all__ = ["load_ir", "add_spec_args", "check_head", "parse_shape", "device", "p
 def load_ir(args: argparse.Namespace):
     from ..graph import build_ir
     from ..spec import load_spec
-    from ..zoo import resolve_spec_path
-    return build_ir(load_spec(resolve_spec_path(args.spec), args.set))
+    return build_ir(load_spec(args.spec, args.set))  # a path or a spec name
 
 
 def add_spec_args(p: argparse.ArgumentParser) -> None:

@@ -11,14 +11,13 @@ from ..graph import IRGraph, expand, infer, validate
 from ..render import DrawOptions, diff_irs, draw, write_drawing
 from ..render.draw import problem_nodes
 from ..spec import load_spec
-from ..zoo import resolve_spec_path
 
 __all__ = ["add_commands", "load_for_drawing"]
 
 
 def load_for_drawing(spec: str, sets: list[str]) -> tuple[IRGraph, list[Diagnostic]]:
     """The IR, even when it fails validation: the problems come back to be marked."""
-    ir = expand(load_spec(resolve_spec_path(spec), sets))
+    ir = expand(load_spec(spec, sets))
     try:
         infer(validate(ir))
     except SpecError as exc:
@@ -47,8 +46,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from ..graph import build_ir
-    a = build_ir(load_spec(resolve_spec_path(args.a), args.set))
-    b = build_ir(load_spec(resolve_spec_path(args.b), args.set))
+    a = build_ir(load_spec(args.a, args.set))
+    b = build_ir(load_spec(args.b, args.set))
     d = diff_irs(a, b)
     print(d.format(_param_counts(a, b)))
     if args.output:

@@ -69,7 +69,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from ..train.compare import compare, format_table
-    from ..zoo import resolve_spec_path
+    from ..zoo import resolve_spec_path  # every name checked before the first training
     rows = compare([resolve_spec_path(s) for s in args.specs], args.data, args.out,
                    _train_config(args), seeds=args.seeds)
     print(format_table(rows))

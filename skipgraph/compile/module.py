@@ -25,14 +25,18 @@ __all__ = ["SkipGraphModule", "compile_ir", "InputShapeError", "class_name", "re
 
 
 class SkipGraphModule(nn.Module):
-    """A spec compiled to straight-line PyTorch code.
+    """A spec compiled to straight-line PyTorch code (build it with :func:`skipgraph.build`).
+
+    Submodules are named after the IR (node ``X[1,2]`` is ``X1_2``, an edge
+    ``up_X2_1_X1_2``, a head ``head_X0_4``), so ``state_dict`` keys are stable and readable.
+    ``print(model.code)`` shows the eval-mode code and ``model.train_code`` the training code.
 
     Attributes:
-        ir: the typed IR it was compiled from.
+        ir: the typed IR it was compiled from (:class:`~skipgraph.graph.IRGraph`).
         heads: head ids, in the order the training output lists them.
-        output_heads: the heads the eval output uses.
-
-    ``print(model.code)`` shows the eval-mode code and ``model.train_code`` the training code.
+        output_heads: the heads the eval output uses (one for ``select``, several for
+            ``ensemble``).
+        pruned: True for a module cut down to one head by :meth:`prune`.
     """
 
     def __init__(self, ir: IRGraph, modules: "OrderedDict[str, nn.Module]",
@@ -68,6 +72,24 @@ class SkipGraphModule(nn.Module):
         object.__setattr__(self, "_eval_gm", fx.GraphModule(self, evalg, cls_name))
 
     def forward(self, x: torch.Tensor) -> Any:
+        """Run the network on ``x``, ``(N, C_in, *spatial)`` (2 or 3 spatial dims, per the spec).
+
+        Returns:
+            Training mode: every head. With one head, a tensor ``(N, C_out, *spatial_h)``; with
+            several, a dict by head id in :attr:`heads` order. A head on level ``l`` that does
+            not resize itself has ``spatial_h = spatial / 2**l`` (UNet#'s deep heads); a
+            classification-guided module gives ``(N, 2)`` (image-level probabilities).
+            Eval mode: one tensor ``(N, C_out, *spatial)``, the spec's ``output``: the selected
+            head, or the element-wise mean of the ``ensemble`` heads. Values are what the head's
+            activation gives: probabilities in [0, 1] for ``sigmoid``/``softmax``, logits for
+            ``none``. With ``input: {pad: true}`` any size is accepted: the input is padded to a
+            multiple of the total stride and the outputs are cropped back.
+
+        Raises:
+            InputShapeError: ``x`` is not a tensor, has the wrong number of dimensions or
+                channels, or (without ``pad``) a spatial size that is not a multiple of the
+                total stride ``2**max_level``. The message names the expected shape.
+        """
         pads = self._check_input(x)
         if pads:
             x = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)])
@@ -75,6 +97,11 @@ class SkipGraphModule(nn.Module):
         return self._crop(out, [s - p for s, p in zip(x.shape[2:], pads)]) if pads else out
 
     def train(self, mode: bool = True) -> "SkipGraphModule":
+        """Switch between training (every head) and eval (the spec's output) mode.
+
+        Raises:
+            RuntimeError: training mode asked of a copy whose BatchNorm layers were folded.
+        """
         if mode and self.norms_folded:
             raise RuntimeError(f"{self._name}: this copy has its BatchNorm layers folded into "
                                "the convolutions for inference and cannot be trained")
@@ -100,6 +127,7 @@ class SkipGraphModule(nn.Module):
 
     @property
     def code(self) -> str:
+        """The generated eval-mode ``forward`` (Python source)."""
         return self._eval_gm.code
 
     @property
@@ -130,7 +158,15 @@ class SkipGraphModule(nn.Module):
                         self.pruned, names, self.norms_folded)
 
     def prune(self, head: str) -> "SkipGraphModule":
-        """A smaller module with only the ancestors of ``head``, sharing this one's parameters."""
+        """A smaller module with only what ``head`` needs (its ancestors; UNet++'s L1..L4).
+
+        The pruned module shares this one's parameter tensors (no copy: training one trains the
+        other). It takes the same input and returns that head's output ``(N, C_out, *spatial)``;
+        in training mode a dict that adds the CGM heads gating it, when there are any.
+
+        Raises:
+            KeyError: ``head`` is not one of :attr:`heads`.
+        """
         if head not in self.ir.heads:
             raise KeyError(f"`{head}` is not a head of {self.ir.name}; heads: {self.heads}")
         sub = self.ir.subgraph([head])

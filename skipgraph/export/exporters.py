@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from ..compile.module import SkipGraphModule
 from ..errors import Diagnostic, SpecError
+from ..extras import require
 from .shapes import dynamic_shapes, example_input
 
 __all__ = ["AllHeads", "export_onnx", "export_program", "ExportError", "check_onnx"]
@@ -56,7 +57,17 @@ def export_program(model: SkipGraphModule, path: str | os.PathLike | None = None
 
 def export_onnx(model: SkipGraphModule, path: str | os.PathLike, all_heads: bool = False
                 ) -> list[str]:
-    """Write an ONNX model; returns its output names (head ids when ``all_heads``)."""
+    """Write an ONNX model; returns its output names (head ids when ``all_heads``).
+
+    The graph takes ``x`` of shape ``(N, C_in, *spatial)`` with dynamic batch and spatial sizes
+    (multiples of the total stride) and gives the eval output, or every head with ``all_heads``.
+
+    Raises:
+        MissingExtraError: ``onnx`` or ``onnxscript`` is not installed (the ``export`` extra).
+        ExportError: the export fails; the message names the node or edge where.
+    """
+    for module in ("onnx", "onnxscript"):  # torch's dynamo exporter needs both
+        require(module)
     target = _target(model, all_heads)
     names = [_onnx_name(h) for h in model.heads] if all_heads else ["output"]
     quiet = logging.getLogger("torch.onnx")
@@ -77,7 +88,7 @@ def export_onnx(model: SkipGraphModule, path: str | os.PathLike, all_heads: bool
 
 
 def check_onnx(path: str | os.PathLike) -> None:
-    import onnx
+    onnx = require("onnx")
     onnx.checker.check_model(onnx.load(os.fspath(path)))
 
 

@@ -77,6 +77,16 @@ class CarryInit:
 
 @dataclass(frozen=True)
 class IRNode:
+    """One node ``X[i,j]`` after expansion: a block from ``in_channels`` to ``out_channels``.
+
+    ``id`` is the paper-notation name (``X[1,2]``), ``name`` its submodule name (``X1_2``),
+    ``index`` the family's index values, ``level`` its resolution (1/2**level of the input per
+    side, so its output is ``(N, out_channels, *spatial / 2**level)``), ``column`` where it is
+    drawn, ``width`` the spec's width (= ``out_channels`` for the built-in blocks), ``block``
+    the validated block settings, ``merge`` how its inputs combine (``concat`` adds their
+    channels into ``in_channels``; ``sum`` needs them equal). Frozen: passes make new nodes.
+    """
+
     id: str
     name: str
     family: str
@@ -108,6 +118,13 @@ class IRNode:
 
 @dataclass(frozen=True)
 class IREdge:
+    """One edge ``src -> dst`` of an edge family: [edge conv at the source] -> resampling ->
+    [edge conv at the target] [-> attention gate]. ``slot`` is its position in the destination's
+    concat; ``in_channels`` / ``resampled_channels`` / ``out_channels`` are the channels entering,
+    after the resampling and leaving it; ``kind`` is how it is drawn (``encoder``, ``up``,
+    ``skip``, ``dense``, ``full_scale``, ``backward``, ``input``).
+    """
+
     src: str
     dst: str
     family: str
@@ -204,8 +221,17 @@ class SpecMeta:
 
 @dataclass
 class IRGraph:
-    """Topology in ``graph`` (payloads under the ``ir`` attribute); heads and output beside it;
-    the spec's metadata apart in ``meta``."""
+    """The expanded, validated network: what the compiler, the renderer, the summaries and the
+    exporters read. Torch-free; build it with :func:`skipgraph.load_ir`.
+
+    The topology is the networkx ``graph`` (node ``"input"`` is the network input; each node and
+    edge carries its :class:`IRNode` / :class:`IREdge` under the ``ir`` attribute, read them with
+    :meth:`node`, :meth:`edge`, :meth:`nodes`, :meth:`in_edges`). ``heads`` maps head ids to
+    :class:`IRHead`; ``output_mode`` (``select`` or ``ensemble``) and ``output_heads`` say what
+    eval mode returns; ``dims`` is 2 or 3; ``max_level`` fixes the total stride
+    ``2**max_level`` that input sizes must be multiples of; the spec's metadata (params, source,
+    loss, resolved document) is kept apart in ``meta``. ``str(ir)`` is one line per node.
+    """
 
     name: str
     dims: int

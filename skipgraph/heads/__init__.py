@@ -31,8 +31,11 @@ class HeadType(SpecModel):
     fields and override the rules below that differ."""
 
     type: str
+    """The head type: `seg`, `cgm` or a registered one."""
     on: str
-    if_: ExprText | None = Field(None, alias="if")
+    """Node pattern the head sits on, e.g. `X[0,j]`."""
+    if_: ExprText | None = Field(None, alias="if", description="A condition over params and "
+                                 "index variables; a head exists only where it holds.")
 
     # True: a map (N, C, *spatial) trained by the spec's `loss.seg`; False: an image-level
     # output (N, K) trained by the registered loss named in `loss`.

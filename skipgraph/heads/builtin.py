@@ -15,13 +15,19 @@ class SegHead(HeadType):
     """A segmentation head: ``kernel`` conv to ``out`` channels [-> resize] [-> act]."""
 
     type: Literal["seg"] = "seg"
+    """A segmentation head (the default type)."""
     out: ExprText = "classes"
+    """Output channels (classes)."""
     kernel: Annotated[int, Field(ge=1, le=15), AfterValidator(odd_kernel)] = 1
+    """Kernel of the head's conv (odd: 1, or 3 for UNet#'s low-resolution heads)."""
     bias: bool = True
+    """Bias in the head's conv."""
     act: Literal["none", "sigmoid", "softmax"] = "none"
-    resize: Literal["none", "full"] = "none"  # `full`: bilinear up-sampling to the input size
-    # how a loss brings a full-size target to a low-resolution head (UNet#: max-pooled targets)
+    """Output activation: raw logits (`none`), `sigmoid` or `softmax` over channels."""
+    resize: Literal["none", "full"] = "none"
+    """`full`: bilinear up-sampling of a low-resolution head to the input size (UNet3+)."""
     target: Literal["maxpool", "avgpool", "nearest"] = "maxpool"
+    """How a loss shrinks the full-size target for a low-resolution head (UNet#: max-pool)."""
 
     expressions: ClassVar[dict[str, int]] = {"out": 1}
 
@@ -61,11 +67,19 @@ class CgmHead(HeadType):
     """
 
     type: Literal["cgm"]
+    """A classification-guided module."""
     variant: Literal["conv_max", "pooled_mlp"] = "conv_max"
+    """`conv_max` (UNet3+: dropout, 1x1 conv, global max pool, sigmoid) or `pooled_mlp`
+    (UNet#: [avg, max] pools, BN1d -> dropout -> linear stages, softmax)."""
     layers: ExprText = 1
+    """Linear stages before the 2-way output (`pooled_mlp`)."""
     hidden: ExprText = 256
+    """Units of the hidden stages (`pooled_mlp`)."""
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    """Dropout rate before each linear stage or the conv."""
     gates: Literal["all", "same", "none"] = "all"
+    """Which segmentation heads its 0/1 decision multiplies: all, the head on the same node, or
+    none."""
 
     pixelwise: ClassVar[bool] = False
     loss: ClassVar[str | None] = "cgm_bce"

@@ -33,14 +33,28 @@ class ResampleOp(SpecModel):
     override the rules below that differ."""
 
     op: Annotated[str, RegisteredName("skipgraph.resampling:RESAMPLE")]
+    """A registered resampling op. Down: `maxpool`, `avgpool`, `strided_conv`. Up: `transpose`
+    (transposed conv), `bilinear` (trilinear in 3D), `nearest`, `upconv` (interpolate, then a
+    conv), and any registered one. The factor is 2^(level change)."""
     kernel: int = Field(2, ge=1, le=15)
-    ceil: bool = False  # max/avg-pool ceil mode (UNet3+ full-scale skips)
-    mode: Literal["nearest", "bilinear"] = "nearest"  # interpolation before `upconv`'s conv
+    """Kernel size of a parametric op; for `transpose`, 2, 3 or 4 all give output = input x
+    factor; `upconv` needs an odd one."""
+    ceil: bool = False
+    """Pooling in ceil mode (UNet3+'s full-scale skips)."""
+    mode: Literal["nearest", "bilinear"] = "nearest"
+    """Interpolation before `upconv`'s conv."""
     out: Literal["target", "source", "half"] | Annotated[int, Field(ge=1)] = "target"
+    """Output channels of a parametric op: the destination node's width (`target`), the
+    source's (`source`), half the source's (`half`), or a number."""
     bias: bool = True
+    """Bias in the op's convolution."""
     norm: NormText = "none"
+    """Normalisation after the op: none, batch, instance, group, layer, or {type: group,
+    groups: 8}."""
     act: ActText = "none"
-    order: Literal["cna", "can"] = "cna"  # after the resampler: norm -> act, or act -> norm
+    """Activation after the op (relu, elu, leaky_relu, prelu, gelu, silu, tanh, sigmoid, none)."""
+    order: Literal["cna", "can"] = "cna"
+    """After the op: norm then activation (`cna`) or activation then norm (`can`, BiO-Net)."""
 
     direction: ClassVar[Literal["up", "down"]] = "down"
     parametric: ClassVar[bool] = False  # has weights (a submodule) or is a plain function

@@ -34,7 +34,9 @@ def _allow_placeholders(node: Any) -> None:
             for name, prop in props.items():
                 _allow_placeholders(prop)
                 if "$ref" not in prop:
-                    props[name] = {"anyOf": [prop, _PLACEHOLDER]}
+                    # the description stays at the top, where editors show it on hover
+                    described = {k: prop.pop(k) for k in ("title", "description") if k in prop}
+                    props[name] = {**described, "anyOf": [prop, _PLACEHOLDER]}
         for key, value in node.items():
             if key != "properties":
                 _allow_placeholders(value)

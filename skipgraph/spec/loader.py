@@ -18,8 +18,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..blocks.registry import validate_block_config
-from ..errors import Diagnostic, DiagnosticSink, SpecError, did_you_mean
+from ..errors import Diagnostic, DiagnosticSink, Span, SpecError, did_you_mean
 from ..registry import RegisteredModel
+from ..zoo import find_spec, not_found, resolve_spec_path
 from .expr import Expr, ExprError
 from .schema import Spec
 from .yaml_source import PositionMap, SourceDoc, load_yaml_file
@@ -66,9 +67,11 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
 
 def load_spec(path: str | os.PathLike, overrides: Iterable[str] | Mapping[str, Any] | None = None
               ) -> ResolvedSpec:
-    """Load, merge, resolve and validate the spec at ``path``; raises :class:`SpecError`."""
-    doc = _load_with_extends(os.fspath(path), chain=())
-    return _resolve(doc, os.fspath(path), parse_overrides(overrides))
+    """Load, merge, resolve and validate the spec at ``path`` (a file, or a spec name such as
+    ``unet_pp`` found in ``$SKIPGRAPH_SPEC_PATH`` or the zoo); raises :class:`SpecError`."""
+    path = resolve_spec_path(path)
+    doc = _load_with_extends(path, chain=())
+    return _resolve(doc, path, parse_overrides(overrides))
 
 
 def load_spec_text(text: str, overrides: Iterable[str] | Mapping[str, Any] | None = None,
@@ -99,15 +102,24 @@ def _load_with_extends(path: str, chain: tuple[str, ...]) -> SourceDoc:
 def _merge_base(doc: SourceDoc, base_dir: str, chain: tuple[str, ...]) -> SourceDoc:
     ref = doc.data["extends"]
     if not isinstance(ref, str):
-        raise SpecError([Diagnostic("bad-type", "`extends` must be a file path",
+        raise SpecError([Diagnostic("bad-type", "`extends` must be a file path or a spec name",
                                     doc.positions.span(("extends",)))])
-    base_path = os.path.join(base_dir, ref)
-    if not os.path.exists(base_path):
-        raise SpecError([Diagnostic("file-not-found", f"extended spec `{ref}` not found "
-                                    f"(looked for {base_path})", doc.positions.span(("extends",)))])
+    base_path = _find_base(ref, base_dir, doc.positions.span(("extends",)))
     base = _load_with_extends(base_path, chain)
     merged = _deep_merge(base.data if isinstance(base.data, dict) else {}, doc.data)
     return SourceDoc(merged, base.positions.merged_with(doc.positions))
+
+
+def _find_base(ref: str, base_dir: str, span: Span | None) -> str:
+    """``extends:`` names a file relative to the extending spec, else a spec name (``unet_pp``)."""
+    relative = os.path.join(base_dir, ref)
+    if os.path.exists(relative):
+        return relative
+    found = find_spec(ref)
+    if found is None:
+        raise SpecError([not_found(ref, f"extended spec `{ref}` not found (no file {relative}, "
+                                   "no spec of that name)", span)])
+    return str(found)
 
 
 def _deep_merge(base: dict, override: dict) -> dict:

@@ -41,8 +41,11 @@ class EdgeConvSpec(_Model):
     before it (``at: source``, BiO-Net's DOWN = conv then max-pool)."""
 
     width: ExprText
+    """Output channels of the block (an expression over params and index variables)."""
     block: dict[str, Any] = Field(default_factory=dict)
+    """Block settings, merged over `defaults.block` (`type` names a registered block)."""
     at: Literal["target", "source"] = "target"
+    """Run the block after the resampling (`target`) or before it (`source`)."""
 
 
 class GateSpec(_Model):
@@ -50,34 +53,60 @@ class GateSpec(_Model):
     node (Attention U-Net: the up-sampled decoder map)."""
 
     by: str
-    inter: ExprText = "half"  # F_int: a number, or `half` of the skip's channels
+    """The edge family into the same node whose value drives the gate (Attention U-Net: `up`)."""
+    inter: ExprText = "half"
+    """F_int, the gate's intermediate channels: a number, or `half` of the skip's channels."""
+
+
+_FOR = ("Index variables and their inclusive ranges, `{i: 0..depth, j: 0..depth-i}`; later "
+        "ranges may use earlier variables.")
+_IF = "A condition over params and index variables; the item exists only where it holds."
 
 
 class NodeFamily(_Model):
+    """Nodes ``NAME[i, j, ...]``, one per combination of the index variables where ``if`` holds."""
+
     for_: Annotated[Ranges, AfterValidator(_check_identifiers)] = Field(
-        default_factory=dict, alias="for")
-    if_: ExprText | None = Field(None, alias="if")
-    level: ExprText | None = None   # default: the first index variable
-    column: ExprText | None = None  # default: the second index variable (for drawing)
+        default_factory=dict, alias="for", description=_FOR)
+    if_: ExprText | None = Field(None, alias="if", description=_IF)
+    level: ExprText | None = None
+    """Resolution level, 1/2^level of the input per side; default: the first index variable."""
+    column: ExprText | None = None
+    """Column in the drawing; default: the second index variable."""
     width: ExprText
+    """Output channels of each node (an expression, e.g. `base * 2**i`)."""
     block: dict[str, Any] = Field(default_factory=dict)
+    """Block settings merged over `defaults.block` (`type` names a registered block)."""
     merge: Literal["concat", "sum"] = "concat"
-    order: list[str] | None = None  # edge families in concat order (default: as in `edges:`)
+    """How a node combines its inputs: channel concatenation, or element-wise sum (equal
+    widths)."""
+    order: list[str] | None = None
+    """Edge families in concat order (it fixes the weight layout); default: as written under
+    `edges:`."""
 
 
 class EdgeFamily(_Model):
-    from_: str = Field(alias="from")
-    to: str
+    """Edges made wherever the ``from`` node exists, for every node ``to`` matches."""
+
+    from_: str = Field(alias="from", description="Source pattern, e.g. `X[i+1,j-1]` or `input`.")
+    to: str = Field(description="Destination pattern, matched against every node of its family "
+                    "(binding its index variables), e.g. `X[i,j]`.")
     for_: Annotated[Ranges, AfterValidator(_check_identifiers)] = Field(
-        default_factory=dict, alias="for")
-    if_: ExprText | None = Field(None, alias="if")
+        default_factory=dict, alias="for", description=_FOR)
+    if_: ExprText | None = Field(None, alias="if", description=_IF)
     kind: Literal[EDGE_KINDS] | None = None  # type: ignore[valid-type]
+    """How the edge is drawn; inferred from the level change when absent."""
     down: ResampleField | None = None
+    """Down-sampling of this family instead of `defaults.down`."""
     up: ResampleField | None = None
+    """Up-sampling of this family instead of `defaults.up`."""
     conv: EdgeConvSpec | None = None
+    """A block on the edge (UNet3+/UNet# full-scale convs, BiO-Net's DOWN)."""
     gate: GateSpec | None = None
-    # for an edge leaving a loop: the last iteration's value, or every iteration's (BiO-Net INT)
+    """An attention gate on the edge (Attention U-Net)."""
     collect: Literal["last", "all"] = "last"
+    """For an edge leaving a loop: the last iteration's value, or every iteration's (BiO-Net's
+    INT)."""
 
 
 class CarrySpec(_Model):
@@ -85,12 +114,14 @@ class CarrySpec(_Model):
     At the first iteration the slot holds ``init``: a copy of the node's first other input
     (``duplicate``, BiO-Net's code) or zeros."""
 
-    from_: str = Field(alias="from")
-    to: str
+    from_: str = Field(alias="from", description="Source pattern (its value at iteration k).")
+    to: str = Field(description="Destination pattern (fed at iteration k + 1).")
     for_: Annotated[Ranges, AfterValidator(_check_identifiers)] = Field(
-        default_factory=dict, alias="for")
-    if_: ExprText | None = Field(None, alias="if")
+        default_factory=dict, alias="for", description=_FOR)
+    if_: ExprText | None = Field(None, alias="if", description=_IF)
     init: Literal["duplicate", "zeros"] = "duplicate"
+    """What the slot holds at the first iteration: a copy of the node's first other input
+    (BiO-Net's code), or zeros."""
 
 
 class LoopSpec(_Model):
@@ -99,9 +130,13 @@ class LoopSpec(_Model):
     normalization layer is reused"); ``shared`` reuses them too."""
 
     nodes: list[str] = Field(min_length=1)
+    """Node families of the loop body."""
     times: ExprText
+    """Number of iterations (at most 64)."""
     norm: Literal["per_step", "shared"] = "per_step"
+    """Normalisation layers: a set per iteration (`per_step`, BiO-Net) or shared like the convs."""
     carry: dict[str, CarrySpec] = Field(default_factory=dict)
+    """Loop-carried edge families (delay 1), by name."""
 
 
 # a head family: the settings model of its registered head type (skipgraph.heads)
@@ -118,9 +153,14 @@ def __getattr__(name: str) -> Any:
 
 
 class OutputSpec(_Model):
+    """What eval mode returns (training mode returns every head)."""
+
     mode: Literal["ensemble", "select"] = "select"
-    head: str | None = None  # for `select`; default: the last segmentation head
-    heads: list[str] | None = None  # for `ensemble`; default: every full-size segmentation head
+    """One head (`select`), or the mean of several (`ensemble`, UNet++'s deep supervision)."""
+    head: str | None = None
+    """The head `select` returns; default: the last segmentation head."""
+    heads: list[str] | None = None
+    """The heads `ensemble` averages; default: every full-size segmentation head."""
 
 
 def _pixel_loss(name: str) -> bool:
@@ -135,47 +175,78 @@ def __dir__() -> list[str]:
 class LossSpec(_Model):
     """Training loss: ``seg`` per segmentation head, combined over heads (see skipgraph.losses)."""
 
-    # a pixel-wise loss registered in skipgraph.loss_registry
     seg: Annotated[str, RegisteredName("skipgraph.loss_registry:LOSSES", where=_pixel_loss)] = \
         "bce_dice"
+    """Loss of each segmentation head, a pixel-wise loss registered in skipgraph.loss_registry
+    (bce_dice, focal_dice_lovasz, focal_msssim_iou, bce, dice, focal, iou, lovasz_hinge)."""
     combine: Literal["sum", "mean"] = "sum"
-    weights: list[float] | None = None    # per segmentation head (default: all 1)
+    """How the heads' losses combine: weighted sum (UNet++ Eq. 2) or mean (UNet#)."""
+    weights: list[float] | None = None
+    """Weight of each segmentation head's loss, in head order; default: all 1."""
     cgm_weight: float = 1.0
+    """Weight of each classification-guided module's BCE loss."""
 
 
 class InputSpec(_Model):
+    """The network input ``(N, channels, *spatial)``."""
+
     channels: ExprText = "in_channels"
-    # sizes the total stride does not divide: error (false) or pad to a multiple and crop the
-    # outputs back (true)
+    """Input channels C; forward() checks them."""
     pad: bool = False
+    """Pad inputs whose size the total stride does not divide, and crop the outputs back;
+    false: such inputs are an error."""
 
 
 class Defaults(_Model):
+    """What every node and resampling edge uses unless its family says otherwise."""
+
     block: dict[str, Any] = Field(default_factory=lambda: {"type": "conv"})
+    """The block of every node (`type` names a registered block, `skipgraph blocks`; the rest
+    are its settings, e.g. convs, kernel, bias, norm, act, order, dropout for `conv`)."""
     down: ResampleField = ResampleSpec(op="maxpool")
+    """Resampling of every edge that goes down in level."""
     up: ResampleField = ResampleSpec(op="transpose", kernel=2)
+    """Resampling of every edge that goes up in level."""
 
 
 class Spec(_Model):
-    skipgraph: Literal[1] = Field(description="schema version")
+    """A skipgraph spec: an encoder-decoder network as node families, edge families and heads."""
+
+    skipgraph: Literal[1] = Field(description="Version of the spec format (1).")
     name: str
+    """The architecture's name (summaries, drawings, error messages)."""
     description: str = ""
+    """One line on what the architecture is (`skipgraph zoo` lists it)."""
     cite: str = ""
+    """The paper or code the spec follows."""
     extends: str | None = None
+    """A spec this one is merged over: a file relative to this one, or a spec name such as
+    `unet_pp` ($SKIPGRAPH_SPEC_PATH, then the zoo). A `null` value here deletes the base's key."""
     params: dict[str, int | float | bool | str] = Field(default_factory=dict)
+    """Named defaults, overridden by `--set NAME=VALUE` or `build(..., NAME=VALUE)` with a value
+    of the same type; usable in expressions and `${...}`."""
     dims: Literal[2, 3] = 2
+    """Spatial dimensions: 2 (images, (N, C, H, W)) or 3 (volumes, (N, C, D, H, W))."""
     input: InputSpec = InputSpec()
+    """The network input: channels, and whether sizes the stride does not divide are padded."""
     defaults: Defaults = Defaults()
+    """The block and resampling ops used unless a family says otherwise."""
     nodes: Annotated[dict[str, NodeFamily], AfterValidator(_check_identifiers)] = Field(
         min_length=1)
+    """Node families by name (`X: {for: {i: 0..depth, j: 0..depth-i}, width: ...}`)."""
     edges: Annotated[dict[str, EdgeFamily], AfterValidator(_check_identifiers)] = Field(
         min_length=1)
+    """Edge families by name; their written order is the concat order at each node."""
     heads: Annotated[dict[str, HeadFamily], AfterValidator(_check_identifiers)] = Field(
         min_length=1)
+    """Head families by name (`type: seg` by default, or `cgm`, or a registered head type)."""
     output: OutputSpec = OutputSpec()
+    """What eval mode returns: one head, or the mean of several."""
     loss: LossSpec = LossSpec()
+    """The training loss (skipgraph.losses.loss_for builds it)."""
     loops: Annotated[dict[str, LoopSpec], AfterValidator(_check_identifiers)] = Field(
         default_factory=dict)
+    """Loops by name: node families unrolled `times` times with shared weights (BiO-Net)."""
 
     @field_validator("params")
     @classmethod

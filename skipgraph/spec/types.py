@@ -54,4 +54,6 @@ def check_identifiers(value: dict[str, Any]) -> dict[str, Any]:
 class SpecModel(BaseModel):
     """Base of every spec section: unknown keys are errors, values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # a string literal under a field is its description (JSON Schema, editor hover help)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              use_attribute_docstrings=True)
