@@ -12,17 +12,18 @@ PIN := -c constraints.txt
 setup: $(VENV)/.installed dot
 
 # constraints.txt pins torch for every install, so no extra can pull in a CUDA build;
-# the `monai` extra runs examples/monai_sliding_window.py and the MONAI peer tests
+# the `monai` extra runs examples/monai_sliding_window.py and the MONAI peer tests; `medical`
+# (MONAI, nibabel) the NIfTI volumes, label maps and sliding-window evaluation
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(PIN) "$(TORCH)"
-	$(PY) -m pip install -q $(PIN) -e ".[test,monai]"
+	$(PY) -m pip install -q $(PIN) -e ".[test,monai,medical]"
 	touch $@
 
 # the slow tests also drive nnU-Net v2's pipeline (tests/integrations/test_nnunet_pipeline.py)
 $(VENV)/.installed-nnunet: $(VENV)/.installed
-	$(PY) -m pip install -q $(PIN) -e ".[test,monai,nnunet]"
+	$(PY) -m pip install -q $(PIN) -e ".[test,monai,medical,nnunet]"
 	touch $@
 
 # the graphviz `dot` binary (images only; .dot output never needs it)

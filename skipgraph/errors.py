@@ -37,6 +37,7 @@ CODES: dict[str, str] = {
     "dead-node": "a node whose output reaches no head",
     "level-mismatch": "an edge whose resampling contradicts the level change",
     "channel-mismatch": "inputs of a sum merge with different channel counts",
+    "head-loss-mismatch": "a head whose activation the loss cannot train",
     "bad-input-size": "an input size that the network's total stride does not divide",
     "extends-cycle": "specs that extend each other in a cycle",
     "resource-limit": "a spec that would expand beyond the configured limits",

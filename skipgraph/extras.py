@@ -22,6 +22,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "tqdm": ("train", "progress bars"),
     "pytorch_msssim": ("losses", "the MS-SSIM loss (UNet3+'s hybrid loss)"),
     "monai": ("monai", "the MONAI example"),
+    "nibabel": ("medical", "NIfTI volumes"),
 }
 
 

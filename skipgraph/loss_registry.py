@@ -1,6 +1,8 @@
 """The loss registry (torch-free): names a spec's ``loss: {seg: NAME}`` and a head type's own
-loss may use. Each entry is a function ``(p, y) -> scalar`` named by ``"pkg.module:function"``
-(the formulas and their papers are in :mod:`skipgraph.losses`), imported only when training.
+loss may use. Each entry is a function named by ``"pkg.module:function"`` (the formulas and
+their papers are in :mod:`skipgraph.losses`), imported only when training: a ``pixel`` loss is
+``(out, y, act) -> scalar`` (``act``: the head's activation, ``none`` for logits), an ``image``
+loss ``(out, y) -> scalar``.
 
 Example:
     >>> from skipgraph.loss_registry import LOSSES
@@ -52,11 +54,14 @@ def list_losses(pattern: str = "*") -> list[Entry[LossSettings]]:
 
 
 _BUILTIN = {  # name -> (function in skipgraph.losses, description)
-    "bce": ("bce", "binary cross-entropy"),
-    "dice": ("soft_dice", "soft Dice, sums over the batch"),
+    "bce": ("cross_entropy", "binary cross-entropy (categorical for exclusive classes)"),
+    "ce": ("cross_entropy", "cross-entropy: categorical over exclusive classes, else binary"),
+    "dice_ce": ("dice_ce", "Dice per image and class + cross-entropy (MONAI's DiceCELoss)"),
+    "dice": ("soft_dice", "soft Dice per class, sums over the batch"),
     "focal": ("focal", "binary focal loss (Lin et al. 2017)"),
     "iou": ("iou_loss", "soft IoU (Jaccard) loss"),
-    "lovasz_hinge": ("lovasz_hinge", "Lovasz hinge per image (Berman et al. 2018)"),
+    "lovasz_hinge": ("lovasz_hinge", "Lovasz hinge per image; Lovasz-softmax for classes "
+                     "(Berman et al. 2018)"),
     "bce_dice": ("bce_dice", "BCE + soft Dice (UNet++ Eq. 2)"),
     "focal_dice_lovasz": ("focal_dice_lovasz", "0.5 focal + Dice + 0.5 Lovasz (UNet# Eq. 2)"),
     "focal_msssim_iou": ("focal_msssim_iou", "focal + MS-SSIM + IoU (UNet3+)"),

@@ -1,23 +1,36 @@
-"""Segmentation losses of the U-Net-family papers and the deep-supervision combination.
+"""Segmentation losses of the U-Net-family papers, extended to label maps, and the
+deep-supervision combination.
 
-All segmentation losses take *probabilities* ``p`` (the zoo's heads end in a sigmoid, as in the
-papers), shape ``(N, C, *spatial)`` with values in [0, 1], and binary targets ``y`` of the same
-shape (0/1 floats), and return a 0-dim tensor (a unitless loss, lower is better). They raise
-whatever torch raises for mismatched shapes (``ValueError`` / ``RuntimeError``). Names in
-:data:`SEG_LOSSES` are what a spec's ``loss: {seg: NAME}`` refers to.
+Every segmentation loss is called ``loss(out, y, act)``: ``out`` (N, K, *spatial) is what a head
+gives and ``act`` says what that is (the head's ``act``):
 
-- ``bce_dice`` (UNet++ Eq. 2): binary cross-entropy + soft Dice (smooth 1, sums over the batch,
-  as the authors' Keras code).
-- ``focal_dice_lovasz`` (UNet# Eq. 2): 0.5 focal (alpha 0.25, gamma 2) + Laplace-smoothed Dice
-  (+1) + 0.5 Lovasz hinge (per image, on the logits ``log(p / (1 - p))``).
-- ``focal_msssim_iou`` (UNet3+): focal + (1 - MS-SSIM) + IoU loss; MS-SSIM comes from the
-  ``pytorch-msssim`` package (5 scales: images must be larger than 160 px).
+- ``none``: logits. One channel is read as a sigmoid, K > 1 channels as a softmax over exclusive
+  classes; the losses then use the numerically stable with-logits forms (``log_softmax``,
+  ``binary_cross_entropy_with_logits``), so no pixel loses its gradient to a clamp.
+- ``sigmoid`` / ``softmax``: probabilities (K sigmoid channels are independent labels).
+
+``y`` (N, K, *spatial) is the one-hot label map (``mask > 0`` for one class), possibly brought
+to a low-resolution head by :func:`resize_target`. Names in :data:`SEG_LOSSES` are what a spec's
+``loss: {seg: NAME}`` refers to.
+
+- ``bce`` / ``ce``: binary cross-entropy for one channel or independent sigmoid channels,
+  categorical cross-entropy for exclusive classes.
+- ``dice``, ``iou``: soft Dice / IoU per class (sums over the batch), averaged over classes.
+- ``bce_dice`` (UNet++ Eq. 2, defined over classes): cross-entropy + soft Dice (smooth 1).
+- ``dice_ce``: MONAI's ``DiceCELoss`` definition (Dice per image and class, smooth 1e-5, mean;
+  plus cross-entropy), the nnU-Net-style loss for label maps; equal to MONAI's on logits.
+- ``focal_dice_lovasz`` (UNet# Eq. 2): 0.5 focal (alpha 0.25, gamma 2; for K exclusive classes
+  the multi-class focal loss without alpha) + Dice (+1) + 0.5 Lovasz hinge (one class) or
+  Lovasz-softmax (K classes; Berman et al. 2018).
+- ``focal_msssim_iou`` (UNet3+): focal + (1 - MS-SSIM, per class channel) + IoU loss; MS-SSIM
+  comes from the ``pytorch-msssim`` package (5 scales: images must be larger than 160 px).
 - :func:`cgm_bce`: BCE of a CGM's 2-way output against "the image contains the object".
 - :class:`DeepSupervisionLoss`: the loss of every head (targets brought to each head's
   resolution by its ``target`` rule), combined as a weighted sum (UNet++) or a mean (UNet#).
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Mapping, Sequence
 
 import torch
@@ -29,39 +42,86 @@ from .graph.ir import IRGraph
 from .graph.contract import head_size
 from .loss_registry import LOSSES
 
-__all__ = ["bce", "soft_dice", "focal", "iou_loss", "lovasz_hinge", "ms_ssim_loss", "bce_dice",
-           "focal_dice_lovasz", "focal_msssim_iou", "cgm_bce", "SEG_LOSSES",
-           "DeepSupervisionLoss", "resize_target", "loss_for", "loss_min_size"]
+__all__ = ["bce", "cross_entropy", "soft_dice", "focal", "iou_loss", "lovasz_hinge",
+           "ms_ssim_loss", "bce_dice", "dice_ce", "focal_dice_lovasz", "focal_msssim_iou",
+           "cgm_bce", "probabilities", "SEG_LOSSES", "DeepSupervisionLoss", "resize_target",
+           "loss_for", "loss_min_size"]
 
 _EPS = 1e-7
-SegLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SegLoss = Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor]
 
 
-def bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy, mean over every element (``p`` clamped to [1e-7, 1 - 1e-7])."""
-    return F.binary_cross_entropy(p.clamp(_EPS, 1 - _EPS), y)
+def _exclusive(out: torch.Tensor, act: str) -> bool:
+    """Whether the channels are a distribution over exclusive classes (softmax, given or
+    implied by K > 1 logits) rather than independent sigmoids."""
+    return act == "softmax" or (act == "none" and out.shape[1] > 1)
 
 
-def soft_dice(p: torch.Tensor, y: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s), sums over the whole batch."""
-    inter = (p * y).sum()
-    return 1 - (2 * inter + smooth) / (p.sum() + y.sum() + smooth)
+def probabilities(out: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+    """What a head gives, as probabilities (N, K, *spatial)."""
+    if act != "none":
+        return out
+    return torch.softmax(out, 1) if out.shape[1] > 1 else torch.sigmoid(out)
 
 
-def focal(p: torch.Tensor, y: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
-          ) -> torch.Tensor:
-    """Binary focal loss (Lin et al. 2017), mean over pixels."""
-    p = p.clamp(_EPS, 1 - _EPS)
-    pos = -alpha * (1 - p) ** gamma * y * torch.log(p)
-    neg = -(1 - alpha) * p ** gamma * (1 - y) * torch.log(1 - p)
+def _log_probs(out: torch.Tensor, act: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p, log(1 - p)) of independent channels, stable for logits."""
+    if act == "none":
+        return F.logsigmoid(out), F.logsigmoid(-out)
+    p = out.clamp(_EPS, 1 - _EPS)
+    return torch.log(p), torch.log1p(-p)
+
+
+def _class_log_probs(out: torch.Tensor, act: str) -> torch.Tensor:
+    """log p over exclusive classes, stable for logits."""
+    return F.log_softmax(out, 1) if act == "none" else torch.log(out.clamp_min(_EPS))
+
+
+def cross_entropy(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+    """Mean cross-entropy per pixel: categorical for exclusive classes (targets that a max-pool
+    made ambiguous are spread evenly over their classes), else binary per channel."""
+    if _exclusive(out, act):
+        target = y / y.sum(1, keepdim=True).clamp_min(1)
+        return -(target * _class_log_probs(out, act)).sum(1).mean()
+    if act == "none":
+        return F.binary_cross_entropy_with_logits(out, y)
+    return F.binary_cross_entropy(out.clamp(_EPS, 1 - _EPS), y)
+
+
+bce = cross_entropy
+
+
+def _per_class(t: torch.Tensor, batch: bool = True) -> torch.Tensor:
+    """Sums over space (and the batch): (K,) or (N, K)."""
+    return t.flatten(2).sum(2).sum(0) if batch else t.flatten(2).sum(2)
+
+
+def soft_dice(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid", smooth: float = 1.0
+              ) -> torch.Tensor:
+    """Mean over classes of 1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s), sums over the batch."""
+    p = probabilities(out, act)
+    inter = _per_class(p * y)
+    return (1 - (2 * inter + smooth) / (_per_class(p) + _per_class(y) + smooth)).mean()
+
+
+def focal(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid", alpha: float = 0.25,
+          gamma: float = 2.0) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017), mean over pixels: binary per channel with ``alpha``, or
+    ``sum_c -y_c (1 - p_c)^gamma log p_c`` over exclusive classes."""
+    p = probabilities(out, act)
+    if _exclusive(out, act):
+        return -(y * (1 - p) ** gamma * _class_log_probs(out, act)).sum(1).mean()
+    log_p, log_q = _log_probs(out, act)
+    pos = -alpha * (1 - p) ** gamma * y * log_p
+    neg = -(1 - alpha) * p ** gamma * (1 - y) * log_q
     return (pos + neg).mean()
 
 
-def iou_loss(p: torch.Tensor, y: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """Soft IoU (Jaccard) loss, 1 - (sum(p y) + s) / (sum(p) + sum(y) - sum(p y) + s), sums
-    over the whole batch (UNet3+'s hybrid loss)."""
-    inter = (p * y).sum()
-    return 1 - (inter + smooth) / (p.sum() + y.sum() - inter + smooth)
+def iou_loss(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid", smooth: float = 1.0
+             ) -> torch.Tensor:
+    p = probabilities(out, act)
+    inter = _per_class(p * y)
+    return (1 - (inter + smooth) / (_per_class(p) + _per_class(y) - inter + smooth)).mean()
 
 
 def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
@@ -73,9 +133,13 @@ def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
     return jaccard
 
 
-def lovasz_hinge(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Lovasz hinge (Berman et al. 2018; Yu & Blaschko) per image, averaged over the batch."""
-    logits = torch.logit(p.clamp(_EPS, 1 - _EPS))
+def lovasz_hinge(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+    """Lovasz hinge (Berman et al. 2018; Yu & Blaschko) per image for one channel, or the
+    Lovasz-softmax over the classes present in each image for exclusive classes; averaged over
+    the batch."""
+    if _exclusive(out, act):
+        return _lovasz_softmax(probabilities(out, act), y)
+    logits = out if act == "none" else torch.logit(out.clamp(_EPS, 1 - _EPS))
     losses = []
     for lg, gt in zip(logits.flatten(1), y.flatten(1)):
         errors = 1 - lg * (2 * gt - 1)
@@ -84,8 +148,22 @@ def lovasz_hinge(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.stack(losses).mean()
 
 
-def ms_ssim_loss(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """1 - MS-SSIM (5 scales, data range 1): 2D ``(N, C, H, W)`` larger than 160 px per side.
+def _lovasz_softmax(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    losses = []
+    for pi, yi in zip(p.flatten(2), y.flatten(2)):  # (K, pixels) per image
+        per_class = []
+        for pc, yc in zip(pi, yi):
+            if yc.sum() == 0:
+                continue
+            errors_sorted, perm = torch.sort((yc - pc).abs(), descending=True)
+            per_class.append(torch.dot(errors_sorted, _lovasz_grad(yc[perm])))
+        losses.append(torch.stack(per_class).mean() if per_class else p.sum() * 0)
+    return torch.stack(losses).mean()
+
+
+def ms_ssim_loss(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+    """1 - MS-SSIM (5 scales, data range 1) of the probabilities, per class channel: 2D
+    ``(N, C, H, W)`` larger than 160 px per side.
 
     Raises:
         MissingExtraError: ``pytorch-msssim`` is not installed (``pip install
@@ -93,30 +171,36 @@ def ms_ssim_loss(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """
     from .extras import require
     ms_ssim = require("pytorch_msssim").ms_ssim
-    return 1 - ms_ssim(p, y, data_range=1.0, size_average=True)
+    return 1 - ms_ssim(probabilities(out, act), y, data_range=1.0, size_average=True)
 
 
-def bce_dice(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """UNet++'s per-head loss (Eq. 2): :func:`bce` + :func:`soft_dice`."""
-    return bce(p, y) + soft_dice(p, y)
+def bce_dice(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+    return cross_entropy(out, y, act) + soft_dice(out, y, act)
 
 
-def focal_dice_lovasz(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """UNet#'s per-head loss: 0.5 :func:`focal` + :func:`soft_dice` (+1) + 0.5
-    :func:`lovasz_hinge`."""
-    return 0.5 * focal(p, y) + soft_dice(p, y, smooth=1.0) + 0.5 * lovasz_hinge(p, y)
+def dice_ce(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+    """MONAI's ``DiceCELoss`` (Dice per image and class with smooth 1e-5 in numerator and
+    denominator, mean over both; + cross-entropy)."""
+    p = probabilities(out, act)
+    inter = _per_class(p * y, batch=False)
+    dice = 1 - (2 * inter + 1e-5) / (_per_class(p, False) + _per_class(y, False) + 1e-5)
+    return dice.mean() + cross_entropy(out, y, act)
 
 
-def focal_msssim_iou(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """UNet3+'s hybrid loss: :func:`focal` + :func:`ms_ssim_loss` + :func:`iou_loss` (needs the
-    ``losses`` extra)."""
-    return focal(p, y) + ms_ssim_loss(p, y) + iou_loss(p, y)
+def focal_dice_lovasz(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+    return (0.5 * focal(out, y, act) + soft_dice(out, y, act, smooth=1.0)
+            + 0.5 * lovasz_hinge(out, y, act))
+
+
+def focal_msssim_iou(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+    return focal(out, y, act) + ms_ssim_loss(out, y, act) + iou_loss(out, y, act)
 
 
 def cgm_bce(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """BCE of a CGM's ``(N, 2)`` probabilities against one-hot [absent, present] of each target
-    image (present: any foreground pixel in ``y``, ``(N, C, *spatial)``)."""
-    present = (y.flatten(1).amax(dim=1) > 0).to(probs.dtype)
+    """BCE of a CGM's (N, 2) output against one-hot [absent, present] of each target image
+    (present: any foreground, i.e. any class but 0 of a label map)."""
+    fg = y if y.shape[1] == 1 else y[:, 1:]
+    present = (fg.flatten(1).amax(dim=1) > 0).to(probs.dtype)
     return bce(probs, torch.stack([1 - present, present], dim=1))
 
 
@@ -124,6 +208,16 @@ def cgm_bce(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # see skipgraph.loss_registry; this module's functions are their builders)
 SEG_LOSSES: dict[str, SegLoss] = {e.name: e.load_builder() for e in map(LOSSES.get, LOSSES.names())
                                   if e.params.input == "pixel"}
+
+def pixel_loss(fn: Callable[..., torch.Tensor]) -> SegLoss:
+    """A loss as ``(out, y, act)``: one written as ``(p, y)`` (a registered user loss) is given
+    the head's output as probabilities, so it never reads logits as probabilities."""
+    try:
+        takes_act = len(inspect.signature(fn).parameters) >= 3
+    except (TypeError, ValueError):  # builtins without a signature
+        takes_act = False
+    return fn if takes_act else lambda out, y, act: fn(probabilities(out, act), y)
+
 
 # a head's `target` rule -> how a full-size target is shrunk by `factor` (as (y, factor, dims))
 # (ceil mode: the head's size for any input size, see resize_target)
@@ -156,26 +250,24 @@ class DeepSupervisionLoss(nn.Module):
 
     Args:
         ir: the model's IR (``model.ir``): it says each head's resolution and target rule.
-        seg: a name from :data:`SEG_LOSSES` or a callable ``(p, y) -> scalar``: the loss of
-            every pixel-wise head.
+        seg: a name from :data:`SEG_LOSSES` or a callable ``(out, y, act) -> scalar``: the
+            loss of every pixel-wise head (``act``: the head's activation).
         combine: ``sum`` (UNet++: weighted sum, weights 1) or ``mean`` (UNet#).
         weights: per pixel-wise head, in ``model.heads`` order (default all 1).
         cgm_weight: weight of each image-level head's loss (the registered loss its head type
             names: a CGM's BCE).
-
-    Raises:
-        ValueError: an unknown ``seg`` name or ``combine`` mode.
     """
 
     def __init__(self, ir: IRGraph, seg: str | SegLoss = "bce_dice", combine: str = "sum",
                  weights: Sequence[float] | None = None, cgm_weight: float = 1.0):
         super().__init__()
-        if isinstance(seg, str) and seg not in SEG_LOSSES:
-            raise ValueError(f"unknown loss `{seg}`; known: {sorted(SEG_LOSSES)}")
+        pixel = [e.name for e in map(LOSSES.get, LOSSES.names()) if e.params.input == "pixel"]
+        if isinstance(seg, str) and seg not in pixel:
+            raise ValueError(f"unknown loss `{seg}`; known: {sorted(pixel)}")
         if combine not in ("sum", "mean"):
             raise ValueError(f"combine must be `sum` or `mean`, not `{combine}`")
         self.ir = ir
-        self.seg = SEG_LOSSES[seg] if isinstance(seg, str) else seg
+        self.seg = pixel_loss(LOSSES.get(seg).load_builder() if isinstance(seg, str) else seg)
         self.combine = combine
         seg_heads = [h for h in ir.heads.values() if h.pixelwise]
         self.weights = dict(zip([h.id for h in seg_heads], weights or [1.0] * len(seg_heads)))
@@ -185,17 +277,6 @@ class DeepSupervisionLoss(nn.Module):
 
     def forward(self, outputs: Mapping[str, torch.Tensor] | torch.Tensor, y: torch.Tensor
                 ) -> torch.Tensor:
-        """The combined loss, a 0-dim tensor.
-
-        Args:
-            outputs: what the model returns in training mode: a dict by head id, or the tensor
-                of a one-head model.
-            y: the full-size binary target ``(N, C, *spatial)``; it is shrunk for each
-                low-resolution head by that head's ``target`` rule.
-
-        Raises:
-            KeyError: ``outputs`` names a head the IR does not have.
-        """
         if isinstance(outputs, torch.Tensor):
             outputs = {next(iter(self.weights)): outputs}
         terms = []
@@ -205,12 +286,11 @@ class DeepSupervisionLoss(nn.Module):
                 terms.append(self.cgm_weight * self.image_losses[head_id](out, y))
                 continue
             target = resize_target(y, head.stride, head.settings.target, self.ir.dims)
-            terms.append(self.weights[head_id] * self.seg(out, target))
+            terms.append(self.weights[head_id] * self.seg(out, target, head.act))
         total = torch.stack(terms).sum()
         return total / len(terms) if self.combine == "mean" else total
 
 
 def loss_for(model: nn.Module) -> DeepSupervisionLoss:
-    """The loss a compiled spec declares in its ``loss:`` section, for every head ``model``
-    returns in training mode (``loss_for(model)(model(x), y)``)."""
+    """The loss a compiled spec declares in its ``loss:`` section."""
     return DeepSupervisionLoss(model.ir, **model.ir.loss)

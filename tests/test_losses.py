@@ -118,3 +118,84 @@ def test_unknown_loss_name():
     m = skipgraph.build(SPECS / "unet.yaml", base=4, depth=2)
     with pytest.raises(ValueError, match="unknown loss"):
         L.DeepSupervisionLoss(m.ir, "dyce")
+
+
+# --- label maps: K classes, logits or probabilities -------------------------------------------
+
+def _label_map(n=2, k=3, size=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, k, (n, 1, size, size), generator=g)
+    return torch.cat([labels == c for c in range(k)], 1).float()
+
+
+@pytest.mark.parametrize("name", sorted(set(L.SEG_LOSSES) - {"focal_msssim_iou"}))
+@pytest.mark.parametrize("k", [1, 3])
+def test_logits_and_probabilities_give_the_same_loss(name, k):
+    """A head without activation gives logits; the loss reads them with the stable forms and
+    agrees with the same head ending in a sigmoid / softmax."""
+    y = _label_map(k=k) if k > 1 else (torch.rand(2, 1, 8, 8) > 0.6).float()
+    z = torch.randn(2, k, 8, 8) * 2
+    probs, act = (torch.softmax(z, 1), "softmax") if k > 1 else (torch.sigmoid(z), "sigmoid")
+    fn = L.SEG_LOSSES[name]
+    assert fn(z, y, "none").item() == pytest.approx(fn(probs, y, act).item(), rel=1e-4, abs=1e-6)
+
+
+def test_logits_keep_their_gradient_where_probabilities_saturate():
+    z = torch.tensor([[[[-30.0, 30.0]]]], requires_grad=True)  # p = 1e-13 and 1 - 1e-13
+    y = torch.tensor([[[[1.0, 0.0]]]])
+    L.bce(z, y, "none").backward()
+    assert (z.grad.abs() > 0.2).all()  # the clamped probability form would give 0 here
+
+
+def test_cross_entropy_over_classes_by_hand():
+    p = torch.tensor([0.7, 0.2, 0.1]).view(1, 3, 1, 1)
+    y = torch.tensor([0.0, 1.0, 0.0]).view(1, 3, 1, 1)
+    assert L.cross_entropy(p, y, "softmax").item() == pytest.approx(-math.log(0.2), rel=1e-6)
+    # a max-pooled target naming two classes splits the target evenly
+    y2 = torch.tensor([1.0, 1.0, 0.0]).view(1, 3, 1, 1)
+    hand = -(math.log(0.7) + math.log(0.2)) / 2
+    assert L.cross_entropy(p, y2, "softmax").item() == pytest.approx(hand, rel=1e-6)
+
+
+def test_soft_dice_is_the_mean_over_classes():
+    y = _label_map()
+    p = torch.softmax(torch.randn(2, 3, 8, 8), 1)
+    per_class = [L.soft_dice(p[:, c:c + 1], y[:, c:c + 1]) for c in range(3)]
+    assert L.soft_dice(p, y, "softmax").item() == pytest.approx(
+        sum(per_class).item() / 3, rel=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_dice_ce_equals_monai(k):
+    monai_losses = pytest.importorskip("monai.losses")
+    y = _label_map(k=k) if k > 1 else (torch.rand(2, 1, 8, 8) > 0.6).float()
+    z = torch.randn(2, k, 8, 8)
+    peer = monai_losses.DiceCELoss(softmax=k > 1, sigmoid=k == 1)
+    assert L.dice_ce(z, y, "none").item() == pytest.approx(peer(z, y).item(), rel=1e-5)
+
+
+def test_lovasz_softmax_is_zero_for_perfect_predictions_and_positive_otherwise():
+    y = _label_map()
+    assert L.lovasz_hinge(y, y, "softmax").item() == pytest.approx(0, abs=1e-6)
+    assert L.lovasz_hinge(torch.softmax(torch.randn(2, 3, 8, 8), 1), y, "softmax").item() > 0.1
+
+
+def test_cgm_target_is_any_foreground_class():
+    y = _label_map()
+    y[1] = 0
+    y[1, 0] = 1  # image 1: background only
+    probs = torch.tensor([[0.2, 0.8], [0.7, 0.3]])
+    hand = -(math.log(0.8) + math.log(0.8) + math.log(0.7) + math.log(0.7)) / 4
+    assert L.cgm_bce(probs, y).item() == pytest.approx(hand, rel=1e-6)
+
+
+def test_deep_supervision_with_label_maps_pools_each_class():
+    m = skipgraph.build(SPECS / "unet_pp.yaml", base=4, depth=2, ds=True, classes=3).train()
+    assert {h.act for h in m.ir.heads.values()} == {"softmax"}
+    y = _label_map(size=16)
+    out = m(torch.randn(2, 1, 16, 16))
+    loss = L.loss_for(m)(out, y)
+    assert loss.item() == pytest.approx(sum(L.bce_dice(o, y, "softmax") for o in out.values())
+                                        .item(), rel=1e-6)
+    pooled = L.resize_target(y, 2, "maxpool", 2)
+    assert pooled.shape == (2, 3, 8, 8) and (pooled.sum(1) >= 1).all()

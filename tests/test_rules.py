@@ -44,7 +44,7 @@ def test_training_step_with_channels_last_on_a_3d_spec():
     data = TensorDataset(torch.randn(4, 1, 8, 8, 8), (torch.rand(4, 1, 8, 8, 8) > 0.5).float())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     before = next(model.parameters()).detach().clone()
-    total, steps = _train_epoch(model, loss_for(model), optimizer, DataLoader(data, batch_size=2),
+    total, steps, _ = _train_epoch(model, loss_for(model), optimizer, DataLoader(data, batch_size=2),
                                 torch.device("cpu"), cfg, print, 0, fmt)
     assert steps == 2 and total > 0
     assert not torch.equal(before, next(model.parameters()))

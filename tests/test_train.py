@@ -48,12 +48,12 @@ def folder(tmp_path_factory):
 
 
 def test_dataset_reads_16bit_and_rgb(folder, tmp_path):
-    ds = SegmentationFolder(folder, "train", crop=32)
+    ds = SegmentationFolder(folder, "train", crop=32, binary=True)
     x, y = ds[0]
     assert x.shape == (1, 32, 32) and y.shape == (1, 32, 32) and set(y.unique().tolist()) <= {0, 1}
     assert abs(float(x.mean())) < 0.5
     rgb = SegmentationFolder(make_folder(tmp_path / "rgb", n=2, split=False, rgb=True), None,
-                             crop=None)
+                             crop=None, binary=True)
     assert rgb.channels == 3
     multi = SegmentationFolder(folder, "train", classes=3, crop=None)
     assert multi.masks[0].shape[0] == 3 and (multi.masks[0].sum(0) == 1).all()
@@ -66,7 +66,14 @@ def test_data_errors_name_the_file(folder, tmp_path):
         SegmentationFolder(bad, None)
     (bad / "masks" / "img1.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="img1.png: cannot read"):
-        SegmentationFolder(bad, None)
+        SegmentationFolder(bad, None, binary=True)
+    # label values the model cannot represent: never a silently binarised or clipped target
+    with pytest.raises(DataError, match=r"img0.png: label values \{0, 1, 2\} but the model has 1 "
+                       r"class .*--set classes=3 \(or --binary"):
+        SegmentationFolder(folder, None)
+    with pytest.raises(DataError, match=r"label values \{0, 1, 2\} but the model has 2 classes "
+                       r"\(values 0..1\); add --set classes=3"):
+        SegmentationFolder(folder, None, classes=2)
     with pytest.raises(DataError, match="no split `holdout`"):
         SegmentationFolder(folder, "holdout")
 
@@ -89,7 +96,7 @@ def test_metrics_by_hand():
 
 def test_training_lowers_the_loss_and_writes_everything(folder, tmp_path):
     out = tmp_path / "run"
-    cfg = TrainConfig(epochs=6, batch=4, crop=32, samples_per_image=4, lr=3e-3,
+    cfg = TrainConfig(epochs=6, batch=4, crop=32, samples_per_image=4, lr=3e-3, binary=True,
                       overrides={"base": 4, "depth": 2})
     best = train(str(ROOT / "specs" / "unet.yaml"), folder, out, cfg, log=lambda s: None)
     log = json.loads((out / "log.json").read_text())
@@ -103,7 +110,7 @@ def test_training_lowers_the_loss_and_writes_everything(folder, tmp_path):
 
 
 def test_evaluate_and_compare_cli(folder, tmp_path, capsys):
-    args = ["--data", str(folder), "--epochs", "1", "--batch", "4", "--crop", "32",
+    args = ["--data", str(folder), "--epochs", "1", "--batch", "4", "--crop", "32", "--binary",
             "--set", "base=4", "--set", "depth=2", "--set", "ds=true"]
     out = tmp_path / "cmp"
     assert main(["compare", "unet", "unet_pp", *args, "--out", str(out), "--seeds", "0", "1"]) == 0
@@ -111,7 +118,7 @@ def test_evaluate_and_compare_cli(folder, tmp_path, capsys):
     assert "| unet |" in table and "| unet_pp |" in table and "±" in table
     capsys.readouterr()
     assert main(["evaluate", str(out / "unet_pp" / "seed0" / "best.pt"), "--data",
-                 str(folder), "--json"]) == 0
+                 str(folder), "--binary", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"dice", "iou", "object_f1"} <= set(result["mean"])
     assert [lv["head"] for lv in result["pruning_levels"]] == ["X[0,1]", "X[0,2]"]
@@ -119,7 +126,7 @@ def test_evaluate_and_compare_cli(folder, tmp_path, capsys):
 
 
 def test_channel_mismatch_is_a_clear_error(folder, tmp_path, capsys):
-    assert main(["train", "unet", "--data", str(folder), "--set", "in_channels=3",
+    assert main(["train", "unet", "--data", str(folder), "--set", "in_channels=3", "--binary",
                  "--epochs", "1", "--out", str(tmp_path / "x")]) == 2
     assert "add --set in_channels=1" in capsys.readouterr().err
 
@@ -129,7 +136,7 @@ def test_torchrun_two_cpu_processes(folder, tmp_path):
     # --standalone: the rendezvous store takes a free port (no clash with another run)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "skipgraph.cli", "train", "unet", "--data",
-           str(folder), "--set", "base=4", "--set", "depth=2", "--epochs", "1", "--batch", "2",
+           str(folder), "--binary", "--set", "base=4", "--set", "depth=2", "--epochs", "1", "--batch", "2",
            "--crop", "32", "--device", "cpu", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -141,7 +148,7 @@ def test_torchrun_two_cpu_processes(folder, tmp_path):
 
 def test_train_with_activation_checkpointing(folder, tmp_path, capsys):
     args = ["--data", str(folder), "--epochs", "1", "--steps", "2", "--batch", "2", "--crop",
-            "32", "--set", "base=2", "--set", "depth=2"]
+            "32", "--binary", "--set", "base=2", "--set", "depth=2"]
     assert main(["train", "unet_pp", *args, "--checkpoint", "X", "--out",
                  str(tmp_path / "a")]) == 0
     assert (tmp_path / "a" / "best.pt").exists()
@@ -153,7 +160,7 @@ def test_train_with_activation_checkpointing(folder, tmp_path, capsys):
 
 def test_validate_every_k_epochs(folder, tmp_path, capsys):
     args = ["--data", str(folder), "--epochs", "3", "--steps", "1", "--batch", "2", "--crop",
-            "32", "--set", "base=2", "--set", "depth=2"]
+            "32", "--binary", "--set", "base=2", "--set", "depth=2"]
     out = tmp_path / "v"
     assert main(["train", "unet", *args, "--val-every", "2", "--out", str(out)]) == 0
     log = json.loads((out / "log.json").read_text())

@@ -4,7 +4,7 @@ import torch
 
 import skipgraph
 from skipgraph.compile.summary import count_params
-from tests.conftest import SPECS, ZOO, zoo_params
+from tests.conftest import CORE, SPECS, ZOO, zoo_params
 
 # (spec, overrides, exact count, the paper's figure in millions or None, source)
 COUNTS = [
@@ -139,3 +139,33 @@ def test_inductor_compile_matches_eager():
     compiled = torch.compile(model, fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", zoo_params(CORE - {"unet3p"}))  # unet3p: 176 px, slow
+@pytest.mark.parametrize("classes", [1, 3])
+def test_one_training_step_reaches_every_head_pixel(spec, classes):
+    """The spec's loss takes what each head gives (logits or probabilities): in one step of the
+    spec's own loss, every element of every head's logits (its conv output) has a gradient; a
+    loss reading logits as probabilities left most of them at exactly zero. (A CGM's gate cuts
+    the heads of the images it calls empty by design, so CGMs stay off here.)"""
+    from skipgraph.losses import loss_for
+    switches = {"ds": True} if "ds" in skipgraph.load_spec(spec).params else {}
+    model = skipgraph.build(spec, seed=0, **small(spec, classes=classes, **switches)).train()
+    logits = {}
+    for head in model.ir.heads.values():
+        if head.type == "seg":
+            model.get_submodule(head.name).register_forward_hook(
+                lambda mod, args, out, h=head.id: logits.__setitem__(h, out))
+    size = 176 if spec.stem == "unet3p" else 32  # its MS-SSIM term needs > 160 px
+    x = torch.randn(2, model.ir.in_channels, size, size)
+    labels = (torch.rand(2, 1, size, size) * classes * 1.5).long().clamp(max=classes - 1)
+    y = torch.cat([labels == c for c in range(classes)], 1).float() if classes > 1 else \
+        (labels > 0).float()
+    loss = loss_for(model)(model(x), y)
+    grads = torch.autograd.grad(loss, list(logits.values()), retain_graph=True)
+    for head, g in zip(logits, grads):
+        assert (g != 0).all(), f"{head}: {(g == 0).float().mean():.0%} of its logits get no gradient"
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)

@@ -30,14 +30,15 @@ def check_head(ir, head: str) -> str:
     return head
 
 
-def parse_shape(text: str) -> list[int]:
+def parse_shape(text: str, option: str = "--input") -> list[int]:
     try:
         dims = [int(p) for p in text.lower().split("x")]
     except ValueError:
         dims = []
     if not dims or any(d <= 0 for d in dims):
-        raise SpecError([Diagnostic("bad-input-size", f"--input `{text}` is not a shape like "
-                                    "1x1x256x256")])
+        example = "1x1x256x256" if option == "--input" else "32x48x32"
+        raise SpecError([Diagnostic("bad-input-size", f"{option} `{text}` is not a shape like "
+                                    f"{example}")])
     return dims
 
 

@@ -6,7 +6,8 @@ import json
 import sys
 from typing import Callable
 
-from .common import add_recompute_args, check_head, device, positive_int, recompute_args
+from .common import (add_recompute_args, check_head, device, parse_shape, positive_int,
+                     recompute_args)
 
 __all__ = ["add_commands"]
 
@@ -15,6 +16,8 @@ def _train_config(args: argparse.Namespace):
     from ..spec import parse_overrides
     from ..train import TrainConfig
     return TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, crop=args.crop,
+                       patch=tuple(parse_shape(args.patch, "--patch")) if args.patch else None,
+                       binary=args.binary,
                        samples_per_image=args.samples_per_image, steps=args.steps,
                        seed=getattr(args, "seed", 0), device=device(args.device), amp=args.amp,
                        channels_last=args.channels_last, compile=args.compile,
@@ -38,12 +41,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_checkpoint
-    from ..train import SegmentationFolder, evaluate_model, pruning_levels
+    from ..checkpoint import load_checkpoint, read_checkpoint
+    from ..train import evaluate_model, pruning_levels
+    from ..train.windows import evaluate_folder, format_classes
     model = load_checkpoint(args.checkpoint)
     if args.head:
         model = model.prune(check_head(model.ir, args.head))
-    data = SegmentationFolder(args.data, args.split, crop=None, augment=False)
+    window = (parse_shape(args.patch, "--patch") if args.patch else
+              read_checkpoint(args.checkpoint)["extra"].get("window"))  # as in validation
+    data, result = evaluate_folder(model, args.data, args.split, device(args.device),
+                                   patch=window, binary=args.binary)
+    if result is not None:  # label maps and volumes: per class
+        print(json.dumps(result, indent=1) if args.json else format_classes(result))
+        return 0
     result = evaluate_model(model, data, device(args.device), objects=args.object_f1)
     if len([h for h in model.heads if model.ir.heads[h].pixelwise]) > 1 and not args.head:
         result["pruning_levels"] = pruning_levels(model, data, device(args.device))
@@ -76,12 +86,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="folder with images/, masks/ [, split.json]")
+    p.add_argument("--data", required=True, help="folder with images/ + masks/, or imagesTr/ + "
+                   "labelsTr/ (NIfTI volumes) [, split.json]")
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--batch", type=positive_int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--crop", type=positive_int, default=128, help="side of the training "
-                   "crops (px); smaller images are zero-padded to it")
+    p.add_argument("--crop", type=positive_int, default=128, help="2D images: side of the "
+                   "training crops (px); smaller images are zero-padded to it")
+    p.add_argument("--patch", help="volumes: training patch size, e.g. 32x48x32 (default: the "
+                   "largest case); cases smaller than it are padded")
+    p.add_argument("--binary", action="store_true",
+                   help="foreground = any mask value > 0 (instance-coloured masks)")
     p.add_argument("--samples-per-image", type=positive_int, default=4)
     p.add_argument("--steps", type=positive_int, help="at most this many steps per epoch")
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if present)")
@@ -112,6 +127,9 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
                     help="skip object F1 (for masks where connected components are not objects, "
                     "such as one connected membrane)")
     ev.add_argument("--device", default="cpu")
+    ev.add_argument("--patch", help="volumes: sliding-window size (default: the window of the "
+                    "training run's validation, else the largest case)")
+    ev.add_argument("--binary", action="store_true", help="foreground = any mask value > 0")
     ev.add_argument("--json", action="store_true")
     c = add("compare", cmd_compare, "train specs the same way and tabulate them", spec=False,
             defaults=True)

@@ -21,6 +21,7 @@ def validate(ir: IRGraph) -> IRGraph:
     sink.raise_if_any()  # the checks below need a DAG
     _check_connectivity(ir, sink)
     _check_levels(ir, sink)
+    _check_head_activations(ir, sink)
     sink.raise_if_any()
     return ir
 
@@ -83,6 +84,20 @@ def _check_levels(ir: IRGraph, sink: DiagnosticSink) -> None:
             sink.error("level-mismatch", f"edge {e.src} -> {e.dst} ({e.family}) goes {direction} "
                        f"a level but uses `{e.resample.op}`", span, key=f"edges.{e.family}",
                        hint=f"set the family's `{'up' if going_up else 'down'}:` op accordingly")
+
+
+def _check_head_activations(ir: IRGraph, sink: DiagnosticSink) -> None:
+    """Every loss takes what a head gives (logits or probabilities); the one pairing that cannot
+    train is a softmax over one channel: its output is always 1, so no gradient reaches it."""
+    for head in ir.heads.values():
+        if head.pixelwise and getattr(head, "act", "none") == "softmax" and \
+                head.out_channels == 1:
+            span = head.origin.span if head.origin else None
+            sink.error("head-loss-mismatch", f"head {head.id} ({head.family}) is a softmax over "
+                       f"1 channel: its output is constantly 1 and the loss "
+                       f"`{ir.loss.get('seg', 'bce_dice')}` gets no gradient", span,
+                       key=f"heads.{head.family}",
+                       hint="use `act: sigmoid` for one class, or `out:` >= 2 classes")
 
 
 def check_input_shape(ir: IRGraph, shape: Sequence[int]) -> None:

@@ -1,5 +1,6 @@
 """``skipgraph compare``: train several specs the same way with the same seeds and tabulate
-params, FLOPs, train time, inference time, Dice, IoU and object F1 (mean +- sd over seeds)."""
+params, FLOPs, train time, inference time, Dice, IoU and object F1 (binary images) or Dice and
+HD95 per class (label maps, volumes), mean +- sd over seeds."""
 from __future__ import annotations
 
 import csv
@@ -13,16 +14,16 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint, read_checkpoint
 from ..compile.summary import count_params
-from .data import SegmentationFolder
 from .evaluate import evaluate_model
 from .loop import TrainConfig, train
+from .windows import evaluate_folder
 
 __all__ = ["compare", "format_table"]
 
 
-def _flops(model, channels: int, size: int = 256) -> int:
+def _flops(model, channels: int, size: int) -> int:
     counter = FlopCounterMode(display=False)
     model.eval()
     with counter, torch.no_grad():
@@ -30,11 +31,32 @@ def _flops(model, channels: int, size: int = 256) -> int:
     return int(counter.get_total_flops())
 
 
+def _flops_size(dims: int) -> int:
+    return 256 if dims == 2 else 64  # 256² images, 64³ volumes
+
+
+def _test_metrics(model, data_dir: str, split: str, cfg: TrainConfig, window
+                  ) -> tuple[dict[str, float], int, int]:
+    """Test metrics (per class for label maps and volumes, with object F1 for binary images),
+    the number of test cases and the data's channels."""
+    data, result = evaluate_folder(model, data_dir, split, cfg.device, patch=window,
+                                   binary=cfg.binary)
+    if result is None:
+        return evaluate_model(model, data, cfg.device, objects=True)["mean"], len(data.names), \
+            data.channels
+    metrics = {"dice": result["mean"]["dice"], "iou": result["mean"]["iou"],
+               "hd95": result["mean"]["hd95"]}
+    for c, e in result["classes"].items():
+        metrics.update({f"dice_{c}": e["dice"], f"hd95_{c}": e["hd95"]})
+    return metrics, len(data.names), data.channels
+
+
 def compare(specs: list[str], data_dir: str, out: str | Path, cfg: TrainConfig,
             seeds: list[int], split: str = "test", log: Callable[[str], None] = print
             ) -> list[dict[str, Any]]:
+    """Train every spec with every seed and evaluate it on ``split``: one row per spec with
+    the mean and sd over seeds of each metric (per class for label maps and volumes)."""
     out = Path(out)
-    test = SegmentationFolder(data_dir, split, crop=None, augment=False)
     rows = []
     for spec in specs:
         runs = []
@@ -44,14 +66,15 @@ def compare(specs: list[str], data_dir: str, out: str | Path, cfg: TrainConfig,
             train(spec, data_dir, run_dir, dataclasses.replace(cfg, seed=seed), log=log)
             train_s = time.perf_counter() - t0
             model = load_checkpoint(run_dir / "best.pt")
+            window = read_checkpoint(run_dir / "best.pt")["extra"].get("window")
             t1 = time.perf_counter()
-            mean = evaluate_model(model, test, cfg.device, objects=True)["mean"]
-            metrics = {k: mean[k] for k in ("dice", "iou", "object_f1")}
-            infer_ms = 1e3 * (time.perf_counter() - t1) / len(test.names)
+            metrics, cases, channels = _test_metrics(model, data_dir, split, cfg, window)
+            infer_ms = 1e3 * (time.perf_counter() - t1) / cases
             runs.append({"train_s": train_s, "infer_ms": infer_ms, **metrics})
         model = load_checkpoint(out / Path(spec).stem / f"seed{seeds[0]}" / "best.pt")
-        row = {"spec": Path(spec).stem, "params": count_params(model),
-               "gflops_256": _flops(model, test.channels) / 1e9, "seeds": len(seeds)}
+        size = _flops_size(model.ir.dims)
+        row = {"spec": Path(spec).stem, "params": count_params(model), "flops_size": size,
+               "gflops": _flops(model, channels, size) / 1e9, "seeds": len(seeds)}
         for key in runs[0]:
             values = [r[key] for r in runs]
             row[key] = statistics.fmean(values)
@@ -62,15 +85,24 @@ def compare(specs: list[str], data_dir: str, out: str | Path, cfg: TrainConfig,
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = ("| spec | params | GFLOPs (256²) | train s | infer ms/img | Dice | IoU | "
-            "object F1 |\n|---|---|---|---|---|---|---|---|")
-    lines = [head]
+    """A Markdown table: Dice, IoU and object F1 for binary images; mean foreground Dice, Dice
+    and HD95 per class for label maps and volumes (mean ± sd over seeds)."""
+    classes = sorted(k[5:] for k in rows[0] if k.startswith("dice_") and not k.endswith("_sd"))
+    metrics = (["dice"] + [f"dice_{c}" for c in classes] + [f"hd95_{c}" for c in classes]
+               if classes else ["dice", "iou", "object_f1"])
+    names = {"dice": "mean fg Dice" if classes else "Dice", "iou": "IoU",
+             "object_f1": "object F1", **{f"dice_{c}": f"Dice {c}" for c in classes},
+             **{f"hd95_{c}": f"HD95 {c}" for c in classes}}
+    size = rows[0]["flops_size"]
+    where = f"{size}²" if size == 256 else f"{size}³"
+    lines = [f"| spec | params | GFLOPs ({where}) | train s | infer ms/case | "
+             + " | ".join(names[m] for m in metrics) + " |",
+             "|---|---|---|---|---|" + "---|" * len(metrics)]
     for r in rows:
-        def pm(k: str) -> str:
-            return f"{r[k]:.4f} ± {r[k + '_sd']:.4f}"
-        lines.append(f"| {r['spec']} | {r['params']:,} | {r['gflops_256']:.2f} | "
-                     f"{r['train_s']:.0f} | {r['infer_ms']:.0f} | {pm('dice')} | {pm('iou')} | "
-                     f"{pm('object_f1')} |")
+        cells = [f"{r[m]:.4f} ± {r[m + '_sd']:.4f}" if not m.startswith("hd95")
+                 else f"{r[m]:.2f} ± {r[m + '_sd']:.2f}" for m in metrics]
+        lines.append(f"| {r['spec']} | {r['params']:,} | {r['gflops']:.2f} | "
+                     f"{r['train_s']:.0f} | {r['infer_ms']:.0f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

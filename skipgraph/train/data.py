@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .labels import check_labels, one_hot
+
 __all__ = ["DataError", "SegmentationFolder", "read_image", "read_mask", "list_split"]
 
 _EXTS = (".png", ".tif", ".tiff")
@@ -44,16 +46,17 @@ def read_image(path: Path) -> np.ndarray:
     return (a - mean) / std
 
 
-def read_mask(path: Path, classes: int) -> np.ndarray:
-    """(classes, H, W) float32: ``mask > 0`` for one class, one-hot of the values otherwise."""
+def read_mask(path: Path, classes: int, binary: bool = False) -> np.ndarray:
+    """(classes, H, W) float32 one-hot of the label values (one class: the 0/1 mask);
+    ``binary``: foreground is any value > 0 (instance-coloured masks). Values the classes cannot
+    represent are a DataError."""
     m = _read(path)
     if m.ndim == 3:
         m = m[..., 0]
-    if classes == 1:
-        return (m > 0).astype(np.float32)[None]
-    if m.max() >= classes:
-        raise DataError(f"{path}: mask value {int(m.max())} but the model has {classes} classes")
-    return np.stack([(m == c) for c in range(classes)]).astype(np.float32)
+    if binary:
+        m = m > 0
+    check_labels(np.unique(m).tolist(), classes, str(path))
+    return one_hot(torch.from_numpy(m.astype(np.int64))[None], classes).numpy()
 
 
 def _files(folder: Path) -> dict[str, str]:
@@ -67,7 +70,18 @@ def list_split(root: Path, split: str | None) -> list[tuple[str, str]]:
     if not (root / "images").is_dir() or not (root / "masks").is_dir():
         raise DataError(f"{root}: expected the folders images/ and masks/")
     images, masks = _files(root / "images"), _files(root / "masks")
-    names = list(images)
+    names = split_names(root, split, list(images), "images/")
+    missing = [n for n in names if n not in masks]
+    if missing:
+        raise DataError(f"{root}: {missing[0]} has no file in masks/"
+                        + (f" ({len(missing) - 1} more like it)" if len(missing) > 1 else ""))
+    return [(images[n], masks[n]) for n in names]
+
+
+def split_names(root: Path, split: str | None, available: list[str], where: str) -> list[str]:
+    """The names ``split.json`` lists for ``split`` (extensions dropped), or every available
+    name when there is no split file; a listed name not available is a DataError."""
+    names = available
     if split is not None and (root / "split.json").exists():
         try:
             table = json.loads((root / "split.json").read_text())
@@ -76,15 +90,15 @@ def list_split(root: Path, split: str | None) -> list[tuple[str, str]]:
         if split not in table:
             raise DataError(f"{root / 'split.json'} has no split `{split}` "
                             f"(it has {sorted(table)})")
-        names = [Path(n).stem for n in table[split]]
-    missing = [n for n in names if n not in images or n not in masks]
+        names = [n[:-len(".nii.gz")] if n.endswith(".nii.gz") else Path(n).stem
+                 for n in table[split]]
+    missing = [n for n in names if n not in available]
     if missing:
-        where = "images/" if missing[0] not in images else "masks/"
         raise DataError(f"{root}: {missing[0]} has no file in {where}"
                         + (f" ({len(missing) - 1} more like it)" if len(missing) > 1 else ""))
     if not names:
-        raise DataError(f"{root}: no images in split `{split}`")
-    return [(images[n], masks[n]) for n in names]
+        raise DataError(f"{root}: no cases in split `{split}`")
+    return names
 
 
 class SegmentationFolder(Dataset):
@@ -93,12 +107,13 @@ class SegmentationFolder(Dataset):
 
     def __init__(self, root: str | Path, split: str | None, classes: int = 1,
                  crop: int | None = 128, augment: bool = True, samples_per_image: int = 1,
-                 seed: int = 0):
+                 seed: int = 0, binary: bool = False):
         self.root = Path(root)
         self.files = list_split(self.root, split)
         self.names = [Path(image).stem for image, _ in self.files]
         self.images = [read_image(self.root / "images" / image) for image, _ in self.files]
-        self.masks = [read_mask(self.root / "masks" / mask, classes) for _, mask in self.files]
+        self.masks = [read_mask(self.root / "masks" / mask, classes, binary)
+                      for _, mask in self.files]
         for (image, _), im, m in zip(self.files, self.images, self.masks):
             if im.shape[1:] != m.shape[1:]:
                 raise DataError(f"{self.root / 'images' / image}: image {im.shape[1:]} and mask "

@@ -22,10 +22,11 @@ from ..compile.speed import amp_dtype, memory_format
 from ..graph import build_ir
 from ..losses import loss_for
 from ..spec import load_spec
-from .data import SegmentationFolder
+from .data import DataError, SegmentationFolder
 from .evaluate import evaluate_model
 from .guards import check_training_setup
 from .selection import better_epoch, collapse_warning
+from .volumes import open_folder
 
 __all__ = ["TrainConfig", "train"]
 
@@ -35,7 +36,10 @@ class TrainConfig:
     epochs: int = 20
     batch: int = 8
     lr: float = 1e-3
-    crop: int = 128
+    crop: int = 128              # 2D image folders: square training crops
+    patch: tuple[int, ...] | None = None  # volumes: training patch (default: the largest
+                                 # case); validation windows cover the largest val case
+    binary: bool = False         # foreground = any label value > 0 (instance-coloured masks)
     samples_per_image: int = 4   # random crops drawn from each training image per epoch
     steps: int | None = None     # cap on optimizer steps per epoch (tiny runs, tests)
     seed: int = 0
@@ -83,13 +87,19 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + rank)
-    train_set = SegmentationFolder(data_dir, cfg.train_split, crop=cfg.crop, augment=True,
-                                   samples_per_image=cfg.samples_per_image, seed=cfg.seed + rank,
-                                   classes=int(cfg.overrides.get("classes", 1)))
-    val_set = SegmentationFolder(data_dir, cfg.val_split, crop=None, augment=False,
-                                 classes=int(cfg.overrides.get("classes", 1)))
     model, state = _build(spec, cfg, out, resume)
-    check_training_setup(model, train_set, cfg.crop, cfg.batch, world)
+    classes = model_classes(model)  # labels are checked against what the model outputs
+    stride = 2 ** model.ir.max_level
+    train_set = open_folder(data_dir, cfg.train_split, classes, patch=cfg.patch, crop=cfg.crop,
+                            augment=True, samples_per_image=cfg.samples_per_image,
+                            seed=cfg.seed + rank, binary=cfg.binary, stride=stride)
+    # validation windows: the largest validation case (one window per case for small volumes)
+    val_set = open_folder(data_dir, cfg.val_split, classes, crop=None, binary=cfg.binary,
+                          stride=stride)
+    if isinstance(train_set, SegmentationFolder):  # 2D crops: stride, BatchNorm, loss sizes
+        check_training_setup(model, train_set, cfg.crop, cfg.batch, world)
+    else:
+        check_fit(model, train_set, data_dir)
     device = torch.device(cfg.device)
     model.to(device)
     fmt = memory_format(model.ir.dims) if cfg.channels_last else None  # 3D: channels_last_3d
@@ -123,24 +133,27 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
         if sampler is not None:
             sampler.set_epoch(epoch)
         t0 = time.perf_counter()
-        loss_sum, steps = _train_epoch(runner, criterion, optimizer, loader, device, cfg,
-                                       log if rank == 0 else _quiet, epoch, scaler, fmt)
+        loss_sum, steps, samples = _train_epoch(runner, criterion, optimizer, loader, device,
+                                                cfg, log if rank == 0 else _quiet, epoch,
+                                                scaler, fmt)
         row = {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
-               "train_seconds": time.perf_counter() - t0}
+               "samples": samples, "train_seconds": time.perf_counter() - t0}
         final_epoch = epoch + 1 == cfg.epochs or bool(
             cfg.time_limit and time.perf_counter() - began > cfg.time_limit)
         if rank == 0:
             metrics = None
             if (epoch + 1) % cfg.val_every == 0 or final_epoch:
-                metrics = evaluate_model(model, val_set, device=device)["mean"]
+                metrics = validate(model, val_set, device)
             row.update({"val_dice": metrics and metrics["dice"],
                         "val_iou": metrics and metrics["iou"],
                         "seconds": time.perf_counter() - t0})  # training + validation
+            row.update({k: v for k, v in (metrics or {}).items() if k.startswith("dice_")})
             history.append(row)
             if metrics and better_epoch(metrics, best):
                 best = {"epoch": epoch + 1, **metrics}
-                save_checkpoint(model, out / "best.pt", extra={"epoch": epoch + 1,
-                                                               "metrics": metrics})
+                save_checkpoint(model, out / "best.pt", extra={
+                    "epoch": epoch + 1, "metrics": metrics,
+                    "window": list(getattr(val_set, "patch", None) or [])})
             save_checkpoint(model, out / "last.pt", extra={
                 "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "history": history,
                 "best": best, "config": asdict(cfg),
@@ -149,7 +162,8 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
             val = (f"val Dice {metrics['dice']:.4f}, IoU {metrics['iou']:.4f}" if metrics
                    else "not validated")
             log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, {val} "
-                f"({row['seconds']:.1f}s, of which training {row['train_seconds']:.1f}s)")
+                f"({row['seconds']:.1f}s, of which training {row['train_seconds']:.1f}s, "
+                f"{row['samples'] / row['train_seconds']:.1f} samples/s)")
             if metrics and metrics["collapsed"]:
                 log(collapse_warning(model, metrics, epoch + 1))
     if rank == 0:
@@ -172,21 +186,55 @@ def _quiet(text: str) -> None:
 def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig, steps: int,
                device, world: int) -> None:
     from ..compile.summary import count_params
-    short = train_set.smaller_than_crop()
+    volumes = not isinstance(train_set, SegmentationFolder)
+    short = [] if volumes else train_set.smaller_than_crop()
+    unit = f"patches of {getattr(train_set, 'patch', None)}" if volumes else \
+        f"crops of {cfg.crop} px"
+    noun = "volumes" if volumes else "images"
     log(f"training {model.ir.name} ({count_params(model):,} parameters) on {device}"
         f"{f' x {world} processes' if world > 1 else ''}: {len(train_set.names)} training "
-        f"images, {len(val_set.names)} validation images; {len(train_set)} crops of "
-        f"{cfg.crop} px per epoch in {min(steps, cfg.steps or steps)} steps of batch {cfg.batch}")
+        f"{noun}, {len(val_set.names)} validation {noun}; {len(train_set)} {unit} per epoch "
+        f"in {min(steps, cfg.steps or steps)} steps of batch {cfg.batch}")
     if short:
         log(f"note: {len(short)} training image(s) smaller than --crop {cfg.crop} (e.g. "
             f"{short[0]}); their crops are zero-padded to {cfg.crop} px")
 
 
+def model_classes(model: SkipGraphModule) -> int:
+    """The label-map classes K a model outputs (its eval head's channels)."""
+    return model.ir.heads[model.output_heads[0]].out_channels
+
+
+def check_fit(model: SkipGraphModule, data: Any, where: str | Path) -> None:
+    """The data's channels and dimensions are what the model takes, or a DataError."""
+    if model.ir.in_channels != data.channels:
+        raise DataError(f"{where}: images have {data.channels} channel(s) but the model "
+                        f"takes {model.ir.in_channels}; add --set in_channels={data.channels}")
+    dims = getattr(data, "dims", 2)
+    if model.ir.dims != dims:
+        raise DataError(f"{where}: the data is {dims}D but {model.ir.name} is {model.ir.dims}D"
+                        + ("; add --set dims=3 if the spec declares it" if dims == 3 else ""))
+
+
+def validate(model: SkipGraphModule, data: Any, device: torch.device | str) -> dict[str, float]:
+    """Validation metrics: ``dice`` and ``iou`` (label maps and volumes: the mean over the
+    foreground classes, with ``dice_C`` per class; sliding windows as large as the largest
+    validation case, so a small volume is one window)."""
+    if not hasattr(data, "case") and model_classes(model) == 1:
+        return evaluate_model(model, data, device=device)["mean"]
+    from .windows import evaluate_cases
+    result = evaluate_cases(model, data, device, roi=getattr(data, "patch", None), hd95=False)
+    # collapsed: no foreground class overlaps its truth in any case (e.g. background everywhere)
+    return {"dice": result["mean"]["dice"], "iou": result["mean"]["iou"],
+            "collapsed": result["mean"]["dice"] == 0.0, "predicted": "no foreground class",
+            **{f"dice_{c}": e["dice"] for c, e in result["classes"].items()}}
+
+
 def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig, log,
                  epoch: int, scaler: "torch.amp.GradScaler | None" = None,
-                 fmt: torch.memory_format | None = None) -> tuple[float, int]:
+                 fmt: torch.memory_format | None = None) -> tuple[float, int, int]:
     runner.train()
-    total, steps = 0.0, 0
+    total, steps, samples = 0.0, 0, 0
     bar = _progress(loader, f"epoch {epoch + 1}")
     t0 = time.perf_counter()
     for x, y in bar:
@@ -194,11 +242,15 @@ def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig,
                           fmt)
         total += loss
         steps += 1
+        samples += x.shape[0]
         if steps == 1 and epoch == 0:  # something to read before a slow first epoch ends
             log(f"first step: loss {loss:.4f} ({time.perf_counter() - t0:.1f}s)")
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{total / steps:.4f}",
+                            samples_s=f"{samples / (time.perf_counter() - t0):.1f}")
         if cfg.steps and steps >= cfg.steps:
             break
-    return total, steps
+    return total, steps, samples
 
 
 def train_step(runner, criterion, optimizer, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
@@ -246,7 +298,9 @@ def _progress(iterable, desc: str):
 def _write_logs(out: Path, history: list[dict]) -> None:
     (out / "log.json").write_text(json.dumps(history, indent=1))
     with open(out / "log.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        # every key of every row: validated epochs add per-class Dice columns
+        fields = list(dict.fromkeys(k for row in history for k in row))
+        writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(history)
 
@@ -265,33 +319,50 @@ def _write_plots(out: Path, history: list[dict], model, val_set, device) -> None
         ax[0].plot(epochs, [h["loss"] for h in history])
         ax[0].set(title="training loss", xlabel="epoch")
         validated = [h for h in history if h["val_dice"] is not None]
-        ax[1].plot([h["epoch"] for h in validated], [h["val_dice"] for h in validated],
-                   marker=".", label="Dice")
-        ax[1].plot([h["epoch"] for h in validated], [h["val_iou"] for h in validated],
-                   marker=".", label="IoU")
+        x_val = [h["epoch"] for h in validated]
+        ax[1].plot(x_val, [h["val_dice"] for h in validated], marker=".", label="Dice")
+        ax[1].plot(x_val, [h["val_iou"] for h in validated], marker=".", label="IoU")
+        for key in sorted(k for k in (validated or history)[-1] if k.startswith("dice_")):
+            ax[1].plot(x_val, [h.get(key) for h in validated], marker=".", lw=0.8,
+                       label=f"Dice class {key[5:]}")
         ax[1].set(title="validation", xlabel="epoch")
-        ax[1].legend()
+        ax[1].legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / "curves.png", dpi=100)
         plt.close(fig)
-    from .evaluate import predict
     which = "last epoch's model (no best.pt)"
     if (out / "best.pt").exists():  # the model training keeps, not the last epoch's
         from ..checkpoint import load_checkpoint
         model = load_checkpoint(out / "best.pt")
         which = f"best model, epoch {read_checkpoint(out / 'best.pt')['extra'].get('epoch')}"
-    fig, axes = plt.subplots(1, min(3, len(val_set)), figsize=(12, 4), squeeze=False)
+    _plot_predictions(plt, model, val_set, device, out / "predictions.png", which)
+
+
+def _plot_predictions(plt, model, data, device, path: Path, which: str) -> None:
+    """Up to three validation cases (the middle slice through the foreground of a volume):
+    truth contours solid, prediction contours dashed, one colour per class."""
+    from .windows import case_of, infer, label_map
+    fig, axes = plt.subplots(1, min(3, len(data.names)), figsize=(12, 4), squeeze=False)
     fig.suptitle(f"predictions of the {which} on validation images", fontsize=9)
+    colours = ["lime", "orange", "cyan", "magenta", "yellow"]
     for k, ax in enumerate(axes[0]):
-        image, mask = val_set[k]
-        pred = predict(model, image[None], device)[0, 0]
+        image, label = case_of(data, k)
+        pred = label_map(infer(model, torch.from_numpy(image)[None], getattr(data, "patch", None),
+                               device))[0, 0].numpy()
+        label = label.astype(int)
+        if label.ndim == 3:  # the slice along the last axis with the most foreground
+            z = int((label > 0).sum((0, 1)).argmax())
+            image, label, pred = image[..., z], label[..., z], pred[..., z]
         ax.imshow(image[0], cmap="gray")
-        if min(mask.shape[1:]) >= 2:  # a contour needs 2 x 2 pixels
-            ax.contour(mask[0], levels=[0.5], colors="lime", linewidths=0.6)
-            ax.contour(pred.numpy(), levels=[0.5], colors="magenta", linewidths=0.6)
-        ax.set_title(f"{val_set.names[k][:20]} (green: truth, magenta: prediction)",
-                     fontsize=7)
+        if min(label.shape) >= 2:  # a contour needs 2 x 2 pixels
+            for c in range(1, max(int(label.max()), int(pred.max()), 1) + 1):
+                colour = colours[(c - 1) % len(colours)]
+                for m, style in ((label, "solid"), (pred, "dashed")):
+                    if (m == c).any():
+                        ax.contour(m == c, levels=[0.5], colors=colour, linewidths=0.7,
+                                   linestyles=style)
+        ax.set_title(f"{data.names[k][:20]} (solid: truth, dashed: prediction)", fontsize=7)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out / "predictions.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
