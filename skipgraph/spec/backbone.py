@@ -28,11 +28,14 @@ class BackboneSpec(BaseModel):
     stages to freeze (frozen stages keep their BatchNorm statistics).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     name: str
+    """A timm model name (``timm.list_models()``), e.g. ``resnet34``."""
     weights: str | None = None
+    """A local safetensors or state_dict file in timm's key names, or ``none``; never downloaded."""
     trainable: bool | Annotated[int, Field(ge=0, le=1000)] = True
+    """``true``, ``false`` (the whole encoder frozen) or the number of leading stages to freeze."""
 
     @field_validator("name")
     @classmethod
