@@ -79,7 +79,8 @@ for item in json.loads(sys.argv[1]):
     model.eval()
     data = torch.load(item["io"], weights_only=True)
     with torch.no_grad():
-        assert torch.equal(model(data["x"]), data["y"]), item["file"]
+        # equal up to float reassociation (a conv's algorithm may differ between processes)
+        assert torch.allclose(model(data["x"]), data["y"], rtol=1e-5, atol=1e-6), item["file"]
     model.train()
     out = model(data["x"])
     assert set(out) == set(item["heads"]) if isinstance(out, dict) else len(item["heads"]) == 1

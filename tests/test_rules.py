@@ -45,7 +45,7 @@ def test_training_step_with_channels_last_on_a_3d_spec():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     before = next(model.parameters()).detach().clone()
     total, steps, _ = _train_epoch(model, loss_for(model), optimizer, DataLoader(data, batch_size=2),
-                                torch.device("cpu"), cfg, print, 0, fmt)
+                                torch.device("cpu"), cfg, print, 0, fmt=fmt)
     assert steps == 2 and total > 0
     assert not torch.equal(before, next(model.parameters()))
     with pytest.raises(RuntimeError):  # what the old code did with a 5-d input
@@ -56,7 +56,7 @@ def test_input_contract_is_the_one_check():
     ir = skipgraph.load_ir(SPECS / "unet.yaml", depth=2)
     contract = InputContract.of(ir)
     assert contract.stride == total_stride(ir) == 4 and contract.channels == 1
-    assert contract.check((1, 1, 32, 32)) == []
+    assert contract.check((1, 1, 32, 32)) == [0, 0]  # no padding
     for shape, message in [((1, 1, 30, 32), "not a multiple of the total stride 4"),
                            ((1, 3, 32, 32), "expected 1 input channels"),
                            ((1, 1, 32), "expected a 4-d input")]:

@@ -42,8 +42,8 @@ def _test_metrics(model, data_dir: str, split: str, cfg: TrainConfig, window
     data, result = evaluate_folder(model, data_dir, split, cfg.device, patch=window,
                                    binary=cfg.binary)
     if result is None:
-        return evaluate_model(model, data, cfg.device, objects=True)["mean"], len(data.names), \
-            data.channels
+        mean = evaluate_model(model, data, cfg.device, objects=True)["mean"]
+        return {k: mean[k] for k in ("dice", "iou", "object_f1")}, len(data.names), data.channels
     metrics = {"dice": result["mean"]["dice"], "iou": result["mean"]["iou"],
                "hd95": result["mean"]["hd95"]}
     for c, e in result["classes"].items():

@@ -42,8 +42,9 @@ def test_train_and_predict_a_skipgraph_unet_pp_with_nnunet(tmp_path):
            "nnUNet_results": str(res), "nnUNet_n_proc_DA": "0", "nnUNet_compile": "f",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     bin_dir = Path(sys.executable).parent
+    # planning sets torch's thread count from nnUNet_n_proc_DA, which must be positive there
     _run([str(bin_dir / "nnUNetv2_plan_and_preprocess"), "-d", "4", "-c", "3d_fullres",
-          "-np", "1", "--verify_dataset_integrity"], env)
+          "-np", "1", "--verify_dataset_integrity"], {**env, "nnUNet_n_proc_DA": "1"})
     dataset = pre / "Dataset004_Hippocampus"
     (dataset / "splits_final.json").write_text(json.dumps([{"train": train[:6],
                                                             "val": train[6:]}]))
