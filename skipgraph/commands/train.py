@@ -34,9 +34,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if "epoch" not in best:
         print(f"no epoch was validated; checkpoints in {args.out}")
         return 0
-    print(f"best: epoch {best['epoch']}, val Dice {best['dice']:.4f}, IoU {best['iou']:.4f}"
-          f"{' (collapsed: one class everywhere)' if best.get('collapsed') else ''}; "
-          f"checkpoints in {args.out}")
+    line = (f"best: epoch {best['epoch']}, val Dice {best['dice']:.4f}, IoU {best['iou']:.4f}"
+            f"{' (collapsed: one class everywhere)' if best.get('collapsed') else ''}; "
+            f"checkpoints in {args.out}\n")
+    sys.stdout.write(line)  # one write: under torchrun the ranks share one stdout
+    sys.stdout.flush()
     return 0
 
 
