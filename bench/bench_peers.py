@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import skipgraph  # noqa: E402
-from skipgraph.compile.timing import (forward_fn, interleaved, median, paired_ratio,  # noqa: E402
-                                      train_step_fn)
+from skipgraph.compile.timing import (bench_devices, forward_fn, interleaved,  # noqa: E402
+                                      median, paired_ratio, save_results, train_step_fn)
 from skipgraph.integrations.peers import PEERS, build_peer, load_peer_weights  # noqa: E402
 
 # (spec, params, label); sizes come from the command line by dims
@@ -91,9 +90,7 @@ def main(argv=None) -> None:
     p.add_argument("--out")
     args = p.parse_args(argv)
     torch.manual_seed(0)
-    devices = [torch.device(d) for d in (["cpu", "cuda"] if args.device == "all"
-                                         else [args.device])
-               if d == "cpu" or torch.cuda.is_available()]
+    devices = bench_devices(args.device)
     rows: list[dict] = []
     for device in devices:
         for spec, params, label in CONFIGS:
@@ -104,12 +101,7 @@ def main(argv=None) -> None:
             except ImportError as exc:
                 print(f"skipped {label}: {exc}", file=sys.stderr)
     print(table(rows))
-    meta = {"torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "args": vars(args)}
-    if torch.cuda.is_available():
-        meta["gpu"] = torch.cuda.get_device_name()
-    if args.out:
-        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    save_results(args.out, rows, args)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -34,8 +33,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import skipgraph  # noqa: E402
 from skipgraph.compile.speed import optimize  # noqa: E402
-from skipgraph.compile.timing import (count_flops, forward_fn, interleaved, median,  # noqa: E402
-                                      paired_ratio, peak_tflops, train_step_fn)
+from skipgraph.compile.timing import (bench_devices, count_flops, forward_fn,  # noqa: E402
+                                      interleaved, median, paired_ratio, peak_tflops,
+                                      save_results, train_step_fn)
 from reference import REFERENCES  # noqa: E402
 
 # (callable, input, module owning the parameters) -> one call of the task
@@ -201,9 +201,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     torch.manual_seed(0)
     torch._dynamo.config.cache_size_limit = 64  # many compiled copies of one forward
-    devices = [torch.device(d) for d in
-               (["cpu", "cuda"] if args.device == "all" else [args.device])
-               if d == "cpu" or torch.cuda.is_available()]
+    devices = bench_devices(args.device)
     rows = []
     for device in devices:
         for name in args.models:
@@ -212,12 +210,7 @@ def main(argv=None) -> None:
                 rows += switches(name, args, device)
         if args.fold_bn:
             rows += [fold(name, params, args, device) for name, params in FOLD_SPECS.items()]
-    meta = {"torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "args": vars(args)}
-    if torch.cuda.is_available():
-        meta["gpu"] = torch.cuda.get_device_name()
-    if args.out:
-        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    save_results(args.out, rows, args)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,11 @@ ratios, which is far steadier than a ratio of two medians taken one after the ot
 from __future__ import annotations
 
 import copy
+import json
+import platform
 import statistics
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
@@ -18,7 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from .speed import memory_format, optimize
 
 __all__ = ["measure", "forward_fn", "train_step_fn", "interleaved", "paired_ratio", "median",
-           "count_flops", "cuda_peak_bytes", "synchronize", "peak_tflops", "GPU_PEAK_TFLOPS"]
+           "count_flops", "cuda_peak_bytes", "synchronize", "peak_tflops", "GPU_PEAK_TFLOPS",
+           "bench_devices", "save_results"]
 
 # Dense tensor-core peaks from the vendors' data sheets (TFLOP/s): fp32 (no tensor cores), tf32,
 # bf16/fp16. Matched by substring of torch.cuda.get_device_name(); longest match wins.
@@ -149,3 +153,22 @@ def measure(model: torch.nn.Module, input_shape: list[int], *, reps: int = 10,
             entry["peak_bytes"] = cuda_peak_bytes(fn, device)
         result[task] = entry
     return result
+
+
+def bench_devices(choice: str) -> list[torch.device]:
+    """The devices a benchmark runs on: ``cpu``, ``cuda`` or ``all`` (the CPU and, when
+    present, the GPU)."""
+    names = ["cpu", "cuda"] if choice == "all" else [choice]
+    return [torch.device(d) for d in names if d == "cpu" or torch.cuda.is_available()]
+
+
+def save_results(path: str | None, rows: list[dict], args: Any) -> None:
+    """Write a benchmark's rows with the machine they were measured on (torch, processor,
+    threads, GPU, arguments) as JSON at ``path`` (nothing when None)."""
+    if not path:
+        return
+    meta = {"torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(), "args": vars(args)}
+    if torch.cuda.is_available():
+        meta["gpu"] = torch.cuda.get_device_name()
+    Path(path).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
