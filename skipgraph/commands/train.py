@@ -23,7 +23,21 @@ def _train_config(args: argparse.Namespace):
                        channels_last=args.channels_last, compile=args.compile,
                        recompute=recompute_args(args), val_every=args.val_every,
                        time_limit=60 * args.minutes if args.minutes else None,
+                       flip_axes=args.flip_axes, lr_schedule=args.lr_schedule,
                        overrides=parse_overrides(args.set))
+
+
+def _axes(text: str | None) -> tuple[int, ...] | None:
+    """``--flip-axes``: ``all`` (None), ``none`` or comma-separated axes such as ``0,2``."""
+    if text is None or text == "all":
+        return None
+    if text == "none":
+        return ()
+    try:
+        return tuple(int(a) for a in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--flip-axes {text!r}: expected all, none or axes such as 0,2") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -107,6 +121,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
     add_recompute_args(p)
+    p.add_argument("--flip-axes", type=_axes, metavar="AXES", help="spatial axes mirrored in "
+                   "augmentation: all (default), none, or e.g. 0 or 0,2 (leave out an axis whose "
+                   "two sides are different labels)")
+    p.add_argument("--lr-schedule", choices=["constant", "poly"], default="constant",
+                   help="poly: nnU-Net's lr * (1 - step / steps)^0.9 over --epochs x --steps")
     p.add_argument("--minutes", type=float, help="stop after the epoch that passes this time")
     p.add_argument("--val-every", type=positive_int, default=1, metavar="K",
                    help="validate every K epochs and after the last (validation costs about "

@@ -101,13 +101,28 @@ def split_names(root: Path, split: str | None, available: list[str], where: str)
     return names
 
 
+def check_flip_axes(flip_axes: Sequence[int] | None, dims: int) -> tuple[int, ...]:
+    """The spatial axes to mirror (``None``: all ``dims`` of them).
+
+    Raises:
+        DataError: an axis outside ``0 .. dims - 1`` or a repeated one.
+    """
+    if flip_axes is None:
+        return tuple(range(dims))
+    axes = tuple(flip_axes)
+    if any(not 0 <= a < dims for a in axes) or len(set(axes)) != len(axes):
+        raise DataError(f"flip axes {list(axes)}: the data has {dims} spatial axes, "
+                        f"numbered 0..{dims - 1}, each given at most once")
+    return axes
+
+
 class SegmentationFolder(Dataset):
     """Images and masks held in memory; training crops are random, evaluation returns whole
     images (padded by the caller)."""
 
     def __init__(self, root: str | Path, split: str | None, classes: int = 1,
                  crop: int | None = 128, augment: bool = True, samples_per_image: int = 1,
-                 seed: int = 0, binary: bool = False):
+                 seed: int = 0, binary: bool = False, flip_axes: Sequence[int] | None = None):
         self.root = Path(root)
         self.files = list_split(self.root, split)
         self.names = [Path(image).stem for image, _ in self.files]
@@ -123,6 +138,8 @@ class SegmentationFolder(Dataset):
                                 f"but {self.files[0][0]} has {self.images[0].shape[0]}: "
                                 "convert the images to one kind (gray or RGB)")
         self.crop, self.augment = crop, augment
+        # all axes: the 8 flips and 90-degree rotations; fewer: mirror only those
+        self.flip_axes = check_flip_axes(flip_axes, 2)
         self.samples_per_image = samples_per_image
         self.rng = random.Random(seed)
 
@@ -156,11 +173,15 @@ class SegmentationFolder(Dataset):
             h, w = im.shape[1:]
             y, x = self.rng.randint(0, h - c), self.rng.randint(0, w - c)
             im, m = im[:, y:y + c, x:x + c], m[:, y:y + c, x:x + c]
-        if self.augment:
+        if self.augment and len(self.flip_axes) == 2:
             rot = self.rng.randint(0, 3)
             im, m = np.rot90(im, rot, axes=(1, 2)), np.rot90(m, rot, axes=(1, 2))
             if self.rng.random() < 0.5:
                 im, m = im[:, :, ::-1], m[:, :, ::-1]
+        elif self.augment:
+            for a in self.flip_axes:
+                if self.rng.random() < 0.5:
+                    im, m = np.flip(im, 1 + a), np.flip(m, 1 + a)
         return torch.from_numpy(im.copy()), torch.from_numpy(m.copy())
 
 

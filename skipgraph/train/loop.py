@@ -31,6 +31,9 @@ from .volumes import open_folder
 __all__ = ["TrainConfig", "train"]
 
 
+LR_SCHEDULES = ("constant", "poly")
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 20
@@ -50,6 +53,9 @@ class TrainConfig:
     recompute: tuple[str, ...] = ()  # node families / loops recomputed in the backward pass
     checkpoint: tuple[str, ...] | None = None  # deprecated name of `recompute`
     val_every: int = 1           # validate every k epochs (and after the last one)
+    flip_axes: tuple[int, ...] | None = None  # spatial axes mirrored in augmentation
+                                 # (None: all; () none): keep an axis whose sides differ in meaning
+    lr_schedule: str = "constant"  # constant | poly: nnU-Net's lr * (1 - step / steps)^0.9
     time_limit: float | None = None  # seconds: stop after the epoch that passes it
     train_split: str = "train"
     val_split: str = "val"
@@ -61,6 +67,9 @@ class TrainConfig:
             self.checkpoint = None
         if self.val_every < 1:
             raise ValueError(f"val_every must be >= 1, not {self.val_every}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                             f"not {self.lr_schedule!r}")
 
 
 def _dist_info() -> tuple[int, int]:
@@ -92,7 +101,8 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     stride = 2 ** model.ir.max_level
     train_set = open_folder(data_dir, cfg.train_split, classes, patch=cfg.patch, crop=cfg.crop,
                             augment=True, samples_per_image=cfg.samples_per_image,
-                            seed=cfg.seed + rank, binary=cfg.binary, stride=stride)
+                            seed=cfg.seed + rank, binary=cfg.binary, stride=stride,
+                            flip_axes=cfg.flip_axes)
     # validation windows: the largest validation case (one window per case for small volumes)
     val_set = open_folder(data_dir, cfg.val_split, classes, crop=None, binary=cfg.binary,
                           stride=stride)
@@ -125,6 +135,7 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
                         sampler=sampler, drop_last=len(train_set) > cfg.batch)
     if rank == 0:
         _log_start(log, model, train_set, val_set, cfg, len(loader), device, world)
+    scheduler = lr_scheduler(optimizer, cfg, min(len(loader), cfg.steps or len(loader)), start)
     began = time.perf_counter()
     for epoch in range(start, cfg.epochs):
         if cfg.time_limit and time.perf_counter() - began > cfg.time_limit:
@@ -135,7 +146,7 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
         t0 = time.perf_counter()
         loss_sum, steps, samples = _train_epoch(runner, criterion, optimizer, loader, device,
                                                 cfg, log if rank == 0 else _quiet, epoch,
-                                                scaler, fmt)
+                                                scaler, fmt, scheduler)
         row = {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
                "samples": samples, "train_seconds": time.perf_counter() - t0}
         final_epoch = epoch + 1 == cfg.epochs or bool(
@@ -232,7 +243,8 @@ def validate(model: SkipGraphModule, data: Any, device: torch.device | str) -> d
 
 def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig, log,
                  epoch: int, scaler: "torch.amp.GradScaler | None" = None,
-                 fmt: torch.memory_format | None = None) -> tuple[float, int, int]:
+                 fmt: torch.memory_format | None = None, scheduler=None
+                 ) -> tuple[float, int, int]:
     runner.train()
     total, steps, samples = 0.0, 0, 0
     bar = _progress(loader, f"epoch {epoch + 1}")
@@ -240,6 +252,8 @@ def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig,
     for x, y in bar:
         loss = train_step(runner, criterion, optimizer, x.to(device), y.to(device), cfg, scaler,
                           fmt)
+        if scheduler is not None:
+            scheduler.step()
         total += loss
         steps += 1
         samples += x.shape[0]
@@ -251,6 +265,19 @@ def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig,
         if cfg.steps and steps >= cfg.steps:
             break
     return total, steps, samples
+
+
+def lr_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int, start_epoch: int = 0
+                 ) -> "torch.optim.lr_scheduler.LambdaLR | None":
+    """Per-step learning-rate decay: ``poly`` is nnU-Net's ``lr * (1 - step / total)^0.9``
+    over ``epochs * steps_per_epoch`` steps (Isensee et al., Nature Methods 2021); a resumed
+    run continues the curve at ``start_epoch``. ``constant``: ``None``."""
+    if cfg.lr_schedule == "constant":
+        return None
+    total = max(cfg.epochs * steps_per_epoch, 1)
+    done = start_epoch * steps_per_epoch
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: max(1 - min(done + k, total) / total, 0.0) ** 0.9)
 
 
 def train_step(runner, criterion, optimizer, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,

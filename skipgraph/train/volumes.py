@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .data import DataError, SegmentationFolder, split_names
+from .data import DataError, SegmentationFolder, check_flip_axes, split_names
 from .labels import check_labels, one_hot
 
 __all__ = ["VolumeFolder", "is_volume_folder", "open_folder", "MEDICAL_EXTRA"]
@@ -65,10 +65,13 @@ class VolumeFolder(Dataset):
         split: a key of ``split.json`` (``None``: every case).
         classes: the model's output channels K; labels are checked against it.
         patch: training patch size per spatial axis; cases smaller than it are padded.
-        augment: random flips on every axis, rotations (up to 15 degrees, p 0.2) and intensity
+        augment: random flips on the ``flip_axes``, rotations (up to 15 degrees, p 0.2) and intensity
             scale/shift/noise; ``False`` keeps only the patch sampling.
         pos_fraction: share of patches centred on a foreground voxel (the rest anywhere).
         stride: the network's total stride: patch sizes must be multiples of it.
+        flip_axes: spatial axes (0-based, of ``(*spatial)``) mirrored with p 0.5 each;
+            ``None``: every axis. Leave out an axis whose two sides mean different labels
+            (anterior / posterior hippocampus along the second axis of MSD Task04).
     Raises:
         DataError: a missing, unreadable or mismatched file, or label values the model cannot
             represent.
@@ -78,7 +81,8 @@ class VolumeFolder(Dataset):
     def __init__(self, root: str | Path, split: str | None, classes: int = 1,
                  patch: Sequence[int] | None = None, augment: bool = True,
                  samples_per_image: int = 1, seed: int = 0, pos_fraction: float = 0.5,
-                 binary: bool = False, stride: int = 1):
+                 binary: bool = False, stride: int = 1,
+                 flip_axes: Sequence[int] | None = None):
         _need_medical()
         self.root = Path(root)
         if not (self.root / "labelsTr").is_dir():
@@ -96,6 +100,7 @@ class VolumeFolder(Dataset):
         if len(dims) > 1 or {im.shape[0] for im in self.images} != {self.channels}:
             raise DataError(f"{self.root}: cases differ in dimensions or channels")
         self.dims = dims.pop()
+        self.flip_axes = check_flip_axes(flip_axes, self.dims)
         # default: the largest case, rounded up to the network's stride
         self.patch = tuple(patch) if patch else tuple(-(-s // stride) * stride
                                                       for s in self.largest_case())
@@ -157,7 +162,7 @@ class VolumeFolder(Dataset):
         ]
         if self.augment:
             angle = float(np.deg2rad(15))
-            steps += [T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in range(self.dims)]
+            steps += [T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.flip_axes]
             steps += [
                 T.RandRotated(keys, range_x=angle, range_y=angle if self.dims == 3 else 0.0,
                               range_z=angle if self.dims == 3 else 0.0, prob=0.2,
@@ -189,12 +194,13 @@ class VolumeFolder(Dataset):
 
 def open_folder(root: str | Path, split: str | None, classes: int, *, patch=None,
                 crop: int | None = None, augment: bool = False, samples_per_image: int = 1,
-                seed: int = 0, binary: bool = False, stride: int = 1
-                ) -> VolumeFolder | SegmentationFolder:
+                seed: int = 0, binary: bool = False, stride: int = 1,
+                flip_axes: Sequence[int] | None = None) -> VolumeFolder | SegmentationFolder:
     """The volume folder (``imagesTr/``) or the 2D image folder (``images/``) at ``root``."""
     if is_volume_folder(root):
         return VolumeFolder(root, split, classes, patch=patch, augment=augment,
                             samples_per_image=samples_per_image, seed=seed, binary=binary,
-                            stride=stride)
+                            stride=stride, flip_axes=flip_axes)
     return SegmentationFolder(root, split, classes=classes, crop=crop, augment=augment,
-                              samples_per_image=samples_per_image, seed=seed, binary=binary)
+                              samples_per_image=samples_per_image, seed=seed, binary=binary,
+                              flip_axes=flip_axes)
