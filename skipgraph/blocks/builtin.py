@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from ..spec.axes import KernelSize
+from ..spec.types import KernelExpr
 from .options import ACT_NAMES, resolve_norm, split_option
 from .registry import BlockParams, register_block
 
@@ -21,9 +23,12 @@ def check_act(value: Any) -> Any:
     return value
 
 
-def check_odd_kernel(kernel: int) -> int:
-    if kernel % 2 == 0:
-        raise ValueError(f"a size-preserving conv needs an odd kernel, not {kernel}")
+def check_odd_kernel(kernel: KernelSize | str) -> KernelSize | str:
+    if isinstance(kernel, str):
+        return kernel  # an expression (`kernels[i]`): checked per node once evaluated
+    if any(k % 2 == 0 for k in ([kernel] if isinstance(kernel, int) else kernel)):
+        shown = kernel if isinstance(kernel, int) else list(kernel)
+        raise ValueError(f"a size-preserving conv needs an odd kernel, not {shown}")
     return kernel
 
 
@@ -36,7 +41,7 @@ class ConvParams(BlockParams):
 
     type: Literal["conv"] = "conv"
     convs: int = Field(2, ge=1, le=64)
-    kernel: int = Field(3, ge=1, le=15)
+    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
     bias: bool = True
     norm: str | dict[str, Any] = "none"
     act: str | dict[str, Any] = "relu"
@@ -59,7 +64,7 @@ class RecurrentParams(BlockParams):
     residual: bool = True
     tied: bool = True
     projection: Literal["first", "shortcut", "none"] = "first"
-    kernel: int = Field(3, ge=1, le=15)
+    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
     bias: bool = True
     norm: str | dict[str, Any] = "batch"
     act: str | dict[str, Any] = "relu"
@@ -76,7 +81,7 @@ class ResidualParams(BlockParams):
     type: Literal["residual"] = "residual"
     convs: int = Field(2, ge=1, le=16)
     projection: Literal["first", "shortcut"] = "first"
-    kernel: int = Field(3, ge=1, le=15)
+    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
     bias: bool = True
     norm: str | dict[str, Any] = "batch"
     act: str | dict[str, Any] = "relu"
