@@ -31,7 +31,7 @@ to a low-resolution head by :func:`resize_target`. Names in :data:`SEG_LOSSES` a
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from .blocks.layers import AVG_POOL, MAX_POOL
 from .graph.ir import IRGraph
-from .graph.contract import head_size
+from .graph.contract import head_shape
 from .loss_registry import LOSSES
 
 __all__ = ["bce", "cross_entropy", "soft_dice", "focal", "iou_loss", "lovasz_hinge",
@@ -224,8 +224,8 @@ def pixel_loss(fn: Callable[..., torch.Tensor]) -> SegLoss:
 _TARGET_RULES: dict[str, Callable[[torch.Tensor, int, int], torch.Tensor]] = {
     "maxpool": lambda y, f, dims: MAX_POOL[dims](y, kernel_size=f, stride=f, ceil_mode=True),
     "avgpool": lambda y, f, dims: AVG_POOL[dims](y, kernel_size=f, stride=f, ceil_mode=True),
-    "nearest": lambda y, f, dims: F.interpolate(
-        y, size=[head_size(s, f) for s in y.shape[2:]], mode="nearest"),
+    "nearest": lambda y, f, dims: F.interpolate(y, size=head_shape(y.shape[2:], f),
+                                                mode="nearest"),
 }
 
 
@@ -237,8 +237,9 @@ def loss_min_size(name: str | object) -> int:
     return LOSSES.get(name).params.min_size
 
 
-def resize_target(y: torch.Tensor, factor: int, rule: str, dims: int) -> torch.Tensor:
-    """Bring a full-size target (N, C, *spatial) to a head ``factor`` times smaller, of side
+def resize_target(y: torch.Tensor, factor: Any, rule: str, dims: int) -> torch.Tensor:
+    """Bring a full-size target (N, C, *spatial) to a head ``factor`` times smaller (an int,
+    or one factor per axis on an anisotropic grid: nnU-Net's deep supervision), of side
     :func:`~skipgraph.graph.contract.head_size` (``ceil``, as the padded module's heads): a
     partial window at the border covers the pixels it has (``maxpool``: a pixel is foreground
     if any pixel under it is, as UNet# compares its low-resolution heads)."""

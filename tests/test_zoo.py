@@ -52,6 +52,10 @@ COUNTS = [
     ("nnunet_plain", {"ds": False}, 20_617_154, None, "the same without its 4 unused heads"),
     ("nnunet_plain", {"dims": 3, "stages": 4, "max_width": 320, "classes": 3}, 5_603_177, None,
      "nnU-Net 3d_fullres plans of MSD hippocampus (tests/integrations/test_nnunet.py)"),
+    ("nnunet_plain", {"dims": 3, "max_width": 320,
+                      "strides": [[1, 2, 2], [1, 2, 2], 2, 2, [1, 2, 2]],
+                      "kernels": [[1, 3, 3], [1, 3, 3], 3, 3, 3, 3]}, 30_338_954, None,
+     "nnU-Net PlainConvUNet, 3D anisotropic (tests/integrations/test_peers.py)"),
 ]
 
 _MONAI_SMALL = {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 16, "f4": 32, "f5": 4}

@@ -99,7 +99,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         names = export_onnx(model, args.onnx, all_heads=args.all_heads)
         check_onnx(args.onnx)
         stride = model.contract.stride
-        sizes = f"from {2 * stride} px on" if model.contract.pad else f"multiples of {stride}"
+        shown = stride if isinstance(stride, int) else "x".join(map(str, stride))
+        sizes = (f"from 2 x {shown} px on" if not isinstance(stride, int) else
+                 f"from {2 * stride} px on") if model.contract.pad else f"multiples of {shown}"
         print(f"wrote {args.onnx} (outputs: {', '.join(names)}; dynamic batch and spatial "
               f"sizes, {sizes})")
     if args.torch_export:

@@ -15,7 +15,7 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..graph.contract import InputContract, InputShapeError, head_size
+from ..graph.contract import InputContract, InputShapeError, head_shape
 from ..graph.estimate import Budget, check_budget
 from ..graph.ir import IRGraph
 from .fx_codegen import make_graph
@@ -129,12 +129,12 @@ class SkipGraphModule(nn.Module):
         return self._crop_one(out, sizes, self._head_stride[self.output_heads[0]])
 
     @staticmethod
-    def _crop_one(t: torch.Tensor, sizes: list[int], stride: int) -> torch.Tensor:
+    def _crop_one(t: torch.Tensor, sizes: list[int], stride: Any) -> torch.Tensor:
         if t.dim() <= 2:  # an image-level (CGM) output
             return t
         # a negative pad crops; unlike slicing it adds no guard on the (symbolic) sizes when
         # exported
-        cut = [have - head_size(s, stride) for have, s in zip(t.shape[2:], sizes)]
+        cut = [have - want for have, want in zip(t.shape[2:], head_shape(sizes, stride))]
         return F.pad(t, [-c for c in reversed(cut) for c in (0, c)])
 
     @property

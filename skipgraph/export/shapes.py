@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.export import Dim
 
-from ..graph.contract import total_stride
+from ..graph.contract import per_axis, total_stride
 from ..graph.ir import IRGraph
 
 __all__ = ["example_input", "dynamic_shapes", "stride"]
@@ -13,20 +13,21 @@ __all__ = ["example_input", "dynamic_shapes", "stride"]
 _MAX_BLOCKS = 256  # spatial size up to 256 strides
 
 
-def stride(ir: IRGraph) -> int:
+def stride(ir: IRGraph) -> int | tuple[int, ...]:
+    """The total stride: an int, or one per axis on an anisotropic grid."""
     return total_stride(ir)
 
 
 def example_input(ir: IRGraph, batch: int = 2, blocks: int = 2) -> torch.Tensor:
-    return torch.randn(batch, ir.in_channels, *[stride(ir) * blocks] * ir.dims)
+    return torch.randn(batch, ir.in_channels,
+                       *[s * blocks for s in per_axis(stride(ir), ir.dims)])
 
 
 def dynamic_shapes(ir: IRGraph) -> dict:
     """Any batch; spatial sizes any multiple (>= 2) of the total stride, or for a spec with
     ``input: {pad: true}`` any size from 2 strides on (the module pads it)."""
-    s = stride(ir)
     axes = {0: Dim("batch", min=1, max=1024)}
-    for k, name in enumerate("dhw"[-ir.dims:]):
+    for k, (name, s) in enumerate(zip("dhw"[-ir.dims:], per_axis(stride(ir), ir.dims))):
         if ir.pad_input:
             axes[2 + k] = Dim(name, min=2 * s, max=s * _MAX_BLOCKS)
             continue

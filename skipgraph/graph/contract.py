@@ -8,18 +8,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..spec.axes import Size, on_axes
 from .ir import IRGraph
 
-__all__ = ["InputShapeError", "InputContract", "total_stride", "head_size", "padded_shape"]
+__all__ = ["InputShapeError", "InputContract", "total_stride", "head_size", "head_shape",
+           "per_axis", "padded_shape"]
 
 
 class InputShapeError(ValueError):
     """An input the compiled network cannot take (dims, channels, or size vs. stride)."""
 
 
-def total_stride(ir: IRGraph) -> int:
-    """How much the deepest level shrinks the input: 2**(deepest level)."""
-    return 2 ** ir.max_level
+def total_stride(ir: IRGraph) -> Size:
+    """How much the deepest level shrinks the input: 2**(deepest level) on the default grid,
+    one factor per axis on an anisotropic one (``ir.strides``)."""
+    return ir.scale(ir.max_level)
+
+
+def per_axis(stride: Size, dims: int) -> tuple[int, ...]:
+    """A stride (an int, or one per axis) as one int per spatial axis."""
+    return on_axes(stride, dims)
+
+
+def head_shape(sizes: Sequence[int], stride: Size) -> list[int]:
+    """:func:`head_size` on every spatial axis (``stride``: an int or one per axis)."""
+    return [head_size(s, f) for s, f in zip(sizes, per_axis(stride, len(sizes)))]
 
 
 def head_size(size: int, stride: int) -> int:
@@ -44,13 +57,19 @@ def padded_shape(ir: IRGraph, shape: Sequence[int]) -> list[int]:
 @dataclass(frozen=True)
 class InputContract:
     """What a network accepts: ``(N, channels, *spatial)`` with ``dims`` spatial sizes that
-    are multiples of ``stride`` (``pad``: any size, padded up and the outputs cropped back)."""
+    are multiples of ``stride`` (an int, or one per axis on an anisotropic grid; ``pad``: any
+    size, padded up and the outputs cropped back)."""
 
     name: str
     dims: int
     channels: int
-    stride: int
+    stride: Size
     pad: bool = False
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """The total stride on each spatial axis."""
+        return per_axis(self.stride, self.dims)
 
     @classmethod
     def of(cls, ir: IRGraph) -> "InputContract":
@@ -64,7 +83,7 @@ class InputContract:
         floor-divided (ONNX's Div truncates)."""
         if not self.pad:
             return [0] * len(shape[2:])
-        return [head_size(s, self.stride) * self.stride - s for s in shape[2:]]
+        return [head_size(s, f) * f - s for s, f in zip(shape[2:], self.strides)]
 
     def problem(self, shape: Sequence[int], padded: bool | None = None) -> str | None:
         """What is wrong with ``shape``, or None. ``padded`` (default: the spec's ``pad``)
@@ -77,9 +96,11 @@ class InputContract:
             return f"expected {self.channels} input channels, got {shape[1]} (shape {shape})"
         # the pad test first: with padding no size is checked (symbolic sizes stay unguarded)
         if not (self.pad if padded is None else padded) and \
-                any(s % self.stride for s in shape[2:]):
+                any(s % f for s, f in zip(shape[2:], self.strides)):
+            stride = self.stride if isinstance(self.stride, int) else tuple(self.stride)
             return (f"spatial size {shape[2:]} is not a multiple of the total stride "
-                    f"{self.stride}; resize the input or set `input: {{pad: true}}` in the spec")
+                    f"{stride}{' (per axis)' if not isinstance(stride, int) else ''}; resize "
+                    f"the input or set `input: {{pad: true}}` in the spec")
         return None
 
     def check(self, shape: Sequence[int]) -> list[int]:

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ..spec.axes import on_axes
 from ..errors import Diagnostic, SpecError
 from .contract import padded_shape
 from .ir import IRGraph
@@ -57,9 +58,15 @@ def estimate_activation_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
     n, spatial = shape[0], shape[2:]
     total = 0
     for node in ir.nodes():
-        size = math.prod(max(s // 2 ** node.level, 1) for s in spatial)
+        size = _level_size(ir, spatial, node.level)
         total += 4 * n * node.out_channels * size
     return total
+
+
+def _level_size(ir: IRGraph, spatial: Sequence[int], level: int) -> int:
+    """Pixels (voxels) of one channel on ``level`` for an input of size ``spatial``."""
+    scale = on_axes(ir.scale(level), len(spatial))
+    return math.prod(max(s // f, 1) for s, f in zip(spatial, scale))
 
 
 def _units(cfg: Any) -> tuple[int, bool]:
@@ -88,7 +95,7 @@ def estimate_training_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
     n, spatial = shape[0], padded_shape(ir, shape)[2:]
 
     def size(level: int) -> int:
-        return math.prod(max(s // 2 ** level, 1) for s in spatial)
+        return _level_size(ir, spatial, level)
 
     floats = math.prod(shape[1:]) * 2  # per image: the input and the target, then the layers
     for node in ir.nodes():

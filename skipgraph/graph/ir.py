@@ -209,8 +209,11 @@ class IRHead:
     def stride(self) -> Any:
         """How much smaller than the input the head's output is (1: full size): an int, or one
         factor per axis on an anisotropic grid."""
-        if self.full_size:
-            return 1
+        return 1 if self.full_size else self.level_scale
+
+    @property
+    def level_scale(self) -> Any:
+        """How much smaller than the input its node's level is (an int or one per axis)."""
         return self.scale if self.scale is not None else 2 ** self.level
 
 

@@ -37,7 +37,7 @@ class SegHeadBuilder:
         s = head.settings
         out: list[Step] = []
         if s.resized(head.level):
-            out.append((F.interpolate, {"scale_factor": 2 ** head.level,
+            out.append((F.interpolate, {"scale_factor": head.level_scale,
                                         "mode": interp_mode("bilinear", dims),
                                         "align_corners": False}, "full"))
         if s.act in _ACT_STEPS:

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 
 import graphviz
 
+from ..spec.axes import axes_text, on_axes, squeeze
 from ..graph.ir import INPUT_ID, IREdge, IRGraph, IRNode
 from .loops import folded_view, loop_times, unrolled_view
 from .style import ADDED, EDGE_STYLES, GREY, NODE_FILL, PROBLEM, EdgeStyle, legend_label
@@ -123,6 +124,9 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
         sup = f"{sup}@{node.step}" if sup else f"@{node.step}"
     lines = [f"{head}<SUP>{sup}</SUP>" if sup else head,
              f"<FONT POINT-SIZE='9'>{node.out_channels or node.width}</FONT>"]
+    if node.level and ir.anisotropic:  # the per-axis factor from the level above: x(1,2,2)
+        step = axes_text(squeeze(ir.level_stride(node.level)))
+        lines.append(f"<FONT POINT-SIZE='8'>x{step}</FONT>")
     if node.block.type == "backbone":  # a timm encoder's stage: name the encoder
         lines.insert(1, f"<FONT POINT-SIZE='8'>{html.escape(node.block.model)}</FONT>")
     if opts.detail:
@@ -133,10 +137,11 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
 
 
 def _shape_text(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
+    scale = ir.scale(node.level)
     if opts.input_shape:
-        spatial = [s // 2 ** node.level for s in opts.input_shape[2:]]
+        spatial = [s // f for s, f in zip(opts.input_shape[2:], on_axes(scale, ir.dims))]
         return "x".join(map(str, [node.out_channels or node.width, *spatial]))
-    return f"1/{2 ** node.level}" if node.level else "full"
+    return f"1/{axes_text(scale)}" if node.level else "full"
 
 
 def _draw_node(g: graphviz.Digraph, ir: IRGraph, node: IRNode, opts: DrawOptions,

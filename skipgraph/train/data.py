@@ -185,11 +185,13 @@ class SegmentationFolder(Dataset):
         return torch.from_numpy(im.copy()), torch.from_numpy(m.copy())
 
 
-def pad_to(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, Sequence[int]]:
-    """Pad the spatial dims up to a multiple of ``stride`` (reflecting the image, or repeating
-    its border where it is smaller than the padding); returns the original sizes."""
+def pad_to(x: torch.Tensor, stride: int | Sequence[int]) -> tuple[torch.Tensor, Sequence[int]]:
+    """Pad the spatial dims up to a multiple of ``stride`` (one int, or one per axis on an
+    anisotropic grid; reflecting the image, or repeating its border where it is smaller than
+    the padding); returns the original sizes."""
     sizes = list(x.shape[2:])
-    pads = [(-s) % stride for s in sizes]
+    strides = [stride] * len(sizes) if isinstance(stride, int) else list(stride)
+    pads = [(-s) % f for s, f in zip(sizes, strides)]
     if any(pads):
         mode = "reflect" if all(p < s for p, s in zip(pads, sizes)) else "replicate"
         x = torch.nn.functional.pad(x, [p for pad in reversed(pads) for p in (0, pad)],

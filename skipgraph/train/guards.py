@@ -8,11 +8,17 @@ import torch.nn as nn
 
 from ..compile import SkipGraphModule
 from ..graph.estimate import check_budget
-from ..graph.contract import head_size, total_stride
+from ..graph.contract import head_shape, per_axis, total_stride
 from ..losses import loss_min_size
 from .data import DataError, SegmentationFolder
 
-__all__ = ["check_training_setup", "batch_norm_problems", "step_batch"]
+__all__ = ["check_training_setup", "batch_norm_problems", "step_batch", "crop_stride"]
+
+
+def crop_stride(ir) -> int:
+    """What a square ``--crop`` must be a multiple of: the total stride (on an anisotropic
+    grid the least common multiple of its axes)."""
+    return math.lcm(*per_axis(total_stride(ir), ir.dims))
 
 
 def check_training_setup(model: SkipGraphModule, train_set: SegmentationFolder, crop: int,
@@ -27,7 +33,7 @@ def check_training_setup(model: SkipGraphModule, train_set: SegmentationFolder, 
         raise DataError(f"{train_set.root}: images have {train_set.channels} channel(s) but the "
                         f"model takes {ir.in_channels}; add --set in_channels="
                         f"{train_set.channels}")
-    stride = total_stride(ir)
+    stride = crop_stride(ir)
     if crop % stride and not ir.pad_input:
         lower, upper = crop // stride * stride, -(-crop // stride) * stride
         options = " or ".join(f"--crop {c}" for c in (lower, upper) if c > 0)
@@ -73,7 +79,7 @@ def batch_norm_problems(model: SkipGraphModule, crop: int, batch: int) -> list[s
                     "training crops per process): use --batch 2 or more, or a spec without "
                     "the CGM")
             continue
-        side = head_size(crop, 2 ** levels.get(name, 0))
+        side = min(head_shape([crop] * ir.dims, ir.scale(levels.get(name, 0))))
         if batch * side ** ir.dims < 2:
             problems.append(
                 f"{ir.name}: `{name}` has BatchNorm at level {levels.get(name, 0)}, where a "
@@ -91,10 +97,10 @@ def _check_loss_sizes(model: SkipGraphModule, crop: int) -> None:
     for head in ir.heads.values():
         if not head.pixelwise:
             continue
-        factor = head.stride
-        side = head_size(crop, factor)
+        factor = max(per_axis(head.stride, ir.dims))
+        side = min(head_shape([crop] * ir.dims, head.stride))
         if side < need:
-            stride = total_stride(ir)
+            stride = crop_stride(ir)
             fix = math.ceil(need * factor / stride) * stride
             raise DataError(
                 f"{ir.name}: its loss `{ir.loss['seg']}` needs outputs of at least {need} px "

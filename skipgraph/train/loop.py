@@ -98,7 +98,7 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     torch.manual_seed(cfg.seed + rank)
     model, state = _build(spec, cfg, out, resume)
     classes = model_classes(model)  # labels are checked against what the model outputs
-    stride = 2 ** model.ir.max_level
+    stride = model.contract.stride  # per axis on an anisotropic grid (patches round to it)
     train_set = open_folder(data_dir, cfg.train_split, classes, patch=cfg.patch, crop=cfg.crop,
                             augment=True, samples_per_image=cfg.samples_per_image,
                             seed=cfg.seed + rank, binary=cfg.binary, stride=stride,

@@ -68,7 +68,8 @@ class VolumeFolder(Dataset):
         augment: random flips on the ``flip_axes``, rotations (up to 15 degrees, p 0.2) and intensity
             scale/shift/noise; ``False`` keeps only the patch sampling.
         pos_fraction: share of patches centred on a foreground voxel (the rest anywhere).
-        stride: the network's total stride: patch sizes must be multiples of it.
+        stride: the network's total stride (an int, or one per axis for an anisotropic
+            grid): patch sizes must be multiples of it on each axis.
         flip_axes: spatial axes (0-based, of ``(*spatial)``) mirrored with p 0.5 each;
             ``None``: every axis. Leave out an axis whose two sides mean different labels
             (anterior / posterior hippocampus along the second axis of MSD Task04).
@@ -81,7 +82,7 @@ class VolumeFolder(Dataset):
     def __init__(self, root: str | Path, split: str | None, classes: int = 1,
                  patch: Sequence[int] | None = None, augment: bool = True,
                  samples_per_image: int = 1, seed: int = 0, pos_fraction: float = 0.5,
-                 binary: bool = False, stride: int = 1,
+                 binary: bool = False, stride: int | Sequence[int] = 1,
                  flip_axes: Sequence[int] | None = None):
         _need_medical()
         self.root = Path(root)
@@ -102,14 +103,17 @@ class VolumeFolder(Dataset):
         self.dims = dims.pop()
         self.flip_axes = check_flip_axes(flip_axes, self.dims)
         # default: the largest case, rounded up to the network's stride
-        self.patch = tuple(patch) if patch else tuple(-(-s // stride) * stride
-                                                      for s in self.largest_case())
+        strides = (stride,) * self.dims if isinstance(stride, int) else tuple(stride)
+        self.patch = tuple(patch) if patch else tuple(-(-s // f) * f for s, f in
+                                                      zip(self.largest_case(), strides))
         shown = "x".join(map(str, self.patch))
         if len(self.patch) != self.dims:
             raise DataError(f"patch {shown} has {len(self.patch)} axes but the volumes have "
                             f"{self.dims}")
-        if any(s % stride for s in self.patch):
-            raise DataError(f"patch {shown} is not a multiple of the network's stride {stride}")
+        if any(s % f for s, f in zip(self.patch, strides)):
+            raise DataError(f"patch {shown} is not a multiple of the network's stride "
+                            f"{'x'.join(map(str, strides)) if len(set(strides)) > 1 else stride}"
+                            f"{' (per axis)' if len(set(strides)) > 1 else ''}")
         self.augment, self.samples_per_image = augment, samples_per_image
         self.prepare, self.transform = self._transforms(pos_fraction)
         self.transform.set_random_state(seed)
@@ -194,7 +198,7 @@ class VolumeFolder(Dataset):
 
 def open_folder(root: str | Path, split: str | None, classes: int, *, patch=None,
                 crop: int | None = None, augment: bool = False, samples_per_image: int = 1,
-                seed: int = 0, binary: bool = False, stride: int = 1,
+                seed: int = 0, binary: bool = False, stride: int | Sequence[int] = 1,
                 flip_axes: Sequence[int] | None = None) -> VolumeFolder | SegmentationFolder:
     """The volume folder (``imagesTr/``) or the 2D image folder (``images/``) at ``root``."""
     if is_volume_folder(root):

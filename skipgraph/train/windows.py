@@ -35,7 +35,7 @@ def infer(model: SkipGraphModule, image: torch.Tensor, roi: Sequence[int] | None
     try:
         x = image.to(device)
         if roi is None:
-            xp, sizes = pad_to(x, 2 ** model.ir.max_level)
+            xp, sizes = pad_to(x, model.contract.stride)
             out = probabilities(model(xp).float(), act)
             return out[(slice(None), slice(None)) + tuple(slice(0, s) for s in sizes)].cpu()
         try:
@@ -144,7 +144,7 @@ def evaluate_folder(model: SkipGraphModule, root: str, split: str | None,
     from .loop import check_fit, model_classes
     from .volumes import open_folder
     classes = model_classes(model)
-    stride = 2 ** model.ir.max_level
+    stride = model.contract.stride
     data = open_folder(root, split, classes, patch=patch, stride=stride, binary=binary)
     check_fit(model, data, root)
     if not hasattr(data, "case") and classes == 1:

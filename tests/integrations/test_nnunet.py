@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import skipgraph
 from skipgraph.cli import main
 from skipgraph.integrations.nnunet.plans import PlansError, skipgraph_plans
 from tests.conftest import SPECS
@@ -58,14 +59,27 @@ def test_plans_only_map_what_the_spec_declares_and_sets_win():
     assert used == {"2d": {"dims": 2, "depth": 3, "base": 16, "ds": True}}
 
 
+def test_anisotropic_plans_map_onto_per_stage_strides_and_kernels():
+    plans = copy.deepcopy(PLANS)
+    arch = plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
+    arch.update(strides=[[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2]],
+                kernel_sizes=[[1, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]])
+    _, used = skipgraph_plans(plans, "nnunet_plain", {}, "P", ["3d_fullres"])
+    assert used["3d_fullres"]["strides"] == [[1, 2, 2], 2, 2]
+    assert used["3d_fullres"]["kernels"] == [[1, 3, 3], 3, 3, 3]
+    ir = skipgraph.load_ir("nnunet_plain", **used["3d_fullres"])
+    assert skipgraph.graph.total_stride(ir) == (4, 8, 8)
+    # a spec without per-stage strides cannot follow them
+    with pytest.raises(PlansError, match=r"stage 1 has strides \[1, 2, 2\]; the spec "
+                       r"resamples by \[2, 2, 2\] there \(give the spec a `strides` param"):
+        skipgraph_plans(plans, "unet_pp", {}, "P", ["3d_fullres"])
+
+
 @pytest.mark.parametrize("change, message", [
-    (lambda c: c["architecture"]["arch_kwargs"].update(
-        strides=[[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2]]), r"stage 1 has strides \[1, 2, 2\]"),
-    (lambda c: c["architecture"]["arch_kwargs"].update(
-        kernel_sizes=[[1, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]]), "kernel_sizes"),
     (lambda c: c["architecture"]["arch_kwargs"].update(n_conv_per_stage=[2, 2, 3, 3]),
      r"n_conv_per_stage \[2, 2, 3, 3\] differ"),
-    (lambda c: c.update(patch_size=[40, 56, 36]), r"not divisible by 2\^3"),
+    (lambda c: c.update(patch_size=[40, 56, 36]),
+     r"not divisible by the spec's total stride \[8, 8, 8\]"),
     (lambda c: c["architecture"]["arch_kwargs"].pop("strides"), "`features_per_stage` / `strides`"),
     (lambda c: c.pop("patch_size"), "no `patch_size`"),
 ])

@@ -81,3 +81,30 @@ def test_a_peer_head_the_spec_lacks_is_skipped_but_a_missing_weight_is_not():
     small_peer = build_peer("monai_basic_unet", {**model.ir.params})
     with pytest.raises(ValueError, match="no rule|gets no peer weight"):
         load_peer_weights(with_ds, small_peer, "monai_basic_unetpp")
+
+
+# nnU-Net's 3D plans for thick-slice volumes (20 slices of 160 x 128): per-axis strides and
+# kernels, as a plans file's arch_kwargs give them (strides without stage 0's)
+ANISOTROPIC_3D = {"dims": 3, "max_width": 320, "strides": [[1, 2, 2], [1, 2, 2], 2, 2, [1, 2, 2]],
+                  "kernels": [[1, 3, 3], [1, 3, 3], 3, 3, 3, 3]}
+ANISOTROPIC_3D_PARAMS = 30_338_954
+
+
+@pytest.mark.slow
+def test_anisotropic_3d_plain_conv_unet_is_exact():
+    from skipgraph.compile.summary import count_params
+    model, peer = _pair("nnunet_plain", ANISOTROPIC_3D)
+    assert count_params(model) == sum(p.numel() for p in peer.parameters()) \
+        == ANISOTROPIC_3D_PARAMS
+    load_peer_weights(model, peer, "nnunet_plain")
+    x = torch.randn(1, 1, 20, 160, 128)  # no padding: the total stride is 4 x 32 x 32
+    assert model.contract.stride == (4, 32, 32)
+    model.train(), peer.train()
+    with torch.no_grad():
+        ours, theirs = model(x), peer(x)
+    shapes = [(1, 2, 20, 160, 128), (1, 2, 20, 80, 64), (1, 2, 20, 40, 32), (1, 2, 10, 20, 16),
+              (1, 2, 5, 10, 8)]
+    assert [tuple(t.shape) for t in theirs] == shapes  # nnU-Net's heads, highest first
+    assert [tuple(ours[f"D[{k}]"].shape) for k in range(5)] == shapes
+    for k, b in enumerate(theirs):
+        assert (ours[f"D[{k}]"] - b).abs().max().item() <= 1e-5

@@ -12,16 +12,18 @@ spec param         from the plans' ``architecture.arch_kwargs``
 ``base``           ``features_per_stage[0]``
 ``max_width``      ``max(features_per_stage)``
 ``kernel``         ``kernel_sizes``, when one size on every stage and axis
+``kernels``        ``kernel_sizes`` per stage, when they differ (anisotropic plans)
+``strides``        ``strides[1:]`` per stage below the first, when not 2 everywhere
 ``convs``          ``n_conv_per_stage``, when the same on every stage
 ``decoder_convs``  ``n_conv_per_stage_decoder``, when the same on every stage
 ``ds``             ``true`` (nnU-Net trains with deep supervision)
 =================  ============================================================
 
 ``--set`` values win over mapped ones. ``in_channels`` and ``classes`` come from nnU-Net when it
-builds the network. The spec resamples by 2 per level on every axis, so the plans' strides must
-be 1 at stage 0 and 2 on every axis below, down to the spec's deepest level, and the patch size
-must be divisible by 2^depth; anisotropic plans (strides such as (1, 2, 2)) are refused until the
-spec language has per-axis strides.
+builds the network. A per-axis entry equal on every axis is written as one int (``[2, 2, 2]`` ->
+``2``). The built spec's grid must then be the plans': stride 1 at stage 0, the plans' stride
+(per axis) from each level to the next down to the spec's deepest level (a spec without a
+``strides`` param resamples by 2), and a patch size its total stride divides on every axis.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import load_ir
+from ...graph.contract import per_axis, total_stride
 from ...zoo import resolve_spec_path, zoo_specs
 from . import NETWORK_CLASS
 
@@ -66,26 +69,44 @@ def map_configuration(config: dict[str, Any], declared: set[str]) -> dict[str, A
     for param, entry in _UNIFORM.items():
         if param in declared and entry in arch:
             value = _uniform(arch[entry])
+            if value is None and param == "kernel" and "kernels" in declared:
+                params["kernels"] = [_compact(k) for k in arch[entry]]
+                continue
             if value is None:
                 raise PlansError(f"{entry} {arch[entry]} differ by stage or axis; the spec's "
-                                 f"`{param}` is one value (per-axis kernels are not in the "
-                                 "spec language yet)")
+                                 f"`{param}` is one value (a spec with a `kernels` param "
+                                 "takes one per stage)")
             params[param] = value
+    below = [_compact(s) for s in arch["strides"][1:]]
+    if "strides" in declared and any(s != 2 for s in below):
+        params["strides"] = below
     return {k: v for k, v in params.items() if k in declared or k == "dims"}
 
 
-def _check_geometry(config: dict[str, Any], max_level: int) -> None:
+def _compact(value: Any) -> Any:
+    """A per-axis entry equal on every axis as one int (``[2, 2, 2]`` -> ``2``)."""
+    if isinstance(value, (list, tuple)):
+        return value[0] if len(set(value)) == 1 else list(value)
+    return value
+
+
+def _check_geometry(config: dict[str, Any], ir: Any) -> None:
+    """The built spec's levels resample as the plans' stages (per axis), and its total stride
+    divides the patch size."""
     strides = config["architecture"]["arch_kwargs"]["strides"]
     patch = config["patch_size"]
     dims = len(patch)
-    for level, s in enumerate(strides[:max_level + 1]):
-        want = [1] * dims if level == 0 else [2] * dims
-        if list(s) != want:
-            raise PlansError(f"stage {level} has strides {list(s)}; the spec resamples by "
-                             f"{want} there (per-axis strides are not in the spec language yet)")
-    if any(p % 2**max_level for p in patch):
-        raise PlansError(f"patch size {patch} is not divisible by 2^{max_level}, the spec's "
-                         "total stride")
+    for level, s in enumerate(strides[:ir.max_level + 1]):
+        plans = [s] * dims if isinstance(s, int) else list(s)
+        want = [1] * dims if level == 0 else list(ir.level_stride(level))
+        if plans != want:
+            hint = "" if level == 0 else " (give the spec a `strides` param, as nnunet_plain)"
+            raise PlansError(f"stage {level} has strides {plans}; the spec resamples by "
+                             f"{want} there{hint}")
+    total = per_axis(total_stride(ir), dims)
+    if any(p % t for p, t in zip(patch, total)):
+        raise PlansError(f"patch size {patch} is not divisible by the spec's total stride "
+                         f"{list(total)}")
 
 
 def spec_reference(spec: str) -> str:
@@ -122,7 +143,7 @@ def skipgraph_plans(plans: dict[str, Any], spec: str, overrides: dict[str, Any],
         try:
             params = {**map_configuration(config, declared), **overrides}
             ir = load_ir(resolve_spec_path(ref), **params)
-            _check_geometry(config, max(n.level for n in ir.nodes()))
+            _check_geometry(config, ir)
         except PlansError as exc:
             raise PlansError(f"configuration `{cname}`: {exc}") from None
         strides = config["architecture"]["arch_kwargs"]["strides"]
