@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from ..blocks.registry import parse_block_config
 from ..errors import DiagnosticSink, did_you_mean
+from ..spec.axes import axes_text
 from ..spec.expr import Expr, ExprError, Range
 from ..spec.loader import ResolvedSpec
 from ..resampling import resample_settings
@@ -351,7 +352,7 @@ class _Expander:
                 self.reported.add((name, problem))
                 where = ("edges", name, key) if own is not None else ("edges", name)
                 self._err("bad-value", f"edge {src_id} -> {dst_id} ({name}): `{settings.op}` "
-                          f"by x{resample.factor}: {problem}", where,
+                          f"by x{axes_text(resample.factor)}: {problem}", where,
                           None if own is not None else f"the op comes from `defaults.{key}`")
         kind = fam.kind or ("input" if src_id == INPUT_ID else "skip" if change == 0 else
                             ("encoder" if change == 1 else "up" if change == -1
