@@ -123,3 +123,8 @@ def test_an_isotropic_strides_list_builds_what_the_default_grid_builds(write_spe
     assert a.code == b.code
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
                                                  b.state_dict().values()))
+
+
+def test_a_kernel_expression_naming_an_unbound_variable_is_positioned(write_spec):
+    (diag, *_) = errors(spec(write_spec, "down: {op: strided_conv, kernel: \"j + 1\"}"))
+    assert diag.key == "defaults.down.kernel" and "unknown name `j`" in diag.message

@@ -347,7 +347,9 @@ class _Expander:
                                        else ("defaults", key))
             resample = Resample(settings, self.ir.factor(self.ir.node(src_id).level,
                                                          self.ir.node(dst_id).level))
-            problem = settings.problem(self.spec.dims, resample.factor)
+            kernel = getattr(settings, "kernel", None)
+            unevaluated = isinstance(kernel, str) and kernel != "factor"  # its error is out
+            problem = None if unevaluated else settings.problem(self.spec.dims, resample.factor)
             if problem and (name, problem) not in self.reported:  # once per family and problem
                 self.reported.add((name, problem))
                 where = ("edges", name, key) if own is not None else ("edges", name)
