@@ -56,8 +56,7 @@ _OPTION_TYPES: dict[str, tuple[str, Any]] = {
                and v >= 1),
     "num_parameters": ("an integer >= 1", lambda v: isinstance(v, int)
                        and not isinstance(v, bool) and v >= 1),
-    "convention": ("`torch` or `keras`", lambda v: v in ("torch", "keras")),
-}
+}  # `convention` is checked by resolve_norm
 
 
 def channel_problem(norm: Any, act: Any, channels: int) -> str | None:
