@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator, Mapping
 
+from pydantic import ValidationError
+
 from ..blocks.registry import parse_block_config
 from ..errors import DiagnosticSink, did_you_mean
 from ..spec.expr import Expr, ExprError, Range
@@ -200,9 +202,19 @@ class _Expander:
             if nid in self.ir.graph:
                 self._err("duplicate-node", f"node `{nid}` is created twice", path)
                 return
+            node_block = self._block_at(block, env, width, path)
+            if node_block is None:
+                return
+            if level - node_block.levels_down() < 0:
+                self._err("level-mismatch", f"node {nid} sits at level {level} but its block "
+                          f"strides by {2 ** node_block.levels_down()}: its inputs would arrive at level "
+                          f"{level - node_block.levels_down()}", path + ("level",),
+                          "a strided block's node sits at the level of its output: raise "
+                          "`level:` or lower `stride`")
+                return
             members.append((nid, index))
             self.ir.add_node(IRNode(nid, module_name(nid), name, index, level, column, width,
-                                    block, fam.merge, origin=origin))
+                                    node_block, fam.merge, origin=origin))
             if self.ir.graph.number_of_nodes() > MAX_NODES:
                 self._err("resource-limit", f"the spec expands to more than {MAX_NODES:,} nodes",
                           path)
@@ -221,6 +233,23 @@ class _Expander:
                       "the encoder as a family: `E: {backbone: {name: resnet34}}`",
                       path + ("block", "type"))
         return params
+
+    def _block_at(self, block: Any, env: Mapping[str, Any], width: int, path: tuple) -> Any:
+        """``block`` with its expression settings (``block.expressions``: stride, widths, ...)
+        evaluated for one node or edge conv whose output is ``width`` channels; None if one
+        failed (reported at the setting)."""
+        if not block.expressions:
+            return block
+        scope = {**env, "width": width}
+        try:
+            return block.resolve(lambda value, sub, minimum: self._int(
+                value, scope, path + ("block",) + sub, minimum))
+        except ValidationError as exc:
+            for err in exc.errors():
+                self._err("bad-value", f"block `{block.type}`: "
+                          f"{err['msg'].removeprefix('Value error, ')}",
+                          path + ("block",) + tuple(err["loc"]))
+            return None
 
     def _expand_backbone(self, name: str, fam: NodeFamily) -> None:
         """The family's nodes ``name[level]``, chained from the input (see graph/backbone.py)."""
@@ -294,18 +323,26 @@ class _Expander:
     def _make_edge(self, name: str, fam: EdgeFamily, src_id: str, dst_id: str,
                    env: dict[str, Any], origin: Origin) -> IREdge:
         change = self.ir.node(dst_id).level - self.ir.node(src_id).level
+        # a strided block goes down by itself: the edge resamples only to its input level
+        shift = self.ir.node(dst_id).in_level - self.ir.node(src_id).level
         resample = None
-        if change != 0:
-            rs = (fam.down or self.spec.defaults.down) if change > 0 \
+        if shift != 0:
+            rs = (fam.down or self.spec.defaults.down) if shift > 0 \
                 else (fam.up or self.spec.defaults.up)
-            resample = Resample(resample_settings(rs), 2 ** abs(change))
+            resample = Resample(resample_settings(rs), 2 ** abs(shift))
         kind = fam.kind or ("input" if src_id == INPUT_ID else "skip" if change == 0 else
                             ("encoder" if change == 1 else "up" if change == -1
                              else "full_scale"))
         conv_width = conv_block = None
         if fam.conv is not None:
             conv_width = self._int(fam.conv.width, env, ("edges", name, "conv", "width"), 1)
-            conv_block = self._written_block(fam.conv.block, ("edges", name, "conv"))
+            conv_path = ("edges", name, "conv")
+            conv_block = self._block_at(self._written_block(fam.conv.block, conv_path), env,
+                                        conv_width or 1, conv_path)
+            if conv_block is not None and conv_block.levels_down():
+                self._err("bad-value", f"edge family `{name}`: a block on an edge keeps the "
+                          f"resolution (the edge's resampling changes it); drop its `stride`",
+                          conv_path + ("block", "stride"))
         gate_by, gate_inter = "", "half"
         if fam.gate is not None:
             gate_by = fam.gate.by

@@ -35,7 +35,12 @@ def infer(ir: IRGraph) -> IRGraph:
                        key=f"edges.{edges[0].family}")
             continue
         in_ch = (widths[0] if node.merge == "sum" else sum(widths)) if widths else 0
-        out_ch = node.block.out_channels(in_ch, node.width)
+        try:
+            out_ch = node.block.out_channels(in_ch, node.width)
+        except ValueError as exc:  # the block's channel rule refuses (identity: width != input)
+            sink.error("channel-mismatch", f"{node.id}: {exc}",
+                       node.origin.span if node.origin else None, key=f"nodes.{node.family}")
+            continue
         ir.add_node(dataclasses.replace(node, in_channels=in_ch, out_channels=out_ch))
     for head in list(ir.heads.values()):
         ir.add_head(dataclasses.replace(head, in_channels=ir.node(head.node).out_channels))

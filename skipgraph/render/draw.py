@@ -125,9 +125,10 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
              f"<FONT POINT-SIZE='9'>{node.out_channels or node.width}</FONT>"]
     if node.block.type == "backbone":  # a timm encoder's stage: name the encoder
         lines.insert(1, f"<FONT POINT-SIZE='8'>{html.escape(node.block.model)}</FONT>")
-    if opts.detail:
-        lines.append(f"<FONT POINT-SIZE='8'>{html.escape(node.block.type if node.block else '')}"
-                     "</FONT>")
+    note = node.block.note() if node.block is not None else ""
+    if opts.detail or note:  # a ResNet stage: its block type, repeat count and stride
+        text = " ".join(t for t in (node.block.type if node.block else "", note) if t)
+        lines.append(f"<FONT POINT-SIZE='8'>{html.escape(text)}</FONT>")
         lines.append(f"<FONT POINT-SIZE='8'>{_shape_text(ir, node, opts)}</FONT>")
     return "<" + "<BR/>".join(lines) + ">"
 
