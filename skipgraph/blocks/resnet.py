@@ -33,7 +33,7 @@ class ResUnit(nn.Module):
         super().__init__()
         p = params
         widths = p.conv_widths(out_channels)
-        self._body: list[str] = []  # flat child names (unit1.conv1), called in this order
+        names: list[str] = []  # flat child names (unit1.conv1, not unit1.body.0), in call order
         c_in = in_channels
         for k, c_out in enumerate(widths, start=1):
             layers = {f"conv{k}": CONV[dims](c_in, c_out, p.kernel, padding=p.kernel // 2,
@@ -43,8 +43,9 @@ class ResUnit(nn.Module):
             for name, layer in layers.items():
                 if layer is not None:
                     self.add_module(name, layer)
-                    self._body.append(name)
+                    names.append(name)
             c_in = c_out
+        self.layer_names = tuple(names)  # a plain tuple: `skipgraph eject` copies it
         self.shortcut = self._shortcut(dims, in_channels, out_channels, stride, p)
         self.act = make_act(p.act) if p.post_act else None
 
@@ -70,7 +71,7 @@ class ResUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
-        for name in self._body:
+        for name in self.layer_names:
             h = getattr(self, name)(h)
         h = h + (x if self.shortcut is None else self.shortcut(x))
         return h if self.act is None else self.act(h)

@@ -17,6 +17,12 @@ weights load into the compiled spec (and the tests can check equal outputs):
   ``Es.conv{k}``; decoder stage ``t`` -> ``D{n-2-t}``, ``transpconvs.t`` -> the up edge into it,
   ``seg_layers.t`` -> ``head_D{n-2-t}``. ``all_modules`` and ``decoder.encoder`` are aliases of
   the same tensors and are skipped.
+- segmentation_models_pytorch ``Unet`` / ``UnetPlusPlus`` over ``resnet18`` / ``resnet34``
+  (``resnet_unet``, its encoder written in the spec): ``encoder.conv1`` / ``bn1`` -> the stem
+  ``S.conv1`` / ``S.norm1``; ``encoder.layerL.b`` -> ``E{L+1}.unit{b+1}`` (``bnk`` -> ``normk``,
+  ``downsample.0`` / ``.1`` -> ``shortcut.conv`` / ``shortcut.norm``); Unet's
+  ``decoder.blocks.b`` -> ``D{4-b}_0``, UnetPlusPlus' ``decoder.blocks.x_d_L`` -> ``D{4-L}_d``
+  (``convk.0`` / ``convk.1`` -> ``convk`` / ``normk``); ``segmentation_head.0`` -> ``head_D0_0``.
 """
 from __future__ import annotations
 
@@ -111,6 +117,37 @@ def _nnunet_plain(key: str, model: nn.Module) -> str | None:
     raise KeyError(key)
 
 
+_SMP_RESNET = {"conv1": "conv1", "bn1": "norm1", "conv2": "conv2", "bn2": "norm2",
+               "downsample.0": "shortcut.conv", "downsample.1": "shortcut.norm"}
+
+
+def _smp_resnet_unet(key: str, model: nn.Module) -> str | None:
+    if m := re.fullmatch(r"encoder\.(conv1|bn1)\.(\w+)", key):
+        return f"S.{_SMP_RESNET[m[1]]}.{m[2]}"
+    if m := re.fullmatch(r"encoder\.layer(\d)\.(\d+)\.(conv\d|bn\d|downsample\.\d)\.(\w+)", key):
+        return f"E{int(m[1]) + 1}.unit{int(m[2]) + 1}.{_SMP_RESNET[m[3]]}.{m[4]}"
+    if m := re.fullmatch(r"decoder\.blocks\.(?:(\d+)|x_(\d+)_(\d+))\.conv(\d)\.([01])\.(\w+)",
+                         key):
+        node = f"D{4 - int(m[1])}_0" if m[1] else f"D{4 - int(m[3])}_{m[2]}"
+        return f"{node}.{'conv' if m[5] == '0' else 'norm'}{m[4]}.{m[6]}"
+    if m := re.fullmatch(r"segmentation_head\.0\.(weight|bias)", key):
+        return f"head_D0_0.{m[1]}"
+    raise KeyError(key)
+
+
+def _make_smp_unet(p: dict[str, Any]) -> nn.Module:
+    if p["dims"] != 2:
+        raise ValueError("segmentation_models_pytorch's Unet is 2D; build resnet_unet with dims=2")
+    from ..blocks import backbone  # noqa: F401  (makes torchvision importable beside CPU torch)
+    import segmentation_models_pytorch as smp
+    if p["base"] != 64:
+        raise ValueError(f"smp's ResNets have base width 64, not {p['base']}")
+    cls = smp.Unet if p["decoder"] == "unet" else smp.UnetPlusPlus
+    return cls(p["encoder"], encoder_weights=None, in_channels=p["in_channels"],
+               classes=p["classes"], activation="sigmoid",
+               decoder_channels=[p["decoder_base"] * 2**i for i in range(4, -1, -1)])
+
+
 def _monai_features(p: dict[str, Any]) -> tuple[int, ...]:
     return tuple(p[f"f{k}"] for k in range(6))
 
@@ -161,6 +198,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          _monai_basic_unetpp),
     Peer("nnunet_plain", "nnU-Net PlainConvUNet", "dynamic_network_architectures",
          _make_plain_conv_unet, _nnunet_plain),
+    Peer("resnet_unet", "segmentation_models_pytorch Unet / UnetPlusPlus (ResNet)",
+         "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
 ]}
 
 
