@@ -17,6 +17,10 @@ weights load into the compiled spec (and the tests can check equal outputs):
   ``Es.conv{k}``; decoder stage ``t`` -> ``D{n-2-t}``, ``transpconvs.t`` -> the up edge into it,
   ``seg_layers.t`` -> ``head_D{n-2-t}``. ``all_modules`` and ``decoder.encoder`` are aliases of
   the same tensors and are skipped.
+- dynamic_network_architectures ``ResidualEncoderUNet`` (``nnunet_resenc``): the stem's conv +
+  norm -> the edge conv ``stem_input_E0``; ``encoder.stages.s.blocks.b`` -> ``E{s}.unit{b+1}``
+  (``convk.conv`` / ``convk.norm`` -> ``convk`` / ``normk``, ``skip.1`` -> ``shortcut``);
+  the decoder as PlainConvUNet's.
 - segmentation_models_pytorch ``Unet`` / ``UnetPlusPlus`` over ``resnet18`` / ``resnet34``
   (``resnet_unet``, its encoder written in the spec): ``encoder.conv1`` / ``bn1`` -> the stem
   ``S.conv1`` / ``S.norm1``; ``encoder.layerL.b`` -> ``E{L+1}.unit{b+1}`` (``bnk`` -> ``normk``,
@@ -103,6 +107,11 @@ def _nnunet_plain(key: str, model: nn.Module) -> str | None:
         if s == 0:
             return f"stem_input_E0.conv.{part}1.{p}"
         return f"encoder_E{s - 1}_E{s}.{'resample' if part == 'conv' else 'norm'}.{p}"
+    return _nnunet_decoder(key, n)
+
+
+def _nnunet_decoder(key: str, n: int) -> str:
+    """nnU-Net's UNetDecoder (shared by PlainConvUNet and ResidualEncoderUNet), ``n`` stages."""
     if m := re.fullmatch(r"decoder\.stages\.(\d+)\.(.*)", key):
         unit = _NNUNET_UNIT.fullmatch(m[2])
         if unit is None:
@@ -148,6 +157,20 @@ def _make_smp_unet(p: dict[str, Any]) -> nn.Module:
                decoder_channels=[p["decoder_base"] * 2**i for i in range(4, -1, -1)])
 
 
+def _nnunet_resenc(key: str, model: nn.Module) -> str | None:
+    if ".all_modules." in key or key.startswith("decoder.encoder."):
+        return None  # aliases of tensors mapped under their own names
+    if m := re.fullmatch(r"encoder\.stem\.convs\.0\.(conv|norm)\.(weight|bias)", key):
+        return f"stem_input_E0.conv.{m[1]}1.{m[2]}"
+    if m := re.fullmatch(r"encoder\.stages\.(\d+)\.blocks\.(\d+)\.(conv\d|skip\.1)\.(conv|norm)"
+                         r"\.(weight|bias)", key):
+        unit = f"E{m[1]}.unit{int(m[2]) + 1}"
+        if m[3] == "skip.1":
+            return f"{unit}.shortcut.{m[4]}.{m[5]}"
+        return f"{unit}.{m[4]}{m[3][-1]}.{m[5]}"
+    return _nnunet_decoder(key, len(model.encoder.stages))
+
+
 def _monai_features(p: dict[str, Any]) -> tuple[int, ...]:
     return tuple(p[f"f{k}"] for k in range(6))
 
@@ -179,6 +202,21 @@ def _make_plain_conv_unet(p: dict[str, Any]) -> nn.Module:
         nonlin_kwargs={"inplace": True}, deep_supervision=p["ds"])
 
 
+def _make_residual_encoder_unet(p: dict[str, Any]) -> nn.Module:
+    from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+    dims, n = p["dims"], p["stages"]
+    blocks = [p["blocks_0"], p["blocks_1"], p["blocks_2"]] + [p["blocks_deep"]] * n
+    return ResidualEncoderUNet(
+        input_channels=p["in_channels"], n_stages=n,
+        features_per_stage=[min(p["base"] * 2**s, p["max_width"]) for s in range(n)],
+        conv_op=nn.Conv2d if dims == 2 else nn.Conv3d, kernel_sizes=p["kernel"],
+        strides=[1] + [2] * (n - 1), n_blocks_per_stage=blocks[:n], num_classes=p["classes"],
+        n_conv_per_stage_decoder=p["decoder_convs"], conv_bias=True,
+        norm_op=nn.InstanceNorm2d if dims == 2 else nn.InstanceNorm3d,
+        norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU,
+        nonlin_kwargs={"inplace": True}, deep_supervision=p["ds"])
+
+
 @dataclass(frozen=True)
 class Peer:
     """A zoo spec's peer: ``make(params)`` builds the peer's module from the spec's resolved
@@ -198,6 +236,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          _monai_basic_unetpp),
     Peer("nnunet_plain", "nnU-Net PlainConvUNet", "dynamic_network_architectures",
          _make_plain_conv_unet, _nnunet_plain),
+    Peer("nnunet_resenc", "nnU-Net ResidualEncoderUNet", "dynamic_network_architectures",
+         _make_residual_encoder_unet, _nnunet_resenc),
     Peer("resnet_unet", "segmentation_models_pytorch Unet / UnetPlusPlus (ResNet)",
          "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
 ]}
