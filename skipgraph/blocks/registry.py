@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..errors import DiagnosticSink, did_you_mean
 
 __all__ = ["BlockParams", "BlockDef", "RegistryError", "register_block", "get_block",
-           "list_blocks", "validate_block_config", "parse_block_config"]
+           "list_blocks", "validate_block_config", "parse_block_config", "merge_block"]
 
 
 class RegistryError(ValueError):
@@ -139,6 +139,21 @@ def get_block(name: str) -> BlockDef:
 def list_blocks(pattern: str = "*") -> list[BlockDef]:
     _ensure_builtins()
     return [_BLOCKS[n] for n in sorted(_BLOCKS) if fnmatch.fnmatch(n, pattern)]
+
+
+def merge_block(defaults: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
+    """A family's block mapping over ``defaults.block``. Where the family names another block
+    type, the defaults' settings that type does not have are left out (they were written for
+    the default type: a `resblock` stage keeps the default `norm` and `act` but not `order`);
+    the family's own settings are always checked."""
+    base_type, own_type = defaults.get("type", "conv"), written.get("type")
+    if own_type is None or own_type == base_type or not isinstance(own_type, str):
+        return {**defaults, **written}
+    try:
+        fields = get_block(own_type).params.model_fields
+    except RegistryError:
+        return {**defaults, **written}  # the unknown type is reported by validation
+    return {**{k: v for k, v in defaults.items() if k in fields}, **written}
 
 
 def parse_block_config(config: dict[str, Any]) -> BlockParams:

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 
 from pydantic import ValidationError
 
-from ..blocks.registry import parse_block_config
+from ..blocks.registry import merge_block, parse_block_config
 from ..errors import DiagnosticSink, did_you_mean
 from ..spec.expr import Expr, ExprError, Range
 from ..spec.loader import ResolvedSpec
@@ -227,7 +227,7 @@ class _Expander:
     def _written_block(self, block: dict[str, Any], path: tuple) -> Any:
         """A block written in the spec (over ``defaults.block``); a ``backbone`` stage is made
         only by a backbone family, which builds all its stages from one timm model."""
-        params = parse_block_config({**self.spec.defaults.block, **block})
+        params = parse_block_config(merge_block(self.spec.defaults.block, block))
         if params.type == "backbone":
             self._err("bad-value", "block type `backbone` is a stage of a timm encoder; declare "
                       "the encoder as a family: `E: {backbone: {name: resnet34}}`",
