@@ -156,7 +156,8 @@ class RegisteredName:
 class RegisteredModel:
     """A mapping validated by the settings model of the entry its ``key`` names (``default``
     when absent): the open-vocabulary counterpart of a discriminated union. Its JSON Schema is
-    ``oneOf`` the registered models."""
+    ``anyOf`` the registered models (not ``oneOf``: a ``${...}`` placeholder for the key
+    matches every one of them)."""
 
     def __init__(self, registry: Registry | str, key: str = "type", default: str | None = None):
         self._registry, self.key, self.default = registry, key, default
@@ -184,5 +185,5 @@ class RegisteredModel:
         return core_schema.no_info_plain_validator_function(self.validate)
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
-        return {"oneOf": [handler(self.registry.get(n).params.__pydantic_core_schema__)
+        return {"anyOf": [handler(self.registry.get(n).params.__pydantic_core_schema__)
                           for n in self.registry.names()]}

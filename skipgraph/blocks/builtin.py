@@ -5,7 +5,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..spec.types import ExprText
+from ..spec.axes import KernelSize, volume
+from ..spec.types import ExprText, KernelExpr
 from .options import ACT_NAMES, resolve_norm, split_option
 from .registry import BlockParams, register_block
 
@@ -23,9 +24,12 @@ def check_act(value: Any) -> Any:
     return value
 
 
-def check_odd_kernel(kernel: int) -> int:
-    if kernel % 2 == 0:
-        raise ValueError(f"a size-preserving conv needs an odd kernel, not {kernel}")
+def check_odd_kernel(kernel: KernelSize | str) -> KernelSize | str:
+    if isinstance(kernel, str):
+        return kernel  # an expression (`kernels[i]`): checked per node once evaluated
+    if any(k % 2 == 0 for k in ([kernel] if isinstance(kernel, int) else kernel)):
+        shown = kernel if isinstance(kernel, int) else list(kernel)
+        raise ValueError(f"a size-preserving conv needs an odd kernel, not {shown}")
     return kernel
 
 
@@ -105,7 +109,7 @@ class ConvParams(StridedStack):
 
     type: Literal["conv"] = "conv"
     convs: int = Field(2, ge=1, le=64)
-    kernel: int = Field(3, ge=1, le=15)
+    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
     bias: bool = True
     norm: str | dict[str, Any] = "none"
     act: str | dict[str, Any] = "relu"
@@ -128,7 +132,7 @@ class RecurrentParams(BlockParams):
     residual: bool = True
     tied: bool = True
     projection: Literal["first", "shortcut", "none"] = "first"
-    kernel: int = Field(3, ge=1, le=15)
+    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
     bias: bool = True
     norm: str | dict[str, Any] = "batch"
     act: str | dict[str, Any] = "relu"
@@ -145,7 +149,7 @@ class ResidualParams(BlockParams):
     type: Literal["residual"] = "residual"
     convs: int = Field(2, ge=1, le=16)
     projection: Literal["first", "shortcut"] = "first"
-    kernel: int = Field(3, ge=1, le=15)
+    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
     bias: bool = True
     norm: str | dict[str, Any] = "batch"
     act: str | dict[str, Any] = "relu"
@@ -173,7 +177,7 @@ class ResBlockParams(StridedStack):
     params and index variables is evaluated per node."""
     convs: int = Field(2, ge=1, le=16)
     """Convs per unit (ResNet's BasicBlock: 2)."""
-    kernel: int = Field(3, ge=1, le=15)
+    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
     bias: bool = False
     norm: str | dict[str, Any] = "batch"
     act: str | dict[str, Any] = "relu"
@@ -197,8 +201,8 @@ class ResBlockParams(StridedStack):
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
         units = self.units if isinstance(self.units, int) else 1
-        per_unit = self.kernel ** dims * self.convs * out_channels * out_channels
-        return per_unit * units + (self.kernel ** dims + 1) * in_channels * out_channels
+        per_unit = volume(self.kernel, dims) * self.convs * out_channels * out_channels
+        return per_unit * units + (volume(self.kernel, dims) + 1) * in_channels * out_channels
 
 
 class IdentityParams(BlockParams):

@@ -8,9 +8,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .builtin import ConvParams
+from ..spec.axes import Size, axiswise
 from .layers import CONV, interp_mode, make_act, make_norm
 
-__all__ = ["ConvStack", "UpConv"]
+__all__ = ["ConvStack", "UpConv", "half"]
+
+
+def half(kernel: Size) -> Size:
+    """The padding that keeps the size under an odd ``kernel`` (per axis)."""
+    return axiswise(lambda k: k // 2, kernel)
 
 
 class ConvStack(nn.Sequential):
@@ -37,7 +43,7 @@ class ConvStack(nn.Sequential):
         for k, c_out in enumerate(params.conv_widths(out_channels), start=1):
             self.add_module(f"conv{k}", CONV[dims](c_in, c_out, params.kernel,
                                                    stride=params.stride if k == 1 else 1,
-                                                   padding=params.kernel // 2, bias=params.bias))
+                                                   padding=half(params.kernel), bias=params.bias))
             parts = {"norm": make_norm(params.norm, dims, c_out), "act": make_act(params.act)}
             for part in ("norm", "act") if params.order == "cna" else ("act", "norm"):
                 if parts[part] is not None:
@@ -54,11 +60,14 @@ class UpConv(nn.Module):
     def __init__(self, dims: int, in_channels: int, out_channels: int, factor: int,
                  settings: Any):
         super().__init__()
-        kernel = settings.kernel
+        kernel = settings.kernel_for(factor)
         self.factor = factor
         self.mode = interp_mode(settings.mode, dims)
-        self.conv = CONV[dims](in_channels, out_channels, kernel, padding=kernel // 2,
+        # only the bilinear modes take align_corners (None keeps nearest's call as it was)
+        self.align_corners = settings.align_corners if settings.mode == "bilinear" else None
+        self.conv = CONV[dims](in_channels, out_channels, kernel, padding=half(kernel),
                                bias=settings.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=self.factor, mode=self.mode))
+        return self.conv(F.interpolate(x, scale_factor=self.factor, mode=self.mode,
+                                       align_corners=self.align_corners))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["NORM_NAMES", "ACT_NAMES", "split_option", "resolve_norm"]
+__all__ = ["NORM_NAMES", "ACT_NAMES", "split_option", "resolve_norm", "channel_problem"]
 
 # name -> keyword arguments it accepts
 NORM_NAMES: dict[str, tuple[str, ...]] = {
@@ -36,7 +36,46 @@ def split_option(value: Any, table: dict[str, tuple[str, ...]], what: str
     if unknown:
         raise ValueError(f"{what} `{name}` takes no option(s) {sorted(unknown)}; "
                          f"it accepts {list(table[name]) or 'none'}")
+    for key, value in kwargs.items():
+        kind, ok = _OPTION_TYPES.get(key, ("", lambda v: True))
+        if not ok(value):
+            raise ValueError(f"{what} `{name}`: `{key}` must be {kind}, not {value!r}")
     return name, kwargs
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# what each option's value must be (torch raises deep inside a layer otherwise)
+_OPTION_TYPES: dict[str, tuple[str, Any]] = {
+    "momentum": ("a number", _number), "eps": ("a positive number", lambda v: _number(v) and v > 0),
+    "alpha": ("a number", _number), "negative_slope": ("a number", _number),
+    "affine": ("true or false", lambda v: isinstance(v, bool)),
+    "groups": ("an integer >= 1", lambda v: isinstance(v, int) and not isinstance(v, bool)
+               and v >= 1),
+    "num_parameters": ("an integer >= 1", lambda v: isinstance(v, int)
+                       and not isinstance(v, bool) and v >= 1),
+    "convention": ("`torch` or `keras`", lambda v: v in ("torch", "keras")),
+}
+
+
+def channel_problem(norm: Any, act: Any, channels: int) -> str | None:
+    """What the layers a ``norm`` and ``act`` setting build cannot do on ``channels``
+    channels (checked by `check`, so torch never raises it at build time), or None: group
+    norm needs its groups (at most the channels) to divide them; a PReLU has 1 or
+    ``channels`` parameters."""
+    name, kwargs = split_option(norm, NORM_NAMES, "normalisation")
+    if name == "group":
+        groups = min(kwargs.get("groups", 8), channels)
+        if channels % groups:
+            return (f"group norm with {groups} groups cannot split {channels} channels "
+                    f"(the groups must divide the channels)")
+    name, kwargs = split_option(act, ACT_NAMES, "activation")
+    if name == "prelu" and kwargs.get("num_parameters", 1) not in (1, channels):
+        return (f"a PReLU with num_parameters {kwargs['num_parameters']} on {channels} "
+                f"channels (it takes 1 or the channel count)")
+    return None
 
 
 # Keras' BatchNormalization defaults; its `momentum` is the weight of the *old* running

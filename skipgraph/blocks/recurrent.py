@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 
 from .builtin import RecurrentParams, ResidualParams
+from ..spec.axes import Size
+from .conv import half
 from .layers import CONV, make_act, make_norm
 
 __all__ = ["RCL", "RecurrentUnit", "ResidualUnit"]
@@ -20,12 +22,12 @@ class RCL(nn.Module):
     """
 
     def __init__(self, dims: int, in_channels: int, out_channels: int, steps: int, tied: bool,
-                 kernel: int, bias: bool, norm, act, norm_per_step: bool):
+                 kernel: Size, bias: bool, norm, act, norm_per_step: bool):
         super().__init__()
         if steps and tied and in_channels != out_channels:
             raise ValueError("a tied RCL needs in_channels == out_channels (use a projection)")
         self.steps, self.tied = steps, tied
-        pad = kernel // 2
+        pad = half(kernel)
         self.conv = CONV[dims](in_channels, out_channels, kernel, padding=pad, bias=bias)
         if steps and not tied:
             self.conv_r = CONV[dims](out_channels, out_channels, kernel, padding=pad, bias=False)

@@ -80,12 +80,26 @@ class BlockParams(BaseModel):
             return self
         return type(self).model_validate({**self.model_dump(), **values})
 
+    def problems(self, dims: int, in_channels: int, out_channels: int) -> list[str]:
+        """What stops this block from being built with these channels (group norm groups that
+        do not divide them, a kernel with the wrong number of axes), so that `check` reports
+        what `build` would raise; override to add a block's own rules."""
+        from ..spec.axes import check_axes
+        from .options import channel_problem
+        found = [channel_problem(getattr(self, "norm", "none"), getattr(self, "act", "none"),
+                                 out_channels)]
+        kernel = getattr(self, "kernel", None)
+        if isinstance(kernel, tuple):
+            found.append(check_axes(kernel, dims) and f"kernel: {check_axes(kernel, dims)}")
+        return [p for p in found if p]
+
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
         """Parameters the block will allocate, for the resource guard (an upper-bound-ish
         estimate is enough; override for exactness)."""
         kernel = getattr(self, "kernel", 3)
         layers = getattr(self, "convs", getattr(self, "layers", 1))
-        return (kernel ** dims) * (in_channels + (layers - 1) * out_channels) * out_channels
+        from ..spec.axes import volume
+        return volume(kernel, dims) * (in_channels + (layers - 1) * out_channels) * out_channels
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from .builtin import IdentityParams, ResBlockParams
+from .conv import half
 from .layers import CONV, make_act, make_norm
 
 __all__ = ["ResUnit", "ResBlock", "IdentityBlock"]
@@ -36,7 +37,7 @@ class ResUnit(nn.Module):
         names: list[str] = []  # flat child names (unit1.conv1, not unit1.body.0), in call order
         c_in = in_channels
         for k, c_out in enumerate(widths, start=1):
-            layers = {f"conv{k}": CONV[dims](c_in, c_out, p.kernel, padding=p.kernel // 2,
+            layers = {f"conv{k}": CONV[dims](c_in, c_out, p.kernel, padding=half(p.kernel),
                                              stride=stride if k == 1 else 1, bias=p.bias),
                       f"norm{k}": make_norm(p.norm, dims, c_out),
                       f"act{k}": None if p.post_act and k == len(widths) else make_act(p.act)}

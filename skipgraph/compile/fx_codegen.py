@@ -183,7 +183,9 @@ def _edge_value(g: fx.Graph, ir: IRGraph, e: IREdge, value: fx.Node, shared: dic
         value = g.create_node("call_module", e.module_name, (value,), name=e.name)
         has_module = False
     if r is not None and not r.has_params:
-        key = (value.name, r.op, r.factor, r.ceil, r.mode)
+        # the same call on the same value is computed once (norm/act live in the edge module)
+        key = (value.name, r.factor,
+               repr(r.settings.model_dump(exclude={"norm", "act", "order"})))
         if key not in shared:
             shared[key] = _param_free_resample(g, ir.dims, r, value, value.name)
         value = shared[key]

@@ -52,13 +52,15 @@ class _Expander:
         self.sink = DiagnosticSink()
         self.ir = IRGraph(self.spec.name, self.spec.dims, pad_input=self.spec.input.pad,
                           meta=SpecMeta(params=dict(rs.params), source=rs.path,
-                                        loss=self.spec.loss, spec_doc=dict(rs.raw)))
+                                        loss=self.spec.loss, spec_doc=dict(rs.raw)),
+                          strides=tuple(self.spec.strides))
         self.members: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
         # combinations seen before `if:` filtering: a family emptied by its `if:` (a feature
         # switched off by a param) is fine; one that finds no node at all is an error.
         self.considered = 0
         self.last_step: dict[str, str] = {}  # folded id of a loop node -> its last iteration
         self.backbones: list[str] = []  # backbone node families (their stage chains are edges)
+        self.reported: set[tuple[str, str]] = set()  # (edge family, resampling problem)
         # `width('E', i)` in an expression: the width of a node made earlier (a backbone's
         # channels at level i, for decoders whose widths follow the encoder's)
         self.env["\0width"] = self._width_of
@@ -68,6 +70,7 @@ class _Expander:
         self._add_input()
         for name in self.spec.nodes:
             self._expand_node_family(name)
+        self._check_strides()
         if self.sink.items:
             return
         for name, fam in self.spec.edges.items():
@@ -202,7 +205,8 @@ class _Expander:
             if nid in self.ir.graph:
                 self._err("duplicate-node", f"node `{nid}` is created twice", path)
                 return
-            node_block = self._block_at(block, env, width, path)
+            node_block = self._block_at(
+                self._evaluated(block, env, self._block_path(path, fam.block)), env, width, path)
             if node_block is None:
                 return
             if level - node_block.levels_down() < 0:
@@ -223,6 +227,43 @@ class _Expander:
             self._err("empty-family", f"node family `{name}` expands to no node", path,
                       "check its `for:` ranges and `if:` condition against the params")
         self.members[name] = members
+
+    @staticmethod
+    def _block_path(path: tuple, block: dict[str, Any]) -> tuple:
+        """Where a block's kernel is written: the family's own `block:` or the defaults."""
+        return path + ("block",) if "kernel" in block else ("defaults", "block")
+
+    def _evaluated(self, settings: Any, env: Mapping[str, Any], path: tuple) -> Any:
+        """``settings`` (a block's or a resampling op's) with a kernel written as an expression
+        (`kernels[i]`, nnU-Net's per-stage kernels) evaluated for this node or edge."""
+        kernel = getattr(settings, "kernel", None)
+        if not isinstance(kernel, str) or kernel == "factor":
+            return settings
+        value = self._eval(kernel, env, path + ("kernel",))
+        if value is None:
+            return settings
+        value = tuple(value) if isinstance(value, list) else value
+        try:
+            return type(settings).model_validate(
+                {**settings.model_dump(exclude_unset=True), "kernel": value})
+        except ValidationError as exc:
+            reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            self._err("bad-value", f"`kernel: {kernel}` gives {value!r}: {reasons}",
+                      path + ("kernel",))
+            return settings
+
+    def _check_strides(self) -> None:
+        """`strides:` has one entry per level below 0 at most, each for every axis."""
+        from ..spec.axes import check_axes
+        for k, value in enumerate(self.spec.strides):
+            problem = check_axes(value, self.spec.dims)
+            if problem:
+                self._err("bad-value", f"strides[{k}] (level {k} -> {k + 1}): {problem}",
+                          ("strides", k))
+        if len(self.spec.strides) > self.ir.max_level:
+            self._err("bad-value", f"`strides` lists {len(self.spec.strides)} level changes but "
+                      f"the deepest level is {self.ir.max_level}", ("strides",),
+                      "one entry per level below the input resolution")
 
     def _written_block(self, block: dict[str, Any], path: tuple) -> Any:
         """A block written in the spec (over ``defaults.block``); a ``backbone`` stage is made
@@ -327,9 +368,20 @@ class _Expander:
         shift = self.ir.node(dst_id).in_level - self.ir.node(src_id).level
         resample = None
         if shift != 0:
-            rs = (fam.down or self.spec.defaults.down) if shift > 0 \
-                else (fam.up or self.spec.defaults.up)
-            resample = Resample(resample_settings(rs), 2 ** abs(shift))
+            key = "down" if shift > 0 else "up"
+            own = getattr(fam, key)
+            settings = resample_settings(own or getattr(self.spec.defaults, key))
+            settings = self._evaluated(settings, env, ("edges", name, key) if own is not None
+                                       else ("defaults", key))
+            resample = Resample(settings, self.ir.factor(self.ir.node(src_id).level,
+                                                         self.ir.node(dst_id).in_level))
+            problem = settings.problem(self.spec.dims, resample.factor)
+            if problem and (name, problem) not in self.reported:  # once per family and problem
+                self.reported.add((name, problem))
+                where = ("edges", name, key) if own is not None else ("edges", name)
+                self._err("bad-value", f"edge {src_id} -> {dst_id} ({name}): `{settings.op}` "
+                          f"by x{resample.factor}: {problem}", where,
+                          None if own is not None else f"the op comes from `defaults.{key}`")
         kind = fam.kind or ("input" if src_id == INPUT_ID else "skip" if change == 0 else
                             ("encoder" if change == 1 else "up" if change == -1
                              else "full_scale"))
@@ -337,8 +389,9 @@ class _Expander:
         if fam.conv is not None:
             conv_width = self._int(fam.conv.width, env, ("edges", name, "conv", "width"), 1)
             conv_path = ("edges", name, "conv")
-            conv_block = self._block_at(self._written_block(fam.conv.block, conv_path), env,
-                                        conv_width or 1, conv_path)
+            conv_block = self._evaluated(self._written_block(fam.conv.block, conv_path), env,
+                                         self._block_path(conv_path, fam.conv.block))
+            conv_block = self._block_at(conv_block, env, conv_width or 1, conv_path)
             if conv_block is not None and conv_block.levels_down():
                 self._err("bad-value", f"edge family `{name}`: a block on an edge keeps the "
                           f"resolution (the edge's resampling changes it); drop its `stride`",
@@ -468,9 +521,10 @@ class _Expander:
             getattr(fam, field), env, path + (field,), minimum))
         if settings is None:
             return None
+        level = self.ir.node(nid).level
         return IRHead(id=settings.head_id(name, nid), node=nid, family=name,
-                      out_channels=settings.out_channels(), settings=settings,
-                      level=self.ir.node(nid).level, origin=Origin(name, self.rs.span(*path)))
+                      out_channels=settings.out_channels(), settings=settings, level=level,
+                      scale=self.ir.scale(level), origin=Origin(name, self.rs.span(*path)))
 
     def _link_gates(self) -> None:
         """Point each pixel-wise head at the head whose decision gates it (a CGM)."""

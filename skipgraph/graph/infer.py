@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..blocks.options import channel_problem
 from ..errors import DiagnosticSink
 from .ir import IREdge, IRGraph
 
@@ -41,6 +42,12 @@ def infer(ir: IRGraph) -> IRGraph:
             sink.error("channel-mismatch", f"{node.id}: {exc}",
                        node.origin.span if node.origin else None, key=f"nodes.{node.family}")
             continue
+        for problem in node.block.problems(ir.dims, in_ch, out_ch):
+            sink.error("bad-value", f"node {node.id} ({in_ch} -> {out_ch} channels): block "
+                       f"`{node.block.type}`: {problem}", node.origin.span if node.origin
+                       else None, key=f"nodes.{node.family}.block")
+        for e in edges:
+            _check_edge_layers(ir.dims, e, sink)
         ir.add_node(dataclasses.replace(node, in_channels=in_ch, out_channels=out_ch))
     for head in list(ir.heads.values()):
         ir.add_head(dataclasses.replace(head, in_channels=ir.node(head.node).out_channels))
@@ -56,6 +63,22 @@ def _check_carry_inits(node, edges: list[IREdge], sink: DiagnosticSink) -> None:
                        f"`{c.family}` copies {edges[0].src} ({edges[0].out_channels} channels) "
                        f"but the carried input has {c.channels}", None,
                        hint="use init: zeros", key=f"loops.*.carry.{c.family}")
+
+
+def _check_edge_layers(dims: int, e: IREdge, sink: DiagnosticSink) -> None:
+    """The edge's norm/act after resampling and its conv block, on their channels."""
+    found = []
+    if e.resample is not None:
+        problem = channel_problem(e.resample.norm, e.resample.act, e.resampled_channels)
+        found += [f"`{e.resample.op}`'s norm/act on {e.resampled_channels} channels: {problem}"] \
+            if problem else []
+    if e.conv_block is not None:
+        before = e.in_channels if e.conv_at == "source" else e.resampled_channels
+        found += [f"conv block `{e.conv_block.type}` ({before} -> {e.conv_width} channels): {p}"
+                  for p in e.conv_block.problems(dims, before, e.conv_width)]
+    for problem in found:
+        sink.error("bad-value", f"edge {e.src} -> {e.dst} ({e.family}): {problem}",
+                   e.origin.span if e.origin else None, key=f"edges.{e.family}")
 
 
 def _infer_edge(ir: IRGraph, e: IREdge) -> IREdge:

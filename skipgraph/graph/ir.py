@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import networkx as nx
 
 from ..errors import Span
+from ..spec.axes import axes_text
 
 __all__ = ["INPUT_ID", "Origin", "Resample", "CarryInit", "IRNode", "IREdge", "IRHead", "IRGraph",
            "SpecMeta",
@@ -41,10 +42,12 @@ class Origin:
 @dataclass(frozen=True)
 class Resample:
     """Resolution change on an edge: the settings of its registered op
-    (:mod:`skipgraph.resampling`) and ``factor`` = 2**|level change|."""
+    (:mod:`skipgraph.resampling`) and ``factor``, the product of the per-level factors between
+    the two levels: 2**|level change| on the default grid, a tuple with one factor per axis on
+    anisotropic levels (:attr:`IRGraph.strides`)."""
 
     settings: Any  # a skipgraph.resampling.ResampleOp
-    factor: int
+    factor: Any    # int | tuple[int, ...] (skipgraph.spec.axes.Size)
 
     @property
     def op(self) -> str:
@@ -180,6 +183,7 @@ class IRHead:
     gate: str | None = None
     in_channels: int = 0
     origin: Origin | None = None
+    scale: Any = None  # how much smaller its level is than the input (IRGraph.scale)
 
     @property
     def type(self) -> str:
@@ -209,9 +213,12 @@ class IRHead:
         return self.settings.full_size(self.level)
 
     @property
-    def stride(self) -> int:
-        """How much smaller than the input the head's output is (1: full size)."""
-        return 1 if self.full_size else 2 ** self.level
+    def stride(self) -> Any:
+        """How much smaller than the input the head's output is (1: full size): an int, or one
+        factor per axis on an anisotropic grid."""
+        if self.full_size:
+            return 1
+        return self.scale if self.scale is not None else 2 ** self.level
 
 
 @dataclass(frozen=True)
@@ -236,7 +243,8 @@ class IRGraph:
     :meth:`node`, :meth:`edge`, :meth:`nodes`, :meth:`in_edges`). ``heads`` maps head ids to
     :class:`IRHead`; ``output_mode`` (``select`` or ``ensemble``) and ``output_heads`` say what
     eval mode returns; ``dims`` is 2 or 3; ``max_level`` fixes the total stride
-    ``2**max_level`` that input sizes must be multiples of; the spec's metadata (params, source,
+    ``scale(max_level)`` (``2**max_level``, or per axis with ``strides``) that input sizes
+    must be multiples of; the spec's metadata (params, source,
     loss, resolved document) is kept apart in ``meta``. ``str(ir)`` is one line per node.
     """
 
@@ -248,6 +256,33 @@ class IRGraph:
     output_heads: tuple[str, ...] = ()   # the heads the eval output combines
     pad_input: bool = False  # pad inputs to a multiple of the total stride, crop outputs back
     meta: SpecMeta = field(default_factory=SpecMeta)
+    strides: tuple = ()  # factor from level l - 1 to level l at [l - 1]; past it: 2 (Spec.strides)
+
+    # --- the grid of levels -------------------------------------------------------------------
+    def level_stride(self, level: int) -> tuple[int, ...]:
+        """The per-axis factor from ``level - 1`` to ``level`` (``level`` >= 1)."""
+        from ..spec.axes import on_axes
+        value = self.strides[level - 1] if level - 1 < len(self.strides) else 2
+        return on_axes(value, self.dims)
+
+    def factor(self, a: int, b: int) -> Any:
+        """How much the resolution changes between levels ``a`` and ``b``: an int when equal on
+        every axis (2**|b - a| on the default grid), else one factor per axis."""
+        from ..spec.axes import squeeze
+        out = [1] * self.dims
+        for level in range(min(a, b) + 1, max(a, b) + 1):
+            out = [x * f for x, f in zip(out, self.level_stride(level))]
+        return squeeze(out)
+
+    def scale(self, level: int) -> Any:
+        """How much smaller than the input a node on ``level`` is, per side (``factor(0,
+        level)``): its output is ``(N, C, *(spatial / scale))``."""
+        return self.factor(0, level)
+
+    @property
+    def anisotropic(self) -> bool:
+        """Whether some level changes the axes by different factors."""
+        return any(not isinstance(self.scale(lv), int) for lv in range(self.max_level + 1))
 
     # --- the spec's metadata, read through (kept for callers of the flat names) -------------
     @property
@@ -354,7 +389,9 @@ class IRGraph:
             btype = node.block.type if node.block is not None else "block"
             note = node.block.note() if node.block is not None else ""
             btype = f"{btype}[{note}]" if note else btype
-            lines.append(f"{node.id} = {btype}({merged})  # level {node.level}, "
+            scale = self.scale(node.level)
+            at = f" (1/{axes_text(scale)})" if not isinstance(scale, int) else ""
+            lines.append(f"{node.id} = {btype}({merged})  # level {node.level}{at}, "
                          f"{node.in_channels} -> {node.out_channels}")
         for head in self.heads.values():
             term = head.settings.term(head.node, head.level)
@@ -380,8 +417,9 @@ class IRGraph:
             d = _plain(dataclasses.replace(obj, origin=None))
             d.pop("origin", None)
             return d
+        grid = {"strides": [_plain(s) for s in self.strides]} if self.strides else {}
         return {
-            "name": self.name, "dims": self.dims, "params": self.params,
+            "name": self.name, "dims": self.dims, **grid, "params": self.params,
             "nodes": [clean(n) for n in self.nodes()],
             "edges": [clean(e) for e in self.edges()],
             "heads": [clean(h) for h in self.heads.values()],

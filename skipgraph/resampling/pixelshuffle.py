@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
+from ..spec.axes import KernelSize, Size, volume
+from ..spec.types import KernelExpr
 from . import ResampleOp
 
 __all__ = ["PixelShuffle"]
@@ -25,9 +27,17 @@ class PixelShuffle(ResampleOp):
     [-> pad + average pool]."""
 
     op: Literal["pixelshuffle"] = "pixelshuffle"
-    kernel: int = Field(3, ge=1, le=15)
+    """A registered resampling op (this one: its name)."""
+    kernel: KernelSize | KernelExpr = 3
+    """Kernel of the size-preserving conv (odd; one int or one per axis)."""
     pad_pool: bool = True
+    """Zero pad and a `factor` average pool with stride 1 after the shuffle (MONAI's
+    default: no checkerboard artefacts)."""
     icnr: bool = True
+    """ICNR initialisation of the conv (MONAI's default)."""
+
+    uses: ClassVar[frozenset[str] | None] = frozenset(
+        {"kernel", "out", "bias", "norm", "act", "order", "pad_pool", "icnr"})
 
     direction: ClassVar[Literal["up", "down"]] = "up"
     parametric: ClassVar[bool] = True
@@ -37,6 +47,13 @@ class PixelShuffle(ResampleOp):
         self.require_odd_kernel()
         return self
 
+    def problem(self, dims: int, factor: Size) -> str | None:
+        if not isinstance(factor, int):
+            return (f"pixelshuffle up-samples by one factor on every axis; this edge's factor "
+                    f"is {list(factor)} (use `transpose` or an interpolation on anisotropic "
+                    f"levels)")
+        return super().problem(dims, factor)
+
     def estimate_params(self, dims: int, in_channels: int, out_channels: int,
                         factor: int) -> int:
-        return (self.kernel ** dims * in_channels + 1) * out_channels * factor ** dims
+        return (volume(self.kernel, dims) * in_channels + 1) * out_channels * factor ** dims

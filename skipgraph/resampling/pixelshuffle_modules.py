@@ -6,6 +6,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..blocks.conv import half
 from ..blocks.layers import CONV, by_dims
 
 __all__ = ["SubpixelUp", "icnr_init"]
@@ -39,7 +40,7 @@ class SubpixelUp(nn.Module):
         super().__init__()
         self.dims, self.factor = dims, factor
         k = settings.kernel
-        self.conv = CONV[dims](in_channels, out_channels * factor ** dims, k, padding=k // 2,
+        self.conv = CONV[dims](in_channels, out_channels * factor ** dims, k, padding=half(k),
                                bias=settings.bias)
         if settings.icnr:
             icnr_init(self.conv, factor)

@@ -40,7 +40,7 @@ _CMPOPS = {
     ast.Gt: operator.gt, ast.GtE: operator.ge,
 }
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
-_FUNCS = {"min": min, "max": max, "abs": abs, "int": int}
+_FUNCS = {"min": min, "max": max, "abs": abs, "int": int, "len": len}
 # functions the graph stage supplies through the environment (under a key no name can spell):
 # `width('E', i)` is the width of node E[i], e.g. a backbone's channels at level i, and
 # `has('E', i)` whether that node exists (a backbone may start at level 2)
@@ -92,17 +92,17 @@ def _parse(source: str) -> tuple[ast.Expression, frozenset[str]]:
 
 def _check_allowed(node: ast.AST, source: str) -> None:
     allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp,
-               ast.Name, ast.Constant, ast.Call, ast.Load, ast.And, ast.Or,
+               ast.Name, ast.Constant, ast.Call, ast.Load, ast.And, ast.Or, ast.Subscript,
                *_BINOPS, *_CMPOPS, *_UNARY)
     if not isinstance(node, allowed):
         raise ExprError(f"`{type(node).__name__}` is not allowed in an expression: `{source}`",
                         hint="expressions allow numbers, names, + - * / // % **, comparisons, "
-                             "and/or/not, `a if c else b` and min/max/abs/int")
+                             "and/or/not, `a if c else b`, list[i] and min/max/abs/int/len")
     if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str)):
         raise ExprError(f"literal {node.value!r} is not allowed in `{source}`")
     if isinstance(node, ast.Call):
         if not (isinstance(node.func, ast.Name) and node.func.id in _CALLABLE) or node.keywords:
-            raise ExprError(f"only min/max/abs/int/width/has may be called in `{source}`")
+            raise ExprError(f"only min/max/abs/int/len/width/has may be called in `{source}`")
 
 
 class _Evaluator:
@@ -161,6 +161,18 @@ class _Evaluator:
                 raise ExprError(f"cannot compare in `{self.source}`: {exc}", "eval-error") from None
             left = right
         return True
+
+    def visit_Subscript(self, node: ast.Subscript) -> Any:
+        """``kernels[i]``: an item of a list param (nnU-Net's per-stage kernels, strides)."""
+        value, index = self.visit(node.value), self.visit(node.slice)
+        if not isinstance(value, (list, tuple)) or isinstance(index, bool) \
+                or not isinstance(index, int):
+            raise ExprError(f"`{self.source}`: only a list may be indexed, by an integer",
+                            "eval-error")
+        if not -len(value) <= index < len(value):
+            raise ExprError(f"`{self.source}`: index {index} is outside the list of "
+                            f"{len(value)}", "eval-error")
+        return value[index]
 
     def visit_IfExp(self, node: ast.IfExp) -> Any:
         return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)

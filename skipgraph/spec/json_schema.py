@@ -46,11 +46,22 @@ def _allow_placeholders(node: Any) -> None:
 
 
 def _hoist_registered(schema: dict[str, Any]) -> None:
-    """Registered head types come inline (``oneOf`` of models); give them ``$defs`` entries
-    named by their titles, as plain pydantic models get."""
-    heads = schema["properties"]["heads"]["additionalProperties"]
-    for k, item in enumerate(heads.get("oneOf", [])):
-        if "title" in item and "$ref" not in item:
-            schema.setdefault("$defs", {})[item["title"]] = item
-            heads["oneOf"][k] = {"$ref": f"#/$defs/{item['title']}"}
-    schema["$defs"] = dict(sorted(schema["$defs"].items()))
+    """Registered models (head types, resampling ops) come inline (``anyOf`` of models); give
+    them ``$defs`` entries named by their titles, as plain pydantic models get."""
+    defs = schema.setdefault("$defs", {})
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, item in enumerate(node.get("anyOf", [])):
+                if isinstance(item, dict) and "title" in item and "$ref" not in item \
+                        and "properties" in item:
+                    defs[item["title"]] = item
+                    node["anyOf"][k] = {"$ref": f"#/$defs/{item['title']}"}
+            for value in list(node.values()):
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk({k: v for k, v in schema.items() if k != "$defs"})
+    walk(list(defs.values()))
+    schema["$defs"] = dict(sorted(defs.items()))

@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..registry import RegisteredModel, RegisteredName
-from ..resampling import ResampleOp, resample_settings
+from ..resampling import ResampleOp
+from .axes import PerAxis
 from .types import ExprText, RangeText, SpecModel, check_identifiers
 from .backbone import BackboneSpec
 
@@ -28,13 +29,12 @@ _check_identifiers = check_identifiers
 
 
 # `op` names a registered resampling op (skipgraph.resampling), whose own settings model then
-# checks the mapping (upconv needs an odd kernel)
-class ResampleSpec(ResampleOp):
-    """How an edge changes resolution. ``out`` sets the channels of a parametric resampler."""
-
+# checks the mapping (its own settings such as `padding` or `pad_pool`, an odd kernel for
+# upconv, settings the op does not use)
+ResampleSpec = ResampleOp
 
 # a `down:`/`up:` mapping, validated by (and turned into) its op's settings model
-ResampleField = Annotated[ResampleSpec, AfterValidator(resample_settings)]
+ResampleField = Annotated[Any, RegisteredModel("skipgraph.resampling:RESAMPLE", key="op")]
 
 
 class EdgeConvSpec(_Model):
@@ -218,15 +218,21 @@ class InputSpec(_Model):
     false: such inputs are an error."""
 
 
+def RESAMPLE_DEFAULT(op: str, settings: dict[str, Any]) -> ResampleOp:
+    from ..resampling import RESAMPLE
+    return RESAMPLE.get(op).params(op=op, **settings)
+
+
 class Defaults(_Model):
     """What every node and resampling edge uses unless its family says otherwise."""
 
     block: dict[str, Any] = Field(default_factory=lambda: {"type": "conv"})
     """The block of every node (`type` names a registered block, `skipgraph blocks`; the rest
     are its settings, e.g. convs, kernel, bias, norm, act, order, dropout for `conv`)."""
-    down: ResampleField = ResampleSpec(op="maxpool")
+    down: ResampleField = Field(default_factory=lambda: RESAMPLE_DEFAULT("maxpool", {}))
     """Resampling of every edge that goes down in level."""
-    up: ResampleField = ResampleSpec(op="transpose", kernel=2)
+    up: ResampleField = Field(
+        default_factory=lambda: RESAMPLE_DEFAULT("transpose", {"kernel": 2}))
     """Resampling of every edge that goes up in level."""
 
 
@@ -243,11 +249,18 @@ class Spec(_Model):
     extends: str | None = None
     """A spec this one is merged over: a file relative to this one, or a spec name such as
     `unet_pp` ($SKIPGRAPH_SPEC_PATH, then the zoo). A `null` value here deletes the base's key."""
-    params: dict[str, int | float | bool | str] = Field(default_factory=dict)
+    params: dict[str, int | float | bool | str | list[Any]] = Field(default_factory=dict)
     """Named defaults, overridden by `--set NAME=VALUE` or `build(..., NAME=VALUE)` with a value
-    of the same type; usable in expressions and `${...}`."""
+    of the same type; usable in expressions and `${...}`. A list (`kernels: []`, set as
+    `--set kernels=[[1,3,3],3]`) is read by index in expressions: `kernels[i]`."""
     dims: Literal[2, 3] = 2
     """Spatial dimensions: 2 (images, (N, C, H, W)) or 3 (volumes, (N, C, D, H, W))."""
+    strides: list[PerAxis] = Field(default_factory=list)
+    """Resampling factor between neighbouring levels: entry l - 1 takes level l - 1 to level
+    l, one int (every axis) or one per spatial axis (`[1, 2, 2]`: depth kept, height and width
+    halved; nnU-Net's anisotropic 3D plans). Levels past the list: 2 on every axis (the
+    default grid, 1/2^level per side). An edge resamples by the product of the factors between
+    its levels."""
     input: InputSpec = InputSpec()
     """The network input: channels, and whether sizes the stride does not divide are padded."""
     defaults: Defaults = Defaults()

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from .expr import Expr, ExprError, Range
 
-__all__ = ["SpecModel", "ExprText", "RangeText", "NormText", "ActText", "odd_kernel",
+__all__ = ["SpecModel", "ExprText", "KernelExpr", "RangeText", "NormText", "ActText", "odd_kernel",
            "check_identifiers"]
 
 
@@ -34,6 +34,9 @@ def _check_range(value: int | str) -> int | str:
 
 ExprText = Annotated[int | float | str, AfterValidator(_check_expr)]
 RangeText = Annotated[int | str, AfterValidator(_check_range)]
+KernelExpr = Annotated[str, AfterValidator(_check_expr)]
+"""A kernel written as an expression over params and index variables (`kernels[i]`),
+evaluated per node or edge when the spec is expanded."""
 NormText = str | dict[str, Any]   # a name, or {type: name, **kwargs}; checked by the block layer
 ActText = str | dict[str, Any]
 

@@ -122,11 +122,13 @@ def test_summary_rows_and_flops():
 
 
 @pytest.mark.parametrize("up, kernel", [("transpose", 2), ("transpose", 3), ("transpose", 4),
-                                        ("nearest", 2), ("bilinear", 2), ("upconv", 3), ("upconv", 5)])
+                                        ("nearest", None), ("bilinear", None), ("upconv", 3),
+                                        ("upconv", 5)])
 def test_upsampling_variants_keep_shapes(write_spec, up, kernel):
     from tests.conftest import TINY_SPEC
-    path = write_spec(TINY_SPEC.replace("params:", f"defaults: {{up: {{op: {up}, kernel: "
-                                        f"{kernel}}}}}\nparams:"))
+    setting = f", kernel: {kernel}" if kernel else ""
+    path = write_spec(TINY_SPEC.replace("params:", f"defaults: {{up: {{op: {up}{setting}}}}}"
+                                        "\nparams:"))
     model = skipgraph.build(path).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 1, 16, 16)).shape == (1, 1, 16, 16)

@@ -23,7 +23,7 @@ def test_expression_values(source, env, expected):
 
 @pytest.mark.parametrize("source", [
     "__import__('os')", "base.__class__", "[1, 2]", "lambda: 1", "open('x')",
-    "(x := 3)", "base[0]", "{}", "f'{base}'", "base if",
+    "(x := 3)", "base[0:1]", "{}", "f'{base}'", "base if",
 ])
 def test_forbidden_or_broken_expressions(source):
     with pytest.raises(ExprError) as info:
@@ -64,3 +64,14 @@ def test_huge_range_is_refused():
     with pytest.raises(ExprError) as info:
         Range.parse("0..10**7").values({})
     assert info.value.code == "resource-limit"
+
+
+def test_list_params_are_read_by_index():
+    env = {"kernels": [[1, 3, 3], 3], "i": 0}
+    assert Expr("kernels[i]").evaluate(env) == [1, 3, 3]
+    assert Expr("kernels[-1] if len(kernels) else 5").evaluate(env) == 3
+    for source, message in (("kernels[2]", "outside the list of 2"),
+                            ("i[0]", "only a list may be indexed")):
+        with pytest.raises(ExprError) as info:
+            Expr(source).evaluate(env)
+        assert message in str(info.value) and info.value.code == "eval-error"

@@ -25,7 +25,7 @@ def test_every_property_has_a_description():
 def test_descriptions_sit_where_editors_read_them():
     """Top level of the property, beside the ``anyOf`` that also admits a ${...} placeholder."""
     schema = spec_json_schema()
-    kernel = schema["$defs"]["ResampleSpec"]["properties"]["kernel"]
+    kernel = schema["$defs"]["Transpose"]["properties"]["kernel"]
     assert kernel["description"].startswith("Kernel size")
     assert all("description" not in alt for alt in kernel["anyOf"][:1])
     assert schema["properties"]["extends"]["description"].count("unet_pp") == 1
