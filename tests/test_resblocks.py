@@ -227,3 +227,13 @@ def test_build_uses_the_expression_settings_per_node():
     model = skipgraph.build(SPECS / "resnet_unet.yaml")
     assert [len(getattr(model, f"E{i}")) for i in range(2, 6)] == [3, 4, 6, 3]
 
+
+
+def test_blocks_per_stage_list_must_cover_the_stages():
+    """nnunet_resenc's `units: "blocks[i]"`: a list param shorter than `stages` is an error at
+    the setting, not an index error."""
+    with pytest.raises(SpecError) as info:
+        skipgraph.load_ir(SPECS / "nnunet_resenc.yaml", stages=7)
+    found = [d for d in info.value.diagnostics if "outside the list" in d.message]
+    assert found and found[0].span is not None
+    assert found[0].span.line == _line((SPECS / "nnunet_resenc.yaml").read_text(), "blocks[i]")

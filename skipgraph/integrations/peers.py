@@ -205,7 +205,7 @@ def _make_plain_conv_unet(p: dict[str, Any]) -> nn.Module:
 def _make_residual_encoder_unet(p: dict[str, Any]) -> nn.Module:
     from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
     dims, n = p["dims"], p["stages"]
-    blocks = [p["blocks_0"], p["blocks_1"], p["blocks_2"]] + [p["blocks_deep"]] * n
+    blocks = list(p["blocks"])
     return ResidualEncoderUNet(
         input_channels=p["in_channels"], n_stages=n,
         features_per_stage=[min(p["base"] * 2**s, p["max_width"]) for s in range(n)],

@@ -24,9 +24,10 @@ CASES = [
                  marks=pytest.mark.slow),
     pytest.param("nnunet_resenc", {}, 64, id="residual_encoder_unet-2d-6stages",
                  marks=pytest.mark.slow),
-    pytest.param("nnunet_resenc", {"ds": False, "blocks_deep": 2}, 64,
+    pytest.param("nnunet_resenc", {"ds": False, "blocks": [1, 2, 2, 2, 2, 2]}, 64,
                  id="residual_encoder_unet-2d-no-ds", marks=pytest.mark.slow),
-    pytest.param("nnunet_resenc", {"dims": 3, "stages": 4, "max_width": 320, "blocks_2": 2},
+    pytest.param("nnunet_resenc", {"dims": 3, "stages": 4, "max_width": 320,
+                                   "blocks": [1, 3, 2, 6]},
                  32, id="residual_encoder_unet-3d", marks=pytest.mark.slow),
     # smp imports torchvision: skipgraph.blocks.backbone makes that work beside a CPU torch
     pytest.param("resnet_unet", {}, 64, id="smp_unet_resnet34", marks=pytest.mark.slow),
