@@ -38,8 +38,7 @@ CASES = [
 
 def _pair(spec: str, params: dict):
     if spec == "resnet_unet":  # smp imports torchvision, which needs this beside a CPU torch
-        pytest.importorskip("timm")
-        from skipgraph.blocks import backbone  # noqa: F401
+        pytest.importorskip("skipgraph.blocks.backbone")  # before timm imports torchvision
     pytest.importorskip(PEERS[spec].package)
     model = skipgraph.build(SPECS / f"{spec}.yaml", seed=0, **params)
     peer = build_peer(spec, model.ir.params)
