@@ -56,12 +56,25 @@ COUNTS = [
                       "strides": [[1, 2, 2], [1, 2, 2], 2, 2, [1, 2, 2]],
                       "kernels": [[1, 3, 3], [1, 3, 3], 3, 3, 3, 3]}, 30_338_954, None,
      "nnU-Net PlainConvUNet, 3D anisotropic (tests/integrations/test_peers.py)"),
+    ("nnunet_resenc", {}, 71_816_586, None,
+     "nnU-Net ResidualEncoderUNet, 2D, 6 stages 32..512, blocks (1, 3, 4, 6, 6, 6)"),
+    ("nnunet_resenc", {"ds": False}, 71_814_658, None, "the same without its 4 unused heads"),
+    # the ResNet encoder written in the spec; smp's counts (timm_unet.yaml: the same with timm)
+    ("resnet_unet", {}, 24_436_369, None, 'smp Unet("resnet34", encoder_weights=None)'),
+    ("resnet_unet", {"decoder": "unet_pp"}, 26_078_609, None,
+     'smp UnetPlusPlus("resnet34", encoder_weights=None)'),
+    ("resnet_unet", {"encoder": "resnet18"}, 14_328_209, None, 'smp Unet("resnet18")'),
+    ("resnet_unet", {"encoder": "resnet18", "decoder": "unet_pp"}, 15_970_449, None,
+     'smp UnetPlusPlus("resnet18")'),
+    ("resnet_unet", {"dims": 3}, 72_964_657, None, "ResNet-34 U-Net in 3D (3x3x3 kernels)"),
 ]
 
 _MONAI_SMALL = {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 16, "f4": 32, "f5": 4}
 SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
          "monai_basic_unet": _MONAI_SMALL, "monai_basic_unetpp": _MONAI_SMALL,
-         "nnunet_plain": {"base": 4, "stages": 4, "ds": False}}  # low-resolution heads
+         "nnunet_plain": {"base": 4, "stages": 4, "ds": False},  # low-resolution heads
+         "nnunet_resenc": {"base": 4, "stages": 4, "ds": False},
+         "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2}}
 
 
 def small(spec, **extra):

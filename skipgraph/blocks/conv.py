@@ -20,7 +20,9 @@ def half(kernel: Size) -> Size:
 
 
 class ConvStack(nn.Sequential):
-    """``convs`` x (conv -> norm -> act [-> dropout]) with fixed child names.
+    """``convs`` x (conv -> norm -> act [-> dropout]) with fixed child names; the first conv
+    strides by ``params.stride``, the convs output ``params.conv_widths(out_channels)``.
+    ``(N, in_channels, *S) -> (N, out_channels, *S / stride)``.
 
     Children are ``conv1, norm1, act1, drop1, conv2, ...`` (absent ones are skipped), so
     ``state_dict`` keys read ``X0_1.conv1.weight`` whatever the options. ``order="can"`` puts
@@ -38,17 +40,17 @@ class ConvStack(nn.Sequential):
     def __init__(self, dims: int, in_channels: int, out_channels: int, params: ConvParams):
         super().__init__()
         c_in = in_channels
-        for k in range(1, params.convs + 1):
-            self.add_module(f"conv{k}", CONV[dims](c_in, out_channels, params.kernel,
+        for k, c_out in enumerate(params.conv_widths(out_channels), start=1):
+            self.add_module(f"conv{k}", CONV[dims](c_in, c_out, params.kernel,
+                                                   stride=params.stride if k == 1 else 1,
                                                    padding=half(params.kernel), bias=params.bias))
-            parts = {"norm": make_norm(params.norm, dims, out_channels),
-                     "act": make_act(params.act)}
+            parts = {"norm": make_norm(params.norm, dims, c_out), "act": make_act(params.act)}
             for part in ("norm", "act") if params.order == "cna" else ("act", "norm"):
                 if parts[part] is not None:
                     self.add_module(f"{part}{k}", parts[part])
             if params.dropout > 0:
                 self.add_module(f"drop{k}", nn.Dropout(params.dropout))
-            c_in = out_channels
+            c_in = c_out
 
 
 class UpConv(nn.Module):

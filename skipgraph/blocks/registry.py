@@ -19,14 +19,14 @@ from __future__ import annotations
 import fnmatch
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import DiagnosticSink, did_you_mean
 
 __all__ = ["BlockParams", "BlockDef", "RegistryError", "register_block", "get_block",
-           "list_blocks", "validate_block_config", "parse_block_config"]
+           "list_blocks", "validate_block_config", "parse_block_config", "merge_block"]
 
 
 class RegistryError(ValueError):
@@ -39,8 +39,46 @@ class BlockParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: str
 
+    # fields that may hold expressions over params, index variables and `width` (the node's
+    # width), evaluated per node at expansion: name -> minimum (a list field: per item)
+    expressions: ClassVar[dict[str, int]] = {}
+
     def out_channels(self, in_channels: int, width: int) -> int:
+        """Output channels for ``in_channels`` and the spec's ``width``; raises ValueError
+        where the block cannot give them (reported at the node)."""
         return width
+
+    def levels_down(self) -> int:
+        """Levels the block itself goes down (log2 of its stride): its node sits at the level of
+        its output and its inputs arrive that many levels higher (ResNet's strided stages)."""
+        return 0
+
+    def note(self) -> str:
+        """What drawings and the IR printout add to the block's type: a repeat count, a
+        stride (``x3 /2``); empty when there is nothing to add."""
+        return ""
+
+    def resolve(self, evaluate: Callable[[Any, tuple, int], Any]) -> "BlockParams | None":
+        """A copy with the expression fields evaluated by ``evaluate(value, path, minimum)``
+        (``path`` is the field, plus the item's index in a list); None if one failed.
+        Raises pydantic's ValidationError when a value breaks the field's own rule."""
+        values: dict[str, Any] = {}
+        for name, minimum in self.expressions.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, list):
+                value = [evaluate(v, (name, k), minimum) for k, v in enumerate(value)]
+                failed = None in value
+            else:
+                value = evaluate(value, (name,), minimum)
+                failed = value is None
+            if failed:
+                return None
+            values[name] = value
+        if not values:
+            return self
+        return type(self).model_validate({**self.model_dump(), **values})
 
     def problems(self, dims: int, in_channels: int, out_channels: int) -> list[str]:
         """What stops this block from being built with these channels (group norm groups that
@@ -115,6 +153,21 @@ def get_block(name: str) -> BlockDef:
 def list_blocks(pattern: str = "*") -> list[BlockDef]:
     _ensure_builtins()
     return [_BLOCKS[n] for n in sorted(_BLOCKS) if fnmatch.fnmatch(n, pattern)]
+
+
+def merge_block(defaults: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
+    """A family's block mapping over ``defaults.block``. Where the family names another block
+    type, the defaults' settings that type does not have are left out (they were written for
+    the default type: a `resblock` stage keeps the default `norm` and `act` but not `order`);
+    the family's own settings are always checked."""
+    base_type, own_type = defaults.get("type", "conv"), written.get("type")
+    if own_type is None or own_type == base_type or not isinstance(own_type, str):
+        return {**defaults, **written}
+    try:
+        fields = get_block(own_type).params.model_fields
+    except RegistryError:
+        return {**defaults, **written}  # the unknown type is reported by validation
+    return {**{k: v for k, v in defaults.items() if k in fields}, **written}
 
 
 def parse_block_config(config: dict[str, Any]) -> BlockParams:

@@ -77,6 +77,8 @@ def _units(cfg: Any) -> tuple[int, bool]:
     units = getattr(cfg, "convs", None)
     if units is None:  # recurrent units: layers x (steps + 1) convolutions, plus a projection
         units = getattr(cfg, "layers", 2) * (getattr(cfg, "steps", 0) + 1) + 1
+    repeats = getattr(cfg, "units", 1)  # residual units in a row (`resblock`)
+    units *= repeats if isinstance(repeats, int) else 1
     norm = getattr(cfg, "norm", "none")
     name = norm if isinstance(norm, str) else norm.get("type", "none")
     return units, name != "none"
@@ -102,14 +104,15 @@ def estimate_training_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
         if node.is_input:
             continue
         units, normed = _units(node.block)
-        floats += size(node.level) * (node.in_channels + units * node.out_channels *
-                                      (2 if normed else 1))
+        # a strided block takes its inputs at `in_level`, a level above its output
+        floats += size(node.in_level) * node.in_channels + \
+            size(node.level) * units * node.out_channels * (2 if normed else 1)
         for e in ir.in_edges(node.id):
             src_level = ir.node(e.src).level
             if e.resample is not None:
-                floats += size(node.level) * e.resampled_channels
+                floats += size(node.in_level) * e.resampled_channels
             if e.conv_width:
-                at = src_level if e.conv_at == "source" else node.level
+                at = src_level if e.conv_at == "source" else node.in_level
                 conv_units, conv_norm = _units(e.conv_block)
                 floats += size(at) * e.conv_width * conv_units * (2 if conv_norm else 1)
     for head in ir.heads.values():

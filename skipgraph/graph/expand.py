@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 
 from pydantic import ValidationError
 
-from ..blocks.registry import parse_block_config
+from ..blocks.registry import merge_block, parse_block_config
 from ..errors import DiagnosticSink, did_you_mean
 from ..spec.axes import axes_text
 from ..spec.expr import Expr, ExprError, Range
@@ -206,10 +206,20 @@ class _Expander:
             if nid in self.ir.graph:
                 self._err("duplicate-node", f"node `{nid}` is created twice", path)
                 return
+            node_block = self._block_at(
+                self._evaluated(block, env, self._block_path(path, fam.block)), env, width, path)
+            if node_block is None:
+                return
+            if level - node_block.levels_down() < 0:
+                self._err("level-mismatch", f"node {nid} sits at level {level} but its block "
+                          f"strides by {2 ** node_block.levels_down()}: its inputs would arrive at level "
+                          f"{level - node_block.levels_down()}", path + ("level",),
+                          "a strided block's node sits at the level of its output: raise "
+                          "`level:` or lower `stride`")
+                return
             members.append((nid, index))
             self.ir.add_node(IRNode(nid, module_name(nid), name, index, level, column, width,
-                                    self._evaluated(block, env, self._block_path(path, fam.block)),
-                                    fam.merge, origin=origin))
+                                    node_block, fam.merge, origin=origin))
             if self.ir.graph.number_of_nodes() > MAX_NODES:
                 self._err("resource-limit", f"the spec expands to more than {MAX_NODES:,} nodes",
                           path)
@@ -259,12 +269,29 @@ class _Expander:
     def _written_block(self, block: dict[str, Any], path: tuple) -> Any:
         """A block written in the spec (over ``defaults.block``); a ``backbone`` stage is made
         only by a backbone family, which builds all its stages from one timm model."""
-        params = parse_block_config({**self.spec.defaults.block, **block})
+        params = parse_block_config(merge_block(self.spec.defaults.block, block))
         if params.type == "backbone":
             self._err("bad-value", "block type `backbone` is a stage of a timm encoder; declare "
                       "the encoder as a family: `E: {backbone: {name: resnet34}}`",
                       path + ("block", "type"))
         return params
+
+    def _block_at(self, block: Any, env: Mapping[str, Any], width: int, path: tuple) -> Any:
+        """``block`` with its expression settings (``block.expressions``: stride, widths, ...)
+        evaluated for one node or edge conv whose output is ``width`` channels; None if one
+        failed (reported at the setting)."""
+        if not block.expressions:
+            return block
+        scope = {**env, "width": width}
+        try:
+            return block.resolve(lambda value, sub, minimum: self._int(
+                value, scope, path + ("block",) + sub, minimum))
+        except ValidationError as exc:
+            for err in exc.errors():
+                self._err("bad-value", f"block `{block.type}`: "
+                          f"{err['msg'].removeprefix('Value error, ')}",
+                          path + ("block",) + tuple(err["loc"]))
+            return None
 
     def _expand_backbone(self, name: str, fam: NodeFamily) -> None:
         """The family's nodes ``name[level]``, chained from the input (see graph/backbone.py)."""
@@ -338,15 +365,17 @@ class _Expander:
     def _make_edge(self, name: str, fam: EdgeFamily, src_id: str, dst_id: str,
                    env: dict[str, Any], origin: Origin) -> IREdge:
         change = self.ir.node(dst_id).level - self.ir.node(src_id).level
+        # a strided block goes down by itself: the edge resamples only to its input level
+        shift = self.ir.node(dst_id).in_level - self.ir.node(src_id).level
         resample = None
-        if change != 0:
-            key = "down" if change > 0 else "up"
+        if shift != 0:
+            key = "down" if shift > 0 else "up"
             own = getattr(fam, key)
             settings = resample_settings(own or getattr(self.spec.defaults, key))
             settings = self._evaluated(settings, env, ("edges", name, key) if own is not None
                                        else ("defaults", key))
             resample = Resample(settings, self.ir.factor(self.ir.node(src_id).level,
-                                                         self.ir.node(dst_id).level))
+                                                         self.ir.node(dst_id).in_level))
             kernel = getattr(settings, "kernel", None)
             unevaluated = isinstance(kernel, str) and kernel != "factor"  # its error is out
             problem = None if unevaluated else settings.problem(self.spec.dims, resample.factor)
@@ -365,6 +394,11 @@ class _Expander:
             conv_path = ("edges", name, "conv")
             conv_block = self._evaluated(self._written_block(fam.conv.block, conv_path), env,
                                          self._block_path(conv_path, fam.conv.block))
+            conv_block = self._block_at(conv_block, env, conv_width or 1, conv_path)
+            if conv_block is not None and conv_block.levels_down():
+                self._err("bad-value", f"edge family `{name}`: a block on an edge keeps the "
+                          f"resolution (the edge's resampling changes it); drop its `stride`",
+                          conv_path + ("block", "stride"))
         gate_by, gate_inter = "", "half"
         if fam.gate is not None:
             gate_by = fam.gate.by

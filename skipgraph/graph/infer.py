@@ -36,7 +36,12 @@ def infer(ir: IRGraph) -> IRGraph:
                        key=f"edges.{edges[0].family}")
             continue
         in_ch = (widths[0] if node.merge == "sum" else sum(widths)) if widths else 0
-        out_ch = node.block.out_channels(in_ch, node.width)
+        try:
+            out_ch = node.block.out_channels(in_ch, node.width)
+        except ValueError as exc:  # the block's channel rule refuses (identity: width != input)
+            sink.error("channel-mismatch", f"{node.id}: {exc}",
+                       node.origin.span if node.origin else None, key=f"nodes.{node.family}")
+            continue
         for problem in node.block.problems(ir.dims, in_ch, out_ch):
             sink.error("bad-value", f"node {node.id} ({in_ch} -> {out_ch} channels): block "
                        f"`{node.block.type}`: {problem}", node.origin.span if node.origin

@@ -84,7 +84,8 @@ class IRNode:
 
     ``id`` is the paper-notation name (``X[1,2]``), ``name`` its submodule name (``X1_2``),
     ``index`` the family's index values, ``level`` its resolution (1/2**level of the input per
-    side, so its output is ``(N, out_channels, *spatial / 2**level)``), ``column`` where it is
+    side, so its output is ``(N, out_channels, *spatial / 2**level)``; a strided block takes its
+    inputs at :attr:`in_level`), ``column`` where it is
     drawn, ``width`` the spec's width (= ``out_channels`` for the built-in blocks), ``block``
     the validated block settings, ``merge`` how its inputs combine (``concat`` adds their
     channels into ``in_channels``; ``sum`` needs them equal). Frozen: passes make new nodes.
@@ -113,6 +114,12 @@ class IRNode:
     @property
     def module_name(self) -> str:
         return self.module or self.name
+
+    @property
+    def in_level(self) -> int:
+        """The level its inputs arrive at: ``level`` less the levels its block goes down by
+        itself (a strided block, ResNet's stages); edges resample to this level."""
+        return self.level - (self.block.levels_down() if self.block is not None else 0)
 
     @property
     def is_input(self) -> bool:
@@ -383,6 +390,8 @@ class IRGraph:
             terms = [terms[k] for k in sorted(terms)]
             merged = terms[0] if len(terms) == 1 else f"{'cat' if node.merge == 'concat' else 'sum'}[{', '.join(terms)}]"
             btype = node.block.type if node.block is not None else "block"
+            note = node.block.note() if node.block is not None else ""
+            btype = f"{btype}[{note}]" if note else btype
             scale = self.scale(node.level)
             at = f" (1/{axes_text(scale)})" if not isinstance(scale, int) else ""
             lines.append(f"{node.id} = {btype}({merged})  # level {node.level}{at}, "

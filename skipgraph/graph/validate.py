@@ -77,7 +77,7 @@ def _check_levels(ir: IRGraph, sink: DiagnosticSink) -> None:
     for e in ir.edges():
         if e.resample is None:
             continue
-        going_up = ir.node(e.dst).level < ir.node(e.src).level
+        going_up = ir.node(e.dst).in_level < ir.node(e.src).level
         if e.resample.is_up != going_up:
             direction = "up" if going_up else "down"
             span = e.origin.span if e.origin else None

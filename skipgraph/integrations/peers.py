@@ -17,6 +17,16 @@ weights load into the compiled spec (and the tests can check equal outputs):
   ``Es.conv{k}``; decoder stage ``t`` -> ``D{n-2-t}``, ``transpconvs.t`` -> the up edge into it,
   ``seg_layers.t`` -> ``head_D{n-2-t}``. ``all_modules`` and ``decoder.encoder`` are aliases of
   the same tensors and are skipped.
+- dynamic_network_architectures ``ResidualEncoderUNet`` (``nnunet_resenc``): the stem's conv +
+  norm -> the edge conv ``stem_input_E0``; ``encoder.stages.s.blocks.b`` -> ``E{s}.unit{b+1}``
+  (``convk.conv`` / ``convk.norm`` -> ``convk`` / ``normk``, ``skip.1`` -> ``shortcut``);
+  the decoder as PlainConvUNet's.
+- segmentation_models_pytorch ``Unet`` / ``UnetPlusPlus`` over ``resnet18`` / ``resnet34``
+  (``resnet_unet``, its encoder written in the spec): ``encoder.conv1`` / ``bn1`` -> the stem
+  ``S.conv1`` / ``S.norm1``; ``encoder.layerL.b`` -> ``E{L+1}.unit{b+1}`` (``bnk`` -> ``normk``,
+  ``downsample.0`` / ``.1`` -> ``shortcut.conv`` / ``shortcut.norm``); Unet's
+  ``decoder.blocks.b`` -> ``D{4-b}_0``, UnetPlusPlus' ``decoder.blocks.x_d_L`` -> ``D{4-L}_d``
+  (``convk.0`` / ``convk.1`` -> ``convk`` / ``normk``); ``segmentation_head.0`` -> ``head_D0_0``.
 """
 from __future__ import annotations
 
@@ -97,6 +107,11 @@ def _nnunet_plain(key: str, model: nn.Module) -> str | None:
         if s == 0:
             return f"stem_input_E0.conv.{part}1.{p}"
         return f"encoder_E{s - 1}_E{s}.{'resample' if part == 'conv' else 'norm'}.{p}"
+    return _nnunet_decoder(key, n)
+
+
+def _nnunet_decoder(key: str, n: int) -> str:
+    """nnU-Net's UNetDecoder (shared by PlainConvUNet and ResidualEncoderUNet), ``n`` stages."""
     if m := re.fullmatch(r"decoder\.stages\.(\d+)\.(.*)", key):
         unit = _NNUNET_UNIT.fullmatch(m[2])
         if unit is None:
@@ -109,6 +124,51 @@ def _nnunet_plain(key: str, model: nn.Module) -> str | None:
     if m := re.fullmatch(r"decoder\.seg_layers\.(\d+)\.(weight|bias)", key):
         return f"head_D{n - 2 - int(m[1])}.{m[2]}"
     raise KeyError(key)
+
+
+_SMP_RESNET = {"conv1": "conv1", "bn1": "norm1", "conv2": "conv2", "bn2": "norm2",
+               "downsample.0": "shortcut.conv", "downsample.1": "shortcut.norm"}
+
+
+def _smp_resnet_unet(key: str, model: nn.Module) -> str | None:
+    if m := re.fullmatch(r"encoder\.(conv1|bn1)\.(\w+)", key):
+        return f"S.{_SMP_RESNET[m[1]]}.{m[2]}"
+    if m := re.fullmatch(r"encoder\.layer(\d)\.(\d+)\.(conv\d|bn\d|downsample\.\d)\.(\w+)", key):
+        return f"E{int(m[1]) + 1}.unit{int(m[2]) + 1}.{_SMP_RESNET[m[3]]}.{m[4]}"
+    if m := re.fullmatch(r"decoder\.blocks\.(?:(\d+)|x_(\d+)_(\d+))\.conv(\d)\.([01])\.(\w+)",
+                         key):
+        node = f"D{4 - int(m[1])}_0" if m[1] else f"D{4 - int(m[3])}_{m[2]}"
+        return f"{node}.{'conv' if m[5] == '0' else 'norm'}{m[4]}.{m[6]}"
+    if m := re.fullmatch(r"segmentation_head\.0\.(weight|bias)", key):
+        return f"head_D0_0.{m[1]}"
+    raise KeyError(key)
+
+
+def _make_smp_unet(p: dict[str, Any]) -> nn.Module:
+    if p["dims"] != 2:
+        raise ValueError("segmentation_models_pytorch's Unet is 2D; build resnet_unet with dims=2")
+    from ..blocks import backbone  # noqa: F401  (makes torchvision importable beside CPU torch)
+    import segmentation_models_pytorch as smp
+    if p["base"] != 64:
+        raise ValueError(f"smp's ResNets have base width 64, not {p['base']}")
+    cls = smp.Unet if p["decoder"] == "unet" else smp.UnetPlusPlus
+    return cls(p["encoder"], encoder_weights=None, in_channels=p["in_channels"],
+               classes=p["classes"], activation="sigmoid",
+               decoder_channels=[p["decoder_base"] * 2**i for i in range(4, -1, -1)])
+
+
+def _nnunet_resenc(key: str, model: nn.Module) -> str | None:
+    if ".all_modules." in key or key.startswith("decoder.encoder."):
+        return None  # aliases of tensors mapped under their own names
+    if m := re.fullmatch(r"encoder\.stem\.convs\.0\.(conv|norm)\.(weight|bias)", key):
+        return f"stem_input_E0.conv.{m[1]}1.{m[2]}"
+    if m := re.fullmatch(r"encoder\.stages\.(\d+)\.blocks\.(\d+)\.(conv\d|skip\.1)\.(conv|norm)"
+                         r"\.(weight|bias)", key):
+        unit = f"E{m[1]}.unit{int(m[2]) + 1}"
+        if m[3] == "skip.1":
+            return f"{unit}.shortcut.{m[4]}.{m[5]}"
+        return f"{unit}.{m[4]}{m[3][-1]}.{m[5]}"
+    return _nnunet_decoder(key, len(model.encoder.stages))
 
 
 def _monai_features(p: dict[str, Any]) -> tuple[int, ...]:
@@ -146,6 +206,21 @@ def _make_plain_conv_unet(p: dict[str, Any]) -> nn.Module:
         nonlin_kwargs={"inplace": True}, deep_supervision=p["ds"])
 
 
+def _make_residual_encoder_unet(p: dict[str, Any]) -> nn.Module:
+    from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+    dims, n = p["dims"], p["stages"]
+    blocks = list(p["blocks"])
+    return ResidualEncoderUNet(
+        input_channels=p["in_channels"], n_stages=n,
+        features_per_stage=[min(p["base"] * 2**s, p["max_width"]) for s in range(n)],
+        conv_op=nn.Conv2d if dims == 2 else nn.Conv3d, kernel_sizes=p["kernel"],
+        strides=[1] + [2] * (n - 1), n_blocks_per_stage=blocks[:n], num_classes=p["classes"],
+        n_conv_per_stage_decoder=p["decoder_convs"], conv_bias=True,
+        norm_op=nn.InstanceNorm2d if dims == 2 else nn.InstanceNorm3d,
+        norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU,
+        nonlin_kwargs={"inplace": True}, deep_supervision=p["ds"])
+
+
 @dataclass(frozen=True)
 class Peer:
     """A zoo spec's peer: ``make(params)`` builds the peer's module from the spec's resolved
@@ -165,6 +240,10 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          _monai_basic_unetpp),
     Peer("nnunet_plain", "nnU-Net PlainConvUNet", "dynamic_network_architectures",
          _make_plain_conv_unet, _nnunet_plain),
+    Peer("nnunet_resenc", "nnU-Net ResidualEncoderUNet", "dynamic_network_architectures",
+         _make_residual_encoder_unet, _nnunet_resenc),
+    Peer("resnet_unet", "segmentation_models_pytorch Unet / UnetPlusPlus (ResNet)",
+         "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
 ]}
 
 

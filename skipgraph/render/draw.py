@@ -129,9 +129,11 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
         lines.append(f"<FONT POINT-SIZE='8'>x{step}</FONT>")
     if node.block.type == "backbone":  # a timm encoder's stage: name the encoder
         lines.insert(1, f"<FONT POINT-SIZE='8'>{html.escape(node.block.model)}</FONT>")
+    note = node.block.note() if node.block is not None else ""
+    if opts.detail or note:  # a ResNet stage: its block type, repeat count and stride
+        text = " ".join(t for t in (node.block.type if node.block else "", note) if t)
+        lines.append(f"<FONT POINT-SIZE='8'>{html.escape(text)}</FONT>")
     if opts.detail:
-        lines.append(f"<FONT POINT-SIZE='8'>{html.escape(node.block.type if node.block else '')}"
-                     "</FONT>")
         lines.append(f"<FONT POINT-SIZE='8'>{_shape_text(ir, node, opts)}</FONT>")
     return "<" + "<BR/>".join(lines) + ">"
 
@@ -153,8 +155,8 @@ def _draw_node(g: graphviz.Digraph, ir: IRGraph, node: IRNode, opts: DrawOptions
     if node.is_input:
         attrs.update(shape="box", style="rounded,filled", fillcolor="#eeeeee", width="0.7",
                      height="0.5")
-    if opts.detail and not node.is_input:
-        attrs.update(width="0.95")
+    if (opts.detail or (node.block is not None and node.block.note())) and not node.is_input:
+        attrs.update(width="1.0")  # room for the block line (`resblock x4 /2`)
     if node.loop and not opts.unroll:
         attrs.update(peripheries="2")  # a node run once per loop iteration
     if keep is not None and node.id not in keep:

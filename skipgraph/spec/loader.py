@@ -17,7 +17,7 @@ from typing import Annotated, Any, Iterable, Mapping
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..blocks.registry import validate_block_config
+from ..blocks.registry import merge_block, validate_block_config
 from ..errors import Diagnostic, DiagnosticSink, Span, SpecError, did_you_mean
 from ..registry import RegisteredModel
 from ..zoo import find_spec, not_found, resolve_spec_path
@@ -393,10 +393,10 @@ def _validate_blocks(data: dict, pos: PositionMap, sink: DiagnosticSink) -> None
     validate_block_config(base, pos, ("defaults", "block"), sink)
     for name, fam in mapping(data.get("nodes")).items():
         if "block" in mapping(fam):
-            validate_block_config({**base, **mapping(fam["block"])}, pos,
+            validate_block_config(merge_block(base, mapping(fam["block"])), pos,
                                   ("nodes", name, "block"), sink)
     for name, fam in mapping(data.get("edges")).items():
         conv = mapping(mapping(fam).get("conv"))
         if "block" in conv:
-            validate_block_config({**base, **mapping(conv["block"])}, pos,
+            validate_block_config(merge_block(base, mapping(conv["block"])), pos,
                                   ("edges", name, "conv", "block"), sink)

@@ -22,10 +22,23 @@ CASES = [
     pytest.param("nnunet_plain", {"dims": 3, "stages": 4, "max_width": 320, "classes": 3,
                                   "in_channels": 2}, 32, id="plain_conv_unet-3d",
                  marks=pytest.mark.slow),
+    pytest.param("nnunet_resenc", {}, 64, id="residual_encoder_unet-2d-6stages",
+                 marks=pytest.mark.slow),
+    pytest.param("nnunet_resenc", {"ds": False, "blocks": [1, 2, 2, 2, 2, 2]}, 64,
+                 id="residual_encoder_unet-2d-no-ds", marks=pytest.mark.slow),
+    pytest.param("nnunet_resenc", {"dims": 3, "stages": 4, "max_width": 320,
+                                   "blocks": [1, 3, 2, 6]},
+                 32, id="residual_encoder_unet-3d", marks=pytest.mark.slow),
+    # smp imports torchvision: skipgraph.blocks.backbone makes that work beside a CPU torch
+    pytest.param("resnet_unet", {}, 64, id="smp_unet_resnet34", marks=pytest.mark.slow),
+    pytest.param("resnet_unet", {"decoder": "unet_pp", "encoder": "resnet18"}, 64,
+                 id="smp_unetpp_resnet18", marks=pytest.mark.slow),
 ]
 
 
 def _pair(spec: str, params: dict):
+    if spec == "resnet_unet":  # smp imports torchvision, which needs this beside a CPU torch
+        pytest.importorskip("skipgraph.blocks.backbone")  # before timm imports torchvision
     pytest.importorskip(PEERS[spec].package)
     model = skipgraph.build(SPECS / f"{spec}.yaml", seed=0, **params)
     peer = build_peer(spec, model.ir.params)
@@ -56,10 +69,11 @@ def test_equal_outputs_given_the_peers_weights(spec, params, size):
 
 
 @pytest.mark.slow
-def test_every_peer_tensor_is_mapped_once():
+@pytest.mark.parametrize("spec", ["nnunet_plain", "nnunet_resenc"])
+def test_every_peer_tensor_is_mapped_once(spec):
     pytest.importorskip("dynamic_network_architectures")
-    model, peer = _pair("nnunet_plain", {"stages": 4, "base": 4})
-    mapping = {k: v for k, v in peer_key_map("nnunet_plain", peer).items() if v is not None}
+    model, peer = _pair(spec, {"stages": 4, "base": 4})
+    mapping = {k: v for k, v in peer_key_map(spec, peer).items() if v is not None}
     assert sorted(mapping.values()) == sorted(model.state_dict())
     assert all(".all_modules." not in k and not k.startswith("decoder.encoder.")
                for k in mapping)
