@@ -461,14 +461,19 @@ class _Expander:
         if out.mode == "select":
             # default: the last full-resolution head (a low-resolution one is a training aid)
             chosen = [out.head or (full or seg)[-1]]
+        elif out.mode == "list":
+            chosen = out.heads or seg  # the heads' declared (expansion) order
         else:
             chosen = out.heads or full
+        key = ("output", "head" if out.mode == "select" else "heads")
         for h in chosen:
             if h not in self.ir.heads:
-                key = ("output", "head" if out.mode == "select" else "heads")
                 self._err("unknown-node", f"output head `{h}` is not a head", key,
                           did_you_mean(h, self.ir.heads))
                 return
+        if len(set(chosen)) < len(chosen):
+            self._err("bad-value", f"`output.heads` lists a head twice: {', '.join(chosen)}", key)
+            return
         levels = {(self.ir.heads[h].full_size, self.ir.heads[h].level) for h in chosen}
         if out.mode == "ensemble" and len({0 if f else lv for f, lv in levels}) > 1:
             self._err("level-mismatch", "an ensemble averages heads of one resolution; "
@@ -476,3 +481,24 @@ class _Expander:
                       "list full-size heads in `output.heads` or give the others resize: full")
             return
         self.ir.output_heads = tuple(chosen)
+        self.ir.main_head = self._main_head(out, chosen)
+
+    def _main_head(self, out: Any, chosen: list[str]) -> str:
+        """The head evaluation scores: the selected one; in `list` mode `output.head`, by
+        default the last full-size segmentation head of the list (nnU-Net's and MONAI's final
+        output)."""
+        if out.mode != "list":
+            if out.mode == "ensemble" and out.head is not None:
+                self._err("bad-value", "`output.head` is for `select` and `list`; an ensemble "
+                          "scores the mean of `output.heads`", ("output", "head"))
+            return chosen[0]
+        pixel = [h for h in chosen if self.ir.heads[h].pixelwise]
+        full = [h for h in pixel if self.ir.heads[h].full_size]
+        main = out.head or ((full or pixel or chosen)[-1])
+        if main not in chosen:
+            self._err("unknown-node", f"`output.head` `{main}` is not one of the listed heads "
+                      f"({', '.join(chosen)})", ("output", "head"), did_you_mean(main, chosen))
+        elif not self.ir.heads[main].pixelwise:
+            self._err("bad-value", f"`output.head` `{main}` is an image-level head; evaluation "
+                      "scores a segmentation head", ("output", "head"))
+        return main
