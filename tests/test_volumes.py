@@ -191,3 +191,44 @@ def test_missing_medical_extra_is_named(volumes, tmp_path, monkeypatch, capsys):
     assert main(["train", "unet", "--data", str(volumes), "--set", "dims=3", "--set",
                  "classes=3", "--out", str(tmp_path / "x")]) == 2
     assert "skipgraph[medical]" in capsys.readouterr().err
+
+
+def _centre(mask: torch.Tensor, axis: int) -> float:
+    idx = torch.nonzero(mask)[:, axis].float()
+    return float(idx.mean())
+
+
+def test_flip_axes_keep_the_sides_of_an_axis(volumes):
+    """Class 1 lies before class 2 along axis 0 in every case: mirroring only axes 1 and 2
+    keeps that order in every patch; mirroring every axis swaps it in some."""
+    def orders(flip_axes):
+        ds = VolumeFolder(volumes, "train", classes=3, patch=(16, 20, 16), seed=1,
+                          flip_axes=flip_axes)
+        return {_centre(y[1], 0) < _centre(y[2], 0) for y in (ds[k][1] for k in range(24))}
+    assert orders((1, 2)) == {True}
+    assert orders(None) == {True, False}
+    with pytest.raises(DataError, match="3 spatial axes"):
+        VolumeFolder(volumes, "train", classes=3, flip_axes=(3,))
+
+
+def test_flip_axes_option_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "unet", "--data", str(tmp_path), "--flip-axes", "0,a"])
+    assert exc.value.code == 2 and "--flip-axes '0,a'" in capsys.readouterr().err
+
+
+def test_poly_schedule_follows_nnunet_and_resumes():
+    from skipgraph.train.loop import lr_scheduler
+    cfg = TrainConfig(epochs=4, lr=0.1, lr_schedule="poly")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched = lr_scheduler(opt, cfg, steps_per_epoch=5)
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * (1 - 10 / 20) ** 0.9)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    lr_scheduler(opt, cfg, steps_per_epoch=5, start_epoch=2)  # resumed after 10 steps
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * (1 - 10 / 20) ** 0.9)
+    assert lr_scheduler(opt, TrainConfig(), 5) is None
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="cosine")
