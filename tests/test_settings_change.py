@@ -31,7 +31,15 @@ def _cases() -> list:
 
 # Settings a resampling op accepts and ignores on main today; issue 15 feature 3 (engineer
 # i15a) makes ops reject the settings they do not read. Strict: remove a line once it passes.
-_UNREAD_BY: dict = {
+_UNREAD_BY = {
+    "maxpool": ("kernel", "mode", "out", "bias"),
+    "avgpool": ("kernel", "mode", "out", "bias"),
+    "bilinear": ("kernel", "ceil", "mode", "out", "bias"),
+    "nearest": ("kernel", "ceil", "mode", "out", "bias"),
+    "transpose": ("ceil", "mode"),
+    "strided_conv": ("ceil", "mode"),
+    "upconv": ("ceil",),
+    "pixelshuffle": ("ceil", "mode"),
 }
 I15A = {}
 for _op, _fields in _UNREAD_BY.items():
