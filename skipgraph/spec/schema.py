@@ -60,7 +60,9 @@ class GateSpec(_Model):
 
 
 _FOR = ("Index variables and their inclusive ranges, `{i: 0..depth, j: 0..depth-i}`; later "
-        "ranges may use earlier variables.")
+        "ranges may use earlier variables; `a..b by s` counts by s (`j-1..0 by -1` counts "
+        "down). In an edge family, the order counted is the order of its sources in a "
+        "node's concat.")
 _IF = "A condition over params and index variables; the item exists only where it holds."
 
 
