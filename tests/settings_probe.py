@@ -205,7 +205,7 @@ def probe_spec(case_registry: str, entry: str, settings: dict[str, Any],
                   "bottom": {"from": "E[i+1]", "to": "D[i]", "if": "i == 1", "kind": "up"},
                   "up": {"from": "D[i+1]", "to": "D[i]"},
                   "skip": {"from": "E[i]", "to": "D[i]"}},
-        "heads": {"seg": {"on": "D[i]", "out": "classes", "act": "sigmoid"}},
+        "heads": {"seg": {"on": "D[i]", "out": "classes"}},  # defaults: the fields probed
     }
     if case_registry == "resample":
         direction = model.direction if model is not None else "down"
