@@ -241,7 +241,8 @@ def fingerprint(model: Any) -> dict[str, Any]:
     from skipgraph.losses import loss_for
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 2, *[16] * DIMS, generator=g)
-    y = (torch.rand(2, 1, *[16] * DIMS, generator=g) > 0.5).float()
+    classes = model.ir.heads[model.main_head].out_channels  # the target fits the seg heads
+    y = (torch.rand(2, classes, *[16] * DIMS, generator=g) > 0.5).float()
     with torch.no_grad():
         model.eval()
         eval_out = model(x)
