@@ -39,6 +39,8 @@ CONTEXT: dict[str, dict[str, Any]] = {
     "layers": {"variant": "pooled_mlp"},                # pooled_mlp's stages
     "norm_per_step": {"steps": 2},
 }
+# settings an op cannot do without (upconv's conv keeps the size only with an odd kernel)
+ENTRY_BASE: dict[str, dict[str, Any]] = {"upconv": {"kernel": 3}}
 # values of the options a norm / activation takes ({type: batch, momentum: 0.3}); `None`:
 # the flipped default of a bool
 OPTION_VALUES: dict[str, Any] = {"momentum": 0.3, "eps": 1e-2, "affine": None,
@@ -92,7 +94,7 @@ def cases_for(registry: str, name: str, model: type) -> list[Case]:
         key = info.alias or field
         context = {k: v for k, v in CONTEXT.get(field, {}).items()
                    if k in model.model_fields}
-        default = info.get_default(call_default_factory=True)
+        default = ENTRY_BASE.get(name, {}).get(key, info.get_default(call_default_factory=True))
         if field in ("norm", "act") and typing.get_origin(info.annotation) is not Literal:
             cases += _option_cases(registry, name, field, default, context)
             continue
@@ -198,7 +200,8 @@ def probe_spec(case_registry: str, entry: str, settings: dict[str, Any],
         "params": {"in_channels": 2, "classes": 1},
         "defaults": {"block": {"type": "conv", "convs": 1}, "down": {"op": "maxpool"},
                      "up": {"op": "transpose"}},
-        "nodes": {"E": {"for": {"i": "0..2"}, "width": WIDTH, "column": 0},
+        # encoder widths 8, 16, 32: `out: source / half / target` give three channel counts
+        "nodes": {"E": {"for": {"i": "0..2"}, "width": f"{WIDTH} * 2**i", "column": 0},
                   "D": {"for": {"i": "0..1"}, "width": WIDTH, "column": 1}},
         "edges": {"stem": {"from": "input", "to": "E[0]"},
                   "down": {"from": "E[i-1]", "to": "E[i]"},
@@ -209,7 +212,8 @@ def probe_spec(case_registry: str, entry: str, settings: dict[str, Any],
     }
     if case_registry == "resample":
         direction = model.direction if model is not None else "down"
-        spec["defaults"]["down" if direction == "down" else "up"] = {"op": entry, **settings}
+        spec["defaults"]["down" if direction == "down" else "up"] = {
+            "op": entry, **ENTRY_BASE.get(entry, {}), **settings}
     elif case_registry == "block":
         spec["defaults"]["block"] = {"type": entry, **settings}
     elif entry == "seg":
