@@ -29,7 +29,8 @@ from skipgraph.compile.timing import (bench_devices, forward_fn, interleaved,  #
                                       median, paired_ratio, save_results, train_step_fn)
 from skipgraph.integrations.peers import PEERS, build_peer, load_peer_weights  # noqa: E402
 
-# (spec, params, label); sizes come from the command line by dims
+# (spec, params, label); sizes come from the command line by dims. A row is all a spec with an
+# entry in skipgraph.integrations.peers.PEERS (its peer's constructor and weight-key map) needs.
 CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("monai_basic_unet", {"dims": 2}, "BasicUNet 2D"),
     ("monai_basic_unet", {"dims": 3}, "BasicUNet 3D"),
@@ -52,10 +53,15 @@ def bench(spec: str, params: dict, label: str, args, device: torch.device) -> li
     load_peer_weights(model, peer, spec)
     size = args.size2d if model.ir.dims == 2 else args.size3d
     x = torch.randn(args.batch, model.ir.in_channels, *[size] * model.ir.dims, device=device)
-    model.train(), peer.train()
-    with torch.no_grad():
-        diff = max((a - b).abs().max().item()
-                   for a, b in zip(_outputs(model(x)), _outputs(peer(x))))
+    diff = 0.0
+    for training in (False, True):  # eval: the spec's output (a list where the peer lists)
+        model.train(training), peer.train(training)
+        with torch.no_grad():
+            ours, theirs = _outputs(model(x)), _outputs(peer(x))
+        if len(ours) != len(theirs):
+            raise ValueError(f"{label}: {len(ours)} outputs vs the peer's {len(theirs)} "
+                             f"({'training' if training else 'eval'} mode)")
+        diff = max([diff] + [(a - b).abs().max().item() for a, b in zip(ours, theirs)])
     rows = []
     for task, make in (("forward", forward_fn), ("train step", train_step_fn)):
         fns = {"skipgraph": make(model, x), "peer": make(peer, x)}

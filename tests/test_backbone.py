@@ -61,7 +61,7 @@ def test_unet3p_over_resnet34_count_term_by_term():
 
 def _smp_state(ours, theirs, decoder: str) -> dict:
     """smp's weights under our names: encoder.<k> -> E<n>.<k>; decoder blocks tensor by tensor
-    (Unet block b = D[4-b,0]; UnetPlusPlus x_d_L = D[4-L,d]); segmentation_head.0 -> head."""
+    (Unet block b = D[4-b,b+1]; UnetPlusPlus x_d_L = D[4-L,L+1-d]); segmentation_head.0 -> head."""
     sd = theirs.state_dict()
     out = {}
     for key in ours.state_dict():
@@ -69,9 +69,9 @@ def _smp_state(ours, theirs, decoder: str) -> dict:
             out[key] = sd["encoder." + key.split(".", 1)[1]]
         elif key.startswith("head_"):
             out[key] = sd["segmentation_head.0." + key.split(".", 1)[1]]
-    blocks = {f"decoder.blocks.{b}.": f"D{4 - b}_0." for b in range(5)} if decoder == "unet" \
-        else {f"decoder.blocks.x_{d}_{L}.": f"D{4 - L}_{d}." for L in range(5) for d in range(L + 1)
-              if L < 4 or d == 0}
+    blocks = {f"decoder.blocks.{b}.": f"D{4 - b}_{b + 1}." for b in range(5)} if decoder == "unet" \
+        else {f"decoder.blocks.x_{d}_{L}.": f"D{4 - L}_{L + 1 - d}." for L in range(5)
+              for d in range(L + 1) if L < 4 or d == 0}
     for src, dst in blocks.items():
         mine = [k for k in ours.state_dict() if k.startswith(dst)]
         theirs_keys = [k for k in sd if k.startswith(src)]

@@ -26,8 +26,8 @@ __all__ = ["make_graph"]
 
 def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set[str],
                recompute: frozenset[str] = frozenset()) -> tuple[fx.Graph, dict[str, fx.Graph]]:
-    """A graph computing ``head_ids``; ``combine`` is ``dict`` (all heads by id), ``mean`` or
-    ``single``. Nodes of a family in ``recompute`` run one by one under activation
+    """A graph computing ``head_ids``; ``combine`` is ``dict`` (all heads by id), ``list`` (in
+    ``head_ids`` order), ``mean`` or ``single``. Nodes of a family in ``recompute`` run one by one under activation
     checkpointing; each iteration of a loop in ``recompute`` is one checkpointed segment, a
     graph of its own (returned by name beside the main graph) that keeps only what enters and
     leaves the iteration for the backward pass."""
@@ -47,6 +47,8 @@ def make_graph(ir: IRGraph, head_ids: list[str], combine: str, module_names: set
     outs = {h: _head_value(g, ir, h, values, done) for h in head_ids}
     if combine == "dict":
         g.output(outs)
+    elif combine == "list":
+        g.output(list(outs.values()))
     elif combine == "single" or len(outs) == 1:
         g.output(next(iter(outs.values())))
     else:

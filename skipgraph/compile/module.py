@@ -1,8 +1,9 @@
 """The compiled model: one ``nn.Module`` owning the node modules, running fx-generated code.
 
 Two fx graphs share the same submodules: the training graph returns every head (deep
-supervision), the eval graph returns what the spec's ``output`` says (one head, or the mean of
-the heads). ``forward`` picks one by ``self.training``; there is no interpretation at run time.
+supervision), the eval graph returns what the spec's ``output`` says (one head, the mean of
+the heads, or a list of them). ``forward`` picks one by ``self.training``; there is no
+interpretation at run time.
 """
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ class SkipGraphModule(nn.Module):
         ir: the typed IR it was compiled from (:class:`~skipgraph.graph.IRGraph`).
         heads: head ids, in the order the training output lists them.
         output_heads: the heads the eval output uses (one for ``select``, several for
-            ``ensemble``).
+            ``ensemble`` and ``list``, in the list's order).
+        main_head: the head evaluation scores (:meth:`main_output` picks it from an eval
+            output).
         pruned: True for a module cut down to one head by :meth:`prune`.
     """
 
@@ -47,6 +50,7 @@ class SkipGraphModule(nn.Module):
         self.ir = ir
         self.heads: list[str] = list(ir.heads)
         self.output_heads: list[str] = list(ir.output_heads)
+        self.main_head: str = ir.main_head or self.output_heads[0]
         self.pruned = False  # True for a module cut down to one head's ancestors
         self.norms_folded = False  # True for an inference copy from speed.fold_batchnorm
         # plain facts for the input check (forward must not touch the networkx IR: it would
@@ -59,7 +63,7 @@ class SkipGraphModule(nn.Module):
         _check_recompute_names(ir, self.recompute)
         train, segments = make_graph(ir, self.heads, "dict" if len(self.heads) > 1 else
                                      "single", names, self.recompute)
-        mode = "mean" if ir.output_mode == "ensemble" else "single"
+        mode = {"ensemble": "mean", "list": "list"}.get(ir.output_mode, "single")
         evalg, _ = make_graph(ir, self.output_heads, mode, names)
         cls_name = class_name(ir.name)
         # Checkpointed loop iterations: plain attributes (not submodules, so the state_dict
@@ -79,8 +83,10 @@ class SkipGraphModule(nn.Module):
             several, a dict by head id in :attr:`heads` order. A head on level ``l`` that does
             not resize itself has ``spatial_h = ceil(spatial / 2**l)`` (UNet#'s deep heads); a
             classification-guided module gives ``(N, 2)`` (image-level probabilities).
-            Eval mode: one tensor ``(N, C_out, *spatial)``, the spec's ``output``: the selected
-            head, or the element-wise mean of the ``ensemble`` heads. Values are what the head's
+            Eval mode: the spec's ``output``: one tensor ``(N, C_out, *spatial)``, the selected
+            head or the element-wise mean of the ``ensemble`` heads; or (``mode: list``) a list
+            of tensors, one per head of :attr:`output_heads` in that order, each shaped as in
+            training mode. Values are what the head's
             activation gives: probabilities in [0, 1] for ``sigmoid``/``softmax``, logits for
             ``none``. With ``input: {pad: true}`` any size is accepted: the input is padded to a
             multiple of the total stride and the outputs are cropped back.
@@ -123,9 +129,19 @@ class SkipGraphModule(nn.Module):
             raise InputShapeError(f"{self._name}: expected a tensor, got {type(x).__name__}")
         return self.contract.check(x.shape)
 
+    def main_output(self, out: Any) -> torch.Tensor:
+        """The main head's tensor in an eval output (a ``list`` output holds every listed
+        head; the others are one tensor already)."""
+        if isinstance(out, (list, tuple)):
+            return out[self.output_heads.index(self.main_head)]
+        return out
+
     def _crop(self, out: Any, sizes: list[int]) -> Any:
         if isinstance(out, dict):
             return {k: self._crop_one(v, sizes, self._head_stride[k]) for k, v in out.items()}
+        if isinstance(out, list):
+            return [self._crop_one(v, sizes, self._head_stride[k])
+                    for k, v in zip(self.output_heads, out)]
         return self._crop_one(out, sizes, self._head_stride[self.output_heads[0]])
 
     @staticmethod

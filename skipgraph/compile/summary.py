@@ -144,7 +144,9 @@ def _add_shapes_and_flops(model: SkipGraphModule, summary: Summary,
         elif ir.node(row.id).name in shapes:
             row.output_shape = shapes[ir.node(row.id).name]
     summary.flops = int(counter.get_total_flops())
-    summary.output_shapes = {"output": list(out.shape)}
+    # a `list` output: one entry per listed head, in the list's order
+    summary.output_shapes = ({f"output[{k}]": list(t.shape) for k, t in enumerate(out)}
+                             if isinstance(out, list) else {"output": list(out.shape)})
     for h in ir.heads.values():
         if h.name in shapes:
             summary.output_shapes[h.id] = shapes[h.name]

@@ -60,7 +60,9 @@ def export_onnx(model: SkipGraphModule, path: str | os.PathLike, all_heads: bool
     """Write an ONNX model; returns its output names (head ids when ``all_heads``).
 
     The graph takes ``x`` of shape ``(N, C_in, *spatial)`` with dynamic batch and spatial sizes
-    (multiples of the total stride) and gives the eval output, or every head with ``all_heads``.
+    (multiples of the total stride) and gives the eval output (``output``; for an
+    ``output: {mode: list}`` spec one output per listed head, named after it), or every head
+    with ``all_heads``.
 
     Raises:
         MissingExtraError: ``onnx`` or ``onnxscript`` is not installed (the ``export`` extra).
@@ -69,7 +71,9 @@ def export_onnx(model: SkipGraphModule, path: str | os.PathLike, all_heads: bool
     for module in ("onnx", "onnxscript"):  # torch's dynamo exporter needs both
         require(module)
     target = _target(model, all_heads)
-    names = [_onnx_name(h) for h in model.heads] if all_heads else ["output"]
+    names = [_onnx_name(h) for h in model.heads] if all_heads else \
+        [_onnx_name(h) for h in model.output_heads] if model.ir.output_mode == "list" else \
+        ["output"]
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     try:

@@ -7,7 +7,10 @@ node exists: Eq. 1 of a paper is defined "where defined", so ``X[i+1,j-1]`` for 
 yields nothing. A family that yields nothing at all is an error (it is almost always a typo).
 
 Concat order (documented and deterministic): edge families in the order of the node family's
-``order:`` list, else as written under ``edges:``; within a family, sources in creation order.
+``order:`` list, else as written under ``edges:`` (loop-carried families, then backbone stage
+chains, after them); within a family, the order the family enumerates its sources for that
+node: its ``for:`` bindings in the order written and counted (``for: {k: j-1..0 by -1}`` puts
+``X[i,j-1]`` first); the copies of one edge out of a loop (``collect: all``) by iteration.
 """
 from __future__ import annotations
 
@@ -352,7 +355,9 @@ class _Expander:
                     self._err("duplicate-node", f"edge {src_id} -> {dst_id} of family `{name}` "
                               f"already exists (family `{other}`)", path)
                     return
-                self.ir.add_edge(self._make_edge(name, fam, src_id, dst_id, env, origin))
+                # the provisional slot is the enumeration order (see _assign_slots)
+                self.ir.add_edge(self._make_edge(name, fam, src_id, dst_id, env, origin,
+                                                 slot=count))
                 count += 1
                 if count > MAX_EDGES:
                     self._err("resource-limit", f"more than {MAX_EDGES:,} edges", path)
@@ -363,7 +368,7 @@ class _Expander:
                       "check the index arithmetic of `from:`/`to:` and the `if:` condition")
 
     def _make_edge(self, name: str, fam: EdgeFamily, src_id: str, dst_id: str,
-                   env: dict[str, Any], origin: Origin) -> IREdge:
+                   env: dict[str, Any], origin: Origin, slot: int) -> IREdge:
         change = self.ir.node(dst_id).level - self.ir.node(src_id).level
         # a strided block goes down by itself: the edge resamples only to its input level
         shift = self.ir.node(dst_id).in_level - self.ir.node(src_id).level
@@ -408,14 +413,17 @@ class _Expander:
                           did_you_mean(gate_by, [f for f in self.spec.edges if f != name]))
             if fam.gate.inter != "half":
                 gate_inter = self._int(fam.gate.inter, env, ("edges", name, "gate", "inter"), 1)
-        return IREdge(src_id, dst_id, name, kind, resample=resample, conv_width=conv_width,
+        return IREdge(src_id, dst_id, name, kind, slot=slot, resample=resample,
+                      conv_width=conv_width,
                       conv_block=conv_block, conv_at=fam.conv.at if fam.conv else "target",
                       gate_by=gate_by, gate_inter=gate_inter, collect=fam.collect,
                       origin=origin)
 
     def _assign_slots(self) -> None:
         """Concat order: edge families as the node family's `order:` lists them (else as
-        written, loop-carried families last); within a family, sources in creation order."""
+        written, loop-carried families last); within a family, the order the family enumerated
+        the edges (their provisional slot), then (copies of one edge out of a loop) the
+        sources' creation order."""
         written = list(self.spec.edges) + [c for lp in self.spec.loops.values() for c in lp.carry]
         written += self.backbones
         created = {n: i for i, n in enumerate(self.ir.graph.nodes)}
@@ -431,10 +439,10 @@ class _Expander:
                               did_you_mean(f, written))
             rank = {f: i for i, f in enumerate(order + [f for f in written if f not in order])}
             edges = [d["ir"] for _, _, d in self.ir.graph.in_edges(node_id, data=True)]
-            items = [(rank[e.family], created[e.src], e) for e in edges]
-            items += [(rank[c.family], -1, c) for c in node.carry_inits]
+            items = [(rank[e.family], e.slot, created[e.src], e) for e in edges]
+            items += [(rank[c.family], -1, -1, c) for c in node.carry_inits]
             inits = []
-            for slot, (_, _, item) in enumerate(sorted(items, key=lambda x: x[:2])):
+            for slot, (*_, item) in enumerate(sorted(items, key=lambda x: x[:3])):
                 if isinstance(item, IREdge):
                     self.ir.add_edge(dataclasses.replace(item, slot=slot))
                 else:
@@ -555,14 +563,19 @@ class _Expander:
         if out.mode == "select":
             # default: the last full-resolution head (a low-resolution one is a training aid)
             chosen = [out.head or (full or seg)[-1]]
+        elif out.mode == "list":
+            chosen = out.heads or seg  # the heads' declared (expansion) order
         else:
             chosen = out.heads or full
+        key = ("output", "head" if out.mode == "select" else "heads")
         for h in chosen:
             if h not in self.ir.heads:
-                key = ("output", "head" if out.mode == "select" else "heads")
                 self._err("unknown-node", f"output head `{h}` is not a head", key,
                           did_you_mean(h, self.ir.heads))
                 return
+        if len(set(chosen)) < len(chosen):
+            self._err("bad-value", f"`output.heads` lists a head twice: {', '.join(chosen)}", key)
+            return
         levels = {(self.ir.heads[h].full_size, self.ir.heads[h].level) for h in chosen}
         if out.mode == "ensemble" and len({0 if f else lv for f, lv in levels}) > 1:
             self._err("level-mismatch", "an ensemble averages heads of one resolution; "
@@ -570,3 +583,24 @@ class _Expander:
                       "list full-size heads in `output.heads` or give the others resize: full")
             return
         self.ir.output_heads = tuple(chosen)
+        self.ir.main_head = self._main_head(out, chosen)
+
+    def _main_head(self, out: Any, chosen: list[str]) -> str:
+        """The main head (evaluation scores it): the selected one; in `list` mode `output.head`, by
+        default the last full-size segmentation head of the list (nnU-Net's and MONAI's final
+        output)."""
+        if out.mode != "list":
+            if out.mode == "ensemble" and out.head is not None:
+                self._err("bad-value", "`output.head` is for `select` and `list`; an ensemble "
+                          "scores the mean of `output.heads`", ("output", "head"))
+            return chosen[-1]  # select: the one; ensemble: the last (nnU-Net's output 0)
+        pixel = [h for h in chosen if self.ir.heads[h].pixelwise]
+        full = [h for h in pixel if self.ir.heads[h].full_size]
+        main = out.head or ((full or pixel or chosen)[-1])
+        if main not in chosen:
+            self._err("unknown-node", f"`output.head` `{main}` is not one of the listed heads "
+                      f"({', '.join(chosen)})", ("output", "head"), did_you_mean(main, chosen))
+        elif not self.ir.heads[main].pixelwise:
+            self._err("bad-value", f"`output.head` `{main}` is an image-level head; evaluation "
+                      "scores a segmentation head", ("output", "head"))
+        return main

@@ -244,10 +244,11 @@ class IRGraph:
     The topology is the networkx ``graph`` (node ``"input"`` is the network input; each node and
     edge carries its :class:`IRNode` / :class:`IREdge` under the ``ir`` attribute, read them with
     :meth:`node`, :meth:`edge`, :meth:`nodes`, :meth:`in_edges`). ``heads`` maps head ids to
-    :class:`IRHead`; ``output_mode`` (``select`` or ``ensemble``) and ``output_heads`` say what
-    eval mode returns; ``dims`` is 2 or 3; ``max_level`` fixes the total stride
-    ``scale(max_level)`` (``2**max_level``, or per axis with ``strides``) that input sizes
-    must be multiples of; the spec's metadata (params, source,
+    :class:`IRHead`; ``output_mode`` (``select``, ``ensemble`` or ``list``) and
+    ``output_heads`` say what eval mode returns, ``main_head`` which head evaluation scores;
+    ``dims`` is 2 or 3; ``max_level`` fixes the total stride ``scale(max_level)``
+    (``2**max_level``, or per axis with ``strides``) that input sizes must be multiples of; the
+    spec's metadata (params, source,
     loss, resolved document) is kept apart in ``meta``. ``str(ir)`` is one line per node.
     """
 
@@ -256,7 +257,8 @@ class IRGraph:
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
     heads: dict[str, IRHead] = field(default_factory=dict)
     output_mode: str = "select"
-    output_heads: tuple[str, ...] = ()   # the heads the eval output combines
+    output_heads: tuple[str, ...] = ()   # the heads the eval output combines (or lists)
+    main_head: str = ""  # the head evaluation scores (select: the one; list: `output.head`)
     pad_input: bool = False  # pad inputs to a multiple of the total stride, crop outputs back
     meta: SpecMeta = field(default_factory=SpecMeta)
     strides: tuple = ()  # factor from level l - 1 to level l at [l - 1]; past it: 2 (Spec.strides)
@@ -376,7 +378,8 @@ class IRGraph:
             self, graph=self.graph.subgraph(keep).copy(),
             heads={h: self.heads[h] for h in heads},
             output_mode="select" if len(head_ids) == 1 else self.output_mode,
-            output_heads=tuple(head_ids))
+            output_heads=tuple(head_ids),
+            main_head=self.main_head if self.main_head in head_ids else head_ids[0])
 
     # --- printing ----------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -426,7 +429,8 @@ class IRGraph:
             "nodes": [clean(n) for n in self.nodes()],
             "edges": [clean(e) for e in self.edges()],
             "heads": [clean(h) for h in self.heads.values()],
-            "output": {"mode": self.output_mode, "heads": list(self.output_heads)},
+            "output": {"mode": self.output_mode, "heads": list(self.output_heads),
+                       "main": self.main_head},
         }
 
 

@@ -5,7 +5,8 @@ is ever passed to ``eval``. Supported: integer/float/bool/string literals, names
 variables), ``+ - * / // % **``, comparisons, ``and or not``, ``a if c else b`` and the functions
 ``min max abs int``. During expansion, ``width('E', i)`` is the width of a node made earlier (a
 backbone's channels at a level) and ``has('E', i)`` whether it exists. A range is written
-``a..b`` (inclusive at both ends), as in the papers' ``j = 0..d-i``.
+``a..b`` (inclusive at both ends), as in the papers' ``j = 0..d-i``, or ``a..b by s`` to count
+by ``s`` (``j-1..0 by -1`` counts down).
 
 Example:
     >>> Expr("base * 2**i").evaluate({"base": 32, "i": 3})
@@ -192,10 +193,14 @@ class _Evaluator:
 
 @dataclass(frozen=True)
 class Range:
-    """An inclusive integer range ``start..stop`` whose ends are expressions."""
+    """An inclusive integer range ``start..stop`` whose ends are expressions, counting up by 1;
+    ``start..stop by step`` counts by ``step`` (a non-zero integer expression), so
+    ``j-1..0 by -1`` counts down from ``j-1`` to ``0``. A range whose ``stop`` lies before its
+    ``start`` in the step's direction is empty (``0..j-1`` for ``j = 0``)."""
 
     start: Expr
     stop: Expr
+    step: Expr | None = None
 
     @classmethod
     def parse(cls, text: Any) -> "Range":
@@ -203,24 +208,33 @@ class Range:
             raise ExprError(f"expected a range like `0..depth`, got {text!r}")
         if isinstance(text, int):
             return cls(Expr(str(text)), Expr(str(text)))
-        parts = text.split("..")
-        if len(parts) != 2 or "..." in text or not all(p.strip() for p in parts):
-            raise ExprError(f"expected a range like `0..depth`, got `{text}`")
-        return cls(Expr(parts[0]), Expr(parts[1]))
+        body, by, step = text.rpartition(" by ") if " by " in text else (text, "", "")
+        if by and not step.strip():
+            raise ExprError(f"expected a step after `by` in `{text}`, e.g. `j-1..0 by -1`")
+        parts = body.split("..")
+        if len(parts) != 2 or "..." in body or not all(p.strip() for p in parts):
+            raise ExprError(f"expected a range like `0..depth` or `j-1..0 by -1`, got `{text}`")
+        return cls(Expr(parts[0]), Expr(parts[1]), Expr(step) if by else None)
 
     @property
     def names(self) -> frozenset[str]:
-        return self.start.names | self.stop.names
+        return self.start.names | self.stop.names | (self.step.names if self.step else
+                                                      frozenset())
 
     def values(self, env: Mapping[str, Any]) -> list[int]:
         lo, hi = self.start.evaluate(env), self.stop.evaluate(env)
-        for end in (lo, hi):
+        step = self.step.evaluate(env) if self.step is not None else 1
+        for end in (lo, hi, step):
             if isinstance(end, bool) or not isinstance(end, int):
-                raise ExprError(f"range `{self}` has a non-integer end {end!r}", "eval-error")
-        if hi - lo + 1 > MAX_RANGE:
+                raise ExprError(f"range `{self}` has a non-integer end or step {end!r}",
+                                "eval-error")
+        if step == 0:
+            raise ExprError(f"range `{self}` has step 0", "bad-value")
+        values = range(lo, hi + (1 if step > 0 else -1), step)
+        if len(values) > MAX_RANGE:
             raise ExprError(f"range `{self}` = {lo}..{hi} has more than {MAX_RANGE} values",
                             "resource-limit")
-        return list(range(lo, hi + 1))
+        return list(values)
 
     def __str__(self) -> str:
-        return f"{self.start}..{self.stop}"
+        return f"{self.start}..{self.stop}" + (f" by {self.step}" if self.step else "")

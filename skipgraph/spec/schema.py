@@ -60,7 +60,9 @@ class GateSpec(_Model):
 
 
 _FOR = ("Index variables and their inclusive ranges, `{i: 0..depth, j: 0..depth-i}`; later "
-        "ranges may use earlier variables.")
+        "ranges may use earlier variables; `a..b by s` counts by s (`j-1..0 by -1` counts "
+        "down). In an edge family, the order counted is the order of its sources in a "
+        "node's concat.")
 _IF = "A condition over params and index variables; the item exists only where it holds."
 
 
@@ -176,12 +178,17 @@ def __getattr__(name: str) -> Any:
 class OutputSpec(_Model):
     """What eval mode returns (training mode returns every head)."""
 
-    mode: Literal["ensemble", "select"] = "select"
-    """One head (`select`), or the mean of several (`ensemble`, UNet++'s deep supervision)."""
+    mode: Literal["ensemble", "select", "list"] = "select"
+    """One head (`select`), the mean of several (`ensemble`, UNet++'s deep supervision), or a
+    list of several, one tensor per head (`list`: MONAI's BasicUNetPlusPlus and nnU-Net's
+    deeply supervised networks return their heads in eval mode too)."""
     head: str | None = None
-    """The head `select` returns; default: the last segmentation head."""
+    """The head `select` returns, or in `list` mode the main head: the one `evaluate`, sliding
+    windows and metrics score; default: the last full-size segmentation head."""
     heads: list[str] | None = None
-    """The heads `ensemble` averages; default: every full-size segmentation head."""
+    """The heads `ensemble` averages, or that `list` returns in the order written; default:
+    every full-size segmentation head (`ensemble`), every segmentation head in the order the
+    heads are declared and expanded (`list`)."""
 
 
 def _pixel_loss(name: str) -> bool:
@@ -275,7 +282,7 @@ class Spec(_Model):
         min_length=1)
     """Head families by name (`type: seg` by default, or `cgm`, or a registered head type)."""
     output: OutputSpec = OutputSpec()
-    """What eval mode returns: one head, or the mean of several."""
+    """What eval mode returns: one head, the mean of several, or a list of several."""
     loss: LossSpec = LossSpec()
     """The training loss (skipgraph.losses.loss_for builds it)."""
     loops: Annotated[dict[str, LoopSpec], AfterValidator(_check_identifiers)] = Field(

@@ -25,8 +25,8 @@ def predict(model: SkipGraphModule, x: torch.Tensor, device: torch.device | str 
     model.eval()
     try:
         xp, sizes = pad_to(x.to(device), model.contract.stride)
-        out = model(xp).float()
-        head = model.ir.heads[model.output_heads[0]]
+        out = model.main_output(model(xp)).float()
+        head = model.ir.heads[model.main_head]
         if getattr(head.settings, "act", "none") == "none":  # logits: make probabilities
             out = torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, 1)
         fg = out > 0.5 if out.shape[1] == 1 else (out.argmax(1, keepdim=True) > 0)

@@ -213,7 +213,7 @@ def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig
 
 def model_classes(model: SkipGraphModule) -> int:
     """The label-map classes K a model outputs (its eval head's channels)."""
-    return model.ir.heads[model.output_heads[0]].out_channels
+    return model.ir.heads[model.main_head].out_channels
 
 
 def check_fit(model: SkipGraphModule, data: Any, where: str | Path) -> None:

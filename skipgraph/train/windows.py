@@ -31,19 +31,20 @@ def infer(model: SkipGraphModule, image: torch.Tensor, roi: Sequence[int] | None
     the whole case padded to the network's stride when ``roi`` is None."""
     was = model.training
     model.eval()
-    act = model.ir.heads[model.output_heads[0]].act
+    act = model.ir.heads[model.main_head].act
     try:
         x = image.to(device)
         if roi is None:
             xp, sizes = pad_to(x, model.contract.stride)
-            out = probabilities(model(xp).float(), act)
+            out = probabilities(model.main_output(model(xp)).float(), act)
             return out[(slice(None), slice(None)) + tuple(slice(0, s) for s in sizes)].cpu()
         try:
             from monai.inferers import sliding_window_inference
         except ImportError:
             raise ImportError(f"sliding windows need MONAI: {MEDICAL_EXTRA}") from None
         return sliding_window_inference(
-            x, list(roi), batch, lambda w: probabilities(model(w).float(), act),
+            x, list(roi), batch,
+            lambda w: probabilities(model.main_output(model(w)).float(), act),
             overlap=overlap, mode="gaussian").cpu()
     finally:
         model.train(was)
@@ -77,7 +78,7 @@ def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str
         from monai.metrics import DiceMetric, HausdorffDistanceMetric
     except ImportError:
         raise ImportError(f"per-class Dice and HD95 need MONAI: {MEDICAL_EXTRA}") from None
-    classes = model.ir.heads[model.output_heads[0]].out_channels
+    classes = model.ir.heads[model.main_head].out_channels
     fg = [1] if classes == 1 else list(range(1, classes))
     # one channel: the foreground itself is the class; K channels: drop the background
     keep = slice(None) if classes == 1 else slice(1, None)

@@ -54,7 +54,20 @@ def test_ranges_are_inclusive_and_may_use_bound_names():
     assert Range.parse("1..0").values({}) == []
 
 
-@pytest.mark.parametrize("text", ["0...3", "0..", "..3", "a..b..c", 1.5, None])
+def test_ranges_count_by_a_step():
+    assert Range.parse("j-1..0 by -1").values({"j": 3}) == [2, 1, 0]
+    assert Range.parse("j-1..0 by -1").values({"j": 0}) == []  # empty, like 0..j-1
+    assert Range.parse("0..6 by 2").values({}) == [0, 2, 4, 6]
+    assert Range.parse("0..5 by s").names == {"s"}
+    assert str(Range.parse("j-1..0 by -1")) == "j-1..0 by -1"
+    with pytest.raises(ExprError, match="step 0"):
+        Range.parse("0..3 by 0").values({})
+    with pytest.raises(ExprError, match="non-integer"):
+        Range.parse("0..3 by 0.5").values({})
+
+
+@pytest.mark.parametrize("text", ["0...3", "0..", "..3", "a..b..c", 1.5, None, "0..3 by ",
+                                  "0..3 by -", "by 2"])
 def test_bad_ranges(text):
     with pytest.raises(ExprError):
         Range.parse(text)

@@ -78,7 +78,7 @@ def nnunet_ir(spec: str, params: dict[str, Any], input_channels: int | None = No
 def output_heads(ir: IRGraph) -> list[str]:
     """The heads in nnU-Net's output order: the main head, then by resolution (highest first),
     deepest decoder column first within a resolution."""
-    main = ir.output_heads[-1]
+    main = ir.main_head or ir.output_heads[-1]  # output.head (select, list)
     order = list(ir.heads)
 
     def resolution(h: IRHead) -> int:
