@@ -38,7 +38,10 @@ CONTEXT: dict[str, dict[str, Any]] = {
     "hidden": {"variant": "pooled_mlp", "layers": 2},   # width of pooled_mlp's hidden stages
     "layers": {"variant": "pooled_mlp"},                # pooled_mlp's stages
     "norm_per_step": {"steps": 2},
+    # the shortcut kinds differ only where a unit strides: the wider encoder nodes stride
+    "shortcut": {"stride": f"2 if i > 0 and width > {WIDTH} else 1"},
 }
+PROBE_FACTOR = 2  # every level-to-level factor of the probe specs (`kernel: factor` is 2)
 # settings an op cannot do without (upconv's conv keeps the size only with an odd kernel)
 ENTRY_BASE: dict[str, dict[str, Any]] = {"upconv": {"kernel": 3}}
 # values of the options a norm / activation takes ({type: batch, momentum: 0.3}); `None`:
@@ -135,7 +138,8 @@ def changed_values(annotation: Any, default: Any, metadata: list) -> list[Any]:
 
 
 def _hashable(v: Any) -> Any:
-    return tuple(v) if isinstance(v, list) else v
+    """Comparable, and `factor` as the size it stands for in the probe specs."""
+    return tuple(v) if isinstance(v, list) else PROBE_FACTOR if v == "factor" else v
 
 
 def _values(ann: Any, default: Any, metadata: list) -> list[Any]:
@@ -169,7 +173,17 @@ def _values(ann: Any, default: Any, metadata: list) -> list[Any]:
             first = default[0] if isinstance(default, (tuple, list)) else default
             first = first if isinstance(first, int) else 3
             return [[1] * (DIMS - 1) + [first if first != 1 else 3]]
+        if origin is list and len(args) == 1 and _admits_int(args[0]):
+            return [[WIDTH // 2]]  # one value per inner conv (widths): half the node's width
     raise NoRule(f"no rule changes a setting of type {ann!r}")
+
+
+def _admits_int(ann: Any) -> bool:
+    if typing.get_origin(ann) is typing.Annotated:
+        return _admits_int(typing.get_args(ann)[0])
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        return any(_admits_int(a) for a in typing.get_args(ann))
+    return ann is int
 
 
 def _bounds(metadata: list) -> tuple[Any, Any]:
@@ -184,7 +198,8 @@ def _bounds(metadata: list) -> tuple[Any, Any]:
 
 def _ints(default: Any, metadata: list) -> list[int]:
     lo, hi = _bounds(metadata)
-    start = default if isinstance(default, int) and not isinstance(default, bool) else 1
+    start = default if isinstance(default, int) and not isinstance(default, bool) else \
+        PROBE_FACTOR if default == "factor" else 1
     values = [start + 1, start + 2]
     if hi is not None:
         values = [v for v in values if v <= hi] or [start - 1]
@@ -214,6 +229,13 @@ def probe_spec(case_registry: str, entry: str, settings: dict[str, Any],
         direction = model.direction if model is not None else "down"
         spec["defaults"]["down" if direction == "down" else "up"] = {
             "op": entry, **ENTRY_BASE.get(entry, {}), **settings}
+    elif case_registry == "block" and model is not None and "convs" not in model.model_fields:
+        # a block without convs keeps its channels: it sits on encoder nodes of one width, a
+        # conv on the stem edge maps the input to that width, the decoder keeps conv blocks
+        spec["defaults"]["block"] = {"type": entry, **settings}
+        spec["nodes"]["E"]["width"] = WIDTH
+        spec["nodes"]["D"]["block"] = {"type": "conv", "convs": 1}
+        spec["edges"]["stem"]["conv"] = {"width": WIDTH, "block": {"type": "conv", "convs": 1}}
     elif case_registry == "block":
         spec["defaults"]["block"] = {"type": entry, **settings}
     elif entry == "seg":

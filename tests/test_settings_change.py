@@ -22,40 +22,8 @@ def _cases() -> list:
                                        id=f"{registry}:{name}:no-rule"))
             continue
         for case in cases:
-            if "prelu.num_parameters" in case.id:  # a layer constraint `check` misses
-                OPEN.setdefault(case.id, "i15a: `check` passes PReLU num_parameters that "
-                                "differ from the channels; forward fails with torch's message")
-            marks = [pytest.mark.xfail(reason=f"i15a: {I15A[case.id]}", strict=True)] \
-                if case.id in I15A else [pytest.mark.xfail(reason=OPEN[case.id])] \
-                if case.id in OPEN else []
-            params.append(pytest.param(registry, name, model, case, None, id=case.id,
-                                       marks=marks))
+            params.append(pytest.param(registry, name, model, case, None, id=case.id))
     return params
-
-
-# Settings a resampling op accepts and ignores on main today; issue 15 feature 3 (engineer
-# i15a) makes ops reject the settings they do not read. Strict: remove a line once it passes.
-_UNREAD_BY = {
-    "maxpool": ("kernel", "mode", "out", "bias"),
-    "avgpool": ("kernel", "mode", "out", "bias"),
-    "bilinear": ("kernel", "ceil", "mode", "out", "bias"),
-    "nearest": ("kernel", "ceil", "mode", "out", "bias"),
-    "transpose": ("ceil", "mode"),
-    "strided_conv": ("ceil", "mode"),
-    "upconv": ("ceil",),
-    "pixelshuffle": ("ceil", "mode"),
-}
-# found by this test, not yet explained (see the report of issue 15's engineer i15c)
-OPEN = {f"block:recurrent:projection={v!r}": "recurrent `projection` changes nothing in the "
-        "probe spec: ignored, or read only where in and out channels differ" for v in
-        ("shortcut", "none")}
-I15A = {}
-for _op, _fields in _UNREAD_BY.items():
-    for _registry, _name, _model in probe.entries():
-        if _registry == "resample" and _name == _op:
-            for _case in probe.cases_for(_registry, _name, _model):
-                if _case.label.split("=")[0].split(".")[0] in _fields:
-                    I15A[_case.id] = f"`{_op}` accepts `{_case.label}` and ignores it"
 
 
 @pytest.fixture(autouse=True)
