@@ -128,3 +128,22 @@ def test_an_isotropic_strides_list_builds_what_the_default_grid_builds(write_spe
 def test_a_kernel_expression_naming_an_unbound_variable_is_positioned(write_spec):
     (diag, *_) = errors(spec(write_spec, "down: {op: strided_conv, kernel: \"j + 1\"}"))
     assert diag.key == "defaults.down.kernel" and "unknown name `j`" in diag.message
+
+
+@pytest.mark.parametrize("block_type", ["conv", "resblock"])
+def test_a_strided_block_strides_by_its_levels_per_axis_factor(write_spec, block_type):
+    """`stride: 2` puts a node one level below its inputs; on an anisotropic grid its first conv
+    (and a resblock's shortcut) stride by that level's factor per axis, as nnU-Net's ResEnc
+    stages do with strides such as (1, 2, 2)."""
+    import torch
+    path = spec(write_spec, **{"X: {for: {i: 0..2}, width: 4}": (
+        'X: {for: {i: 0..2}, width: 4, block: {type: ' + block_type +
+        ', stride: "1 if i == 0 else 2"}}')})
+    model = skipgraph.build(path, seed=0)
+    ir = model.ir
+    assert [ir.node(f"X[{i}]").in_level for i in range(3)] == [0, 0, 1]
+    first = model.X1.conv1 if block_type == "conv" else model.X1.unit1.conv1
+    assert first.stride == (1, 2, 2)
+    assert (model.X2.conv1 if block_type == "conv" else model.X2.unit1.conv1).stride == (2, 2, 2)
+    out = model.train()(torch.randn(1, 1, 2, 8, 12))
+    assert out["D[0]"].shape == (1, 1, 2, 8, 12) and out["D[1]"].shape == (1, 1, 2, 4, 6)

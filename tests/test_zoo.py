@@ -59,6 +59,10 @@ COUNTS = [
     ("nnunet_resenc", {}, 71_816_586, None,
      "nnU-Net ResidualEncoderUNet, 2D, 6 stages 32..512, blocks (1, 3, 4, 6, 6, 6)"),
     ("nnunet_resenc", {"ds": False}, 71_814_658, None, "the same without its 4 unused heads"),
+    ("nnunet_resenc", {"dims": 3, "max_width": 320, "blocks": [1, 3, 4, 6, 6, 6],
+                       "strides": [[1, 2, 2], [1, 2, 2], 2, 2, [1, 2, 2]],
+                       "kernels": [[1, 3, 3], [1, 3, 3], 3, 3, 3, 3]}, 101_271_946, None,
+     "nnU-Net ResidualEncoderUNet, 3D anisotropic (tests/integrations/test_peers.py)"),
     # the ResNet encoder written in the spec; smp's counts (timm_unet.yaml: the same with timm)
     ("resnet_unet", {}, 24_436_369, None, 'smp Unet("resnet34", encoder_weights=None)'),
     ("resnet_unet", {"decoder": "unet_pp"}, 26_078_609, None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from ..spec.axes import KernelSize, volume
 from ..spec.types import ExprText, KernelExpr
@@ -65,6 +65,7 @@ class StridedStack(BlockParams):
     e.g. `[width // 2]` for a double conv whose middle width is half. Default: all `width`."""
 
     expressions = {"stride": 1, "widths": 1}
+    _grid_stride: Any = PrivateAttr(default=None)  # per axis on an anisotropic grid (on_grid)
 
     _stride = field_validator("stride")(classmethod(lambda cls, v: check_stride(v)))
 
@@ -86,6 +87,18 @@ class StridedStack(BlockParams):
 
     def levels_down(self) -> int:
         return self.stride.bit_length() - 1 if isinstance(self.stride, int) else 0
+
+    def conv_stride(self) -> Any:
+        """The first conv's stride: ``stride`` on every axis, or on an anisotropic grid the
+        grid's per-axis factor over the levels the block goes down (set by :meth:`on_grid`)."""
+        return self._grid_stride if self._grid_stride is not None else self.stride
+
+    def on_grid(self, factor: Any) -> "StridedStack":
+        """A copy whose first conv strides by ``factor`` (one int per axis): the factor from
+        the node's input level to its level on a grid with ``strides:``."""
+        copy = self.model_copy()
+        copy._grid_stride = factor
+        return copy
 
     def note(self) -> str:
         return f"/{self.stride}" if self.stride != 1 else ""

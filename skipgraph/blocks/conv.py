@@ -21,7 +21,7 @@ def half(kernel: Size) -> Size:
 
 class ConvStack(nn.Sequential):
     """``convs`` x (conv -> norm -> act [-> dropout]) with fixed child names; the first conv
-    strides by ``params.stride``, the convs output ``params.conv_widths(out_channels)``.
+    strides by ``params.conv_stride()`` (per axis on an anisotropic grid), the convs output ``params.conv_widths(out_channels)``.
     ``(N, in_channels, *S) -> (N, out_channels, *S / stride)``.
 
     Children are ``conv1, norm1, act1, drop1, conv2, ...`` (absent ones are skipped), so
@@ -42,7 +42,7 @@ class ConvStack(nn.Sequential):
         c_in = in_channels
         for k, c_out in enumerate(params.conv_widths(out_channels), start=1):
             self.add_module(f"conv{k}", CONV[dims](c_in, c_out, params.kernel,
-                                                   stride=params.stride if k == 1 else 1,
+                                                   stride=params.conv_stride() if k == 1 else 1,
                                                    padding=half(params.kernel), bias=params.bias))
             parts = {"norm": make_norm(params.norm, dims, c_out), "act": make_act(params.act)}
             for part in ("norm", "act") if params.order == "cna" else ("act", "norm"):

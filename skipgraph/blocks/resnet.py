@@ -17,7 +17,11 @@ from .layers import CONV, make_act, make_norm
 __all__ = ["ResUnit", "ResBlock", "IdentityBlock"]
 
 
-def _avg_pool(dims: int, stride: int) -> nn.Module:
+def _axes(stride: int | tuple[int, ...]) -> tuple[int, ...]:
+    return stride if isinstance(stride, tuple) else (stride,)
+
+
+def _avg_pool(dims: int, stride: int | tuple[int, ...]) -> nn.Module:
     return (nn.AvgPool2d if dims == 2 else nn.AvgPool3d)(stride, stride)
 
 
@@ -53,13 +57,14 @@ class ResUnit(nn.Module):
     @staticmethod
     def _shortcut(dims: int, in_channels: int, out_channels: int, stride: int,
                   p: ResBlockParams) -> nn.Module | None:
-        if stride == 1 and in_channels == out_channels:
+        strided = any(s > 1 for s in _axes(stride))
+        if not strided and in_channels == out_channels:
             return None
         parts = nn.Sequential()
         norm = make_norm(p.norm, dims, out_channels)
         conv_stride = stride
         if p.shortcut == "pool_conv":
-            if stride > 1:
+            if strided:
                 parts.add_module("pool", _avg_pool(dims, stride))
             conv_stride = 1
             if in_channels == out_channels:
@@ -92,7 +97,7 @@ class ResBlock(nn.Sequential):
 
     def __init__(self, dims: int, in_channels: int, out_channels: int, params: ResBlockParams):
         super().__init__()
-        c_in, stride = in_channels, params.stride
+        c_in, stride = in_channels, params.conv_stride()
         for u in range(1, params.units + 1):
             self.add_module(f"unit{u}", ResUnit(dims, c_in, out_channels, stride, params))
             c_in, stride = out_channels, 1

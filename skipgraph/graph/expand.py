@@ -220,6 +220,10 @@ class _Expander:
                           "a strided block's node sits at the level of its output: raise "
                           "`level:` or lower `stride`")
                 return
+            down = node_block.levels_down()
+            if down and self.ir.factor(level - down, level) != node_block.stride:
+                # an anisotropic grid: the block strides by the grid's factor per axis
+                node_block = node_block.on_grid(self.ir.factor(level - down, level))
             members.append((nid, index))
             self.ir.add_node(IRNode(nid, module_name(nid), name, index, level, column, width,
                                     node_block, fam.merge, origin=origin))

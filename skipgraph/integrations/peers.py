@@ -188,13 +188,17 @@ def _make_basic_unetpp(p: dict[str, Any]) -> nn.Module:
                              deep_supervision=p["ds"])
 
 
+def _nnunet_stage_lists(p: dict[str, Any]) -> tuple[list, list]:
+    """nnU-Net's ``kernel_sizes`` and ``strides`` from the spec's per-stage lists ([] = one
+    value throughout); nnU-Net's strides include stage 0's (always 1), the spec's start below."""
+    n = p["stages"]
+    return (p.get("kernels") or [p["kernel"]] * n), [1] + (p.get("strides") or [2] * (n - 1))
+
+
 def _make_plain_conv_unet(p: dict[str, Any]) -> nn.Module:
     from dynamic_network_architectures.architectures.unet import PlainConvUNet
     dims, n = p["dims"], p["stages"]
-    # the spec's per-stage lists ([] = one value throughout); nnU-Net's strides include
-    # stage 0's (always 1), the spec's start below it
-    kernels = p.get("kernels") or [p["kernel"]] * n
-    strides = [1] + (p.get("strides") or [2] * (n - 1))
+    kernels, strides = _nnunet_stage_lists(p)
     return PlainConvUNet(
         input_channels=p["in_channels"], n_stages=n,
         features_per_stage=[min(p["base"] * 2**s, p["max_width"]) for s in range(n)],
@@ -210,11 +214,12 @@ def _make_residual_encoder_unet(p: dict[str, Any]) -> nn.Module:
     from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
     dims, n = p["dims"], p["stages"]
     blocks = list(p["blocks"])
+    kernels, strides = _nnunet_stage_lists(p)
     return ResidualEncoderUNet(
         input_channels=p["in_channels"], n_stages=n,
         features_per_stage=[min(p["base"] * 2**s, p["max_width"]) for s in range(n)],
-        conv_op=nn.Conv2d if dims == 2 else nn.Conv3d, kernel_sizes=p["kernel"],
-        strides=[1] + [2] * (n - 1), n_blocks_per_stage=blocks[:n], num_classes=p["classes"],
+        conv_op=nn.Conv2d if dims == 2 else nn.Conv3d, kernel_sizes=kernels,
+        strides=strides, n_blocks_per_stage=blocks[:n], num_classes=p["classes"],
         n_conv_per_stage_decoder=p["decoder_convs"], conv_bias=True,
         norm_op=nn.InstanceNorm2d if dims == 2 else nn.InstanceNorm3d,
         norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU,

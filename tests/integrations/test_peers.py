@@ -103,15 +103,19 @@ def test_a_peer_head_the_spec_lacks_is_skipped_but_a_missing_weight_is_not():
 ANISOTROPIC_3D = {"dims": 3, "max_width": 320, "strides": [[1, 2, 2], [1, 2, 2], 2, 2, [1, 2, 2]],
                   "kernels": [[1, 3, 3], [1, 3, 3], 3, 3, 3, 3]}
 ANISOTROPIC_3D_PARAMS = 30_338_954
+ANISOTROPIC_3D_RESENC_PARAMS = 101_271_946  # ResidualEncoderUNet, blocks (1, 3, 4, 6, 6, 6)
 
 
 @pytest.mark.slow
-def test_anisotropic_3d_plain_conv_unet_is_exact():
+@pytest.mark.parametrize("spec, params, count", [
+    ("nnunet_plain", ANISOTROPIC_3D, ANISOTROPIC_3D_PARAMS),
+    ("nnunet_resenc", {**ANISOTROPIC_3D, "blocks": [1, 3, 4, 6, 6, 6]},
+     ANISOTROPIC_3D_RESENC_PARAMS)])
+def test_anisotropic_3d_nnunet_is_exact(spec, params, count):
     from skipgraph.compile.summary import count_params
-    model, peer = _pair("nnunet_plain", ANISOTROPIC_3D)
-    assert count_params(model) == sum(p.numel() for p in peer.parameters()) \
-        == ANISOTROPIC_3D_PARAMS
-    load_peer_weights(model, peer, "nnunet_plain")
+    model, peer = _pair(spec, params)
+    assert count_params(model) == sum(p.numel() for p in peer.parameters()) == count
+    load_peer_weights(model, peer, spec)
     x = torch.randn(1, 1, 20, 160, 128)  # no padding: the total stride is 4 x 32 x 32
     assert model.contract.stride == (4, 32, 32)
     model.train(), peer.train()
