@@ -75,6 +75,22 @@ def test_anisotropic_plans_map_onto_per_stage_strides_and_kernels():
         skipgraph_plans(plans, "unet_pp", {}, "P", ["3d_fullres"])
 
 
+def test_residual_encoder_plans_map_blocks_per_stage():
+    """nnU-Net's ResEnc plans (ResidualEncoderUNet, n_blocks_per_stage) onto nnunet_resenc,
+    anisotropic strides and kernels included."""
+    plans = copy.deepcopy(PLANS)
+    arch = plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
+    arch.update(strides=[[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2]],
+                kernel_sizes=[[1, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]],
+                n_blocks_per_stage=[1, 3, 4, 6])
+    _, used = skipgraph_plans(plans, "nnunet_resenc", {}, "P", ["3d_fullres"])
+    assert used["3d_fullres"]["blocks"] == [1, 3, 4, 6]
+    assert used["3d_fullres"]["strides"] == [[1, 2, 2], 2, 2]
+    ir = skipgraph.load_ir("nnunet_resenc", **used["3d_fullres"])
+    assert [ir.node(f"E[{i}]").block.units for i in range(4)] == [1, 3, 4, 6]
+    assert skipgraph.graph.total_stride(ir) == (4, 8, 8)
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["architecture"]["arch_kwargs"].update(n_conv_per_stage=[2, 2, 3, 3]),
      r"n_conv_per_stage \[2, 2, 3, 3\] differ"),

@@ -16,6 +16,7 @@ spec param         from the plans' ``architecture.arch_kwargs``
 ``strides``        ``strides[1:]`` per stage below the first, when not 2 everywhere
 ``convs``          ``n_conv_per_stage``, when the same on every stage
 ``decoder_convs``  ``n_conv_per_stage_decoder``, when the same on every stage
+``blocks``         ``n_blocks_per_stage`` (ResidualEncoderUNet plans, ``nnunet_resenc``)
 ``ds``             ``true`` (nnU-Net trains with deep supervision)
 =================  ============================================================
 
@@ -77,6 +78,8 @@ def map_configuration(config: dict[str, Any], declared: set[str]) -> dict[str, A
                                  f"`{param}` is one value (a spec with a `kernels` param "
                                  "takes one per stage)")
             params[param] = value
+    if "blocks" in declared and "n_blocks_per_stage" in arch:  # residual encoder plans
+        params["blocks"] = list(arch["n_blocks_per_stage"])
     below = [_compact(s) for s in arch["strides"][1:]]
     if "strides" in declared and any(s != 2 for s in below):
         params["strides"] = below
