@@ -38,6 +38,9 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("monai_basic_unetpp", {"dims": 3, "ds": True}, "BasicUNet++ 3D, DS"),
     ("nnunet_plain", {"dims": 2}, "PlainConvUNet 2D, 6 stages, DS"),
     ("nnunet_plain", {"dims": 3, "stages": 5, "max_width": 320}, "PlainConvUNet 3D, 5 stages, DS"),
+    ("nnunet_resenc", {"dims": 2}, "ResidualEncoderUNet 2D, 6 stages, DS"),
+    ("resnet_unet", {}, "smp Unet, ResNet-34"),
+    ("resnet_unet", {"decoder": "unet_pp"}, "smp UnetPlusPlus, ResNet-34"),
 ]
 
 
