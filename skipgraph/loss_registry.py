@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable, ClassVar, Literal
 
 from .registry import Entry, Registry
-from .spec.types import SpecModel
+from .fields.types import SpecModel
 
 __all__ = ["LossSettings", "LOSSES", "register_loss", "get_loss", "list_losses"]
 

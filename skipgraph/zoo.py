@@ -6,7 +6,7 @@ the repository's ``specs/`` in place. ``$SKIPGRAPH_SPEC_PATH`` lists more folder
 (``os.pathsep``-separated, searched first, so a user's file can shadow a zoo spec of the same name).
 
 A name is a file's stem (``unet_pp``, or ``unet_pp.yaml``); anything that exists as a path is used
-as a path. This module is torch-free and imports the YAML reader only to describe specs.
+as a path. This module is torch-free.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import Diagnostic, Span, SpecError, did_you_mean
 
 __all__ = ["SPEC_PATH_ENV", "zoo_dir", "schema_file", "spec_folders", "zoo_specs", "find_spec",
-           "resolve_spec_path", "not_found", "describe"]
+           "resolve_spec_path", "not_found"]
 
 SPEC_PATH_ENV = "SKIPGRAPH_SPEC_PATH"
 _SUFFIXES = (".yaml", ".yml")
@@ -95,11 +95,3 @@ def not_found(name: str, message: str, span: Span | None = None) -> Diagnostic:
     hint = did_you_mean(stem, names, n=3) or f"spec names: {', '.join(names) or 'none found'}"
     return Diagnostic("file-not-found", message, span, hint=hint)
 
-
-def describe(path: Path) -> str:
-    """``name: description`` of a spec file, as ``skipgraph zoo`` lists it."""
-    from .spec.yaml_source import load_yaml_file  # here, so the loader may import this module
-    data = load_yaml_file(str(path)).data
-    if not isinstance(data, dict):
-        return ""
-    return f"{data.get('name', path.stem)}: {data.get('description', '')}"

@@ -5,8 +5,8 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from ..spec.axes import KernelSize, volume
-from ..spec.types import ExprText, KernelExpr
+from ..fields.axes import KernelSize, volume
+from ..fields.types import ExprText, KernelExpr
 from .options import ACT_NAMES, resolve_norm, split_option
 from .registry import BlockParams, register_block
 

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .builtin import ConvParams
-from ..spec.axes import Size, axiswise
+from ..fields.axes import Size, axiswise
 from .layers import CONV, interp_mode, make_act, make_norm
 
 __all__ = ["ConvStack", "UpConv", "half"]

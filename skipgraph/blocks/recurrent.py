@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from .builtin import RecurrentParams, ResidualParams
-from ..spec.axes import Size
+from ..fields.axes import Size
 from .conv import half
 from .layers import CONV, make_act, make_norm
 

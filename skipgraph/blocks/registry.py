@@ -84,7 +84,7 @@ class BlockParams(BaseModel):
         """What stops this block from being built with these channels (group norm groups that
         do not divide them, a kernel with the wrong number of axes), so that `check` reports
         what `build` would raise; override to add a block's own rules."""
-        from ..spec.axes import check_axes
+        from ..fields.axes import check_axes
         from .options import channel_problem
         found = [channel_problem(getattr(self, "norm", "none"), getattr(self, "act", "none"),
                                  out_channels)]
@@ -98,7 +98,7 @@ class BlockParams(BaseModel):
         estimate is enough; override for exactness)."""
         kernel = getattr(self, "kernel", 3)
         layers = getattr(self, "convs", getattr(self, "layers", 1))
-        from ..spec.axes import volume
+        from ..fields.axes import volume
         return volume(kernel, dims) * (in_channels + (layers - 1) * out_channels) * out_channels
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Callable
 
 from .common import load_ir
@@ -24,8 +25,17 @@ def cmd_expand(args: argparse.Namespace) -> int:
 
 
 
+def describe(path: Path) -> str:
+    """``name: description`` of a spec file, as ``skipgraph zoo`` lists it."""
+    from ..spec.yaml_source import load_yaml_file
+    data = load_yaml_file(str(path)).data
+    if not isinstance(data, dict):
+        return ""
+    return f"{data.get('name', path.stem)}: {data.get('description', '')}"
+
+
 def cmd_zoo(args: argparse.Namespace) -> int:
-    from ..zoo import describe, zoo_specs
+    from ..zoo import zoo_specs
     specs = zoo_specs()
     width = max((len(n) for n in specs), default=0)
     for name, path in specs.items():

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..spec.axes import Size, on_axes
+from ..fields.axes import Size, on_axes
 from .ir import IRGraph
 
 __all__ = ["InputShapeError", "InputContract", "total_stride", "head_size", "head_shape",

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..spec.axes import on_axes
+from ..fields.axes import on_axes
 from ..errors import Diagnostic, SpecError
 from .contract import padded_shape
 from .ir import IRGraph

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from ..blocks.registry import merge_block, parse_block_config
 from ..errors import DiagnosticSink, did_you_mean
-from ..spec.axes import axes_text
-from ..spec.expr import Expr, ExprError, Range
+from ..fields.axes import axes_text
+from ..fields.expr import Expr, ExprError, Range
 from ..spec.loader import ResolvedSpec
 from ..resampling import resample_settings
 from ..spec.schema import EdgeFamily, NodeFamily
@@ -262,7 +262,7 @@ class _Expander:
 
     def _check_strides(self) -> None:
         """`strides:` has one entry per level below 0 at most, each for every axis."""
-        from ..spec.axes import check_axes
+        from ..fields.axes import check_axes
         for k, value in enumerate(self.spec.strides):
             problem = check_axes(value, self.spec.dims)
             if problem:

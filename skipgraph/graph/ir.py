@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import networkx as nx
 
 from ..errors import Span
-from ..spec.axes import axes_text
+from ..fields.axes import axes_text
 
 __all__ = ["INPUT_ID", "Origin", "Resample", "CarryInit", "IRNode", "IREdge", "IRHead", "IRGraph",
            "SpecMeta",
@@ -266,14 +266,14 @@ class IRGraph:
     # --- the grid of levels -------------------------------------------------------------------
     def level_stride(self, level: int) -> tuple[int, ...]:
         """The per-axis factor from ``level - 1`` to ``level`` (``level`` >= 1)."""
-        from ..spec.axes import on_axes
+        from ..fields.axes import on_axes
         value = self.strides[level - 1] if level - 1 < len(self.strides) else 2
         return on_axes(value, self.dims)
 
     def factor(self, a: int, b: int) -> Any:
         """How much the resolution changes between levels ``a`` and ``b``: an int when equal on
         every axis (2**|b - a| on the default grid), else one factor per axis."""
-        from ..spec.axes import squeeze
+        from ..fields.axes import squeeze
         out = [1] * self.dims
         for level in range(min(a, b) + 1, max(a, b) + 1):
             out = [x * f for x, f in zip(out, self.level_stride(level))]

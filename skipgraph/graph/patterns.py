@@ -8,7 +8,7 @@ import ast
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from ..spec.expr import Expr, ExprError
+from ..fields.expr import Expr, ExprError
 
 __all__ = ["NodePattern", "node_id"]
 

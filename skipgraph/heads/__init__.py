@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar
 from pydantic import Field
 
 from ..registry import Entry, Registry, RegistryError
-from ..spec.types import ExprText, SpecModel
+from ..fields.types import ExprText, SpecModel
 
 __all__ = ["HeadType", "HEADS", "register_head", "get_head", "list_heads", "RegistryError"]
 

@@ -5,7 +5,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
-from ..spec.types import ExprText, odd_kernel
+from ..fields.types import ExprText, odd_kernel
 from . import HeadType, register_head
 
 __all__ = ["SegHead", "CgmHead"]

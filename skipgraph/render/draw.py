@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import graphviz
 
-from ..spec.axes import axes_text, on_axes, squeeze
+from ..fields.axes import axes_text, on_axes, squeeze
 from ..graph.ir import INPUT_ID, IREdge, IRGraph, IRNode
 from .loops import folded_view, loop_times, unrolled_view
 from .style import ADDED, EDGE_STYLES, GREY, NODE_FILL, PROBLEM, EdgeStyle, legend_label

@@ -21,8 +21,8 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ..registry import Entry, RegisteredName, Registry, RegistryError
-from ..spec.axes import KernelSize, Size, axes_text, axiswise, volume
-from ..spec.types import ActText, KernelExpr, NormText, SpecModel
+from ..fields.axes import KernelSize, Size, axes_text, axiswise, volume
+from ..fields.types import ActText, KernelExpr, NormText, SpecModel
 
 __all__ = ["ResampleOp", "RESAMPLE", "register_resample", "get_resample", "list_resample",
            "resample_settings", "RegistryError", "same_pad", "resample_problem", "factor_name"]
@@ -154,7 +154,7 @@ def resample_problem(kernel: Size, factor: Size, padding: Size, dims: int,
 
     Down: floor((s + 2p - k) / f) + 1 = s / f needs k - f <= 2p < k (ceil mode: k - 2f < 2p
     <= k - f), and torch wants p <= k / 2. Up: output padding f - k + 2p must lie in [0, f)."""
-    from ..spec.axes import on_axes
+    from ..fields.axes import on_axes
     for axis, (k, f, p) in enumerate(zip(on_axes(kernel, dims), on_axes(factor, dims),
                                          on_axes(padding, dims))):
         where = f" on axis {axis}" if not all(isinstance(v, int)

@@ -6,8 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import model_validator
 
-from ..spec.axes import KernelSize, Padding, Size
-from ..spec.types import KernelExpr
+from ..fields.axes import KernelSize, Padding, Size
+from ..fields.types import KernelExpr
 from . import ResampleOp, register_resample, resample_problem, same_pad
 from .pixelshuffle import PixelShuffle
 
@@ -34,7 +34,7 @@ class _Pool(ResampleOp):
             else same_pad(self.kernel_for(factor), factor)
 
     def problem(self, dims: int, factor: Size) -> str | None:
-        from ..spec.axes import check_axes
+        from ..fields.axes import check_axes
         for name, value in (("kernel", self.kernel), ("padding", self.padding)):
             if value is not None and value != "factor" and check_axes(value, dims):
                 return f"{name}: {check_axes(value, dims)}"

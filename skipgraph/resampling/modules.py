@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..blocks.layers import AVG_POOL, CONV, CONV_T, MAX_POOL, interp_mode
-from ..spec.axes import Size, axiswise
+from ..fields.axes import Size, axiswise
 from . import same_pad
 
 __all__ = ["strided_conv", "transpose_conv", "MaxPoolFn", "AvgPoolFn", "BilinearFn",

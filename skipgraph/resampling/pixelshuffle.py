@@ -15,8 +15,8 @@ from typing import ClassVar, Literal
 
 from pydantic import model_validator
 
-from ..spec.axes import KernelSize, Size, volume
-from ..spec.types import KernelExpr
+from ..fields.axes import KernelSize, Size, volume
+from ..fields.types import KernelExpr
 from . import ResampleOp
 
 __all__ = ["PixelShuffle"]

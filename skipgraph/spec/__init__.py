@@ -1,5 +1,5 @@
 """Spec stage: YAML with positions, safe expressions, the pydantic schema, params and extends."""
-from .expr import Expr, ExprError, Range
+from ..fields.expr import Expr, ExprError, Range
 from .loader import ResolvedSpec, load_spec, load_spec_text, parse_overrides
 from .schema import SCHEMA_VERSION, Spec
 

@@ -21,7 +21,7 @@ from ..blocks.registry import merge_block, validate_block_config
 from ..errors import Diagnostic, DiagnosticSink, Span, SpecError, did_you_mean
 from ..registry import RegisteredModel
 from ..zoo import find_spec, not_found, resolve_spec_path
-from .expr import Expr, ExprError
+from ..fields.expr import Expr, ExprError
 from .schema import Spec
 from .yaml_source import PositionMap, SourceDoc, load_yaml_file
 

@@ -12,8 +12,8 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..registry import RegisteredModel, RegisteredName
 from ..resampling import ResampleOp
-from .axes import PerAxis
-from .types import ExprText, RangeText, SpecModel, check_identifiers
+from ..fields.axes import PerAxis
+from ..fields.types import ExprText, RangeText, SpecModel, check_identifiers
 from .backbone import BackboneSpec
 
 __all__ = [

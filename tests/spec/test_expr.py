@@ -1,6 +1,6 @@
 import pytest
 
-from skipgraph.spec.expr import Expr, ExprError, Range
+from skipgraph.fields.expr import Expr, ExprError, Range
 
 ENV = {"base": 32, "depth": 4, "ds": True, "norm": "batch"}
 
