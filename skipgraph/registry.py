@@ -1,10 +1,13 @@
-"""One registry type for every open vocabulary (resampling ops, head types, losses). Torch-free.
+"""One registry type for every open vocabulary. Torch-free.
 
-An entry is a name, a torch-free pydantic settings model (it validates a spec's settings and
-states the entry's channel and shape rules) and a torch builder named by ``"pkg.module:attr"``,
-imported only when a model is compiled. The block registry (:mod:`skipgraph.blocks.registry`)
-follows the same pattern. Nothing named inside a spec is ever imported: only registered names
-are accepted, and plugins register themselves when loaded with ``--import``.
+Blocks (:mod:`skipgraph.blocks.registry`), resampling ops (:mod:`skipgraph.resampling`), head
+types (:mod:`skipgraph.heads`), losses (:mod:`skipgraph.loss_registry`), normalisations and
+activations (:mod:`skipgraph.blocks.options`) and backbone providers
+(:mod:`skipgraph.backbone_registry`) are each a :class:`Registry`. An entry is a name, a
+torch-free pydantic settings model (it validates a spec's settings and states the entry's
+channel and shape rules) and a torch builder named by ``"pkg.module:attr"``, imported only when
+a model is compiled. Nothing named inside a spec is ever imported: only registered names are
+accepted, and plugins register themselves when loaded with ``--import``.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import fnmatch
 import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
+
+from pydantic_core import PydanticCustomError
 
 from .errors import did_you_mean
 
@@ -56,9 +61,10 @@ class Registry(Generic[T]):
     """Names -> :class:`Entry`. ``builtins`` is the module that registers the built-in entries
     (imported on first use, so importing the registry itself stays cheap)."""
 
-    def __init__(self, what: str, builtins: str):
+    def __init__(self, what: str, builtins: str, code: str = "unknown-name"):
         self.what = what
         self._builtins = builtins
+        self.code = code  # the diagnostic code of an unknown name in a spec
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, name: str, params: type[T], builder: str | Callable[..., Any],
@@ -94,14 +100,13 @@ class Registry(Generic[T]):
     def check(self, name: Any) -> str:
         """``name`` if it is registered, else a pydantic ``unknown_name`` error (the spec
         loader reports it as ``unknown-name`` with a did-you-mean hint)."""
-        from pydantic_core import PydanticCustomError
         if not isinstance(name, str):
             raise ValueError(f"{self.what} must be a name, got {name!r}")
         self._load_builtins()
         if name not in self._entries:
             raise PydanticCustomError("unknown_name", "{message}", {
                 "message": f"unknown {self.what} `{name}`",
-                "hint": did_you_mean(name, self._entries) or ""})
+                "hint": did_you_mean(name, self._entries) or "", "code": self.code})
         return name
 
     def names(self) -> list[str]:
@@ -159,8 +164,10 @@ class RegisteredModel:
     ``anyOf`` the registered models (not ``oneOf``: a ``${...}`` placeholder for the key
     matches every one of them)."""
 
-    def __init__(self, registry: Registry | str, key: str = "type", default: str | None = None):
+    def __init__(self, registry: Registry | str, key: str = "type", default: str | None = None,
+                 listed: Callable[[type], bool] | None = None):
         self._registry, self.key, self.default = registry, key, default
+        self.listed = listed  # the entries' models the JSON Schema offers (default: all)
 
     @property
     def registry(self) -> Registry:
@@ -171,19 +178,29 @@ class RegisteredModel:
         return value if isinstance(value, entry_model) else entry_model.model_validate(value)
 
     def model_for(self, value: Any) -> type:
-        """The settings model of the entry ``value`` (a mapping or a settings object) names."""
+        """The settings model of the entry ``value`` (a mapping or a settings object) names;
+        an unknown name is a pydantic error at the ``key`` (its position in the spec)."""
         if isinstance(value, dict):
             name = value.get(self.key, self.default)
         elif hasattr(value, self.key):
             name = getattr(value, self.key)
         else:
             raise ValueError(f"expected a mapping with `{self.key}:`, got {value!r}")
-        return self.registry.get(self.registry.check(name)).params
+        try:
+            return self.registry.get(self.registry.check(name)).params
+        except PydanticCustomError as exc:
+            if not (isinstance(value, dict) and self.key in value):
+                raise
+            from pydantic import ValidationError
+            from pydantic_core import InitErrorDetails
+            raise ValidationError.from_exception_data(self.registry.what, [InitErrorDetails(
+                type=exc, loc=(self.key,), input=name)]) from None
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
         return core_schema.no_info_plain_validator_function(self.validate)
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
-        return {"anyOf": [handler(self.registry.get(n).params.__pydantic_core_schema__)
-                          for n in self.registry.names()]}
+        models = [self.registry.get(n).params for n in self.registry.names()]
+        return {"anyOf": [handler(m.__pydantic_core_schema__) for m in models
+                          if self.listed is None or self.listed(m)]}

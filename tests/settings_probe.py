@@ -21,7 +21,7 @@ import torch
 import yaml
 
 import skipgraph
-from skipgraph.blocks.options import ACT_NAMES, NORM_NAMES
+from skipgraph.blocks.options import ACTS, NORMS
 from skipgraph.blocks.registry import list_blocks
 from skipgraph.errors import SpecError
 from skipgraph.heads import HEADS
@@ -111,7 +111,9 @@ def _option_cases(registry: str, name: str, field: str, default: Any,
                   context: dict[str, Any]) -> list[Case]:
     """Every other name of the norm / activation table, and each option of each name against
     that name without it."""
-    table = NORM_NAMES if field == "norm" else ACT_NAMES
+    registry = NORMS if field == "norm" else ACTS
+    table = {e.name: tuple(e.params.model_fields) for e in registry.list()
+             if e.origin.startswith("skipgraph.")}
     current = default if isinstance(default, str) else default["type"]
     cases = [Case(registry, name, f"{field}={n}", dict(context), {**context, field: n})
              for n in table if n != current]

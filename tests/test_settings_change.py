@@ -106,4 +106,4 @@ def test_the_probe_catches_an_ignored_setting(tmp_path, monkeypatch):
         with pytest.raises(probe.NoRule):
             probe.cases_for("block", "untyped", _Untyped)
     finally:
-        block_registry._BLOCKS.pop("ignores_gain", None)
+        block_registry.BLOCKS.unregister("ignores_gain")

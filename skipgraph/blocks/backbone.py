@@ -56,7 +56,7 @@ import timm  # noqa: E402
 from timm.models import FeatureListNet  # noqa: E402
 
 __all__ = ["StageInfo", "BackboneStage", "BackboneWeightsError", "describe", "build_stages",
-           "load_backbone_weights", "stage_module"]
+           "load_backbone_weights", "stage_module", "TIMM"]
 
 
 class BackboneWeightsError(ValueError):
@@ -152,6 +152,16 @@ def stage_module(dims: int, in_channels: int, out_channels: int, params: Any) ->
     """The registry's builder: a stage alone has no meaning, its backbone is built at once."""
     raise TypeError(f"a `backbone` stage of {params.model} is built with its whole backbone "
                     "(skipgraph.compile.modules.build_modules), not on its own")
+
+
+class _Timm:
+    """The `timm` backbone provider's builder (skipgraph.backbone_registry)."""
+
+    describe = staticmethod(describe)
+    build_stages = staticmethod(build_stages)
+
+
+TIMM = _Timm()
 
 
 def read_weights(path: str) -> dict[str, torch.Tensor]:

@@ -7,21 +7,10 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from ..fields.axes import KernelSize, volume
 from ..fields.types import ExprText, KernelExpr
-from .options import ACT_NAMES, resolve_norm, split_option
+from ..fields.types import ActSetting, NormSetting
 from .registry import BlockParams, register_block
 
-__all__ = ["ConvParams", "RecurrentParams", "ResidualParams", "ResBlockParams", "IdentityParams",
-           "check_norm", "check_act"]
-
-
-def check_norm(value: Any) -> Any:
-    resolve_norm(value)
-    return value
-
-
-def check_act(value: Any) -> Any:
-    split_option(value, ACT_NAMES, "activation")
-    return value
+__all__ = ["ConvParams", "RecurrentParams", "ResidualParams", "ResBlockParams", "IdentityParams"]
 
 
 def check_odd_kernel(kernel: KernelSize | str) -> KernelSize | str:
@@ -121,16 +110,23 @@ class ConvParams(StridedStack):
     """
 
     type: Literal["conv"] = "conv"
+    """A stack of convs (`convs` x conv -> norm -> act)."""
     convs: int = Field(2, ge=1, le=64)
-    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
+    """Convolutions in the stack (U-Net's double conv: 2)."""
+    kernel: KernelSize | KernelExpr = 3
+    """Kernel of each conv (odd: sizes are kept): an int, one per axis (`[1, 3, 3]`), or an
+    expression over params and index variables (`kernels[i]`)."""
     bias: bool = True
-    norm: str | dict[str, Any] = "none"
-    act: str | dict[str, Any] = "relu"
+    """A bias in each conv (redundant before a batch norm)."""
+    norm: NormSetting = "none"
+    """Normalisation after each conv (`{type: group, groups: 8}` for options)."""
+    act: ActSetting = "relu"
+    """Activation after each normalisation."""
     order: Literal["cna", "can"] = "cna"
+    """conv -> norm -> act (`cna`) or conv -> act -> norm (`can`, BiO-Net)."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout probability after each conv unit (0: none)."""
 
-    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
-    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
 
 
@@ -140,19 +136,30 @@ class RecurrentParams(BlockParams):
     equation); ``norm_per_step``: a norm per step or one shared (public code)."""
 
     type: Literal["recurrent"] = "recurrent"
+    """RU-Net / R2U-Net recurrent units."""
     steps: int = Field(2, ge=0, le=64)
+    """Recurrent steps t of each RCL (0: plain convs)."""
     layers: int = Field(2, ge=1, le=16)
+    """RCLs in the unit."""
     residual: bool = True
+    """Add the (projected) input to the output (R2U-Net) or not (RU-Net)."""
     tied: bool = True
+    """One conv for the feed-forward and recurrent weights (public code) or two (the paper)."""
     projection: Literal["first", "shortcut", "none"] = "first"
-    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
+    """The 1x1 conv to the output width: before the RCLs (`first`), on the residual only
+    (`shortcut`), or none (the input already has the width)."""
+    kernel: KernelSize | KernelExpr = 3
+    """Kernel of each conv (odd: sizes are kept): an int, one per axis (`[1, 3, 3]`), or an
+    expression over params and index variables (`kernels[i]`)."""
     bias: bool = True
-    norm: str | dict[str, Any] = "batch"
-    act: str | dict[str, Any] = "relu"
+    """A bias in each conv (redundant before a batch norm)."""
+    norm: NormSetting = "batch"
+    """Normalisation after each conv (`{type: group, groups: 8}` for options)."""
+    act: ActSetting = "relu"
+    """Activation after each normalisation."""
     norm_per_step: bool = False
+    """A norm per recurrent step (true) or one shared by the steps (public code)."""
 
-    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
-    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
 
 
@@ -160,15 +167,22 @@ class ResidualParams(BlockParams):
     """ResU-Net units: ``convs`` x (conv -> norm -> act) plus a residual through a projection."""
 
     type: Literal["residual"] = "residual"
+    """ResU-Net residual units."""
     convs: int = Field(2, ge=1, le=16)
+    """Conv -> norm -> act units in the block."""
     projection: Literal["first", "shortcut"] = "first"
-    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
+    """The 1x1 projection to the output width: before the convs (`first`) or on the residual
+    only (`shortcut`)."""
+    kernel: KernelSize | KernelExpr = 3
+    """Kernel of each conv (odd: sizes are kept): an int, one per axis (`[1, 3, 3]`), or an
+    expression over params and index variables (`kernels[i]`)."""
     bias: bool = True
-    norm: str | dict[str, Any] = "batch"
-    act: str | dict[str, Any] = "relu"
+    """A bias in each conv (redundant before a batch norm)."""
+    norm: NormSetting = "batch"
+    """Normalisation after each conv (`{type: group, groups: 8}` for options)."""
+    act: ActSetting = "relu"
+    """Activation after each normalisation."""
 
-    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
-    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
 
 
@@ -185,15 +199,21 @@ class ResBlockParams(StridedStack):
     unit1.act``."""
 
     type: Literal["resblock"] = "resblock"
+    """A ResNet stage of `units` residual units."""
     units: ExprText = 1
     """Residual units stacked in the node (ResNet-34's stages: 3, 4, 6, 3); an expression over
     params and index variables is evaluated per node."""
     convs: int = Field(2, ge=1, le=16)
     """Convs per unit (ResNet's BasicBlock: 2)."""
-    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
+    kernel: KernelSize | KernelExpr = 3
+    """Kernel of each conv (odd: sizes are kept): an int, one per axis (`[1, 3, 3]`), or an
+    expression over params and index variables (`kernels[i]`)."""
     bias: bool = False
-    norm: str | dict[str, Any] = "batch"
-    act: str | dict[str, Any] = "relu"
+    """A bias in each conv (off: a batch norm follows)."""
+    norm: NormSetting = "batch"
+    """Normalisation after each conv (`{type: group, groups: 8}` for options)."""
+    act: ActSetting = "relu"
+    """Activation after each normalisation."""
     post_act: bool = True
     """Where a unit's last activation goes: after the sum (`true`: `act(norm(conv(..)) +
     shortcut)`, ResNet) or after the last conv, before the sum (`false`, as ResU-Net)."""
@@ -204,8 +224,6 @@ class ResBlockParams(StridedStack):
 
     expressions = {"stride": 1, "widths": 1, "units": 1}
 
-    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
-    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
     _units = field_validator("units")(classmethod(lambda cls, v: check_positive(v, "units", 64)))
 
@@ -223,11 +241,12 @@ class IdentityParams(BlockParams):
     norm-act node). It keeps its input channels, so the node's ``width`` must equal them."""
 
     type: Literal["identity"] = "identity"
-    norm: str | dict[str, Any] = "none"
-    act: str | dict[str, Any] = "none"
+    """No conv: an optional norm and activation on the merged input."""
+    norm: NormSetting = "none"
+    """Normalisation of the merged input."""
+    act: ActSetting = "none"
+    """Activation after the normalisation."""
 
-    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
-    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
 
     def out_channels(self, in_channels: int, width: int) -> int:
         if width != in_channels:

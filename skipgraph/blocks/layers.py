@@ -1,12 +1,13 @@
-"""Torch layer factories indexed by ``dims`` (MONAI-style), so no call site branches on 2D/3D."""
+"""Torch layer factories indexed by ``dims`` (MONAI-style), so no call site branches on 2D/3D;
+the builders of the built-in normalisations and activations (:mod:`.options` registers them)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .options import ACT_NAMES, NORM_NAMES, resolve_norm, split_option
+from .options import ACTS, NORMS, act_choice, norm_choice
 
 __all__ = ["by_dims", "CONV", "CONV_T", "MAX_POOL", "AVG_POOL", "make_norm", "make_act",
            "interp_mode"]
@@ -40,24 +41,47 @@ def interp_mode(mode: str, dims: int) -> str:
     return "trilinear" if mode == "bilinear" and dims == 3 else mode
 
 
-_NORMS: dict[str, Callable[..., nn.Module]] = {
-    "batch": lambda dims, c, **kw: _BATCH[dims](c, **kw),
-    "instance": lambda dims, c, **kw: _INSTANCE[dims](c, **kw),
-    "group": lambda dims, c, groups=8, **kw: nn.GroupNorm(min(groups, c), c, **kw),
-    "layer": lambda dims, c, **kw: nn.GroupNorm(1, c, **kw),
-}
-_ACTS: dict[str, Callable[..., nn.Module]] = {
-    "relu": lambda: nn.ReLU(inplace=True), "elu": nn.ELU, "leaky_relu": nn.LeakyReLU,
-    "prelu": nn.PReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
-}
-assert set(_NORMS) | {"none"} == set(NORM_NAMES) and set(_ACTS) | {"none"} == set(ACT_NAMES)
+# --- the built-in normalisations and activations (registered in .options) --------------------
+
+def none_norm(dims: int, channels: int) -> None:
+    return None
+
+
+def batch_norm(dims: int, channels: int, **kw: Any) -> nn.Module:
+    return _BATCH[dims](channels, **kw)
+
+
+def instance_norm(dims: int, channels: int, **kw: Any) -> nn.Module:
+    return _INSTANCE[dims](channels, **kw)
+
+
+def group_norm(dims: int, channels: int, groups: int = 8, **kw: Any) -> nn.Module:
+    return nn.GroupNorm(min(groups, channels), channels, **kw)
+
+
+def layer_norm(dims: int, channels: int, **kw: Any) -> nn.Module:
+    return nn.GroupNorm(1, channels, **kw)
+
+
+def none_act() -> None:
+    return None
+
+
+def relu_act() -> nn.Module:
+    return nn.ReLU(inplace=True)
+
+
+elu_act, leaky_relu_act, prelu_act, gelu_act = nn.ELU, nn.LeakyReLU, nn.PReLU, nn.GELU
+silu_act, tanh_act, sigmoid_act = nn.SiLU, nn.Tanh, nn.Sigmoid
 
 
 def make_norm(setting: Any, dims: int, channels: int) -> nn.Module | None:
-    name, kwargs = resolve_norm(setting)
-    return None if name == "none" else _NORMS[name](dims, channels, **kwargs)
+    """The normalisation a ``norm:`` setting names, on ``channels`` channels (None: none)."""
+    name, options = norm_choice(setting)
+    return NORMS.get(name).load_builder()(dims, channels, **options.kwargs())
 
 
 def make_act(setting: Any) -> nn.Module | None:
-    name, kwargs = split_option(setting, ACT_NAMES, "activation")
-    return None if name == "none" else _ACTS[name](**kwargs)
+    """The activation an ``act:`` setting names (None: none)."""
+    name, options = act_choice(setting)
+    return ACTS.get(name).load_builder()(**options.kwargs())

@@ -16,32 +16,41 @@ Example:
 """
 from __future__ import annotations
 
-import fnmatch
-import importlib
-from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from ..errors import DiagnosticSink, did_you_mean
+from ..registry import Entry, Registry, RegistryError
 
 __all__ = ["BlockParams", "BlockDef", "RegistryError", "register_block", "get_block",
-           "list_blocks", "validate_block_config", "parse_block_config", "merge_block"]
-
-
-class RegistryError(ValueError):
-    """Registering a name twice, or asking for one that does not exist."""
+           "list_blocks", "BLOCKS", "merge_block"]
 
 
 class BlockParams(BaseModel):
     """Base of every block's parameter model. Override :meth:`out_channels` if it is not ``width``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a string literal under a field is its description (the JSON Schema documents it)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     type: str
+    """The block type: a registered name (`skipgraph blocks` lists them)."""
 
     # fields that may hold expressions over params, index variables and `width` (the node's
     # width), evaluated per node at expansion: name -> minimum (a list field: per item)
     expressions: ClassVar[dict[str, int]] = {}
+
+    # True where the node's module is built together with its family's other nodes (the
+    # stages of one encoder: compile/backbone.py), not by the entry's builder alone
+    built_by_family: ClassVar[bool] = False
+    # False for a block type only expansion makes (never written in a spec)
+    written: ClassVar[bool] = True
+
+    def label(self) -> str:
+        """A line drawings add under the node's name (a backbone stage: its encoder)."""
+        return ""
+
+    def written_problem(self) -> str | None:
+        """Why this block cannot be written in a spec (it is made by expansion), or None."""
+        return None
 
     def out_channels(self, in_channels: int, width: int) -> int:
         """Output channels for ``in_channels`` and the spec's ``width``; raises ValueError
@@ -102,57 +111,26 @@ class BlockParams(BaseModel):
         return volume(kernel, dims) * (in_channels + (layers - 1) * out_channels) * out_channels
 
 
-@dataclass(frozen=True)
-class BlockDef:
-    name: str
-    params: type[BlockParams]
-    builder: str | Callable[..., Any]  # "module:qualname" or the class itself
-    description: str = ""
+BlockDef = Entry  # the entry of a block type (its name, settings model and builder)
 
-    def load_builder(self) -> Callable[..., Any]:
-        if not isinstance(self.builder, str):
-            return self.builder
-        module, _, qualname = self.builder.partition(":")
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-        return obj
-
-    @property
-    def origin(self) -> str:
-        if isinstance(self.builder, str):
-            return self.builder
-        return f"{self.builder.__module__}:{self.builder.__qualname__}"
-
-
-_BLOCKS: dict[str, BlockDef] = {}  # block type name -> definition
+BLOCKS: Registry[BlockParams] = Registry("block type", "skipgraph.blocks.builtin",
+                                         code="unknown-block")
 
 
 def register_block(name: str, params: type[BlockParams], builder: str | Callable[..., Any],
-                   description: str = "", replace: bool = False) -> BlockDef:
-    """Add a block type; a duplicate name is an error unless ``replace=True``."""
-    if not name.isidentifier():
-        raise RegistryError(f"block name `{name}` must be an identifier")
-    new = BlockDef(name, params, builder, description)
-    old = _BLOCKS.get(name)
-    if old is not None and not replace and old.origin != new.origin:
-        raise RegistryError(f"block `{name}` is already registered by {old.origin}; "
-                            f"{new.origin} would replace it (pass replace=True to do so)")
-    _BLOCKS[name] = new
-    return new
+                   description: str = "", replace: bool = False) -> Entry[BlockParams]:
+    """Add a block type (``params.type`` must be ``Literal[name]``); a duplicate name from
+    another origin raises :class:`skipgraph.registry.RegistryError` unless ``replace=True``."""
+    return BLOCKS.register(name, params, builder, description, replace)
 
 
-def get_block(name: str) -> BlockDef:
-    _ensure_builtins()
-    if name not in _BLOCKS:
-        raise RegistryError(f"unknown block type `{name}`; "
-                            + (did_you_mean(name, _BLOCKS) or ""))
-    return _BLOCKS[name]
+def get_block(name: str) -> Entry[BlockParams]:
+    """The entry of block type ``name``; raises RegistryError (did-you-mean) if unknown."""
+    return BLOCKS.get(name)
 
 
-def list_blocks(pattern: str = "*") -> list[BlockDef]:
-    _ensure_builtins()
-    return [_BLOCKS[n] for n in sorted(_BLOCKS) if fnmatch.fnmatch(n, pattern)]
+def list_blocks(pattern: str = "*") -> list[Entry[BlockParams]]:
+    return BLOCKS.list(pattern)
 
 
 def merge_block(defaults: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
@@ -168,52 +146,3 @@ def merge_block(defaults: dict[str, Any], written: dict[str, Any]) -> dict[str, 
     except RegistryError:
         return {**defaults, **written}  # the unknown type is reported by validation
     return {**{k: v for k, v in defaults.items() if k in fields}, **written}
-
-
-def parse_block_config(config: dict[str, Any]) -> BlockParams:
-    """A merged block mapping -> its validated parameter model (raises on bad input)."""
-    return get_block(config.get("type", "conv")).params.model_validate(
-        {"type": "conv", **config})
-
-
-def validate_block_config(config: dict[str, Any], pos: Any, path: tuple,
-                          sink: DiagnosticSink) -> None:
-    """Check a merged block mapping and report problems at their source positions."""
-    name = config.get("type", "conv")
-    if not isinstance(name, str):
-        sink.error("bad-type", f"block `type` must be a name, got {name!r}",
-                   pos.span(path + ("type",)), key=".".join(map(str, path + ("type",))))
-        return
-    try:
-        block = get_block(name)
-    except RegistryError:
-        _ensure_builtins()
-        sink.error("unknown-block", f"unknown block type `{name}`", pos.span(path + ("type",)),
-                   hint=did_you_mean(name, _BLOCKS), key=".".join(map(str, path + ("type",))))
-        return
-    try:
-        block.params.model_validate({"type": name, **config})
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = path + tuple(s for s in err["loc"] if isinstance(s, str) and s in config)
-            extra = err["type"] == "extra_forbidden"
-            hint = did_you_mean(str(err["loc"][-1]), block.params.model_fields) if extra else None
-            code = "unknown-key" if extra else ("bad-type" if "type" in err["type"]
-                                                else "bad-value")
-            msg = f"unknown key `{err['loc'][-1]}` for block `{name}`" if extra else \
-                f"block `{name}`: {err['msg'].removeprefix('Value error, ')}"
-            sink.error(code, msg, _block_span(pos, loc), hint=hint,
-                       key=".".join(map(str, loc)))
-
-
-def _block_span(pos: Any, loc: tuple):
-    """A key merged in from ``defaults.block`` is reported where it was written."""
-    if tuple(loc) in pos.values or len(loc) < 2:
-        return pos.span(loc)
-    fallback = ("defaults", "block") + tuple(loc[-1:])
-    return pos.span(fallback) if fallback in pos.values else pos.span(loc)
-
-
-def _ensure_builtins() -> None:
-    if "conv" not in _BLOCKS:
-        importlib.import_module("skipgraph.blocks.builtin")

@@ -25,7 +25,7 @@ def build_modules(ir: IRGraph, weights: bool = True) -> "OrderedDict[str, nn.Mod
     for node in ir.nodes():
         if node.is_input:
             continue
-        if node.block.type == "backbone":
+        if node.block.built_by_family:  # a backbone's stages: built together
             if node.id not in stages:
                 from .backbone import backbone_stages
                 stages.update(backbone_stages(ir, node.family, weights))

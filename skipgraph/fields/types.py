@@ -9,9 +9,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from ..registry import load_object
 from .expr import Expr, ExprError, Range
 
-__all__ = ["SpecModel", "ExprText", "KernelExpr", "RangeText", "NormText", "ActText", "odd_kernel",
+__all__ = ["SpecModel", "ExprText", "KernelExpr", "RangeText", "NormSetting", "ActSetting", "NormText", "ActText", "odd_kernel",
            "check_identifiers"]
 
 
@@ -37,8 +38,44 @@ RangeText = Annotated[int | str, AfterValidator(_check_range)]
 KernelExpr = Annotated[str, AfterValidator(_check_expr)]
 """A kernel written as an expression over params and index variables (`kernels[i]`),
 evaluated per node or edge when the spec is expanded."""
-NormText = str | dict[str, Any]   # a name, or {type: name, **kwargs}; checked by the block layer
-ActText = str | dict[str, Any]
+
+
+class LayerChoice:
+    """A ``norm:`` / ``act:`` setting: a registered name or ``{type: name, **options}``
+    (skipgraph.blocks.options checks it: an unknown name or option is a ValueError, so the
+    spec loader reports it at the setting's file:line:col). The value is kept as written;
+    its JSON Schema lists the names registered when the schema is generated."""
+
+    def __init__(self, registry: str, check: str, description: str):
+        self.registry, self.check, self.description = registry, check, description
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+        check = self.check
+
+        def validate(value: Any) -> Any:
+            return load_object(check)(value)
+        return core_schema.no_info_after_validator_function(validate, core_schema.union_schema(
+            [core_schema.str_schema(), core_schema.dict_schema()]))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        names = load_object(self.registry).names()
+        return {"description": self.description, "anyOf": [
+            {"enum": names, "type": "string"},
+            {"type": "object", "properties": {"type": {
+                "enum": names, "type": "string", "description": "The registered name."}},
+             "required": ["type"], "description": "The name and its options."}]}
+
+
+NormSetting = Annotated[str | dict[str, Any], LayerChoice(
+    "skipgraph.blocks.options:NORMS", "skipgraph.blocks.options:check_norm",
+    "A registered normalisation (none, batch, instance, group, layer, or one a module loaded "
+    "with --import registers), or {type: NAME, **options} (`{type: group, groups: 8}`).")]
+ActSetting = Annotated[str | dict[str, Any], LayerChoice(
+    "skipgraph.blocks.options:ACTS", "skipgraph.blocks.options:check_act",
+    "A registered activation (none, relu, elu, leaky_relu, prelu, gelu, silu, tanh, sigmoid, "
+    "or one a module loaded with --import registers), or {type: NAME, **options}.")]
+NormText, ActText = NormSetting, ActSetting  # their former names
 
 
 def odd_kernel(kernel: int) -> int:

@@ -1,16 +1,19 @@
-"""Expansion of a backbone node family into one IR node per feature level of a timm encoder.
+"""Expansion of a backbone node family into one IR node per feature level of its encoder.
 
-The levels, channels and stage boundaries come from timm's ``feature_info`` (read on the meta
-device, so no weights are allocated); a feature at reduction ``r`` is placed at level
-``log2(r)`` (ResNet's first feature, at reduction 2, is level 1). The stages are chained by the
-family itself: ``input -> E[first] -> ... -> E[last]``, each edge without resampling because the
-stage strides by itself. Only backbone specs import timm (and with it torch).
+The levels, channels and stage boundaries come from the family's backbone provider
+(:mod:`skipgraph.backbone_registry`; timm's ``feature_info``, read on the meta device, so no
+weights are allocated); a feature at reduction ``r`` is placed at level ``log2(r)`` (ResNet's
+first feature, at reduction 2, is level 1). The stages are chained by the family itself:
+``input -> E[first] -> ... -> E[last]``, each edge without resampling because the stage strides
+by itself. Only backbone specs import the provider (and with it torch).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..spec.backbone import EXTRA, BackboneSpec
+from ..backbone_registry import BACKBONE_PROVIDERS
+from ..blocks.backbone_params import BackboneStageParams
+from ..spec.backbone import BackboneSpec
 
 __all__ = ["BackboneError", "BackboneLevel", "backbone_levels"]
 
@@ -27,24 +30,30 @@ class BackboneError(ValueError):
 class BackboneLevel:
     level: int
     channels: int
-    block: dict  # the `backbone` block settings of the node (see BackboneStageParams)
+    block: BackboneStageParams  # the node's block: one stage of the encoder
 
 
 def backbone_levels(spec: BackboneSpec, in_channels: int, dims: int) -> list[BackboneLevel]:
     """One entry per feature level of ``spec.name``, shallow to deep."""
-    if dims != 2:
-        raise BackboneError(f"timm backbones are 2D; this spec has dims: {dims}")
+    entry = BACKBONE_PROVIDERS.get(spec.provider)
+    facts = entry.params
+    if dims not in facts.dims:
+        raise BackboneError(f"{spec.provider} backbones are "
+                            f"{'/'.join(f'{d}D' for d in facts.dims)}; this spec has dims: {dims}")
     try:
-        from ..blocks.backbone import describe
+        provider = entry.load_builder()
     except ImportError as exc:
-        raise BackboneError(f"backbone `{spec.name}` needs timm ({exc.name} is not installed)",
-                            "missing-extra", f'pip install "skipgraph[{EXTRA}]"') from None
+        raise BackboneError(f"backbone `{spec.name}` needs {facts.package or spec.provider} "
+                            f"({exc.name} is not installed)", "missing-extra",
+                            f'pip install "skipgraph[{facts.extra}]"' if facts.extra else None
+                            ) from None
     try:
-        stages = describe(spec.name, in_channels)
+        stages = provider.describe(spec.name, in_channels)
     except (ValueError, RuntimeError, TypeError, KeyError, AssertionError) as exc:
-        # timm's answer to an unknown name or an impossible model (in_chans, ...)
-        raise BackboneError(f"timm cannot make `{spec.name}` with {in_channels} input "
-                            f"channels: {exc}", hint="see timm.list_models()") from None
+        # the provider's answer to an unknown name or an impossible model (in_chans, ...)
+        raise BackboneError(f"{spec.provider} cannot make `{spec.name}` with {in_channels} "
+                            f"input channels: {exc}",
+                            hint=facts.names_hint or None) from None
     frozen = spec.frozen_stages(len(stages))
     levels: list[BackboneLevel] = []
     for k, st in enumerate(stages):
@@ -55,8 +64,9 @@ def backbone_levels(spec: BackboneSpec, in_channels: int, dims: int) -> list[Bac
         if levels and level <= levels[-1].level:
             raise BackboneError(f"`{spec.name}` reports two features at reduction "
                                 f"{st.reduction}; one node per level is possible")
-        block = {"type": "backbone", "model": spec.name, "stage": k, "stages": len(stages),
-                 "reduction": st.reduction, "modules": list(st.modules), "params": st.params,
-                 "weights": spec.weights, "frozen": k < frozen}
+        block = BackboneStageParams(
+            provider=spec.provider, model=spec.name, stage=k, stages=len(stages),
+            reduction=st.reduction, modules=tuple(st.modules), params=st.params,
+            weights=spec.weights, frozen=k < frozen)
         levels.append(BackboneLevel(level, st.channels, block))
     return levels

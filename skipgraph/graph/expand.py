@@ -19,7 +19,6 @@ from typing import Any, Iterator, Mapping
 
 from pydantic import ValidationError
 
-from ..blocks.registry import merge_block, parse_block_config
 from ..errors import DiagnosticSink, did_you_mean
 from ..fields.axes import axes_text
 from ..fields.expr import Expr, ExprError, Range
@@ -210,7 +209,7 @@ class _Expander:
                 self._err("duplicate-node", f"node `{nid}` is created twice", path)
                 return
             node_block = self._block_at(
-                self._evaluated(block, env, self._block_path(path, fam.block)), env, width, path)
+                self._evaluated(block, env, self._block_path(path)), env, width, path)
             if node_block is None:
                 return
             if level - node_block.levels_down() < 0:
@@ -236,10 +235,10 @@ class _Expander:
                       "check its `for:` ranges and `if:` condition against the params")
         self.members[name] = members
 
-    @staticmethod
-    def _block_path(path: tuple, block: dict[str, Any]) -> tuple:
+    def _block_path(self, path: tuple) -> tuple:
         """Where a block's kernel is written: the family's own `block:` or the defaults."""
-        return path + ("block",) if "kernel" in block else ("defaults", "block")
+        own = path + ("block", "kernel")
+        return path + ("block",) if own in self.rs.positions.values else ("defaults", "block")
 
     def _evaluated(self, settings: Any, env: Mapping[str, Any], path: tuple) -> Any:
         """``settings`` (a block's or a resampling op's) with a kernel written as an expression
@@ -273,14 +272,14 @@ class _Expander:
                       f"the deepest level is {self.ir.max_level}", ("strides",),
                       "one entry per level below the input resolution")
 
-    def _written_block(self, block: dict[str, Any], path: tuple) -> Any:
-        """A block written in the spec (over ``defaults.block``); a ``backbone`` stage is made
-        only by a backbone family, which builds all its stages from one timm model."""
-        params = parse_block_config(merge_block(self.spec.defaults.block, block))
-        if params.type == "backbone":
-            self._err("bad-value", "block type `backbone` is a stage of a timm encoder; declare "
-                      "the encoder as a family: `E: {backbone: {name: resnet34}}`",
-                      path + ("block", "type"))
+    def _written_block(self, block: Any, path: tuple) -> Any:
+        """A family's block settings (the loader merged them over ``defaults.block``), or
+        the defaults'; a block made only by expansion (a backbone's stage) is an error."""
+        params = block if block is not None else self.spec.defaults.block
+        problem = params.written_problem()
+        if problem:
+            where = path + ("block", "type") if block is not None else ("defaults", "block")
+            self._err("bad-value", problem, where)
         return params
 
     def _block_at(self, block: Any, env: Mapping[str, Any], width: int, path: tuple) -> Any:
@@ -314,7 +313,7 @@ class _Expander:
             nid = node_id(name, (lv.level,))
             members.append((nid, (lv.level,)))
             self.ir.add_node(IRNode(nid, module_name(nid), name, (lv.level,), lv.level, 0,
-                                    lv.channels, parse_block_config(lv.block),
+                                    lv.channels, lv.block,
                                     origin=origin))
             self.ir.add_edge(IREdge(prev, nid, name, "input" if prev == INPUT_ID else "encoder",
                                     origin=origin))
@@ -402,7 +401,7 @@ class _Expander:
             conv_width = self._int(fam.conv.width, env, ("edges", name, "conv", "width"), 1)
             conv_path = ("edges", name, "conv")
             conv_block = self._evaluated(self._written_block(fam.conv.block, conv_path), env,
-                                         self._block_path(conv_path, fam.conv.block))
+                                         self._block_path(conv_path))
             conv_block = self._block_at(conv_block, env, conv_width or 1, conv_path)
             if conv_block is not None and conv_block.levels_down():
                 self._err("bad-value", f"edge family `{name}`: a block on an edge keeps the "

@@ -127,8 +127,8 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
     if node.level and ir.anisotropic:  # the per-axis factor from the level above: x(1,2,2)
         step = axes_text(squeeze(ir.level_stride(node.level)))
         lines.append(f"<FONT POINT-SIZE='8'>x{step}</FONT>")
-    if node.block.type == "backbone":  # a timm encoder's stage: name the encoder
-        lines.insert(1, f"<FONT POINT-SIZE='8'>{html.escape(node.block.model)}</FONT>")
+    if node.block.label():  # a backbone's stage: the encoder's name
+        lines.insert(1, f"<FONT POINT-SIZE='8'>{html.escape(node.block.label())}</FONT>")
     note = node.block.note() if node.block is not None else ""
     if opts.detail or note:  # a ResNet stage: its block type, repeat count and stride
         text = " ".join(t for t in (node.block.type if node.block else "", note) if t)

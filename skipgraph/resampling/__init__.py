@@ -22,7 +22,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ..registry import Entry, RegisteredName, Registry, RegistryError
 from ..fields.axes import KernelSize, Size, axes_text, axiswise, volume
-from ..fields.types import ActText, KernelExpr, NormText, SpecModel
+from ..fields.types import ActSetting, KernelExpr, NormSetting, SpecModel
 
 __all__ = ["ResampleOp", "RESAMPLE", "register_resample", "get_resample", "list_resample",
            "resample_settings", "RegistryError", "same_pad", "resample_problem", "factor_name"]
@@ -64,10 +64,10 @@ class ResampleOp(SpecModel):
     source's (`source`), half the source's (`half`), or a number."""
     bias: bool = True
     """Bias in the op's convolution."""
-    norm: NormText = "none"
+    norm: NormSetting = "none"
     """Normalisation after the op: none, batch, instance, group, layer, or {type: group,
     groups: 8}."""
-    act: ActText = "none"
+    act: ActSetting = "none"
     """Activation after the op (relu, elu, leaky_relu, prelu, gelu, silu, tanh, sigmoid, none)."""
     order: Literal["cna", "can"] = "cna"
     """After the op: norm then activation (`cna`) or activation then norm (`can`, BiO-Net)."""

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..registry import RegisteredName
+
 __all__ = ["BackboneSpec", "EXTRA"]
 
 EXTRA = "backbones"  # the optional extra that installs timm: pip install "skipgraph[backbones]"
@@ -30,6 +32,10 @@ class BackboneSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
+    provider: Annotated[str, RegisteredName("skipgraph.backbone_registry:BACKBONE_PROVIDERS")] = \
+        "timm"
+    """Where the encoder comes from: a registered backbone provider (`timm`, or one a module
+    loaded with `--import` registers)."""
     name: str
     """A timm model name (``timm.list_models()``), e.g. ``resnet34``."""
     weights: str | None = None

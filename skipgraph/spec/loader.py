@@ -1,12 +1,15 @@
 """From a YAML file (+ ``--set`` overrides) to a validated :class:`ResolvedSpec`.
 
 Steps: read YAML with positions -> merge ``extends:`` bases -> resolve params (defaults, then
-overrides) -> substitute ``${expr}`` placeholders -> validate with pydantic -> validate block
-settings against the block registry. Every failure becomes a positioned diagnostic; everything that
-can be checked together is reported together.
+overrides) -> substitute ``${expr}`` placeholders -> merge each family's ``block:`` over
+``defaults.block`` -> validate with pydantic (block settings by their block type's model, as
+``down:``/``up:`` by their op's). Every failure becomes a positioned diagnostic (a setting merged
+in from ``defaults.block`` is reported where it is written); everything that can be checked
+together is reported together.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import types
@@ -17,7 +20,7 @@ from typing import Annotated, Any, Iterable, Mapping
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..blocks.registry import merge_block, validate_block_config
+from ..blocks.registry import merge_block
 from ..errors import Diagnostic, DiagnosticSink, Span, SpecError, did_you_mean
 from ..registry import RegisteredModel
 from ..zoo import find_spec, not_found, resolve_spec_path
@@ -150,8 +153,7 @@ def _resolve(doc: SourceDoc, path: str, overrides: dict[str, Any]) -> ResolvedSp
                       or k in (doc.data.get("params") or {})}
     data["dims"] = params["dims"]
     sink.raise_if_any()
-    spec = _validate(data, doc.positions, sink)
-    _validate_blocks(data, doc.positions, sink)
+    spec = _validate(_merged_blocks(data), doc.positions, sink)
     if spec is None:  # expansion, which checks the names, will not run: report them now too
         _check_family_names(data, doc.positions, sink)
     sink.raise_if_any()
@@ -288,7 +290,8 @@ def _diagnostics_from_pydantic(exc: ValidationError, data: dict, pos: PositionMa
                               pos.span(path), key=key,
                               hint=did_you_mean(str(err["input"]), options))
         elif etype == "unknown_name":  # a name no registry knows (skipgraph.registry)
-            diag = Diagnostic("unknown-name", err["ctx"]["message"], pos.span(path), key=key,
+            diag = Diagnostic(err["ctx"].get("code", "unknown-name"), err["ctx"]["message"],
+                              pos.span(path), key=key,
                               hint=err["ctx"]["hint"] or None)
         elif etype == "value_error":
             msg = err["msg"].removeprefix("Value error, ")
@@ -299,6 +302,13 @@ def _diagnostics_from_pydantic(exc: ValidationError, data: dict, pos: PositionMa
                               key=key)
         else:
             diag = Diagnostic("bad-value", err["msg"], pos.span(path), key=key)
+        if diag.span is not None and path not in pos.values:
+            moved = _merged_span(pos, path, diag.span)
+            if moved is not diag.span and any(d.message == diag.message and d.span is not None
+                                              and d.span.line == moved.line
+                                              for d in out.values()):
+                continue  # reported at `defaults.block` already
+            diag = dataclasses.replace(diag, span=moved)
         out.setdefault(path, diag)  # union members repeat the same place: keep the first
     typos = {(_parent(d.key), d.hint) for d in out.values() if d.code == "unknown-key"}
     return [d for d in out.values() if not (
@@ -382,21 +392,36 @@ def _unwrap(tp: Any, node: Any = None) -> Any:
             return tp
 
 
-def _validate_blocks(data: dict, pos: PositionMap, sink: DiagnosticSink) -> None:
-    """Check every merged block mapping (read from the document, so this runs even when other
-    parts of the spec failed validation)."""
+def _merged_blocks(data: dict) -> dict:
+    """``data`` with every family's ``block:`` mapping merged over ``defaults.block``
+    (:func:`merge_block`), as the schema validates it; the document itself is kept as written."""
     def mapping(value: Any) -> dict:
         return value if isinstance(value, dict) else {}
 
-    defaults = mapping(data.get("defaults"))
-    base = mapping(defaults.get("block")) or {"type": "conv"}
-    validate_block_config(base, pos, ("defaults", "block"), sink)
-    for name, fam in mapping(data.get("nodes")).items():
-        if "block" in mapping(fam):
-            validate_block_config(merge_block(base, mapping(fam["block"])), pos,
-                                  ("nodes", name, "block"), sink)
-    for name, fam in mapping(data.get("edges")).items():
-        conv = mapping(mapping(fam).get("conv"))
-        if "block" in conv:
-            validate_block_config(merge_block(base, mapping(conv["block"])), pos,
-                                  ("edges", name, "conv", "block"), sink)
+    base = mapping(mapping(data.get("defaults")).get("block"))
+
+    def merged(fam: Any, *keys: str) -> Any:
+        inner = fam
+        for key in keys[:-1]:
+            inner = mapping(inner).get(key)
+        if not isinstance(mapping(inner).get(keys[-1]), dict):
+            return fam  # absent (the defaults apply) or not a mapping (a type error there)
+        new = merge_block(base, inner[keys[-1]])
+        if len(keys) == 1:
+            return {**fam, keys[0]: new}
+        return {**fam, keys[0]: {**fam[keys[0]], keys[1]: new}}
+
+    out = dict(data)
+    if isinstance(data.get("nodes"), dict):
+        out["nodes"] = {k: merged(v, "block") for k, v in data["nodes"].items()}
+    if isinstance(data.get("edges"), dict):
+        out["edges"] = {k: merged(v, "conv", "block") for k, v in data["edges"].items()}
+    return out
+
+
+def _merged_span(pos: PositionMap, path: tuple, span: Span) -> Span:
+    """A block setting merged in from ``defaults.block`` is reported where it is written."""
+    if "block" not in path or path[:2] == ("defaults", "block"):
+        return span
+    written = ("defaults", "block") + path[path.index("block") + 1:]
+    return pos.span(written) if written in pos.values else span

@@ -2,7 +2,9 @@
 
 Values that may depend on params or index variables are kept as source text (``ExprText``) and
 checked to parse here; they are evaluated during expansion. Block settings are validated against
-the block registry (user blocks bring their own parameter model), not by a closed union.
+the block registry (user blocks bring their own parameter model), not by a closed union: the
+loader merges each family's `block:` over `defaults.block` first, so the field holds the block
+type's settings model, typed from then on.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from .backbone import BackboneSpec
 
 __all__ = [
     "SCHEMA_VERSION", "EDGE_KINDS", "LossSpec", "ExprText", "RangeText", "ResampleSpec", "EdgeConvSpec",
-    "NodeFamily", "EdgeFamily", "GateSpec", "CarrySpec", "LoopSpec", "HeadFamily", "OutputSpec", "InputSpec", "Defaults", "Spec",
+    "BlockField", "NodeFamily", "EdgeFamily", "GateSpec", "CarrySpec", "LoopSpec", "HeadFamily", "OutputSpec", "InputSpec", "Defaults", "Spec",
 ]
 
 SCHEMA_VERSION = 1
@@ -36,6 +38,13 @@ ResampleSpec = ResampleOp
 # a `down:`/`up:` mapping, validated by (and turned into) its op's settings model
 ResampleField = Annotated[Any, RegisteredModel("skipgraph.resampling:RESAMPLE", key="op")]
 
+# a block mapping (merged over `defaults.block` by the loader), validated by (and turned into)
+# its block type's settings model (skipgraph.blocks.registry)
+# (the JSON Schema leaves out the block types only expansion makes: a backbone's stages)
+_BLOCK = RegisteredModel("skipgraph.blocks.registry:BLOCKS", key="type", default="conv",
+                         listed=lambda model: model.written)
+BlockField = Annotated[Any, _BLOCK]
+
 
 class EdgeConvSpec(_Model):
     """A block on an edge: after resampling (``at: target``, UNet3+/UNet# full-scale convs) or
@@ -43,8 +52,9 @@ class EdgeConvSpec(_Model):
 
     width: ExprText
     """Output channels of the block (an expression over params and index variables)."""
-    block: dict[str, Any] = Field(default_factory=dict)
-    """Block settings, merged over `defaults.block` (`type` names a registered block)."""
+    block: BlockField = None
+    """Block settings, merged over `defaults.block` (`type` names a registered block);
+    default: `defaults.block`."""
     at: Literal["target", "source"] = "target"
     """Run the block after the resampling (`target`) or before it (`source`)."""
 
@@ -81,8 +91,9 @@ class NodeFamily(_Model):
     width: ExprText | None = None
     """Output channels of each node (an expression, e.g. `base * 2**i`); required unless
     `backbone:`."""
-    block: dict[str, Any] = Field(default_factory=dict)
-    """Block settings merged over `defaults.block` (`type` names a registered block)."""
+    block: BlockField = None
+    """Block settings merged over `defaults.block` (`type` names a registered block);
+    default: `defaults.block`."""
     merge: Literal["concat", "sum"] = "concat"
     """How a node combines its inputs: channel concatenation, or element-wise sum (equal
     widths)."""
@@ -233,7 +244,7 @@ def RESAMPLE_DEFAULT(op: str, settings: dict[str, Any]) -> ResampleOp:
 class Defaults(_Model):
     """What every node and resampling edge uses unless its family says otherwise."""
 
-    block: dict[str, Any] = Field(default_factory=lambda: {"type": "conv"})
+    block: BlockField = Field(default_factory=lambda: _BLOCK.validate({}))
     """The block of every node (`type` names a registered block, `skipgraph blocks`; the rest
     are its settings, e.g. convs, kernel, bias, norm, act, order, dropout for `conv`)."""
     down: ResampleField = Field(default_factory=lambda: RESAMPLE_DEFAULT("maxpool", {}))

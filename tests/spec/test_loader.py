@@ -18,7 +18,7 @@ def test_dims_is_a_param_everywhere(tiny_spec):
 
 def test_set_reaches_every_block():
     rs = load_spec(SPECS / "unet_pp.yaml", ["norm=batch", "up=bilinear"])
-    assert rs.spec.defaults.block["norm"] == "batch"
+    assert rs.spec.defaults.block.norm == "batch"
     assert rs.spec.defaults.up.op == "bilinear"
 
 
