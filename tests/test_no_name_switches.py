@@ -1,10 +1,14 @@
-"""The stages hold no if-chains on op or head names: every rule of a resampling op or head type
-lives in its registered settings model or builder (skipgraph.resampling, skipgraph.heads)."""
+"""The stages hold no if-chains on op, head, block, norm, activation or backbone-provider names:
+every rule of a registered entry lives in its settings model or builder (skipgraph.resampling,
+skipgraph.heads, skipgraph.blocks, skipgraph.backbone_registry)."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+from skipgraph.backbone_registry import BACKBONE_PROVIDERS
+from skipgraph.blocks.options import ACTS, NORMS
+from skipgraph.blocks.registry import BLOCKS
 from skipgraph.heads import HEADS
 from skipgraph.resampling import RESAMPLE
 
@@ -41,15 +45,20 @@ def name_comparisons(source: str, names: set[str]) -> list[tuple[int, str]]:
 
 
 def test_the_checker_catches_a_name_switch():
-    names = {"maxpool", "cgm"}
+    names = {"maxpool", "cgm", "backbone"}
     src = ("if r.op == 'maxpool': pass\nif h.type in ('seg', 'cgm'): pass\n"
-           "match t:\n    case 'cgm': pass\nif mode == 'none': pass\n")
-    assert name_comparisons(src, names) == [(1, "maxpool"), (2, "cgm"), (4, "cgm")]
+           "match t:\n    case 'cgm': pass\nif mode == 'none': pass\n"
+           "if node.block.type == 'backbone': pass\n")
+    assert name_comparisons(src, names) == [(1, "maxpool"), (2, "cgm"), (4, "cgm"),
+                                            (6, "backbone")]
 
 
-def test_stages_never_compare_against_op_or_head_names():
-    names = set(RESAMPLE.names()) | set(HEADS.names())
-    assert {"maxpool", "transpose", "pixelshuffle", "seg", "cgm"} <= names
+def test_stages_never_compare_against_registered_names():
+    # "none" (no norm / no activation) is also a word of other settings (`gating`, `init`)
+    names = (set(RESAMPLE.names()) | set(HEADS.names()) | set(BLOCKS.names())
+             | set(NORMS.names()) | set(ACTS.names()) | set(BACKBONE_PROVIDERS.names())) - {"none"}
+    assert {"maxpool", "transpose", "pixelshuffle", "seg", "cgm", "conv", "resblock",
+            "backbone", "identity", "batch", "relu", "timm"} <= names
     files = [f for p in SCANNED for f in ([p] if p.is_file() else sorted(p.rglob("*.py")))]
     assert len(files) > 20
     offences = [f"{f.relative_to(PKG.parent)}:{line}: compares against `{name}`"

@@ -74,8 +74,10 @@ class HeadType(SpecModel):
         """The head in the IR printout (``conv1x1(X[0,4])``)."""
         raise NotImplementedError
 
-    def drawing(self, level: int) -> tuple[str, list[str]]:
-        """The drawn box: its title and extra lines."""
+    def drawing(self, level: int, scale: Any = None) -> tuple[str, list[str]]:
+        """The drawn box: its title and extra lines. ``scale``: how much smaller than the
+        input the head's level is (an int, or one factor per axis on an anisotropic grid;
+        None: ``2**level``)."""
         return str(self.out_channels()), []
 
     def estimate_params(self, dims: int, in_channels: int) -> int:

@@ -1,10 +1,11 @@
 """The built-in head types, registered by name (torch-free): ``seg`` and ``cgm``."""
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
+from ..fields.axes import axes_text, squeeze
 from ..fields.types import ExprText, odd_kernel
 from . import HeadType, register_head
 
@@ -47,10 +48,10 @@ class SegHead(HeadType):
             term = f"resize_full({term})"
         return term if self.act == "none" else f"{self.act}({term})"
 
-    def drawing(self, level: int) -> tuple[str, list[str]]:
+    def drawing(self, level: int, scale: Any = None) -> tuple[str, list[str]]:
         extra = [] if self.act == "none" else [self.act]
-        if self.resized(level):
-            extra.append(f"up x{2 ** level}")
+        if self.resized(level):  # by the level's per-axis factor: x(1,4,4) on nnU-Net grids
+            extra.append(f"up x{axes_text(squeeze(scale if scale is not None else 2 ** level))}")
         return str(self.out_channels()), extra
 
     def estimate_params(self, dims: int, in_channels: int) -> int:
@@ -103,7 +104,7 @@ class CgmHead(HeadType):
     def term(self, node: str, level: int) -> str:
         return f"cgm[{self.variant}]({node})"
 
-    def drawing(self, level: int) -> tuple[str, list[str]]:
+    def drawing(self, level: int, scale: Any = None) -> tuple[str, list[str]]:
         return "CGM", [self.variant]
 
     def estimate_params(self, dims: int, in_channels: int) -> int:

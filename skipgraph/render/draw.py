@@ -212,7 +212,7 @@ def _draw_heads(g: graphviz.Digraph, ir: IRGraph, opts: DrawOptions,
         else:
             x += (1.2 if stack == 1 else 2.9) * _X_STEP
         grey = head.id not in kept
-        title, extra = head.settings.drawing(head.level)
+        title, extra = head.settings.drawing(head.level, head.level_scale)
         if head.gate:
             extra.append(f"x {ir.heads[head.gate].family}")
         label = f"<{html.escape(title)}" + "".join(

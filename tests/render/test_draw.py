@@ -129,3 +129,20 @@ def test_unrolled_loop_keeps_encoder_and_decoder_tints():
     fill = {name: o.get("fillcolor") for name, o in nodes.items()}
     for step in ("", "_t2", "_t3"):
         assert fill[f"E0{step}"] == NODE_FILL[0] and fill[f"D0{step}"] == NODE_FILL[1]
+
+
+def test_a_resized_head_is_labelled_with_its_per_axis_factor():
+    """UNet3+'s deep heads are up-sampled to full size by their level's factor: on an
+    anisotropic grid (depth kept at the first level) that is x(2,4,4) at level 2, not x4."""
+    from skipgraph.graph import build_ir
+    from skipgraph.spec import load_spec_text
+    text = ("skipgraph: 1\nname: aniso_unet3p\nextends: unet3p\ndims: 3\n"
+            "strides: [[1, 2, 2]]\nparams: {ds: true, base: 4}\n")
+    ir = build_ir(load_spec_text(text, file=str(SPECS / "aniso.yaml")))
+    src = draw(ir, DrawOptions()).source
+    labels = {h.level: h.settings.drawing(h.level, h.level_scale)[1] for h in ir.heads.values()
+              if h.pixelwise}
+    assert "up x(2,4,4)" in labels[2] and "up x(4,8,8)" in labels[3]
+    assert "up x(2,4,4)" in src and "up x4<" not in src
+    assert ir.heads[next(h for h in ir.heads if ir.heads[h].level == 1)].settings.drawing(
+        1, (1, 2, 2))[1][-1] == "up x(1,2,2)"
