@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
+from pydantic import ValidationError
 
 from ..errors import DiagnosticSink, did_you_mean
 from ..fields.expr import Expr, ExprError, Range
@@ -116,3 +117,55 @@ class ExpanderBase:
                       f"`{pat.family}` has {arity}", path)
             return None
         return pat
+
+    # --- settings evaluated per node or edge ------------------------------------------------
+    def _block_path(self, path: tuple) -> tuple:
+        """Where a block's kernel is written: the family's own `block:` or the defaults."""
+        own = path + ("block", "kernel")
+        return path + ("block",) if own in self.rs.positions.values else ("defaults", "block")
+
+    def _evaluated(self, settings: Any, env: Mapping[str, Any], path: tuple) -> Any:
+        """``settings`` (a block's or a resampling op's) with a kernel written as an expression
+        (`kernels[i]`, nnU-Net's per-stage kernels) evaluated for this node or edge."""
+        kernel = getattr(settings, "kernel", None)
+        if not isinstance(kernel, str) or kernel == "factor":
+            return settings
+        value = self._eval(kernel, env, path + ("kernel",))
+        if value is None:
+            return settings
+        value = tuple(value) if isinstance(value, list) else value
+        try:
+            return type(settings).model_validate(
+                {**settings.model_dump(exclude_unset=True), "kernel": value})
+        except ValidationError as exc:
+            reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            self._err("bad-value", f"`kernel: {kernel}` gives {value!r}: {reasons}",
+                      path + ("kernel",))
+            return settings
+
+    def _written_block(self, block: Any, path: tuple) -> Any:
+        """A family's block settings (the loader merged them over ``defaults.block``), or
+        the defaults'; a block made only by expansion (a backbone's stage) is an error."""
+        params = block if block is not None else self.spec.defaults.block
+        problem = params.written_problem()
+        if problem:
+            where = path + ("block", "type") if block is not None else ("defaults", "block")
+            self._err("bad-value", problem, where)
+        return params
+
+    def _block_at(self, block: Any, env: Mapping[str, Any], width: int, path: tuple) -> Any:
+        """``block`` with its expression settings (``block.expressions``: stride, widths, ...)
+        evaluated for one node or edge conv whose output is ``width`` channels; None if one
+        failed (reported at the setting)."""
+        if not block.expressions:
+            return block
+        scope = {**env, "width": width}
+        try:
+            return block.resolve(lambda value, sub, minimum: self._int(
+                value, scope, path + ("block",) + sub, minimum))
+        except ValidationError as exc:
+            for err in exc.errors():
+                self._err("bad-value", f"block `{block.type}`: "
+                          f"{err['msg'].removeprefix('Value error, ')}",
+                          path + ("block",) + tuple(err["loc"]))
+            return None

@@ -2,9 +2,7 @@
 with its per-node settings) and backbone families (one node per feature level)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
-
-from pydantic import ValidationError
+from typing import Any
 
 from ..fields.expr import ExprError
 from ..spec.schema import NodeFamily
@@ -87,30 +85,6 @@ class NodeExpansion(ExpanderBase):
                       "check its `for:` ranges and `if:` condition against the params")
         self.members[name] = members
 
-    def _block_path(self, path: tuple) -> tuple:
-        """Where a block's kernel is written: the family's own `block:` or the defaults."""
-        own = path + ("block", "kernel")
-        return path + ("block",) if own in self.rs.positions.values else ("defaults", "block")
-
-    def _evaluated(self, settings: Any, env: Mapping[str, Any], path: tuple) -> Any:
-        """``settings`` (a block's or a resampling op's) with a kernel written as an expression
-        (`kernels[i]`, nnU-Net's per-stage kernels) evaluated for this node or edge."""
-        kernel = getattr(settings, "kernel", None)
-        if not isinstance(kernel, str) or kernel == "factor":
-            return settings
-        value = self._eval(kernel, env, path + ("kernel",))
-        if value is None:
-            return settings
-        value = tuple(value) if isinstance(value, list) else value
-        try:
-            return type(settings).model_validate(
-                {**settings.model_dump(exclude_unset=True), "kernel": value})
-        except ValidationError as exc:
-            reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-            self._err("bad-value", f"`kernel: {kernel}` gives {value!r}: {reasons}",
-                      path + ("kernel",))
-            return settings
-
     def _check_strides(self) -> None:
         """`strides:` has one entry per level below 0 at most, each for every axis."""
         from ..fields.axes import check_axes
@@ -123,33 +97,6 @@ class NodeExpansion(ExpanderBase):
             self._err("bad-value", f"`strides` lists {len(self.spec.strides)} level changes but "
                       f"the deepest level is {self.ir.max_level}", ("strides",),
                       "one entry per level below the input resolution")
-
-    def _written_block(self, block: Any, path: tuple) -> Any:
-        """A family's block settings (the loader merged them over ``defaults.block``), or
-        the defaults'; a block made only by expansion (a backbone's stage) is an error."""
-        params = block if block is not None else self.spec.defaults.block
-        problem = params.written_problem()
-        if problem:
-            where = path + ("block", "type") if block is not None else ("defaults", "block")
-            self._err("bad-value", problem, where)
-        return params
-
-    def _block_at(self, block: Any, env: Mapping[str, Any], width: int, path: tuple) -> Any:
-        """``block`` with its expression settings (``block.expressions``: stride, widths, ...)
-        evaluated for one node or edge conv whose output is ``width`` channels; None if one
-        failed (reported at the setting)."""
-        if not block.expressions:
-            return block
-        scope = {**env, "width": width}
-        try:
-            return block.resolve(lambda value, sub, minimum: self._int(
-                value, scope, path + ("block",) + sub, minimum))
-        except ValidationError as exc:
-            for err in exc.errors():
-                self._err("bad-value", f"block `{block.type}`: "
-                          f"{err['msg'].removeprefix('Value error, ')}",
-                          path + ("block",) + tuple(err["loc"]))
-            return None
 
     def _expand_backbone(self, name: str, fam: NodeFamily) -> None:
         """The family's nodes ``name[level]``, chained from the input (see graph/backbone.py)."""
