@@ -2,8 +2,6 @@
 with its per-node settings) and backbone families (one node per feature level)."""
 from __future__ import annotations
 
-from typing import Any
-
 from ..fields.expr import ExprError
 from ..spec.schema import NodeFamily
 from .backbone import BackboneError, backbone_levels
