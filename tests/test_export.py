@@ -55,11 +55,25 @@ def test_torch_export_is_dynamic_and_exact(tmp_path):
 
 
 def test_pruned_and_3d_models_export(tmp_path):
-    small_model = _model(SPECS / "unet_pp.yaml").prune("X[0,2]").eval()
+    """The exported pruned 2D and 3D models compute what the modules compute."""
+    full = _model(SPECS / "unet_pp.yaml")
+    small_model = full.prune("X[0,2]").eval()
     export_onnx(small_model, tmp_path / "p.onnx")
     check_onnx(tmp_path / "p.onnx")
+    session = ort.InferenceSession(str(tmp_path / "p.onnx"))
+    x = _inputs(small_model)[1]
+    with torch.no_grad():
+        ref = small_model(x)
+    [got] = session.run(None, {"x": x.numpy()})
+    np.testing.assert_allclose(got, ref.numpy(), atol=1e-4, rtol=1e-4)
+    assert ref.shape == (2, 1, *x.shape[2:])
     model3d = _model(SPECS / "unet.yaml", dims=3, base=2, depth=2)
-    export_program(model3d)
+    program = export_program(model3d, tmp_path / "m3.pt2")
+    loaded = torch.export.load(str(tmp_path / "m3.pt2")).module()
+    x3 = torch.randn(1, 1, 8, 12, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x3), model3d(x3))
+        torch.testing.assert_close(loaded(x3), model3d(x3))
 
 
 _CHECK_EJECTED = r"""

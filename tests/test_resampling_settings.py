@@ -179,9 +179,27 @@ def test_group_norm_groups_must_divide_the_channels(write_spec):
 
 
 def test_group_norm_that_divides_builds(write_spec):
+    """groups: 4 on nodes of 4, 8 and 16 channels: torch's GroupNorm with 4 groups after each
+    conv, and the node computes relu(group_norm(conv(x), 4 groups))."""
+    import torch
+    import torch.nn.functional as F
     path = spec(write_spec, "block: {type: conv, convs: 1, kernel: 3, norm: {type: group, "
                 "groups: 4}}", **{"  block: {type: conv, convs: 1, kernel: 3}\n": ""})
-    skipgraph.build(path)
+    model = skipgraph.build(path, seed=0).eval()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert sorted({(m.num_groups, m.num_channels) for m in norms}) == [(4, 4), (4, 8), (4, 16)]
+    stem = model.get_submodule(model.ir.node("X[0]").module_name)
+    with torch.no_grad():
+        stem.norm1.weight.uniform_(0.5, 2.0)
+        stem.norm1.bias.uniform_(-1.0, 1.0)
+        x = torch.randn(2, 1, 16, 16)
+        y = stem.conv1(x)
+        by_hand = y.view(2, 4, -1)  # 4 groups of 1 channel: normalised over their positions
+        by_hand = (by_hand - by_hand.mean(-1, keepdim=True)) / torch.sqrt(
+            by_hand.var(-1, unbiased=False, keepdim=True) + 1e-5)
+        by_hand = by_hand.view_as(y) * stem.norm1.weight.view(1, 4, 1, 1) \
+            + stem.norm1.bias.view(1, 4, 1, 1)
+        torch.testing.assert_close(stem(x), F.relu(by_hand))
 
 
 def test_group_norm_on_an_edge_and_prelu_parameters(write_spec):

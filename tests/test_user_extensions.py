@@ -106,3 +106,44 @@ def test_a_user_block_is_in_the_json_schema_and_registries_are_one_type(monkeypa
         register_block("dwsep", user_extensions.DWSepParams, "elsewhere:Block")
     with pytest.raises(RegistryError, match="already registered"):
         register_norm("rms", user_extensions.RMSOptions, "elsewhere:Norm")
+
+
+BACKBONE_SPEC = """\
+skipgraph: 1
+name: user_backbone
+params: {in_channels: 1, classes: 1}
+defaults:
+  block: {type: conv, convs: 1, kernel: 3, norm: none, act: relu}
+  up: {op: nearest}
+nodes:
+  E: {backbone: {provider: strided, name: strided2}}
+  D: {for: {i: 0..1}, width: 4}
+edges:
+  bottom: {from: "E[i+1]", to: "D[i]", kind: up}
+  skip:   {from: "E[i]", to: "D[i]"}
+  up:     {from: "D[i+1]", to: "D[i]"}
+heads:
+  seg: {on: "D[0]", out: classes, act: sigmoid}
+"""
+
+
+def test_a_user_backbone_provider_builds_its_encoder(tmp_path, capsys):
+    """`strided2`: E[1] = conv 1->8 /2 (80 params), E[2] = conv 8->16 /2 (1,168); the decoder
+    D[1] = conv(E[2] up + E[1] skip: 16 + 8 -> 4), D[0] = conv(E[1] up + D[1] up: 8 + 4 -> 4)
+    (no skip at level 0: E starts at level 1); head 4 -> 1."""
+    import user_extensions  # noqa: F401
+    spec = tmp_path / "bb.yaml"
+    spec.write_text(BACKBONE_SPEC)
+    model = skipgraph.build(spec, seed=0).eval()
+    by_hand = (9 * 1 * 8 + 8) + (9 * 8 * 16 + 16) + (9 * 24 * 4 + 4) + (9 * 12 * 4 + 4) + (4 + 1)
+    assert sum(p.numel() for p in model.parameters()) == by_hand
+    stage = model.get_submodule(model.ir.node("E[2]").module_name)
+    assert type(stage).__name__ == "Sequential" and stage[0].stride == (2, 2)
+    assert model(torch.randn(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+    spec.write_text(BACKBONE_SPEC.replace("strided2", "strided9"))
+    assert main(["--import", "user_extensions", "check", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "strided cannot make `strided9`" in err and "names are strided1 ... strided6" in err
+    spec.write_text(BACKBONE_SPEC.replace("provider: strided", "provider: strided_x"))
+    assert main(["--import", "user_extensions", "check", str(spec)]) == 2
+    assert "unknown backbone provider `strided_x`" in capsys.readouterr().err

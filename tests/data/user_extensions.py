@@ -7,7 +7,9 @@ trains a model with each of them through the command line.
   channel (``x / sqrt(mean_c(x^2) + eps) * g``, Zhang & Sennrich 2019, applied per pixel);
 - act ``squareplus``: ``(x + sqrt(x^2 + b)) / 2``, a smooth ReLU (Barron 2021);
 - block ``dwsep``: ``convs`` x (depthwise ``kernel`` conv -> pointwise 1x1 conv -> norm -> act),
-  a depthwise-separable conv stack (MobileNet, Howard et al. 2017).
+  a depthwise-separable conv stack (MobileNet, Howard et al. 2017);
+- backbone provider ``strided``: encoders named ``strided<K>`` of K stages, stage k a stride-2
+  3x3 conv (8 * 2**k channels) + ReLU, reduction 2**(k+1).
 """
 from __future__ import annotations
 
@@ -17,12 +19,13 @@ import torch
 import torch.nn as nn
 from pydantic import Field
 
+from skipgraph.backbone_registry import BackboneProvider, register_backbone_provider
 from skipgraph.blocks.layers import CONV, make_act, make_norm
 from skipgraph.blocks.options import LayerOptions, register_act, register_norm
 from skipgraph.blocks.registry import BlockParams, register_block
 from skipgraph.fields.types import ActSetting, NormSetting
 
-__all__ = ["RMSNorm", "Squareplus", "DWSepParams", "DWSep"]
+__all__ = ["RMSNorm", "Squareplus", "DWSepParams", "DWSep", "STRIDED"]
 
 
 # --- a normalisation ---------------------------------------------------------------------------
@@ -99,3 +102,44 @@ class DWSep(nn.Sequential):
 
 
 register_block("dwsep", DWSepParams, DWSep, "depthwise-separable conv stack (MobileNet)")
+
+
+# --- a backbone provider -------------------------------------------------------------------------
+class StridedProvider(BackboneProvider):
+    """Plain strided-conv encoders (torch only)."""
+
+    package = "torch"
+    dims = (2, 3)
+    names_hint = "names are strided1 ... strided6"
+
+
+class _Strided:
+    @staticmethod
+    def _stages(name: str) -> int:
+        if not name.startswith("strided") or not name[7:].isdigit() or not 1 <= int(name[7:]) <= 6:
+            raise ValueError(f"no encoder `{name}`")
+        return int(name[7:])
+
+    def describe(self, name: str, in_channels: int) -> list:
+        from skipgraph.blocks.backbone import StageInfo
+        out, c = [], in_channels
+        for k in range(self._stages(name)):
+            width = 8 * 2 ** k
+            out.append(StageInfo(width, 2 ** (k + 1), (f"stage{k}",), 9 * c * width + width))
+            c = width
+        return out
+
+    def build_stages(self, name: str, in_channels: int, weights: str | None,
+                     frozen: list) -> list[nn.Module]:
+        stages, c = [], in_channels
+        for k in range(self._stages(name)):
+            width = 8 * 2 ** k
+            stage = nn.Sequential(nn.Conv2d(c, width, 3, stride=2, padding=1), nn.ReLU())
+            stage.requires_grad_(not (k < len(frozen) and frozen[k]))
+            stages.append(stage)
+            c = width
+        return stages
+
+
+STRIDED = _Strided()
+register_backbone_provider("strided", StridedProvider, STRIDED, "plain strided-conv encoders")
