@@ -51,7 +51,8 @@ class SegHead(HeadType):
     def drawing(self, level: int, scale: Any = None) -> tuple[str, list[str]]:
         extra = [] if self.act == "none" else [self.act]
         if self.resized(level):  # by the level's per-axis factor: x(1,4,4) on nnU-Net grids
-            extra.append(f"up x{axes_text(squeeze(scale if scale is not None else 2 ** level))}")
+            scale = 2 ** level if scale is None else scale
+            extra.append(f"up x{axes_text(scale if isinstance(scale, int) else squeeze(scale))}")
         return str(self.out_channels()), extra
 
     def estimate_params(self, dims: int, in_channels: int) -> int:
