@@ -235,7 +235,9 @@ def test_a_folder_without_split_json_gets_a_deterministic_printed_split(tmp_path
     assert SegmentationFolder(data, "val", crop=None).names == parts["val"].names  # stable
     # too few cases to hold any out: said loudly
     small = write_folder(tmp_path / "s", n=2, split=False)
-    assert "WARNING" in SegmentationFolder(small, "val", crop=None).notes[0]
+    assert "too few to hold any out: validation and test use the training cases" in \
+        SegmentationFolder(small, "val", crop=None).notes[0]
+    assert SegmentationFolder(small, "train", crop=None).notes == []
 
 
 # --- 7. NIfTI geometry, and the volume readers' share of 1, 2, 5 ---------------------------

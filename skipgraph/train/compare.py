@@ -40,7 +40,7 @@ def _test_metrics(model, data_dir: str, split: str, cfg: TrainConfig, window
     """Test metrics (per class for label maps and volumes, with object F1 for binary images),
     the number of test cases and the data's channels."""
     data, result = evaluate_folder(model, data_dir, split, cfg.device, patch=window,
-                                   binary=cfg.binary)
+                                   read=cfg.read)
     if result is None:
         mean = evaluate_model(model, data, cfg.device, objects=True)["mean"]
         return {k: mean[k] for k in ("dice", "iou", "object_f1")}, len(data.names), data.channels

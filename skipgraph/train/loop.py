@@ -7,7 +7,7 @@ import csv
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +22,7 @@ from ..compile.speed import amp_dtype, memory_format
 from ..graph import build_ir
 from ..losses import loss_for
 from ..spec import load_spec
-from .data import DataError, SegmentationFolder
+from .data import DataError, ReadOptions, SegmentationFolder
 from .evaluate import evaluate_model
 from .guards import check_training_setup
 from .selection import better_epoch, collapse_warning
@@ -43,6 +43,7 @@ class TrainConfig:
     patch: tuple[int, ...] | None = None  # volumes: training patch (default: the largest
                                  # case); validation windows cover the largest val case
     binary: bool = False         # foreground = any label value > 0 (instance-coloured masks)
+    read: ReadOptions = field(default_factory=ReadOptions)  # ignore label, palette, alpha, NaN
     samples_per_image: int = 4   # random crops drawn from each training image per epoch
     steps: int | None = None     # cap on optimizer steps per epoch (tiny runs, tests)
     seed: int = 0
@@ -62,6 +63,9 @@ class TrainConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.binary and not self.read.binary:  # one home: read.binary
+            self.read = replace(self.read, binary=True)
+        self.binary = self.read.binary
         if self.checkpoint is not None:
             self.recompute = recompute_names(self.recompute, self.checkpoint, stacklevel=4)
             self.checkpoint = None
@@ -101,11 +105,11 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     stride = model.contract.stride  # per axis on an anisotropic grid (patches round to it)
     train_set = open_folder(data_dir, cfg.train_split, classes, patch=cfg.patch, crop=cfg.crop,
                             augment=True, samples_per_image=cfg.samples_per_image,
-                            seed=cfg.seed + rank, binary=cfg.binary, stride=stride,
-                            flip_axes=cfg.flip_axes)
+                            seed=cfg.seed + rank, stride=stride, flip_axes=cfg.flip_axes,
+                            read=cfg.read)
     # validation windows: the largest validation case (one window per case for small volumes)
-    val_set = open_folder(data_dir, cfg.val_split, classes, crop=None, binary=cfg.binary,
-                          stride=stride)
+    val_set = open_folder(data_dir, cfg.val_split, classes, crop=None, stride=stride,
+                          read=cfg.read)
     if isinstance(train_set, SegmentationFolder):  # 2D crops: stride, BatchNorm, loss sizes
         check_training_setup(model, train_set, cfg.crop, cfg.batch, world)
     else:
@@ -206,6 +210,16 @@ def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig
         f"{f' x {world} processes' if world > 1 else ''}: {len(train_set.names)} training "
         f"{noun}, {len(val_set.names)} validation {noun}; {len(train_set)} {unit} per epoch "
         f"in {min(steps, cfg.steps or steps)} steps of batch {cfg.batch}")
+    for note in dict.fromkeys(train_set.notes + val_set.notes):  # what reading decided
+        log(note)
+    if volumes:
+        log(f"volumes: {train_set.spacing_note()} (HD95 in mm)")
+    shown = min(steps, cfg.steps or steps)
+    if volumes and shown == 1 and cfg.epochs > 1:
+        log(f"hint: 1 optimizer step per epoch ({len(train_set.names)} volume(s) x "
+            f"--samples-per-image {cfg.samples_per_image} / --batch {cfg.batch}): the model "
+            "learns little per epoch and validation dominates; raise --samples-per-image "
+            "(nnU-Net takes 250 steps an epoch) or --val-every")
     if short:
         log(f"note: {len(short)} training image(s) smaller than --crop {cfg.crop} (e.g. "
             f"{short[0]}); their crops are zero-padded to {cfg.crop} px")

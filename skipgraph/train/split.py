@@ -54,11 +54,12 @@ def split_names(root: Path, split: str | None, available: list[str], where: str,
             return _checked(root, split, names, available, where)
         parts = auto_split(sorted(available))
         names = parts[split]
-        if notes is not None and len(available) < 3:
-            notes.append(f"WARNING: {root} has no split.json and only {len(available)} "
-                         f"case(s): `{split}` uses all of them, so validation and test see the "
-                         "training cases; write split.json with held-out cases")
-        elif notes is not None:
+        if notes is not None and len(available) < 3 and split != "train":
+            notes.append(f"warning: {root} has no split.json and only {len(available)} "
+                         "case(s), too few to hold any out: validation and test use the "
+                         "training cases (their metrics are training metrics); write "
+                         "split.json with held-out cases")
+        elif notes is not None and len(available) >= 3:
             notes.append(f"no split.json in {root}: a deterministic split by name hash, "
                          + "; ".join(f"{k} {len(v)} ({_listed(v)})" for k, v in parts.items())
                          + f"; write {root / 'split.json'} to choose")

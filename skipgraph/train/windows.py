@@ -138,15 +138,17 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def evaluate_folder(model: SkipGraphModule, root: str, split: str | None,
                     device: torch.device | str = "cpu", patch: Sequence[int] | None = None,
-                    binary: bool = False) -> tuple[Any, dict[str, Any] | None]:
+                    binary: bool = False, read: Any = None) -> tuple[Any, dict[str, Any] | None]:
     """Open a folder for ``model`` and, for volumes and label maps (K > 1), evaluate it per
     class with sliding windows of ``patch``; a binary 2D folder is returned unevaluated (its
-    metrics include object F1: :func:`skipgraph.train.evaluate_model`)."""
+    metrics include object F1: :func:`skipgraph.train.evaluate_model`). ``read``: how the
+    files are read (:class:`~skipgraph.train.data.ReadOptions`; default: ``binary`` only)."""
     from .loop import check_fit, model_classes
     from .volumes import open_folder
     classes = model_classes(model)
     stride = model.contract.stride
-    data = open_folder(root, split, classes, patch=patch, stride=stride, binary=binary)
+    data = open_folder(root, split, classes, patch=patch, stride=stride, binary=binary,
+                       read=read)
     check_fit(model, data, root)
     if not hasattr(data, "case") and classes == 1:
         return data, None
