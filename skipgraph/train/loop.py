@@ -25,6 +25,7 @@ from ..spec import load_spec
 from .data import DataError, ReadOptions, SegmentationFolder
 from .evaluate import evaluate_model
 from .guards import check_training_setup
+from .resume import check_resume
 from .selection import better_epoch, collapse_warning
 from .volumes import open_folder
 
@@ -86,11 +87,15 @@ def _dist_info() -> tuple[int, int]:
 def _build(spec: str, cfg: TrainConfig, out: Path, resume: bool
            ) -> tuple[SkipGraphModule, dict | None]:
     last = out / "last.pt"
-    if resume and last.exists():
+    ir = build_ir(load_spec(spec, cfg.overrides))
+    if resume:
+        if not last.exists():
+            raise DataError(f"--resume: {last} does not exist, so there is no run to continue "
+                            f"(train without --resume to start one in {out})")
         data = read_checkpoint(last)
+        check_resume(data, last, spec, ir)
         return model_from_checkpoint(data, last, recompute=cfg.recompute), data["extra"]
-    return compile_ir(build_ir(load_spec(spec, cfg.overrides)), seed=cfg.seed,
-                      recompute=cfg.recompute), None
+    return compile_ir(ir, seed=cfg.seed, recompute=cfg.recompute), None
 
 
 def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
@@ -379,13 +384,23 @@ def _write_plots(out: Path, history: list[dict], model, val_set, device) -> None
     _plot_predictions(plt, model, val_set, device, out / "predictions.png", which)
 
 
+# truth and prediction in two hue families (green/cyan vs magenta/orange), class by class,
+# distinguishable on a gray image and for the common red-green colour blindness by style too
+_TRUTH_COLOURS = ("#00e000", "#00c8ff", "#f0f000")
+_PRED_COLOURS = ("#ff00ff", "#ff8000", "#ff3030")
+
+
 def _plot_predictions(plt, model, data, device, path: Path, which: str) -> None:
     """Up to three validation cases (the middle slice through the foreground of a volume):
-    truth contours solid, prediction contours dashed, one colour per class."""
+    truth contours solid in green/cyan, predictions dashed contours over a translucent fill in
+    magenta/orange (one shade per class), with a legend."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
     from .windows import case_of, infer, label_map
-    fig, axes = plt.subplots(1, min(3, len(data.names)), figsize=(12, 4), squeeze=False)
+    fig, axes = plt.subplots(1, min(3, len(data.names)), figsize=(12, 4.4), squeeze=False)
     fig.suptitle(f"predictions of the {which} on validation images", fontsize=9)
-    colours = ["lime", "orange", "cyan", "magenta", "yellow"]
+    drawn: dict[str, Line2D] = {}
     for k, ax in enumerate(axes[0]):
         image, label = case_of(data, k)
         pred = label_map(infer(model, torch.from_numpy(image)[None], getattr(data, "patch", None),
@@ -397,13 +412,31 @@ def _plot_predictions(plt, model, data, device, path: Path, which: str) -> None:
         ax.imshow(image[0], cmap="gray")
         if min(label.shape) >= 2:  # a contour needs 2 x 2 pixels
             for c in range(1, max(int(label.max()), int(pred.max()), 1) + 1):
-                colour = colours[(c - 1) % len(colours)]
-                for m, style in ((label, "solid"), (pred, "dashed")):
+                for m, role, colours, style, width in (
+                        (label, "truth", _TRUTH_COLOURS, "solid", 1.4),
+                        (pred, "prediction", _PRED_COLOURS, "dashed", 1.1)):
+                    colour = colours[(c - 1) % len(colours)]
                     if (m == c).any():
-                        ax.contour(m == c, levels=[0.5], colors=colour, linewidths=0.7,
+                        if role == "prediction":  # filled too: a prediction everywhere has
+                            ax.imshow(np.ma.masked_where(m != c, m), alpha=0.3,  # no contour
+                                      cmap=ListedColormap([colour]), interpolation="nearest")
+                        ax.contour(m == c, levels=[0.5], colors=colour, linewidths=width,
                                    linestyles=style)
-        ax.set_title(f"{data.names[k][:20]} (solid: truth, dashed: prediction)", fontsize=7)
+                        name = f"{role}{f' class {c}' if data_classes(data) > 1 else ''}"
+                        drawn.setdefault(name, Line2D([], [], color=colour, lw=width + 0.6,
+                                                      ls=style, label=name))
+        ax.set_title(data.names[k][:30], fontsize=8)
         ax.axis("off")
-    fig.tight_layout()
+    if drawn:
+        fig.legend(handles=list(drawn.values()), loc="lower center", ncol=min(len(drawn), 6),
+                   fontsize=8, frameon=True, facecolor="#303030", labelcolor="white")
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def data_classes(data: Any) -> int:
+    """The classes of a folder's targets (one-hot channels of its masks, or its label maps)."""
+    if hasattr(data, "classes"):
+        return data.classes
+    return data.masks[0].shape[0] if data.masks else 1
