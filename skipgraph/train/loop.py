@@ -218,7 +218,7 @@ def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig
     for note in dict.fromkeys(train_set.notes + val_set.notes):  # what reading decided
         log(note)
     if volumes:
-        log(f"volumes: {train_set.spacing_note()} (HD95 in mm)")
+        log(f"volumes: {train_set.spacing_note()} (HD95 in {train_set.spacing_unit})")
     shown = min(steps, cfg.steps or steps)
     if volumes and shown == 1 and cfg.epochs > 1:
         log(f"hint: 1 optimizer step per epoch ({len(train_set.names)} volume(s) x "

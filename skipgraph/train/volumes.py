@@ -68,6 +68,11 @@ class Volume:
             raise DataError(f"{path}: cannot read the NIfTI file ({exc})") from None
         self.path, self.affine = path, np.asarray(img.affine, dtype=np.float64)
         self.spacing = tuple(float(z) for z in img.header.get_zooms())
+        try:  # NIfTI's spatial unit; unknown is read as mm (nibabel's, MONAI's, nnU-Net's)
+            unit = img.header.get_xyzt_units()[0]
+        except Exception:  # noqa: BLE001 - headers without units (Analyze)
+            unit = "unknown"
+        self.unit = {"meter": "m", "micron": "µm"}.get(unit, "mm")
 
     def check_same_grid(self, other: "Volume") -> None:
         """A DataError showing both affines unless ``other`` lies on the same voxel grid."""
@@ -133,6 +138,7 @@ class VolumeFolder(Dataset):
             self.images.append(image)
             raw.append(label.data)
             self.spacings.append(grid.spacing[:image.ndim - 1])
+            self.spacing_unit = grid.unit  # of HD95 and the spacing note
             if grid.orientation and grid.orientation != "RAS":
                 reoriented.append(f"{name} ({grid.orientation})")
         paths = [str(self.root / "labelsTr" / f"{n}.nii.gz") for n in self.names]
@@ -177,8 +183,9 @@ class VolumeFolder(Dataset):
     def spacing_note(self) -> str:
         """The voxel spacing of the cases (mm), for the log."""
         shown = sorted({"x".join(f"{z:g}" for z in s) for s in self.spacings})
-        return (f"spacing {shown[0]} mm" if len(shown) == 1 else
-                f"spacing from {shown[0]} to {shown[-1]} mm ({len(shown)} kinds)")
+        unit = self.spacing_unit
+        return (f"spacing {shown[0]} {unit}" if len(shown) == 1 else
+                f"spacing from {shown[0]} to {shown[-1]} {unit} ({len(shown)} kinds)")
 
     def _read_image(self, name: str, read: ReadOptions) -> tuple[np.ndarray, Volume]:
         files = _case_files(self.root, name)

@@ -71,8 +71,9 @@ def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str
     distance in the data's units (mm for NIfTI spacing, pixels otherwise; ``inf`` when a class
     is missing from the prediction but not from the truth), and seconds per case.
 
-    Returns ``{"cases": [...], "classes": {c: {"dice", "dice_sd", ...}}, "mean": {...}}`` where
-    ``mean`` averages the class means (the mean foreground Dice) and ``seconds``.
+    Returns ``{"cases": [...], "classes": {c: {"dice", "dice_sd", ...}}, "mean": {...},
+    "hd95_unit": ...}`` where ``mean`` averages the class means (the mean foreground Dice) and
+    ``seconds``; ``hd95_unit`` is :func:`hd95_unit`.
     """
     try:
         from monai.metrics import DiceMetric, HausdorffDistanceMetric
@@ -107,7 +108,19 @@ def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str
             row["hd95"] = {str(c): _hd_value(h, p[0, i], t[0, i])
                            for i, (c, h) in enumerate(zip(fg, hd))}
         rows.append(row)
-    return summarize(rows)
+    result = summarize(rows)
+    if hd95:
+        result["hd95_unit"] = hd95_unit(data)
+    return result
+
+
+def hd95_unit(data: Any) -> str:
+    """The unit of HD95 on ``data``: its spacing's (mm for NIfTI volumes), else px (2D) or
+    voxels (3D)."""
+    if getattr(data, "spacings", None):
+        return getattr(data, "spacing_unit", "mm")
+    dims = getattr(data, "dims", None) or getattr(data, "spatial_dims", 2)
+    return "px" if dims == 2 else "voxels"
 
 
 def _hd_value(h: float, pred: torch.Tensor, truth: torch.Tensor) -> float:
@@ -159,7 +172,8 @@ def evaluate_folder(model: SkipGraphModule, root: str, split: str | None,
 
 def format_classes(result: dict[str, Any]) -> str:
     """Per-class Dice, IoU and HD95 (mean ± sd over cases) and seconds per case."""
-    lines = ["| class | Dice | IoU | HD95 |", "|---|---|---|---|"]
+    unit = result.get("hd95_unit")
+    lines = [f"| class | Dice | IoU | HD95{f' ({unit})' if unit else ''} |", "|---|---|---|---|"]
     n = len(result["cases"])
     for c, e in result["classes"].items():
         missed = e.get("hd95_inf", 0)
