@@ -41,7 +41,7 @@ def write_folder(root, n=2, size=24, mask=None, image=None, ext=".png", mask_ext
             root / "masks" / f"c{k}{mask_ext}")
         names.append(f"c{k}")
     if split:
-        (root / "split.json").write_text(json.dumps({"train": names, "val": names[:1]}))
+        (root / "split.json").write_text(json.dumps({"train": names, "val": names[:1], "test": names[-1:]}))
     return root
 
 
