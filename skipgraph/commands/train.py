@@ -142,8 +142,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    "largest case); cases smaller than it are padded")
     _add_read_args(p)
     p.add_argument("--samples-per-image", type=positive_int, default=4, help="random crops "
-                   "(patches) drawn from each training image (volume) per epoch: an epoch has "
-                   "images x this / --batch steps")
+                   "(patches) drawn from each training image (volume) per epoch; steps per "
+                   "epoch = images x this / batch")
     p.add_argument("--steps", type=positive_int, help="at most this many optimizer steps per "
                    "epoch (default: every batch of the epoch)")
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if present)")
