@@ -48,7 +48,8 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, []):
+        if "default" in text or action.default is None or action.default is False \
+                or action.default == []:  # not `in`: 0 == False
             return text
         return super()._get_help_string(action)
 
