@@ -12,15 +12,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .errors import DataError
 from .labels import check_labels, one_hot
 
 __all__ = ["DataError", "SegmentationFolder", "read_image", "read_mask", "list_split"]
 
 _EXTS = (".png", ".tif", ".tiff")
-
-
-class DataError(ValueError):
-    """A data folder or file that cannot be used, named in the message."""
 
 
 def _read(path: Path) -> np.ndarray:

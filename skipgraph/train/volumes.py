@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .data import DataError, SegmentationFolder, check_flip_axes, split_names
+from .data import SegmentationFolder, check_flip_axes, split_names
+from .errors import DataError
 from .labels import check_labels, one_hot
 
 __all__ = ["VolumeFolder", "is_volume_folder", "open_folder", "MEDICAL_EXTRA"]
