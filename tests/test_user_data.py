@@ -11,7 +11,8 @@ from PIL import Image
 
 from skipgraph.train import DataError, SegmentationFolder
 from skipgraph.train.data import ReadOptions
-from skipgraph.train.labels import IGNORE, parse_palette
+from skipgraph.label_rule import IGNORE
+from skipgraph.train.labels import parse_palette
 
 
 def disc_mask(size=24, value=1, seed=0):
@@ -267,7 +268,8 @@ def test_nifti_geometry_is_checked_reoriented_and_reported(tmp_path):
     from skipgraph.graph import build_ir
     from skipgraph.spec import load_spec
     from skipgraph.train.volumes import VolumeFolder
-    from skipgraph.train.windows import infer, label_map
+    from skipgraph.label_rule import label_map
+    from skipgraph.train.windows import infer
     from tests.conftest import SPECS
     image, label = box_case()
     ras = np.diag([1.5, 1.0, 2.0, 1.0])

@@ -81,14 +81,13 @@ def test_predictions_png_draws_truth_and_prediction_in_two_colours_with_a_legend
     from PIL import Image
 
     import skipgraph.train.loop as loop
-    import skipgraph.train.windows as windows
     from skipgraph.train import SegmentationFolder
     data = SegmentationFolder(write_folder(tmp_path / "d", size=32), "train", crop=None)
 
     def shifted(model, image, *args, **kwargs):  # a prediction 3 px off the truth
         truth = torch.from_numpy(data.masks[0][0]).float()
         return torch.roll(truth, 3, dims=1)[None, None]
-    monkeypatch.setattr(windows, "infer", shifted)
+    monkeypatch.setattr(loop, "infer", shifted)
     legends = []
     real_legend = plt.Figure.legend
     monkeypatch.setattr(plt.Figure, "legend", lambda self, *a, **k: legends.append(

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .labels import LabelOptions, colour_code, dataset_ignore_index, label_table, one_hot
+from .errors import DataError
+from .labels import LabelOptions, colour_code, dataset_ignore_index, label_table
+from ..label_rule import one_hot
 from .split import split_names
 
 __all__ = ["DataError", "SegmentationFolder", "ReadOptions", "read_image", "read_mask",
@@ -26,10 +28,6 @@ __all__ = ["DataError", "SegmentationFolder", "ReadOptions", "read_image", "read
 
 # formats whose compression changes pixel values: a mask in one has blurred label values
 LOSSY_FORMATS = ("JPEG", "MPO")
-
-
-class DataError(ValueError):
-    """A data folder or file that cannot be used, named in the message."""
 
 
 def image_extensions() -> set[str]:

@@ -1,5 +1,6 @@
 """Label maps against a model's classes: the one rule every data folder applies (2D masks, NIfTI
-label maps, the nnU-Net converter).
+label maps, the nnU-Net converter); the rule tying channels to labels is
+:mod:`skipgraph.label_rule`.
 
 A folder's mask values are read as a whole (:func:`label_table`), so a decision is made once per
 folder and said once: 0/max masks are binary for a one-class model, ``--binary`` reads any value
@@ -9,17 +10,17 @@ folder and said once: 0/max masks are binary for a one-class model, ``--binary``
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import torch
+
+from ..label_rule import IGNORE, max_label, one_hot, valid_mask
+from .errors import DataError
 
 __all__ = ["IGNORE", "LabelOptions", "LabelTable", "check_labels", "label_table", "one_hot",
            "parse_palette", "colour_code", "valid_mask", "dataset_ignore_index"]
-
-IGNORE = -1  # in-memory value of an ignored pixel: in label maps, and in every one-hot channel
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,6 @@ def label_table(values_by_file: Mapping[str, set], classes: int, opts: LabelOpti
             classes), and the option that fits them; a suggested class count is never larger
             than the number of distinct values present.
     """
-    from .data import DataError
     colour = colour or {}
     every: set[float] = set()
     for f, vals in values_by_file.items():
@@ -179,8 +179,7 @@ def label_table(values_by_file: Mapping[str, set], classes: int, opts: LabelOpti
 def _check_classes(table: dict[float, int], classes: int, present: list[float],
                    ignore: int | None, first_file, opts: LabelOptions, source: str = ""
                    ) -> None:
-    from .data import DataError
-    limit = 1 if classes == 1 else classes - 1
+    limit = max_label(classes)
     over = sorted(v for v, c in table.items() if c > limit)
     if not over:
         return
@@ -223,7 +222,6 @@ def dataset_ignore_index(root: Path) -> int | None:
     path = Path(root) / "dataset.json"
     if not path.is_file():
         return None
-    from .data import DataError
     try:
         labels = json.loads(path.read_text()).get("labels", {})
     except (json.JSONDecodeError, AttributeError) as exc:
@@ -232,20 +230,3 @@ def dataset_ignore_index(root: Path) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
         raise DataError(f"{path}: labels.ignore is {value!r}, not a label value")
     return value
-
-
-def one_hot(label: torch.Tensor, classes: int) -> torch.Tensor:
-    """(1, *spatial) label map -> (K, *spatial) float one-hot (K = 1: the foreground mask);
-    ignored pixels (:data:`IGNORE`) are :data:`IGNORE` in every channel."""
-    out = (label > 0).float() if classes == 1 else \
-        torch.cat([label == c for c in range(classes)]).float()
-    if (label < 0).any():
-        out = torch.where(label < 0, float(IGNORE), out)
-    return out
-
-
-def valid_mask(y: torch.Tensor) -> torch.Tensor | None:
-    """(N, 1, *spatial) bool: the labelled pixels of a one-hot target ``y`` (N, K, *spatial);
-    None when no pixel is ignored."""
-    ignored = y[:, :1] < 0
-    return None if not bool(ignored.any()) else ~ignored

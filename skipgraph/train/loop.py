@@ -22,12 +22,14 @@ from ..compile.speed import amp_dtype, memory_format
 from ..graph import build_ir
 from ..losses import loss_for
 from ..spec import load_spec
-from .data import DataError, ReadOptions, SegmentationFolder
+from .data import ReadOptions, SegmentationFolder
+from .errors import DataError
 from .evaluate import evaluate_model
-from .guards import check_training_setup
+from .guards import check_fit, check_training_setup, model_classes
 from .resume import check_resume
 from .selection import better_epoch, collapse_warning
 from .volumes import open_folder
+from .windows import case_of, evaluate_cases, infer
 
 __all__ = ["TrainConfig", "train"]
 
@@ -106,6 +108,50 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + rank)
     model, state = _build(spec, cfg, out, resume)
+    train_set, val_set = _open_data(model, data_dir, cfg, rank, world)
+    run = _prepare(model, state, train_set, val_set, cfg, out, rank, world, log)
+    began = time.perf_counter()
+    for epoch in range(run.start, cfg.epochs):
+        if _past_time_limit(cfg, began):
+            log(f"time limit of {cfg.time_limit:.0f}s reached after {epoch - run.start} "
+                "epoch(s)")
+            break
+        row = _train_one_epoch(run, epoch)
+        if rank == 0:
+            final = epoch + 1 == cfg.epochs or _past_time_limit(cfg, began)
+            _validate_and_keep(run, epoch, row, final)
+    return _finish(run)
+
+
+@dataclass
+class _Run:
+    """What a training run carries from one epoch to the next."""
+
+    model: SkipGraphModule
+    runner: Any               # the model as trained: DDP- and/or torch.compile-wrapped
+    criterion: Any
+    optimizer: torch.optim.Optimizer
+    scaler: "torch.amp.GradScaler | None"
+    scheduler: Any
+    loader: DataLoader
+    sampler: DistributedSampler | None
+    val_set: Any
+    device: torch.device
+    fmt: torch.memory_format | None
+    cfg: TrainConfig
+    out: Path
+    rank: int
+    world: int
+    log: Callable[[str], None]
+    start: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"dice": -1.0})
+
+
+def _open_data(model: SkipGraphModule, data_dir: str | Path, cfg: TrainConfig, rank: int,
+               world: int) -> tuple[Any, Any]:
+    """The training and validation sets, labels checked against the model's classes, and the
+    data checked against the model (:mod:`skipgraph.train.guards`)."""
     classes = model_classes(model)  # labels are checked against what the model outputs
     stride = model.contract.stride  # per axis on an anisotropic grid (patches round to it)
     train_set = open_folder(data_dir, cfg.train_split, classes, patch=cfg.patch, crop=cfg.crop,
@@ -119,21 +165,38 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
         check_training_setup(model, train_set, cfg.crop, cfg.batch, world)
     else:
         check_fit(model, train_set, data_dir)
+    return train_set, val_set
+
+
+def place(model: SkipGraphModule, cfg: TrainConfig
+          ) -> tuple[torch.device, torch.memory_format | None]:
+    """Move ``model`` to ``cfg.device`` and, with ``cfg.channels_last``, to the channels-last
+    format of its dims (``channels_last_3d`` for a 3D spec: ``channels_last`` is 4-d only).
+    Returns the device and the memory format inputs must take (None: contiguous)."""
     device = torch.device(cfg.device)
     model.to(device)
-    fmt = memory_format(model.ir.dims) if cfg.channels_last else None  # 3D: channels_last_3d
+    fmt = memory_format(model.ir.dims) if cfg.channels_last else None
     if fmt is not None:
         model.to(memory_format=fmt)
+    return device, fmt
+
+
+def _prepare(model: SkipGraphModule, state: dict | None, train_set: Any, val_set: Any,
+             cfg: TrainConfig, out: Path, rank: int, world: int, log: Callable[[str], None]
+             ) -> _Run:
+    """Device and format, loss, optimizer, AMP scaler, the resumed state, the wrapped runner,
+    the loader and the learning-rate schedule; logs the start."""
+    device, fmt = place(model, cfg)
     criterion = loss_for(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scaler = grad_scaler(cfg, device)
-    start, history, best = 0, [], {"dice": -1.0}
+    resumed: dict[str, Any] = {}
     if state:
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        start, history, best = state["epoch"], state["history"], state["best"]
-        log(f"resumed from {out / 'last.pt'} at epoch {start}")
+        resumed = {"start": state["epoch"], "history": state["history"], "best": state["best"]}
+        log(f"resumed from {out / 'last.pt'} at epoch {state['epoch']}")
     runner = model
     if world > 1:
         runner = torch.nn.parallel.DistributedDataParallel(model)
@@ -144,54 +207,68 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
                         sampler=sampler, drop_last=len(train_set) > cfg.batch)
     if rank == 0:
         _log_start(log, model, train_set, val_set, cfg, len(loader), device, world)
-    scheduler = lr_scheduler(optimizer, cfg, min(len(loader), cfg.steps or len(loader)), start)
-    began = time.perf_counter()
-    for epoch in range(start, cfg.epochs):
-        if cfg.time_limit and time.perf_counter() - began > cfg.time_limit:
-            log(f"time limit of {cfg.time_limit:.0f}s reached after {epoch - start} epoch(s)")
-            break
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        t0 = time.perf_counter()
-        loss_sum, steps, samples = _train_epoch(runner, criterion, optimizer, loader, device,
-                                                cfg, log if rank == 0 else _quiet, epoch,
-                                                scaler, fmt, scheduler)
-        row = {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
-               "samples": samples, "train_seconds": time.perf_counter() - t0}
-        final_epoch = epoch + 1 == cfg.epochs or bool(
-            cfg.time_limit and time.perf_counter() - began > cfg.time_limit)
-        if rank == 0:
-            metrics = None
-            if (epoch + 1) % cfg.val_every == 0 or final_epoch:
-                metrics = validate(model, val_set, device)
-            row.update({"val_dice": metrics and metrics["dice"],
-                        "val_iou": metrics and metrics["iou"],
-                        "seconds": time.perf_counter() - t0})  # training + validation
-            row.update({k: v for k, v in (metrics or {}).items() if k.startswith("dice_")})
-            history.append(row)
-            if metrics and better_epoch(metrics, best):
-                best = {"epoch": epoch + 1, **metrics}
-                save_checkpoint(model, out / "best.pt", extra={
-                    "epoch": epoch + 1, "metrics": metrics,
-                    "window": list(getattr(val_set, "patch", None) or [])})
-            save_checkpoint(model, out / "last.pt", extra={
-                "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "history": history,
-                "best": best, "config": asdict(cfg),
-                "scaler": scaler.state_dict() if scaler is not None else None})
-            _write_logs(out, history)
-            val = (f"val Dice {metrics['dice']:.4f}, IoU {metrics['iou']:.4f}" if metrics
-                   else "not validated")
-            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, {val} "
-                f"({row['seconds']:.1f}s, of which training {row['train_seconds']:.1f}s, "
-                f"{row['samples'] / row['train_seconds']:.1f} samples/s)")
-            if metrics and metrics["collapsed"]:
-                log(collapse_warning(model, metrics, epoch + 1))
-    if rank == 0:
+    scheduler = lr_scheduler(optimizer, cfg, min(len(loader), cfg.steps or len(loader)),
+                             resumed.get("start", 0))
+    return _Run(model, runner, criterion, optimizer, scaler, scheduler, loader, sampler,
+                val_set, device, fmt, cfg, out, rank, world, log, **resumed)
+
+
+def _past_time_limit(cfg: TrainConfig, began: float) -> bool:
+    return bool(cfg.time_limit and time.perf_counter() - began > cfg.time_limit)
+
+
+def _train_one_epoch(run: _Run, epoch: int) -> dict[str, Any]:
+    """One epoch of optimizer steps; its row of the log (loss, steps, samples, seconds)."""
+    if run.sampler is not None:
+        run.sampler.set_epoch(epoch)
+    t0 = time.perf_counter()
+    loss_sum, steps, samples = _train_epoch(run.runner, run.criterion, run.optimizer,
+                                            run.loader, run.device, run.cfg,
+                                            run.log if run.rank == 0 else _quiet, epoch,
+                                            run.scaler, run.fmt, run.scheduler)
+    return {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
+            "samples": samples, "train_seconds": time.perf_counter() - t0}
+
+
+def _validate_and_keep(run: _Run, epoch: int, row: dict[str, Any], final: bool) -> None:
+    """Rank 0 after an epoch: validate (every ``val_every`` epochs and after the last), keep
+    ``best.pt`` and ``last.pt``, write the logs and report the epoch."""
+    cfg, t0 = run.cfg, time.perf_counter()
+    metrics = None
+    if (epoch + 1) % cfg.val_every == 0 or final:
+        metrics = validate(run.model, run.val_set, run.device)
+    row.update({"val_dice": metrics and metrics["dice"], "val_iou": metrics and metrics["iou"],
+                "seconds": row["train_seconds"] + time.perf_counter() - t0})  # + validation
+    row.update({k: v for k, v in (metrics or {}).items() if k.startswith("dice_")})
+    run.history.append(row)
+    if metrics and better_epoch(metrics, run.best):
+        run.best = {"epoch": epoch + 1, **metrics}
+        save_checkpoint(run.model, run.out / "best.pt", extra={
+            "epoch": epoch + 1, "metrics": metrics,
+            "window": list(getattr(run.val_set, "patch", None) or [])})
+    save_checkpoint(run.model, run.out / "last.pt", extra={
+        "epoch": epoch + 1, "optimizer": run.optimizer.state_dict(), "history": run.history,
+        "best": run.best, "config": asdict(cfg),
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None})
+    _write_logs(run.out, run.history)
+    val = (f"val Dice {metrics['dice']:.4f}, IoU {metrics['iou']:.4f}" if metrics
+           else "not validated")
+    run.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, {val} "
+            f"({row['seconds']:.1f}s, of which training {row['train_seconds']:.1f}s, "
+            f"{row['samples'] / row['train_seconds']:.1f} samples/s)")
+    if metrics and metrics["collapsed"]:
+        run.log(collapse_warning(run.model, metrics, epoch + 1))
+
+
+def _finish(run: _Run) -> dict[str, Any]:
+    """Rank 0: the collapse warning and the plots; every rank returns rank 0's best."""
+    best = run.best
+    if run.rank == 0:
         if best.get("collapsed"):
-            log(f"WARNING: every validated epoch collapsed; best.pt (epoch {best['epoch']}) "
-                "predicts one class everywhere")
-        _write_plots(out, history, model, val_set, device)
-    if world > 1:
+            run.log(f"WARNING: every validated epoch collapsed; best.pt (epoch {best['epoch']}) "
+                    "predicts one class everywhere")
+        _write_plots(run.out, run.history, run.model, run.val_set, run.device)
+    if run.world > 1:
         shared = [best]
         dist.broadcast_object_list(shared, src=0)  # every rank reports rank 0's best
         best = shared[0]
@@ -230,29 +307,12 @@ def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig
             f"{short[0]}); their crops are zero-padded to {cfg.crop} px")
 
 
-def model_classes(model: SkipGraphModule) -> int:
-    """The label-map classes K a model outputs (its eval head's channels)."""
-    return model.ir.heads[model.main_head].out_channels
-
-
-def check_fit(model: SkipGraphModule, data: Any, where: str | Path) -> None:
-    """The data's channels and dimensions are what the model takes, or a DataError."""
-    if model.ir.in_channels != data.channels:
-        raise DataError(f"{where}: images have {data.channels} channel(s) but the model "
-                        f"takes {model.ir.in_channels}; add --set in_channels={data.channels}")
-    dims = getattr(data, "dims", 2)
-    if model.ir.dims != dims:
-        raise DataError(f"{where}: the data is {dims}D but {model.ir.name} is {model.ir.dims}D"
-                        + ("; add --set dims=3 if the spec declares it" if dims == 3 else ""))
-
-
 def validate(model: SkipGraphModule, data: Any, device: torch.device | str) -> dict[str, float]:
     """Validation metrics: ``dice`` and ``iou`` (label maps and volumes: the mean over the
     foreground classes, with ``dice_C`` per class; sliding windows as large as the largest
     validation case, so a small volume is one window)."""
     if not hasattr(data, "case") and model_classes(model) == 1:
         return evaluate_model(model, data, device=device)["mean"]
-    from .windows import evaluate_cases
     result = evaluate_cases(model, data, device, roi=getattr(data, "patch", None), hd95=False)
     # collapsed: no foreground class overlaps its truth in any case (e.g. background everywhere)
     return {"dice": result["mean"]["dice"], "iou": result["mean"]["iou"],
@@ -397,7 +457,7 @@ def _plot_predictions(plt, model, data, device, path: Path, which: str) -> None:
     import numpy as np
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
-    from .windows import case_of, infer, label_map
+    from ..label_rule import label_map
     fig, axes = plt.subplots(1, min(3, len(data.names)), figsize=(12, 4.4), squeeze=False)
     fig.suptitle(f"predictions of the {which} on validation images", fontsize=9)
     drawn: dict[str, Line2D] = {}

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from .data import DataError
+from .errors import DataError
 
 __all__ = ["check_resume", "first_difference"]
 

@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from .errors import DataError
+
 __all__ = ["split_names", "auto_split", "AUTO_SPLITS"]
 
 AUTO_SPLITS = ("train", "val", "test")
@@ -35,7 +37,7 @@ def split_names(root: Path, split: str | None, available: list[str], where: str,
     """The names ``split.json`` lists for ``split`` (extensions dropped); every available name
     when ``split`` is None; without ``split.json`` the ``split`` part of :func:`auto_split`
     (said in ``notes``). A listed name not available is a DataError."""
-    from .data import DataError
+
     names = available
     if split is not None and (root / "split.json").exists():
         try:
@@ -68,7 +70,7 @@ def split_names(root: Path, split: str | None, available: list[str], where: str,
 
 def _checked(root: Path, split: str | None, names: list[str], available: list[str],
              where: str) -> list[str]:
-    from .data import DataError
+
     missing = [n for n in names if n not in available]
     if missing:
         raise DataError(f"{root}: {missing[0]} has no file in {where}"

@@ -16,8 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .data import DataError, ReadOptions, SegmentationFolder, check_flip_axes, normalise
-from .labels import label_table, one_hot
+from ..label_rule import one_hot
+from .data import ReadOptions, SegmentationFolder, check_flip_axes, normalise
+from .errors import DataError
+from .labels import label_table
 from .split import split_names
 
 __all__ = ["VolumeFolder", "is_volume_folder", "open_folder", "MEDICAL_EXTRA"]

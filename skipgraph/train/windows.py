@@ -13,12 +13,13 @@ import numpy as np
 import torch
 
 from ..compile import SkipGraphModule
-from ..losses import probabilities
+from ..label_rule import (IGNORE, foreground, foreground_classes, label_map, one_hot,
+                          probabilities, valid_mask)
 from .data import pad_to
-from .labels import one_hot
+from .guards import check_fit, model_classes
 from .volumes import MEDICAL_EXTRA
 
-__all__ = ["infer", "label_map", "evaluate_cases", "case_of", "summarize", "evaluate_folder",
+__all__ = ["infer", "evaluate_cases", "case_of", "summarize", "evaluate_folder",
            "format_classes"]
 
 
@@ -31,7 +32,7 @@ def infer(model: SkipGraphModule, image: torch.Tensor, roi: Sequence[int] | None
     the whole case padded to the network's stride when ``roi`` is None."""
     was = model.training
     model.eval()
-    act = model.ir.heads[model.main_head].act
+    act = model.ir.heads[model.main_head].activation
     try:
         x = image.to(device)
         if roi is None:
@@ -50,19 +51,16 @@ def infer(model: SkipGraphModule, image: torch.Tensor, roi: Sequence[int] | None
         model.train(was)
 
 
-def label_map(probs: torch.Tensor) -> torch.Tensor:
-    """(N, K, *spatial) probabilities -> (N, 1, *spatial) label map (K = 1: p > 0.5)."""
-    if probs.shape[1] == 1:
-        return (probs > 0.5).long()
-    return probs.argmax(1, keepdim=True)
-
-
 def case_of(data: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(image (C, *spatial), label map (*spatial)) of case ``k`` of a volume or image folder."""
     if hasattr(data, "case"):
         return data.case(k)
-    mask = data.masks[k]
-    return data.images[k], (mask[0] > 0 if mask.shape[0] == 1 else mask.argmax(0))
+    mask = torch.from_numpy(data.masks[k])[None]
+    label = label_map(mask)[0, 0]
+    valid = valid_mask(mask)
+    if valid is not None:  # ignored pixels stay ignored in the label map
+        label[~valid[0, 0]] = IGNORE
+    return data.images[k], label.numpy()
 
 
 def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str = "cpu",
@@ -79,10 +77,8 @@ def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str
         from monai.metrics import DiceMetric, HausdorffDistanceMetric
     except ImportError:
         raise ImportError(f"per-class Dice and HD95 need MONAI: {MEDICAL_EXTRA}") from None
-    classes = model.ir.heads[model.main_head].out_channels
-    fg = [1] if classes == 1 else list(range(1, classes))
-    # one channel: the foreground itself is the class; K channels: drop the background
-    keep = slice(None) if classes == 1 else slice(1, None)
+    classes = model_classes(model)
+    fg = foreground_classes(classes)
     dice_metric = DiceMetric(include_background=True, reduction="none", ignore_empty=False)
     hd_metric = HausdorffDistanceMetric(include_background=True, percentile=95,
                                         reduction="none")
@@ -94,8 +90,8 @@ def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str
                                device))
         seconds = time.perf_counter() - t0
         truth = torch.from_numpy(np.asarray(label, dtype=np.int64))[None, None]
-        p = one_hot(pred[0], classes)[None][:, keep]
-        t = one_hot(truth[0], classes)[None][:, keep]
+        p = foreground(one_hot(pred[0], classes)[None])
+        t = foreground(one_hot(truth[0], classes)[None])
         row: dict[str, Any] = {"case": name, "seconds": seconds}
         dice = dice_metric(p, t)[0].tolist()
         row["dice"] = dict(zip(map(str, fg), dice))
@@ -156,7 +152,6 @@ def evaluate_folder(model: SkipGraphModule, root: str, split: str | None,
     class with sliding windows of ``patch``; a binary 2D folder is returned unevaluated (its
     metrics include object F1: :func:`skipgraph.train.evaluate_model`). ``read``: how the
     files are read (:class:`~skipgraph.train.data.ReadOptions`; default: ``binary`` only)."""
-    from .loop import check_fit, model_classes
     from .volumes import open_folder
     classes = model_classes(model)
     stride = model.contract.stride
