@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from .blocks.layers import AVG_POOL, MAX_POOL
 from .graph.ir import IRGraph
 from .graph.contract import head_shape
-from .label_rule import exclusive, foreground, probabilities
+from .label_rule import exclusive, foreground, probabilities, valid_mask
 from .loss_registry import LOSSES
 
 __all__ = ["bce", "cross_entropy", "soft_dice", "focal", "iou_loss", "lovasz_hinge",
@@ -314,15 +314,43 @@ class DeepSupervisionLoss(nn.Module):
         if isinstance(outputs, torch.Tensor):
             outputs = {next(iter(self.weights)): outputs}
         terms = []
+        valid = valid_mask(y)  # the ignore label: IGNORE in every channel of y
+        if valid is not None:
+            y = y.clamp_min(0)
         for head_id, out in outputs.items():
             head = self.ir.heads[head_id]
             if not head.pixelwise:
                 terms.append(self.cgm_weight * self.image_losses[head_id](out, y))
                 continue
             target = resize_target(y, head.stride, head.target_rule, self.ir.dims)
+            if valid is not None:
+                out, target = mask_ignored(out, target, _valid_at(valid, head, self.ir.dims),
+                                           head.activation)
             terms.append(self.weights[head_id] * self.seg(out, target, head.activation))
         total = torch.stack(terms).sum()
         return total / len(terms) if self.combine == "mean" else total
+
+
+def _valid_at(valid: torch.Tensor, head: Any, dims: int) -> torch.Tensor:
+    """The labelled pixels at a head's resolution: a low-resolution pixel counts only when
+    every pixel under it is labelled (nearest for the ``nearest`` target rule)."""
+    rule = "nearest" if head.target_rule == "nearest" else "maxpool"
+    return resize_target((~valid).float(), head.stride, rule, dims) < 0.5
+
+
+def mask_ignored(out: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, act: str
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Take ignored pixels (``valid`` False, (N, 1, *spatial)) out of a loss: there the output
+    becomes a constant, certain prediction (no gradient) and the target agrees with it
+    (background; class 0 of exclusive classes), so every term (cross-entropy, focal, Dice, IoU,
+    Lovasz) gets zero loss and zero gradient from them. Means over pixels still count them (as
+    0), and for K > 1 the background Dice counts them as matched."""
+    low, high = (-30.0, 30.0) if act == "none" else (0.0, 1.0)  # certain: logits or p
+    sure = torch.full_like(out, low)
+    fill = torch.zeros_like(target)
+    if exclusive(out.shape[1], act):
+        sure[:, :1], fill[:, :1] = high, 1.0
+    return torch.where(valid, out, sure), torch.where(valid, target, fill)
 
 
 def _check_logit_heads(name: str, ir: IRGraph) -> None:

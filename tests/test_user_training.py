@@ -143,3 +143,80 @@ def test_3d_one_step_hint_and_hd95_in_mm(tmp_path, capsys):
     from skipgraph.train.windows import hd95_unit
     assert hd95_unit(SegmentationFolder(write_folder(tmp_path / "d", size=16), "train",
                                         crop=None)) == "px"
+
+
+# --- 2. the ignore label in every loss term and metric, 2D and 3D ---------------------------
+
+@pytest.mark.parametrize("classes,loss", [(1, "bce_dice"), (1, "focal_dice_lovasz"),
+                                          (3, "dice_ce"), (3, "bce_dice")])
+def test_ignored_pixels_take_no_part_in_the_loss(classes, loss):
+    from skipgraph.graph import build_ir
+    from skipgraph.label_rule import IGNORE, one_hot
+    from skipgraph.losses import DeepSupervisionLoss
+    from skipgraph.spec import load_spec
+    from tests.conftest import SPECS
+    spec = load_spec(str(SPECS / "unet.yaml"), {"base": 2, "depth": 2, "classes": classes})
+    ir = build_ir(spec)
+    head = next(h for h in ir.heads.values() if h.pixelwise)
+    criterion = DeepSupervisionLoss(ir, seg=loss)
+    label = torch.randint(0, max(classes, 2), (1, 16, 16))
+    label[:, :4] = IGNORE
+    y = one_hot(label, classes)[None]
+    out = torch.randn(1, classes, 16, 16, requires_grad=True)
+    base = criterion({head.id: out}, y)
+    base.backward()
+    assert (out.grad[..., :4, :] == 0).all() and out.grad[..., 4:, :].abs().sum() > 0
+    other = out.detach().clone()
+    other[..., :4, :] = torch.randn(classes, 4, 16) * 10  # anything where nothing is labelled
+    assert criterion({head.id: other}, y).item() == pytest.approx(base.item(), abs=1e-6)
+
+
+def test_ignore_index_trains_and_is_left_out_of_the_metrics(tmp_path, monkeypatch, capsys):
+    import skipgraph.train.evaluate as evaluate
+    from skipgraph.train import SegmentationFolder, evaluate_model
+
+    def mask(k):
+        from tests.test_user_data import disc_mask
+        m = disc_mask(16, seed=k)
+        m[:4] = 255
+        return m
+    data = write_folder(tmp_path / "d", size=16, mask=mask)
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(tmp_path / "r")]) == 2
+    assert "--ignore-index 255" in capsys.readouterr().err
+    assert main(["train", "unet", "--data", str(data), *TINY, "--ignore-index", "255",
+                 "--out", str(tmp_path / "r")]) == 0
+    # a prediction wrong only where nothing is labelled scores Dice 1
+    from skipgraph.train.data import ReadOptions
+    ds = SegmentationFolder(data, "val", crop=None, read=ReadOptions(ignore_index=255))
+
+    def predict(model, x, device="cpu"):
+        truth = torch.from_numpy(ds.masks[0][0] > 0)
+        truth[:4] = ~truth[:4]
+        return truth[None, None]
+    monkeypatch.setattr(evaluate, "predict", predict)
+    assert evaluate_model(None, ds)["mean"]["dice"] == 1.0
+    # 3D label maps from dataset.json's ignore entry
+    pytest.importorskip("monai")
+    for k, name in enumerate(("a", "b")):
+        image, label = box_case(seed=k)
+        label[..., 6:] = 9
+        write_case(tmp_path / "v", name, image, label)
+    (tmp_path / "v" / "dataset.json").write_text(json.dumps(
+        {"labels": {"background": 0, "a": 1, "ignore": 9}}))
+    assert main(["train", "unet", "--data", str(tmp_path / "v"), "--set", "dims=3", "--set",
+                 "depth=2", "--set", "base=2", "--set", "classes=2", "--epochs", "1",
+                 "--batch", "1", "--samples-per-image", "1", "--out", str(tmp_path / "r3")]) == 0
+
+
+# --- 5. a non-finite loss stops training ----------------------------------------------------
+
+def test_a_non_finite_loss_stops_with_the_step_and_the_files(tmp_path, monkeypatch, capsys):
+    import skipgraph.train.loop as loop
+    real = loop.loss_for
+    monkeypatch.setattr(loop, "loss_for", lambda model: (
+        lambda out, y: real(model)(out, y) * float("nan")))
+    data = write_folder(tmp_path / "d", size=16)
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "the loss is nan at epoch 1, step 1; the batch held c" in err and "c0" in err \
+        and "look for NaN/inf" in err and "--lr" in err and "Traceback" not in err

@@ -46,12 +46,14 @@ def evaluate_model(model: SkipGraphModule, data: SegmentationFolder,
         pred = predict(model, torch.from_numpy(image)[None], device)[0, 0]
         seconds += time.perf_counter() - t0
         truth = label_map(torch.from_numpy(mask)[None])[0, 0] > 0
+        labelled = torch.from_numpy(mask[0]) >= 0  # the ignore label counts in no metric
+        pred, truth = pred & labelled, truth & labelled
         seen.update(pred.unique().tolist())
         truths.update(truth.unique().tolist())
         dice, iou = dice_iou(pred, truth)
         row = {"image": data.names[k], "dice": dice, "iou": iou}
         if objects:
-            raw = _raw_mask(data, k)
+            raw = np.where(labelled.numpy(), _raw_mask(data, k), 0)
             row["object_f1"] = object_f1(instances(pred.numpy()), instances(raw, by_value=True))
         rows.append(row)
     keys = [k for k in rows[0] if k != "image"]

@@ -203,8 +203,11 @@ def _prepare(model: SkipGraphModule, state: dict | None, train_set: Any, val_set
     if cfg.compile:
         runner = torch.compile(runner)
     sampler = DistributedSampler(train_set, seed=cfg.seed) if world > 1 else None
-    loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=sampler is None,
-                        sampler=sampler, drop_last=len(train_set) > cfg.batch)
+    # the sampler remembers what it gave, so a non-finite loss can name the batch's files
+    recorded = _Recording(sampler if sampler is not None else
+                          torch.utils.data.RandomSampler(train_set))
+    loader = DataLoader(train_set, batch_size=cfg.batch, sampler=recorded,
+                        drop_last=len(train_set) > cfg.batch)
     if rank == 0:
         _log_start(log, model, train_set, val_set, cfg, len(loader), device, world)
     scheduler = lr_scheduler(optimizer, cfg, min(len(loader), cfg.steps or len(loader)),
@@ -329,8 +332,12 @@ def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig,
     bar = _progress(loader, f"epoch {epoch + 1}")
     t0 = time.perf_counter()
     for x, y in bar:
-        loss = train_step(runner, criterion, optimizer, x.to(device), y.to(device), cfg, scaler,
-                          fmt)
+        try:
+            loss = train_step(runner, criterion, optimizer, x.to(device), y.to(device), cfg,
+                              scaler, fmt)
+        except NonFiniteLoss as exc:
+            raise DataError(_non_finite_message(exc.value, loader, epoch, steps + 1,
+                                                x.shape[0], cfg)) from None
         if scheduler is not None:
             scheduler.step()
         total += loss
@@ -344,6 +351,43 @@ def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig,
         if cfg.steps and steps >= cfg.steps:
             break
     return total, steps, samples
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A training step whose loss is NaN or inf (raised before its backward pass)."""
+
+    def __init__(self, value: float):
+        super().__init__(f"loss {value}")
+        self.value = value
+
+
+class _Recording(torch.utils.data.Sampler):
+    """A sampler that keeps the indices it gave (the loader reads them in order in this
+    process: the last ``n`` are the batch being trained)."""
+
+    def __init__(self, inner):
+        self.inner, self.given = inner, []
+
+    def __iter__(self):
+        self.given = []
+        for k in self.inner:
+            self.given.append(k)
+            yield k
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+def _non_finite_message(value: float, loader, epoch: int, step: int, n: int,
+                        cfg: TrainConfig) -> str:
+    data = loader.dataset
+    given = getattr(loader.sampler, "given", [])[-n:]
+    names = list(dict.fromkeys(data.names[k % len(data.names)] for k in given))
+    root = getattr(data, "root", "")
+    return (f"{root}: the loss is {value} at epoch {epoch + 1}, step {step}; the batch held "
+            f"{', '.join(names) or 'unknown files'}: look for NaN/inf or extreme values in them "
+            f"(or lower --lr {cfg.lr:g}{', or drop --amp' if cfg.amp else ''}); training stopped "
+            "(the last epoch's last.pt is kept)")
 
 
 def lr_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int, start_epoch: int = 0
@@ -371,6 +415,8 @@ def train_step(runner, criterion, optimizer, x: torch.Tensor, y: torch.Tensor, c
     with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
         out = runner(x)
     loss = criterion(_float(out), y)
+    if not bool(torch.isfinite(loss.detach())):
+        raise NonFiniteLoss(float(loss.detach()))
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()

@@ -70,7 +70,6 @@ def split_names(root: Path, split: str | None, available: list[str], where: str,
 
 def _checked(root: Path, split: str | None, names: list[str], available: list[str],
              where: str) -> list[str]:
-
     missing = [n for n in names if n not in available]
     if missing:
         raise DataError(f"{root}: {missing[0]} has no file in {where}"

@@ -90,6 +90,8 @@ def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str
                                device))
         seconds = time.perf_counter() - t0
         truth = torch.from_numpy(np.asarray(label, dtype=np.int64))[None, None]
+        ignored = truth < 0  # the ignore label: background in both maps, so no metric counts it
+        pred, truth = pred.masked_fill(ignored, 0), truth.masked_fill(ignored, 0)
         p = foreground(one_hot(pred[0], classes)[None])
         t = foreground(one_hot(truth[0], classes)[None])
         row: dict[str, Any] = {"case": name, "seconds": seconds}
