@@ -220,3 +220,18 @@ def test_a_non_finite_loss_stops_with_the_step_and_the_files(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert "the loss is nan at epoch 1, step 1; the batch held c" in err and "c0" in err \
         and "look for NaN/inf" in err and "--lr" in err and "Traceback" not in err
+
+
+def test_rgba_images_with_a_3_channel_model_name_both_fixes(tmp_path, capsys):
+    def rgba(k, m):
+        a = np.zeros(m.shape + (4,), np.uint8)
+        a[..., :3] = (m[..., None] * 200).astype(np.uint8)
+        a[..., 3] = 255
+        return a
+    data = write_folder(tmp_path / "d", size=16, image=rgba)
+    assert main(["train", "unet", "--data", str(data), *TINY, "--set", "in_channels=3",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "add --set in_channels=4 (or --drop-alpha: the images have an alpha channel)" in err
+    assert main(["train", "unet", "--data", str(data), *TINY, "--set", "in_channels=3",
+                 "--drop-alpha", "--out", str(tmp_path / "r")]) == 0

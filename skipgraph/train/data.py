@@ -87,6 +87,9 @@ def read_image(path: Path, drop_alpha: bool = False, replace_nonfinite: bool = F
     (0 after normalisation; counted in ``notes``)."""
     a, bands = _pixels(path)
     a = a.astype(np.float32)
+    if notes is not None and "A" in bands and not drop_alpha:
+        notes.append("note: the images have an alpha channel, kept as an input channel "
+                     "(--drop-alpha drops it)")
     if a.ndim == 3:
         if drop_alpha and "A" in bands:
             a = a[..., [k for k, b in enumerate(bands) if b != "A"]]
@@ -254,6 +257,8 @@ class SegmentationFolder(Dataset):
         self.images = [read_image(self.root / "images" / image, read.drop_alpha,
                                   read.replace_nonfinite, self.notes)
                        for image, _ in self.files]
+        self.has_alpha = any("alpha channel" in n for n in self.notes)
+        self.notes = list(dict.fromkeys(self.notes))  # each said once
         self.masks, self.ignored = read_masks(
             [self.root / "masks" / mask for _, mask in self.files], classes,
             read.labels(self.root), self.notes)

@@ -38,7 +38,10 @@ def check_fit(model: SkipGraphModule, data: Any, where: str | Path) -> None:
                         f"--set dims={dims} if the spec declares it, or {ir.dims}D data")
     if ir.in_channels != data.channels:
         raise DataError(f"{where}: images have {data.channels} channel(s) but the model "
-                        f"takes {ir.in_channels}; add --set in_channels={data.channels}")
+                        f"takes {ir.in_channels}; add --set in_channels={data.channels}"
+                        + (" (or --drop-alpha: the images have an alpha channel)"
+                           if getattr(data, "has_alpha", False)
+                           and data.channels - 1 == ir.in_channels else ""))
 
 
 def crop_stride(ir) -> int:
