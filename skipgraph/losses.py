@@ -332,10 +332,9 @@ class DeepSupervisionLoss(nn.Module):
 
 
 def _valid_at(valid: torch.Tensor, head: Any, dims: int) -> torch.Tensor:
-    """The labelled pixels at a head's resolution: a low-resolution pixel counts only when
-    every pixel under it is labelled (nearest for the ``nearest`` target rule)."""
-    rule = "nearest" if head.target_rule == "nearest" else "maxpool"
-    return resize_target((~valid).float(), head.stride, rule, dims) < 0.5
+    """The labelled pixels at a head's resolution, by the head's own target rule: a
+    low-resolution pixel counts only when no ignored pixel is under it."""
+    return resize_target((~valid).float(), head.stride, head.target_rule, dims) == 0
 
 
 def mask_ignored(out: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, act: str
