@@ -27,7 +27,7 @@ def make_parser() -> argparse.ArgumentParser:
             spec: bool = True, defaults: bool = False) -> argparse.ArgumentParser:
         # defaults=True: --help shows each option's default
         p = sub.add_parser(name, help=help_, description=help_, formatter_class=(
-            argparse.ArgumentDefaultsHelpFormatter if defaults else argparse.HelpFormatter))
+            _DefaultsFormatter if defaults else argparse.HelpFormatter))
         if spec:
             add_spec_args(p)
         p.set_defaults(fn=fn)
@@ -40,6 +40,18 @@ def make_parser() -> argparse.ArgumentParser:
             continue
         module.add_commands(add)
     return parser
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help, unless the help already says it or there is
+    none to say (None, a flag's False, an empty list)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False \
+                or action.default == []:  # not `in`: 0 == False
+            return text
+        return super()._get_help_string(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,7 @@ CODES: dict[str, str] = {
     "level-mismatch": "an edge whose resampling contradicts the level change",
     "channel-mismatch": "inputs of a sum merge with different channel counts",
     "head-loss-mismatch": "a head whose activation the loss cannot train",
+    "head-contract": "a head type whose activation or target rule is not a known value",
     "bad-input-size": "an input size that the network's total stride does not divide",
     "extends-cycle": "specs that extend each other in a cycle",
     "resource-limit": "a spec that would expand beyond the configured limits",

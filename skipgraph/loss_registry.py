@@ -1,8 +1,19 @@
 """The loss registry (torch-free): names a spec's ``loss: {seg: NAME}`` and a head type's own
 loss may use. Each entry is a function named by ``"pkg.module:function"`` (the formulas and
-their papers are in :mod:`skipgraph.losses`), imported only when training: a ``pixel`` loss is
-``(out, y, act) -> scalar`` (``act``: the head's activation, ``none`` for logits), an ``image``
-loss ``(out, y) -> scalar``.
+their papers are in :mod:`skipgraph.losses`), imported only when training, and its calling
+convention, declared when it is registered (never guessed from the function):
+
+- ``reads="probabilities"`` (the default): ``fn(p, y, **keywords)``, ``p`` the head's output as
+  probabilities (logits through :func:`skipgraph.label_rule.probabilities`);
+- ``reads="logits"``: ``fn(logits, y, **keywords)``; every pixel-wise head must then give
+  logits (``act: none``), or training refuses to start;
+- ``reads="output"``: ``fn(out, y, act, **keywords)``, the head's output as it is and its
+  activation (``none``, ``sigmoid``, ``softmax``): the built-ins, which use the stable
+  with-logits forms.
+
+``keywords`` are the keyword arguments passed on every call (checked against the function's
+signature when training starts). ``y`` (N, K, *spatial) is the one-hot target. An ``image``
+loss (``ImageLossSettings``) is ``fn(out, y, **keywords)`` with an image-level output.
 
 Example:
     >>> from skipgraph.loss_registry import LOSSES
@@ -11,12 +22,16 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal, Mapping
 
-from .registry import Entry, Registry
+from .registry import Entry, Registry, RegistryError
 from .fields.types import SpecModel
 
-__all__ = ["LossSettings", "LOSSES", "register_loss", "get_loss", "list_losses"]
+__all__ = ["LossSettings", "ImageLossSettings", "LOSSES", "READS", "register_loss", "get_loss",
+           "list_losses"]
+
+Reads = Literal["probabilities", "logits", "output"]
+READS: tuple[str, ...] = ("probabilities", "logits", "output")
 
 
 class LossSettings(SpecModel):
@@ -25,6 +40,9 @@ class LossSettings(SpecModel):
 
     input: ClassVar[Literal["pixel", "image"]] = "pixel"
     min_size: ClassVar[int] = 0  # the smallest output side (px) the loss accepts
+    # the calling convention (see the module docstring), set by register_loss
+    reads: ClassVar[Reads] = "probabilities"
+    keywords: ClassVar[Mapping[str, Any]] = {}
 
 
 class MSSSIMLossSettings(LossSettings):
@@ -33,15 +51,39 @@ class MSSSIMLossSettings(LossSettings):
 
 
 class ImageLossSettings(LossSettings):
+    """An image-level loss, ``fn(out, y, **keywords)`` (``reads`` does not apply)."""
     input: ClassVar[Literal["pixel", "image"]] = "image"
+    reads: ClassVar[Reads] = "output"
 
 
 LOSSES: Registry[LossSettings] = Registry("loss", "skipgraph.loss_registry")
 
 
 def register_loss(name: str, builder: str | Callable[..., Any], description: str = "",
-                  params: type[LossSettings] = LossSettings, replace: bool = False
+                  params: type[LossSettings] = LossSettings, replace: bool = False, *,
+                  reads: Reads | None = None, keywords: Mapping[str, Any] | None = None
                   ) -> Entry[LossSettings]:
+    """Add a loss: ``builder`` is the function (or ``"pkg.module:function"``), ``reads`` and
+    ``keywords`` its calling convention (default: ``params``'s, i.e. ``fn(p, y)``).
+
+    Raises:
+        RegistryError: ``reads`` is not one of :data:`READS`, a keyword is not an identifier,
+            or the name is taken (unless ``replace``).
+
+    Example:
+        >>> register_loss("mine", "my_losses:soft_dice", "my Dice",  # doctest: +SKIP
+        ...               reads="probabilities", keywords={"eps": 1e-5})
+    """
+    if reads is not None and reads not in READS:
+        raise RegistryError(f"loss `{name}`: reads={reads!r}; use one of {', '.join(READS)}")
+    bad = [k for k in (keywords or {}) if not str(k).isidentifier()]
+    if bad:
+        raise RegistryError(f"loss `{name}`: keyword {bad[0]!r} is not an identifier")
+    if reads is not None or keywords is not None:  # the declared convention, on its own model
+        params = type(params.__name__, (params,), {
+            "__module__": params.__module__, "__doc__": params.__doc__,
+            "reads": reads or params.reads,
+            "keywords": dict(params.keywords if keywords is None else keywords)})
     return LOSSES.register(name, params, builder, description, replace)
 
 
@@ -68,7 +110,8 @@ _BUILTIN = {  # name -> (function in skipgraph.losses, description)
 }
 for _name, (_fn, _text) in _BUILTIN.items():
     register_loss(_name, f"skipgraph.losses:{_fn}", _text,
-                  {"focal_msssim_iou": MSSSIMLossSettings}.get(_name, LossSettings))
+                  {"focal_msssim_iou": MSSSIMLossSettings}.get(_name, LossSettings),
+                  reads="output")
 register_loss("cgm_bce", "skipgraph.losses:cgm_bce",
               "BCE of a CGM's 2-way output against 'the image contains the object'",
               ImageLossSettings)

@@ -1,12 +1,14 @@
 """Segmentation losses of the U-Net-family papers, extended to label maps, and the
 deep-supervision combination.
 
-Every segmentation loss is called ``loss(out, y, act)``: ``out`` (N, K, *spatial) is what a head
-gives and ``act`` says what that is (the head's ``act``):
+Every built-in segmentation loss is called ``loss(out, y, act)`` (registered with
+``reads="output"``, see :mod:`skipgraph.loss_registry`): ``out`` (N, K, *spatial) is what a head
+gives and ``act`` says what that is (the head's ``activation()``):
 
 - ``none``: logits. One channel is read as a sigmoid, K > 1 channels as a softmax over exclusive
-  classes; the losses then use the numerically stable with-logits forms (``log_softmax``,
-  ``binary_cross_entropy_with_logits``), so no pixel loses its gradient to a clamp.
+  classes (:mod:`skipgraph.label_rule`); the losses then use the numerically stable with-logits
+  forms (``log_softmax``, ``binary_cross_entropy_with_logits``), so no pixel loses its gradient
+  to a clamp.
 - ``sigmoid`` / ``softmax``: probabilities (K sigmoid channels are independent labels).
 
 ``y`` (N, K, *spatial) is the one-hot label map (``mask > 0`` for one class), possibly brought
@@ -40,28 +42,20 @@ import torch.nn.functional as F
 from .blocks.layers import AVG_POOL, MAX_POOL
 from .graph.ir import IRGraph
 from .graph.contract import head_shape
+from .label_rule import exclusive, foreground, probabilities, valid_mask
 from .loss_registry import LOSSES
 
 __all__ = ["bce", "cross_entropy", "soft_dice", "focal", "iou_loss", "lovasz_hinge",
            "ms_ssim_loss", "bce_dice", "dice_ce", "focal_dice_lovasz", "focal_msssim_iou",
            "cgm_bce", "probabilities", "SEG_LOSSES", "DeepSupervisionLoss", "resize_target",
-           "loss_for", "loss_min_size"]
+           "loss_for", "loss_min_size", "seg_loss", "LossSignatureError"]
 
 _EPS = 1e-7
 SegLoss = Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor]
 
 
 def _exclusive(out: torch.Tensor, act: str) -> bool:
-    """Whether the channels are a distribution over exclusive classes (softmax, given or
-    implied by K > 1 logits) rather than independent sigmoids."""
-    return act == "softmax" or (act == "none" and out.shape[1] > 1)
-
-
-def probabilities(out: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
-    """What a head gives, as probabilities (N, K, *spatial)."""
-    if act != "none":
-        return out
-    return torch.softmax(out, 1) if out.shape[1] > 1 else torch.sigmoid(out)
+    return exclusive(out.shape[1], act)
 
 
 def _log_probs(out: torch.Tensor, act: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,24 +193,55 @@ def focal_msssim_iou(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -
 def cgm_bce(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """BCE of a CGM's (N, 2) output against one-hot [absent, present] of each target image
     (present: any foreground, i.e. any class but 0 of a label map)."""
-    fg = y if y.shape[1] == 1 else y[:, 1:]
-    present = (fg.flatten(1).amax(dim=1) > 0).to(probs.dtype)
+    present = (foreground(y).flatten(1).amax(dim=1) > 0).to(probs.dtype)
     return bce(probs, torch.stack([1 - present, present], dim=1))
 
 
-# name -> pixel-wise loss, as a spec's `loss: {seg: NAME}` refers to it (the registered ones,
-# see skipgraph.loss_registry; this module's functions are their builders)
-SEG_LOSSES: dict[str, SegLoss] = {e.name: e.load_builder() for e in map(LOSSES.get, LOSSES.names())
-                                  if e.params.input == "pixel"}
+class LossSignatureError(ValueError):
+    """A registered loss whose declared calling convention does not fit its function, or a
+    loss reading logits on a head that gives probabilities."""
 
-def pixel_loss(fn: Callable[..., torch.Tensor]) -> SegLoss:
-    """A loss as ``(out, y, act)``: one written as ``(p, y)`` (a registered user loss) is given
-    the head's output as probabilities, so it never reads logits as probabilities."""
+
+def _loss_call(name: str, kind: str) -> Callable[..., torch.Tensor]:
+    """The registered loss ``name`` as ``(out, y, act)`` (``kind`` pixel) or ``(out, y)``
+    (image), called as its registration declares (``reads``, ``keywords``).
+
+    Raises:
+        LossSignatureError: the function cannot take the declared arguments.
+    """
+    entry = LOSSES.get(name)
+    fn, reads, kw = entry.load_builder(), entry.params.reads, dict(entry.params.keywords)
+    if kind == "image":
+        reads = "image"
+    shown = {"output": "(out, y, act", "probabilities": "(p, y", "logits": "(logits, y",
+             "image": "(out, y"}[reads] + "".join(f", {k}=..." for k in kw) + ")"
     try:
-        takes_act = len(inspect.signature(fn).parameters) >= 3
-    except (TypeError, ValueError):  # builtins without a signature
-        takes_act = False
-    return fn if takes_act else lambda out, y, act: fn(probabilities(out, act), y)
+        inspect.signature(fn).bind(*([None] * (3 if reads == "output" else 2)), **kw)
+    except TypeError as exc:
+        raise LossSignatureError(
+            f"loss `{name}` ({entry.origin}) is registered with reads={reads!r} and is called "
+            f"{shown}, which its signature {inspect.signature(fn)} does not take ({exc}); "
+            "fix the `reads=` or `keywords=` of its register_loss") from None
+    except ValueError:  # a builtin without a signature: called as declared
+        pass
+    if reads == "output":
+        return lambda out, y, act: fn(out, y, act, **kw)
+    if reads == "probabilities":
+        return lambda out, y, act: fn(probabilities(out, act), y, **kw)
+    if reads == "logits":
+        return lambda out, y, act: fn(out, y, **kw)
+    return lambda out, y: fn(out, y, **kw)
+
+
+def seg_loss(name: str) -> SegLoss:
+    """The registered pixel-wise loss ``name`` as ``(out, y, act) -> scalar``."""
+    return _loss_call(name, "pixel")
+
+
+# name -> pixel-wise loss as (out, y, act), as a spec's `loss: {seg: NAME}` refers to it (the
+# registered ones, see skipgraph.loss_registry; this module's functions are their builders)
+SEG_LOSSES: dict[str, SegLoss] = {name: seg_loss(name) for name in LOSSES.names()
+                                  if LOSSES.get(name).params.input == "pixel"}
 
 
 # a head's `target` rule -> how a full-size target is shrunk by `factor` (as (y, factor, dims))
@@ -251,12 +276,18 @@ class DeepSupervisionLoss(nn.Module):
 
     Args:
         ir: the model's IR (``model.ir``): it says each head's resolution and target rule.
-        seg: a name from :data:`SEG_LOSSES` or a callable ``(out, y, act) -> scalar``: the
-            loss of every pixel-wise head (``act``: the head's activation).
+        seg: a registered pixel-wise loss (called as its registration declares) or a callable
+            ``(out, y, act) -> scalar``: the loss of every pixel-wise head (``act``: the head's
+            ``activation()``).
         combine: ``sum`` (UNet++: weighted sum, weights 1) or ``mean`` (UNet#).
         weights: per pixel-wise head, in ``model.heads`` order (default all 1).
         cgm_weight: weight of each image-level head's loss (the registered loss its head type
             names: a CGM's BCE).
+
+    Raises:
+        ValueError: an unknown loss or ``combine``.
+        LossSignatureError: a loss whose registration does not fit its function, or one that
+            reads logits while a pixel-wise head applies an activation.
     """
 
     def __init__(self, ir: IRGraph, seg: str | SegLoss = "bce_dice", combine: str = "sum",
@@ -268,12 +299,14 @@ class DeepSupervisionLoss(nn.Module):
         if combine not in ("sum", "mean"):
             raise ValueError(f"combine must be `sum` or `mean`, not `{combine}`")
         self.ir = ir
-        self.seg = pixel_loss(LOSSES.get(seg).load_builder() if isinstance(seg, str) else seg)
+        self.seg = seg_loss(seg) if isinstance(seg, str) else seg
+        if isinstance(seg, str) and LOSSES.get(seg).params.reads == "logits":
+            _check_logit_heads(seg, ir)
         self.combine = combine
         seg_heads = [h for h in ir.heads.values() if h.pixelwise]
         self.weights = dict(zip([h.id for h in seg_heads], weights or [1.0] * len(seg_heads)))
         self.cgm_weight = cgm_weight
-        self.image_losses = {h.id: LOSSES.get(h.settings.loss).load_builder()
+        self.image_losses = {h.id: _loss_call(h.settings.loss, "image")
                              for h in ir.heads.values() if not h.pixelwise}
 
     def forward(self, outputs: Mapping[str, torch.Tensor] | torch.Tensor, y: torch.Tensor
@@ -281,15 +314,52 @@ class DeepSupervisionLoss(nn.Module):
         if isinstance(outputs, torch.Tensor):
             outputs = {next(iter(self.weights)): outputs}
         terms = []
+        valid = valid_mask(y)  # the ignore label: IGNORE in every channel of y
+        if valid is not None:
+            y = y.clamp_min(0)
         for head_id, out in outputs.items():
             head = self.ir.heads[head_id]
             if not head.pixelwise:
                 terms.append(self.cgm_weight * self.image_losses[head_id](out, y))
                 continue
-            target = resize_target(y, head.stride, head.settings.target, self.ir.dims)
-            terms.append(self.weights[head_id] * self.seg(out, target, head.act))
+            target = resize_target(y, head.stride, head.target_rule, self.ir.dims)
+            if valid is not None:
+                out, target = mask_ignored(out, target, _valid_at(valid, head, self.ir.dims),
+                                           head.activation)
+            terms.append(self.weights[head_id] * self.seg(out, target, head.activation))
         total = torch.stack(terms).sum()
         return total / len(terms) if self.combine == "mean" else total
+
+
+def _valid_at(valid: torch.Tensor, head: Any, dims: int) -> torch.Tensor:
+    """The labelled pixels at a head's resolution, by the head's own target rule: a
+    low-resolution pixel counts only when no ignored pixel is under it."""
+    return resize_target((~valid).float(), head.stride, head.target_rule, dims) == 0
+
+
+def mask_ignored(out: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, act: str
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Take ignored pixels (``valid`` False, (N, 1, *spatial)) out of a loss: there the output
+    becomes a constant, certain prediction (no gradient) and the target agrees with it
+    (background; class 0 of exclusive classes), so every term (cross-entropy, focal, Dice, IoU,
+    Lovasz) gets zero loss and zero gradient from them. Means over pixels still count them (as
+    0), and for K > 1 the background Dice counts them as matched."""
+    low, high = (-30.0, 30.0) if act == "none" else (0.0, 1.0)  # certain: logits or p
+    sure = torch.full_like(out, low)
+    fill = torch.zeros_like(target)
+    if exclusive(out.shape[1], act):
+        sure[:, :1], fill[:, :1] = high, 1.0
+    return torch.where(valid, out, sure), torch.where(valid, target, fill)
+
+
+def _check_logit_heads(name: str, ir: IRGraph) -> None:
+    """A loss that reads logits cannot train a head that gives probabilities."""
+    for head in ir.heads.values():
+        if head.pixelwise and head.activation != "none":
+            raise LossSignatureError(
+                f"loss `{name}` reads logits but head {head.id} of {ir.name} gives "
+                f"`{head.activation}` probabilities: set `act: none` on its heads, or register "
+                "the loss with reads='probabilities'")
 
 
 def loss_for(model: nn.Module) -> DeepSupervisionLoss:

@@ -71,7 +71,7 @@ def test_unet_sharp_eight_heads_and_targets():
     assert list(out) == ["X[0,1]", "X[0,2]", "X[0,3]", "X[0,4]", "X[1,3]", "X[2,2]", "X[3,1]",
                          "X[4,0]"]
     assert out["X[0,4]"].shape == (2, 1, 32, 32) and out["X[2,2]"].shape == (2, 1, 8, 8)
-    assert model.ir.heads["X[1,3]"].kernel == 3 and model.ir.heads["X[0,1]"].kernel == 1
+    assert model.ir.heads["X[1,3]"].settings.kernel == 3 and model.ir.heads["X[0,1]"].settings.kernel == 1
 
 
 def test_cgm_gates_its_heads():

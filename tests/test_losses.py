@@ -191,7 +191,7 @@ def test_cgm_target_is_any_foreground_class():
 
 def test_deep_supervision_with_label_maps_pools_each_class():
     m = skipgraph.build(SPECS / "unet_pp.yaml", base=4, depth=2, ds=True, classes=3).train()
-    assert {h.act for h in m.ir.heads.values()} == {"softmax"}
+    assert {h.activation for h in m.ir.heads.values()} == {"softmax"}
     y = _label_map(size=16)
     out = m(torch.randn(2, 1, 16, 16))
     loss = L.loss_for(m)(out, y)

@@ -18,7 +18,7 @@ from skipgraph.errors import SpecError
 from skipgraph.graph.contract import InputContract, InputShapeError, total_stride
 from skipgraph.graph.validate import check_input_shape
 from skipgraph.losses import loss_for
-from skipgraph.train.loop import TrainConfig, _train_epoch
+from skipgraph.train.loop import TrainConfig, _train_epoch, place
 from tests.conftest import SPECS
 
 PKG = Path(__file__).resolve().parent.parent / "skipgraph"
@@ -36,20 +36,27 @@ def test_memory_format_and_amp_dtype_by_name():
 
 def test_training_step_with_channels_last_on_a_3d_spec():
     """`train --channels-last` asked for channels_last (4-d only) on 5-d tensors: every 3D spec
-    failed. The training loop now takes the format for the spec's dims."""
+    failed. The training loop's `place` (what `train` calls) now takes the format for the
+    spec's dims; the format is read from there (the test does not compute it itself), and the
+    weights and every training input are checked to be in it."""
     model = skipgraph.build(SPECS / "unet.yaml", dims=3, depth=2, base=2, seed=0)
+    assert place(model, TrainConfig(channels_last=False))[1] is None
     cfg = TrainConfig(channels_last=True, steps=2)
-    fmt = memory_format(model.ir.dims)
-    model.to(memory_format=fmt)
+    device, fmt = place(model, cfg)  # the old code: RuntimeError on the 5-d weights
+    assert fmt == torch.channels_last_3d
+    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert all(w.is_contiguous(memory_format=fmt) for w in weights)
+    assert any(not w.is_contiguous() for w in weights)  # not merely contiguous
+    seen = []
+    model.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].is_contiguous(memory_format=fmt)))
     data = TensorDataset(torch.randn(4, 1, 8, 8, 8), (torch.rand(4, 1, 8, 8, 8) > 0.5).float())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     before = next(model.parameters()).detach().clone()
     total, steps, _ = _train_epoch(model, loss_for(model), optimizer, DataLoader(data, batch_size=2),
-                                torch.device("cpu"), cfg, print, 0, fmt=fmt)
-    assert steps == 2 and total > 0
+                                   device, cfg, print, 0, fmt=fmt)
+    assert steps == 2 and total > 0 and seen == [True, True]
     assert not torch.equal(before, next(model.parameters()))
-    with pytest.raises(RuntimeError):  # what the old code did with a 5-d input
-        torch.randn(1, 1, 8, 8, 8).to(memory_format=torch.channels_last)
 
 
 def test_input_contract_is_the_one_check():

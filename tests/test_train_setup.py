@@ -222,6 +222,8 @@ def test_evaluate_flags_one_class_everywhere(tmp_path):
 
 def test_train_reports_before_the_first_epoch_and_times_validation(tmp_path):
     data = make_images(tmp_path / "d", [(32, 32)] * 3)
+    names = sorted(p.stem for p in (data / "images").iterdir())
+    (data / "split.json").write_text(json.dumps({"train": names, "val": names[:1]}))
     lines = []
     cfg = TrainConfig(epochs=1, steps=2, batch=2, crop=32, overrides={"base": 2, "depth": 2})
     train(str(SPECS / "unet.yaml"), data, tmp_path / "r", cfg, log=lines.append)

@@ -63,7 +63,7 @@ def test_volume_folder_reads_normalises_and_pads(volumes, tmp_path):
     assert VolumeFolder(volumes, None, classes=3, stride=4).patch == (16, 20, 16)
     # float32 label files (two MSD cases) and nnU-Net's NAME_0000 image names
     other = make_volumes(tmp_path / "f", label_dtype=np.float32, nnunet_names=True)
-    assert VolumeFolder(other, "train", classes=3).labels[0].dtype == np.uint8
+    assert VolumeFolder(other, "train", classes=3).labels[0].dtype == np.int16  # IGNORE = -1
 
 
 def test_foreground_oversampling(volumes):

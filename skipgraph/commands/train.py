@@ -24,7 +24,33 @@ def _train_config(args: argparse.Namespace):
                        recompute=recompute_args(args), val_every=args.val_every,
                        time_limit=60 * args.minutes if args.minutes else None,
                        flip_axes=args.flip_axes, lr_schedule=args.lr_schedule,
-                       overrides=parse_overrides(args.set))
+                       read=_read_options(args), overrides=parse_overrides(args.set))
+
+
+def _read_options(args: argparse.Namespace):
+    """How the data folder is read: ``--binary``, ``--ignore-index``, ``--palette``,
+    ``--drop-alpha``, ``--replace-nonfinite`` (ValueError for a bad palette: exit 2)."""
+    from ..train.data import ReadOptions
+    from ..train.labels import parse_palette
+    palette, colour = parse_palette(args.palette) if args.palette else (None, False)
+    return ReadOptions(binary=args.binary, ignore_index=args.ignore_index, palette=palette,
+                       colour_palette=colour, drop_alpha=args.drop_alpha,
+                       replace_nonfinite=args.replace_nonfinite)
+
+
+def _add_read_args(p: argparse.ArgumentParser) -> None:
+    """The options of how masks and images are read (train, evaluate, compare alike)."""
+    p.add_argument("--binary", action="store_true",
+                   help="foreground = any mask value > 0 (instance-coloured masks)")
+    p.add_argument("--ignore-index", type=int, metavar="VALUE", help="mask value of unlabelled "
+                   "pixels, left out of every loss term and metric (e.g. 255; default: "
+                   "dataset.json's labels.ignore when the folder has one)")
+    p.add_argument("--palette", metavar="JSON|FILE", help="map mask colours or gray values to "
+                   "classes, e.g. '{\"#000000\": 0, \"#00ff00\": 1}' (colour masks need one)")
+    p.add_argument("--drop-alpha", action="store_true", help="drop the alpha channel of RGBA "
+                   "and gray+alpha images (default: every channel is an input channel)")
+    p.add_argument("--replace-nonfinite", action="store_true", help="replace NaN/inf image "
+                   "values by the channel's mean (default: such a file is an error)")
 
 
 def _axes(text: str | None) -> tuple[int, ...] | None:
@@ -66,7 +92,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     window = (parse_shape(args.patch, "--patch") if args.patch else
               read_checkpoint(args.checkpoint)["extra"].get("window"))  # as in validation
     data, result = evaluate_folder(model, args.data, args.split, device(args.device),
-                                   patch=window, binary=args.binary)
+                                   patch=window, read=_read_options(args))
+    for note in dict.fromkeys(data.notes):
+        print(note, file=sys.stderr)
     if result is not None:  # label maps and volumes: per class
         print(json.dumps(result, indent=1) if args.json else format_classes(result))
         return 0
@@ -104,17 +132,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with images/ + masks/, or imagesTr/ + "
                    "labelsTr/ (NIfTI volumes) [, split.json]")
-    p.add_argument("--epochs", type=positive_int, default=20)
-    p.add_argument("--batch", type=positive_int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=positive_int, default=20, help="training epochs")
+    p.add_argument("--batch", type=positive_int, default=8, help="crops or patches per "
+                   "optimizer step")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--crop", type=positive_int, default=128, help="2D images: side of the "
                    "training crops (px); smaller images are zero-padded to it")
     p.add_argument("--patch", help="volumes: training patch size, e.g. 32x48x32 (default: the "
                    "largest case); cases smaller than it are padded")
-    p.add_argument("--binary", action="store_true",
-                   help="foreground = any mask value > 0 (instance-coloured masks)")
-    p.add_argument("--samples-per-image", type=positive_int, default=4)
-    p.add_argument("--steps", type=positive_int, help="at most this many steps per epoch")
+    _add_read_args(p)
+    p.add_argument("--samples-per-image", type=positive_int, default=4, help="random crops "
+                   "(patches) drawn from each training image (volume) per epoch; steps per "
+                   "epoch = images x this / batch")
+    p.add_argument("--steps", type=positive_int, help="at most this many optimizer steps per "
+                   "epoch (default: every batch of the epoch)")
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if present)")
     p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (fp16 with a "
                    "gradient scaler)")
@@ -135,9 +166,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     t = add("train", cmd_train, "train a spec on a folder of images and masks", defaults=True)
     _add_train_args(t)
-    t.add_argument("--out", default="runs/train")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--out", default="runs/train", help="run folder: best.pt, last.pt, "
+                   "log.csv/json, curves.png, predictions.png")
+    t.add_argument("--seed", type=int, default=0, help="seed of the weights, crops and "
+                   "augmentation")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (the same "
+                   "spec and --set values; an error when there is no last.pt)")
     ev = add("evaluate", cmd_evaluate, "Dice, IoU, object F1 (and pruning levels)", spec=False,
              defaults=True)
     ev.add_argument("checkpoint")
@@ -150,12 +184,14 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--patch", help="volumes: sliding-window size (default: the window of the "
                     "training run's validation, else the largest case)")
-    ev.add_argument("--binary", action="store_true", help="foreground = any mask value > 0")
+    _add_read_args(ev)
     ev.add_argument("--json", action="store_true")
     c = add("compare", cmd_compare, "train specs the same way and tabulate them", spec=False,
             defaults=True)
     c.add_argument("specs", nargs="+")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     _add_train_args(c)
-    c.add_argument("--seeds", type=int, nargs="+", default=[0])
-    c.add_argument("--out", default="runs/compare")
+    c.add_argument("--seeds", type=int, nargs="+", default=[0], help="one training per spec "
+                   "and seed; the table gives mean +- sd over seeds")
+    c.add_argument("--out", default="runs/compare", help="folder of the runs and compare.md/"
+                   ".csv/.json")

@@ -172,7 +172,9 @@ class IREdge:
 @dataclass(frozen=True)
 class IRHead:
     """An output: the settings of its registered head type (:mod:`skipgraph.heads`, expressions
-    evaluated), on ``node``; ``gate`` is the head whose decision gates it, if any."""
+    evaluated), on ``node``; ``gate`` is the head whose decision gates it, if any. The stages
+    read a head only through its contract (``pixelwise``, ``activation``, ``target_rule``,
+    ``full_size``, ``stride``); a type's own fields are read from ``settings``."""
 
     id: str
     node: str
@@ -189,20 +191,22 @@ class IRHead:
     def type(self) -> str:
         return self.settings.type
 
-    def __getattr__(self, name: str) -> Any:
-        """The head type's settings read as attributes (``head.kernel``, ``head.act``)."""
-        if name.startswith("_") or name == "settings":
-            raise AttributeError(name)
-        try:
-            return getattr(self.settings, name)
-        except AttributeError:
-            raise AttributeError(f"{type(self).__name__} of type `{self.type}` has no "
-                                 f"attribute `{name}`") from None
-
+    # --- the head contract (skipgraph.heads.HeadType): all that training and evaluation read
+    # of a head; its other settings stay on ``settings``, read by its own type and builder
     @property
     def pixelwise(self) -> bool:
         """A map (N, C, *spatial) rather than an image-level output."""
         return self.settings.pixelwise
+
+    @property
+    def activation(self) -> str:
+        """What its output is: ``none`` (logits), ``sigmoid`` or ``softmax``."""
+        return self.settings.activation()
+
+    @property
+    def target_rule(self) -> str:
+        """How a loss shrinks the full-size target for it (``maxpool``, ...)."""
+        return self.settings.target_rule()
 
     @property
     def name(self) -> str:

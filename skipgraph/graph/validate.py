@@ -21,7 +21,7 @@ def validate(ir: IRGraph) -> IRGraph:
     sink.raise_if_any()  # the checks below need a DAG
     _check_connectivity(ir, sink)
     _check_levels(ir, sink)
-    _check_head_activations(ir, sink)
+    _check_head_contracts(ir, sink)
     sink.raise_if_any()
     return ir
 
@@ -86,13 +86,26 @@ def _check_levels(ir: IRGraph, sink: DiagnosticSink) -> None:
                        hint=f"set the family's `{'up' if going_up else 'down'}:` op accordingly")
 
 
-def _check_head_activations(ir: IRGraph, sink: DiagnosticSink) -> None:
-    """Every loss takes what a head gives (logits or probabilities); the one pairing that cannot
-    train is a softmax over one channel: its output is always 1, so no gradient reaches it."""
+def _check_head_contracts(ir: IRGraph, sink: DiagnosticSink) -> None:
+    """What a pixel-wise head declares to the loss and evaluation (its ``activation()`` and
+    ``target_rule()``, see :class:`skipgraph.heads.HeadType`) is a known value; and the one
+    pairing that cannot train is refused: a softmax over one channel (its output is always 1,
+    so no gradient reaches it)."""
+    from ..heads import ACTIVATIONS, TARGET_RULES
     for head in ir.heads.values():
-        if head.pixelwise and getattr(head, "act", "none") == "softmax" and \
-                head.out_channels == 1:
-            span = head.origin.span if head.origin else None
+        if not head.pixelwise:
+            continue
+        span = head.origin.span if head.origin else None
+        where = f"head {head.id} ({head.family}, type `{head.type}`)"
+        act, rule = head.activation, head.target_rule
+        if act not in ACTIVATIONS or rule not in TARGET_RULES:
+            bad = (f"activation() {act!r}, not one of {', '.join(ACTIVATIONS)}"
+                   if act not in ACTIVATIONS else
+                   f"target_rule() {rule!r}, not one of {', '.join(TARGET_RULES)}")
+            sink.error("head-contract", f"{where} declares {bad}", span,
+                       key=f"heads.{head.family}",
+                       hint=f"fix `{type(head.settings).__name__}` (skipgraph.heads.HeadType)")
+        elif act == "softmax" and head.out_channels == 1:
             sink.error("head-loss-mismatch", f"head {head.id} ({head.family}) is a softmax over "
                        f"1 channel: its output is constantly 1 and the loss "
                        f"`{ir.loss.get('seg', 'bce_dice')}` gets no gradient", span,

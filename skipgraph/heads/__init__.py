@@ -3,6 +3,10 @@
 A head type is a settings model (a subclass of :class:`HeadType`, validated when the spec is
 read) that states its rules: the head's output channels, whether it is a pixel-wise map or an
 image-level output, how it is named, printed and drawn, what it gates, and which loss trains it.
+Its *contract* is what training and evaluation read of every head, of any type, and nothing
+else: ``pixelwise``, :meth:`HeadType.activation` (what its output is: logits or
+probabilities), :meth:`HeadType.target_rule` (how a loss shrinks the target for it when it is
+smaller than the input) and, for an image-level head, ``loss``.
 Its torch side is a builder named by ``"pkg.module:Builder"`` (see
 :mod:`skipgraph.heads.modules`), imported only when compiling.
 
@@ -20,10 +24,17 @@ from pydantic import Field
 from ..registry import Entry, Registry, RegistryError
 from ..fields.types import ExprText, SpecModel
 
-__all__ = ["HeadType", "HEADS", "register_head", "get_head", "list_heads", "RegistryError"]
+__all__ = ["HeadType", "HEADS", "register_head", "get_head", "list_heads", "RegistryError",
+           "ACTIVATIONS", "TARGET_RULES"]
 
 # evaluate(field, minimum) -> the int value of an expression field, or None (error reported)
 Evaluate = Callable[[str, int], "int | None"]
+
+# what a head's output may be (HeadType.activation): logits, or probabilities of either kind
+ACTIVATIONS = ("none", "sigmoid", "softmax")
+# how a loss brings a full-size target to a smaller head (HeadType.target_rule; the torch side
+# is skipgraph.losses.resize_target)
+TARGET_RULES = ("maxpool", "avgpool", "nearest")
 
 
 class HeadType(SpecModel):
@@ -53,6 +64,19 @@ class HeadType(SpecModel):
 
     def out_channels(self) -> int:
         raise NotImplementedError
+
+    # --- the contract training and evaluation read (graph/validate.py checks its values) ---
+    def activation(self) -> str:
+        """What the head's output (N, C, ...) is, one of :data:`ACTIVATIONS`: ``none``
+        (logits, read by :mod:`skipgraph.label_rule`: a sigmoid for one channel, a softmax for
+        more), ``sigmoid`` or ``softmax`` (probabilities). Default: ``none``."""
+        return "none"
+
+    def target_rule(self) -> str:
+        """How a loss shrinks the full-size target for this head when its output is smaller
+        than the input, one of :data:`TARGET_RULES`. Default: ``maxpool`` (UNet#: a pixel is
+        foreground if any pixel under it is)."""
+        return "maxpool"
 
     def head_id(self, family: str, node: str) -> str:
         """The head's id in the IR (what ``prune``, ``output.head`` and losses name)."""

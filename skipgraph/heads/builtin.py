@@ -35,6 +35,12 @@ class SegHead(HeadType):
     def out_channels(self) -> int:
         return int(self.out)
 
+    def activation(self) -> str:
+        return self.act
+
+    def target_rule(self) -> str:
+        return self.target
+
     def full_size(self, level: int) -> bool:
         return level == 0 or self.resize == "full"
 

@@ -1,5 +1,6 @@
 """Training, evaluation and comparison on a folder of images and masks (imports torch)."""
-from .data import DataError, SegmentationFolder
+from .data import SegmentationFolder
+from .errors import DataError
 from .evaluate import evaluate_model, predict, pruning_levels
 from .loop import TrainConfig, train
 

@@ -40,12 +40,16 @@ def _test_metrics(model, data_dir: str, split: str, cfg: TrainConfig, window
     """Test metrics (per class for label maps and volumes, with object F1 for binary images),
     the number of test cases and the data's channels."""
     data, result = evaluate_folder(model, data_dir, split, cfg.device, patch=window,
-                                   binary=cfg.binary)
+                                   read=cfg.read)
     if result is None:
         mean = evaluate_model(model, data, cfg.device, objects=True)["mean"]
-        return {k: mean[k] for k in ("dice", "iou", "object_f1")}, len(data.names), data.channels
+        metrics = {k: mean[k] for k in ("dice", "iou", "object_f1")}
+        metrics.update(collapsed=mean["collapsed"], predicted=mean["predicted"])
+        return metrics, len(data.names), data.channels
+    # collapsed: no foreground class overlaps its truth in any case (as in validation)
     metrics = {"dice": result["mean"]["dice"], "iou": result["mean"]["iou"],
-               "hd95": result["mean"]["hd95"]}
+               "hd95": result["mean"]["hd95"], "collapsed": result["mean"]["dice"] == 0.0,
+               "predicted": "no foreground class", "hd95_unit": result.get("hd95_unit", "")}
     for c, e in result["classes"].items():
         metrics.update({f"dice_{c}": e["dice"], f"hd95_{c}": e["hd95"]})
     return metrics, len(data.names), data.channels
@@ -55,7 +59,9 @@ def compare(specs: list[str], data_dir: str, out: str | Path, cfg: TrainConfig,
             seeds: list[int], split: str = "test", log: Callable[[str], None] = print
             ) -> list[dict[str, Any]]:
     """Train every spec with every seed and evaluate it on ``split``: one row per spec with
-    the mean and sd over seeds of each metric (per class for label maps and volumes)."""
+    the mean and sd over seeds of each metric (per class for label maps and volumes) and
+    ``collapsed``, the number of its runs that predict one class everywhere (each one logged
+    as a WARNING)."""
     out = Path(out)
     rows = []
     for spec in specs:
@@ -70,11 +76,21 @@ def compare(specs: list[str], data_dir: str, out: str | Path, cfg: TrainConfig,
             t1 = time.perf_counter()
             metrics, cases, channels = _test_metrics(model, data_dir, split, cfg, window)
             infer_ms = 1e3 * (time.perf_counter() - t1) / cases
-            runs.append({"train_s": train_s, "infer_ms": infer_ms, **metrics})
+            collapsed, predicted = metrics.pop("collapsed"), metrics.pop("predicted")
+            unit = metrics.pop("hd95_unit", "")
+            if collapsed:  # every such run is said, and counted in its row
+                log(f"WARNING: {Path(spec).stem} seed {seed} collapsed: on `{split}` it "
+                    f"predicts {predicted} everywhere (Dice {metrics['dice']:.4f}); its row "
+                    f"is marked (run in {run_dir})")
+            runs.append({"train_s": train_s, "infer_ms": infer_ms, "collapsed": collapsed,
+                         **metrics})
         model = load_checkpoint(out / Path(spec).stem / f"seed{seeds[0]}" / "best.pt")
         size = _flops_size(model.ir.dims)
         row = {"spec": Path(spec).stem, "params": count_params(model), "flops_size": size,
                "gflops": _flops(model, channels, size) / 1e9, "seeds": len(seeds)}
+        row["collapsed"] = sum(r.pop("collapsed") for r in runs)
+        if unit:
+            row["hd95_unit"] = unit
         for key in runs[0]:
             values = [r[key] for r in runs]
             row[key] = statistics.fmean(values)
@@ -86,23 +102,31 @@ def compare(specs: list[str], data_dir: str, out: str | Path, cfg: TrainConfig,
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table: Dice, IoU and object F1 for binary images; mean foreground Dice, Dice
-    and HD95 per class for label maps and volumes (mean ± sd over seeds)."""
+    and HD95 per class (in its unit) for label maps and volumes (mean ± sd over seeds); a spec
+    with collapsed runs (one class predicted everywhere) says how many."""
     classes = sorted(k[5:] for k in rows[0] if k.startswith("dice_") and not k.endswith("_sd"))
     metrics = (["dice"] + [f"dice_{c}" for c in classes] + [f"hd95_{c}" for c in classes]
                if classes else ["dice", "iou", "object_f1"])
     names = {"dice": "mean fg Dice" if classes else "Dice", "iou": "IoU",
              "object_f1": "object F1", **{f"dice_{c}": f"Dice {c}" for c in classes},
              **{f"hd95_{c}": f"HD95 {c}" for c in classes}}
+    unit = rows[0].get("hd95_unit")
+    if unit:
+        names.update({f"hd95_{c}": f"HD95 {c} ({unit})" for c in classes})
     size = rows[0]["flops_size"]
     where = f"{size}²" if size == 256 else f"{size}³"
+    collapsed = any(r.get("collapsed") for r in rows)  # a column only when a run collapsed
     lines = [f"| spec | params | GFLOPs ({where}) | train s | infer ms/case | "
-             + " | ".join(names[m] for m in metrics) + " |",
-             "|---|---|---|---|---|" + "---|" * len(metrics)]
+             + " | ".join(names[m] for m in metrics) + " |"
+             + (" collapsed runs (one class everywhere) |" if collapsed else ""),
+             "|---|---|---|---|---|" + "---|" * (len(metrics) + collapsed)]
     for r in rows:
         cells = [f"{r[m]:.4f} ± {r[m + '_sd']:.4f}" if not m.startswith("hd95")
                  else f"{r[m]:.2f} ± {r[m + '_sd']:.2f}" for m in metrics]
         lines.append(f"| {r['spec']} | {r['params']:,} | {r['gflops']:.2f} | "
-                     f"{r['train_s']:.0f} | {r['infer_ms']:.0f} | " + " | ".join(cells) + " |")
+                     f"{r['train_s']:.0f} | {r['infer_ms']:.0f} | " + " | ".join(cells) + " |"
+                     + (f" {'COLLAPSED: ' if r.get('collapsed') else ''}"
+                        f"{r.get('collapsed', 0)} of {r['seeds']} |" if collapsed else ""))
     return "\n".join(lines)
 
 

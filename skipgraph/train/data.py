@@ -1,104 +1,189 @@
-"""A folder of ``images/`` + ``masks/`` (matching names; PNG/TIFF, 8/16-bit, gray or RGB) with an
-optional ``split.json``; per-image normalisation, random crops, flips and 90-degree rotations.
-Files are read with Pillow; a bad or unmatched file is a :class:`DataError` naming it."""
+"""A folder of ``images/`` + ``masks/`` (matching names) with an optional ``split.json``;
+per-image normalisation, random crops, flips and 90-degree rotations.
+
+Images: every format Pillow reads (PNG, TIFF, JPEG, BMP, WebP, ...; 8/16-bit, float; gray, RGB,
+RGBA, gray+alpha, CMYK; a multi-page TIFF's pages are its channels), all channels kept unless
+``drop_alpha``. Masks: lossless formats only (a JPEG mask is refused), gray values, palette
+indices, or colours mapped through a palette (:mod:`.labels`). A bad or unmatched file is a
+:class:`DataError` naming it."""
 from __future__ import annotations
 
-import json
 import random
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .labels import check_labels, one_hot
+from .errors import DataError
+from .labels import LabelOptions, colour_code, dataset_ignore_index, label_table
+from ..label_rule import one_hot
+from .split import split_names
 
-__all__ = ["DataError", "SegmentationFolder", "read_image", "read_mask", "list_split"]
+__all__ = ["DataError", "SegmentationFolder", "ReadOptions", "read_image", "read_mask",
+           "read_masks", "list_split", "image_extensions", "LOSSY_FORMATS"]
 
-_EXTS = (".png", ".tif", ".tiff")
-
-
-class DataError(ValueError):
-    """A data folder or file that cannot be used, named in the message."""
+# formats whose compression changes pixel values: a mask in one has blurred label values
+LOSSY_FORMATS = ("JPEG", "MPO")
 
 
-def _read(path: Path) -> np.ndarray:
+def image_extensions() -> set[str]:
+    """The file extensions of every format Pillow can open (lower case, with the dot)."""
+    from PIL import Image
+    Image.init()
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def _pixels(path: Path, mask: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(H, W) or (H, W, C) array and its band names as Pillow reads them (a multi-page TIFF:
+    one band per page; ``mask``: palette images keep their indices, lossy formats refused)."""
     from PIL import Image, UnidentifiedImageError
     try:
         with Image.open(path) as im:
-            return np.array(im)
-    except (OSError, UnidentifiedImageError) as exc:
+            if mask and im.format in LOSSY_FORMATS:
+                raise DataError(
+                    f"{path}: a {im.format} mask: {im.format} compression is lossy, so label "
+                    "values blur at every object's edge (a 0/255 mask gets values in between); "
+                    "save the masks in a lossless format (PNG or TIFF); images may stay JPEG")
+            frames = getattr(im, "n_frames", 1)
+            if not mask and im.format == "TIFF" and frames > 1:
+                return _pages(im, path, frames)
+            if not mask and im.mode in ("P", "PA"):  # colours, not indices, are the image
+                im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info
+                                else "RGB")
+            return np.array(im), tuple(im.getbands())
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(f"{path}: cannot read the image ({exc})") from None
 
 
-def read_image(path: Path) -> np.ndarray:
-    """(C, H, W) float32, each channel normalised to zero mean and unit variance."""
-    a = _read(path).astype(np.float32)
-    if a.ndim == 2:
+def _pages(im, path: Path, frames: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    pages = []
+    for k in range(frames):
+        im.seek(k)
+        page = np.array(im)
+        if pages and page.shape != pages[0].shape:
+            raise DataError(f"{path}: page {k} is {page.shape} but page 0 is {pages[0].shape}: "
+                            "a multi-page TIFF is read as one channel per page")
+        pages.append(page)
+    a = np.stack(pages, -1) if pages[0].ndim == 2 else np.concatenate(pages, -1)
+    return a, tuple(f"page{k}" for k in range(a.shape[-1]))
+
+
+def _read(path: Path) -> np.ndarray:
+    """A mask file's values as stored (label images for object F1)."""
+    return _pixels(path, mask=True)[0]
+
+
+def read_image(path: Path, drop_alpha: bool = False, replace_nonfinite: bool = False,
+               notes: list[str] | None = None) -> np.ndarray:
+    """(C, H, W) float32, each channel normalised to zero mean and unit variance; all channels
+    kept (RGBA, gray+alpha, RGB+NIR, multi-page TIFF) unless ``drop_alpha`` removes an alpha
+    band. NaN/inf pixels are a DataError, or with ``replace_nonfinite`` the channel's mean
+    (0 after normalisation; counted in ``notes``)."""
+    a, bands = _pixels(path)
+    a = a.astype(np.float32)
+    if notes is not None and "A" in bands and not drop_alpha:
+        notes.append("note: the images have an alpha channel, kept as an input channel "
+                     "(--drop-alpha drops it)")
+    if a.ndim == 3:
+        if drop_alpha and "A" in bands:
+            a = a[..., [k for k, b in enumerate(bands) if b != "A"]]
+        a = a.transpose(2, 0, 1)
+    elif a.ndim == 2:
         a = a[None]
-    elif a.ndim == 3:
-        a = a[..., :3].transpose(2, 0, 1)  # drop alpha
     else:
-        raise DataError(f"{path}: expected a 2D gray or RGB image, got shape {a.shape}")
-    mean = a.mean(axis=(1, 2), keepdims=True)
-    std = a.std(axis=(1, 2), keepdims=True) + 1e-6
-    return (a - mean) / std
+        raise DataError(f"{path}: expected a 2D image (with channels), got shape {a.shape}")
+    return normalise(a, path, replace_nonfinite, notes)
 
 
-def read_mask(path: Path, classes: int, binary: bool = False) -> np.ndarray:
-    """(classes, H, W) float32 one-hot of the label values (one class: the 0/1 mask);
-    ``binary``: foreground is any value > 0 (instance-coloured masks). Values the classes cannot
-    represent are a DataError."""
-    m = _read(path)
-    if m.ndim == 3:
-        m = m[..., 0]
-    if binary:
-        m = m > 0
-    check_labels(np.unique(m).tolist(), classes, str(path))
-    return one_hot(torch.from_numpy(m.astype(np.int64))[None], classes).numpy()
+def normalise(a: np.ndarray, path: Path, replace_nonfinite: bool = False,
+              notes: list[str] | None = None) -> np.ndarray:
+    """(C, *spatial) -> z-scored per channel over the finite values; non-finite values are a
+    DataError naming ``path`` and their count, or (``replace_nonfinite``) the channel's mean."""
+    finite = np.isfinite(a)
+    bad = int(a.size - finite.sum())
+    if bad:
+        if not replace_nonfinite:
+            raise DataError(f"{path}: {bad} NaN/inf value(s) of {a.size}: fix the file, or "
+                            "pass --replace-nonfinite to replace them by the channel's mean")
+        a = np.where(finite, a, np.nan)
+        if notes is not None:
+            notes.append(f"{path}: replaced {bad} NaN/inf value(s) by the channel mean "
+                         "(--replace-nonfinite)")
+    axes = tuple(range(1, a.ndim))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN channel: mean 0
+        mean = np.nan_to_num(np.nanmean(a, axis=axes, keepdims=True))
+        std = np.nan_to_num(np.nanstd(a, axis=axes, keepdims=True)) + 1e-6
+    return np.nan_to_num((a - mean) / std).astype(np.float32)
+
+
+def mask_values(path: Path) -> tuple[np.ndarray, bool]:
+    """A mask file's values (H, W) and whether they are colours (:func:`colour_code`): gray
+    values, palette indices, or RGB(A) colours; an RGB mask with equal channels is gray. A
+    constant alpha band is dropped; a varying one is a DataError."""
+    a, bands = _pixels(path, mask=True)
+    if a.ndim == 2:
+        return (a.astype(np.uint8) if a.dtype == bool else a), False
+    if "A" in bands:
+        alpha = a[..., bands.index("A")]
+        if alpha.min() != alpha.max():
+            raise DataError(f"{path}: the mask's alpha channel varies ({int(alpha.min())}.."
+                            f"{int(alpha.max())}): save the label values without transparency")
+        a = a[..., [k for k, b in enumerate(bands) if b != "A"]]
+    if a.shape[-1] == 1 or (a == a[..., :1]).all():
+        return a[..., 0], False
+    if a.shape[-1] != 3:
+        raise DataError(f"{path}: a {a.shape[-1]}-channel mask: expected gray values, palette "
+                        "indices or RGB colours")
+    return colour_code(a), True
+
+
+def read_mask(path: Path, classes: int, binary: bool = False,
+              opts: LabelOptions | None = None) -> np.ndarray:
+    """(classes, H, W) float32 one-hot of one mask file's label values (one class: the 0/1
+    mask; ignored pixels :data:`~.labels.IGNORE`); ``binary``: foreground is any value > 0.
+    Values the classes cannot represent are a DataError."""
+    opts = opts or LabelOptions(binary=binary)
+    values, colour = mask_values(path)
+    table = label_table({str(path): set(np.unique(values).tolist())}, classes, opts,
+                        {str(path): colour})
+    return one_hot(torch.from_numpy(table.apply(values).astype(np.int64))[None], classes).numpy()
 
 
 def _files(folder: Path) -> dict[str, str]:
-    """stem -> file name of the images in a folder."""
-    return {p.stem: p.name for p in sorted(folder.iterdir()) if p.suffix.lower() in _EXTS}
+    """stem -> file name of the images in a folder (every format Pillow opens)."""
+    exts, found = image_extensions(), {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in exts:
+            continue
+        if p.stem in found:
+            raise DataError(f"{folder}: {found[p.stem]} and {p.name} have the same name: "
+                            "keep one file per image")
+        found[p.stem] = p.name
+    return found
 
 
-def list_split(root: Path, split: str | None) -> list[tuple[str, str]]:
+def list_split(root: Path, split: str | None, notes: list[str] | None = None
+               ) -> list[tuple[str, str]]:
     """(image file, mask file) pairs of a split (``split.json`` lists names with or without
-    extension), or of every image when there is no split file."""
+    extension; without the file: a deterministic split, :func:`~.split.split_names`)."""
     if not (root / "images").is_dir() or not (root / "masks").is_dir():
         raise DataError(f"{root}: expected the folders images/ and masks/")
     images, masks = _files(root / "images"), _files(root / "masks")
-    names = split_names(root, split, list(images), "images/")
+    names = split_names(root, split, list(images), "images/", notes)
     missing = [n for n in names if n not in masks]
     if missing:
-        raise DataError(f"{root}: {missing[0]} has no file in masks/"
+        raise DataError(f"{root}: {missing[0]} has no file in masks/ (for images/"
+                        f"{images[missing[0]]}: masks/{missing[0]}.png, .tif or another "
+                        "lossless format)"
                         + (f" ({len(missing) - 1} more like it)" if len(missing) > 1 else ""))
     return [(images[n], masks[n]) for n in names]
-
-
-def split_names(root: Path, split: str | None, available: list[str], where: str) -> list[str]:
-    """The names ``split.json`` lists for ``split`` (extensions dropped), or every available
-    name when there is no split file; a listed name not available is a DataError."""
-    names = available
-    if split is not None and (root / "split.json").exists():
-        try:
-            table = json.loads((root / "split.json").read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{root / 'split.json'}: not valid JSON ({exc})") from None
-        if split not in table:
-            raise DataError(f"{root / 'split.json'} has no split `{split}` "
-                            f"(it has {sorted(table)})")
-        names = [n[:-len(".nii.gz")] if n.endswith(".nii.gz") else Path(n).stem
-                 for n in table[split]]
-    missing = [n for n in names if n not in available]
-    if missing:
-        raise DataError(f"{root}: {missing[0]} has no file in {where}"
-                        + (f" ({len(missing) - 1} more like it)" if len(missing) > 1 else ""))
-    if not names:
-        raise DataError(f"{root}: no cases in split `{split}`")
-    return names
 
 
 def check_flip_axes(flip_axes: Sequence[int] | None, dims: int) -> tuple[int, ...]:
@@ -116,19 +201,67 @@ def check_flip_axes(flip_axes: Sequence[int] | None, dims: int) -> tuple[int, ..
     return axes
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a folder's files are read (every reader: 2D images, volumes, ``evaluate``).
+
+    Attributes:
+        binary: foreground = any mask value > 0.
+        ignore_index: the mask value of unlabelled pixels (default: ``dataset.json``'s
+            ``labels: {ignore: N}``, as nnU-Net).
+        palette: mask value or colour -> class (:func:`~.labels.parse_palette`).
+        drop_alpha: drop an alpha band from RGBA / gray+alpha images.
+        replace_nonfinite: replace NaN/inf image values by the channel mean.
+    """
+
+    binary: bool = False
+    ignore_index: int | None = None
+    palette: Mapping[int, int] | None = None
+    colour_palette: bool = False
+    drop_alpha: bool = False
+    replace_nonfinite: bool = False
+
+    def labels(self, root: Path) -> LabelOptions:
+        ignore = self.ignore_index if self.ignore_index is not None else \
+            dataset_ignore_index(root)
+        return LabelOptions(self.binary, ignore, self.palette, self.colour_palette)
+
+
+def read_masks(paths: Sequence[Path], classes: int, opts: LabelOptions,
+               notes: list[str] | None = None) -> tuple[list[np.ndarray], bool]:
+    """One-hot masks (K, H, W) of the files ``paths`` under one label table for the whole
+    folder (:func:`~.labels.label_table`), and whether any pixel is ignored."""
+    raw = [mask_values(p) for p in paths]
+    table = label_table({str(p): set(np.unique(v).tolist()) for p, (v, _) in zip(paths, raw)},
+                        classes, opts, {str(p): c for p, (_, c) in zip(paths, raw)})
+    if table.note and notes is not None:
+        notes.append(f"note: {table.note}")
+    masks = [one_hot(torch.from_numpy(table.apply(v).astype(np.int64))[None], classes).numpy()
+             for v, _ in raw]
+    return masks, table.ignored
+
+
 class SegmentationFolder(Dataset):
     """Images and masks held in memory; training crops are random, evaluation returns whole
     images (padded by the caller)."""
 
     def __init__(self, root: str | Path, split: str | None, classes: int = 1,
                  crop: int | None = 128, augment: bool = True, samples_per_image: int = 1,
-                 seed: int = 0, binary: bool = False, flip_axes: Sequence[int] | None = None):
+                 seed: int = 0, binary: bool = False, flip_axes: Sequence[int] | None = None,
+                 read: "ReadOptions | None" = None):
         self.root = Path(root)
-        self.files = list_split(self.root, split)
+        read = read or ReadOptions(binary=binary)
+        self.notes: list[str] = []  # what reading decided, for the log (each said once)
+        self.files = list_split(self.root, split, self.notes)
         self.names = [Path(image).stem for image, _ in self.files]
-        self.images = [read_image(self.root / "images" / image) for image, _ in self.files]
-        self.masks = [read_mask(self.root / "masks" / mask, classes, binary)
-                      for _, mask in self.files]
+        self.images = [read_image(self.root / "images" / image, read.drop_alpha,
+                                  read.replace_nonfinite, self.notes)
+                       for image, _ in self.files]
+        self.has_alpha = any("alpha channel" in n for n in self.notes)
+        self.notes = list(dict.fromkeys(self.notes))  # each said once
+        self.masks, self.ignored = read_masks(
+            [self.root / "masks" / mask for _, mask in self.files], classes,
+            read.labels(self.root), self.notes)
         for (image, _), im, m in zip(self.files, self.images, self.masks):
             if im.shape[1:] != m.shape[1:]:
                 raise DataError(f"{self.root / 'images' / image}: image {im.shape[1:]} and mask "
@@ -136,7 +269,8 @@ class SegmentationFolder(Dataset):
             if im.shape[0] != self.images[0].shape[0]:
                 raise DataError(f"{self.root / 'images' / image} has {im.shape[0]} channel(s) "
                                 f"but {self.files[0][0]} has {self.images[0].shape[0]}: "
-                                "convert the images to one kind (gray or RGB)")
+                                "convert the images to one kind (gray, RGB, RGBA ...), or "
+                                "pass --drop-alpha if the difference is an alpha channel")
         self.crop, self.augment = crop, augment
         # all axes: the 8 flips and 90-degree rotations; fewer: mirror only those
         self.flip_axes = check_flip_axes(flip_axes, 2)

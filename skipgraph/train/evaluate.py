@@ -11,6 +11,7 @@ import torch
 
 from ..compile import SkipGraphModule
 from ..compile.summary import count_params
+from ..label_rule import label_map, probabilities
 from .data import SegmentationFolder, pad_to
 from .metrics import dice_iou, instances, object_f1
 
@@ -25,11 +26,8 @@ def predict(model: SkipGraphModule, x: torch.Tensor, device: torch.device | str 
     model.eval()
     try:
         xp, sizes = pad_to(x.to(device), model.contract.stride)
-        out = model.main_output(model(xp)).float()
-        head = model.ir.heads[model.main_head]
-        if getattr(head.settings, "act", "none") == "none":  # logits: make probabilities
-            out = torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, 1)
-        fg = out > 0.5 if out.shape[1] == 1 else (out.argmax(1, keepdim=True) > 0)
+        act = model.ir.heads[model.main_head].activation
+        fg = label_map(probabilities(model.main_output(model(xp)).float(), act)) > 0
         return fg[(slice(None), slice(None)) + tuple(slice(0, s) for s in sizes)].cpu()
     finally:
         model.train(was)
@@ -47,14 +45,15 @@ def evaluate_model(model: SkipGraphModule, data: SegmentationFolder,
         t0 = time.perf_counter()
         pred = predict(model, torch.from_numpy(image)[None], device)[0, 0]
         seconds += time.perf_counter() - t0
-        truth = torch.from_numpy(mask).amax(0) > 0 if mask.shape[0] == 1 else \
-            torch.from_numpy(mask[1:]).amax(0) > 0
+        truth = label_map(torch.from_numpy(mask)[None])[0, 0] > 0
+        labelled = torch.from_numpy(mask[0]) >= 0  # the ignore label counts in no metric
+        pred, truth = pred & labelled, truth & labelled
         seen.update(pred.unique().tolist())
         truths.update(truth.unique().tolist())
         dice, iou = dice_iou(pred, truth)
         row = {"image": data.names[k], "dice": dice, "iou": iou}
         if objects:
-            raw = _raw_mask(data, k)
+            raw = np.where(labelled.numpy(), _raw_mask(data, k), 0)
             row["object_f1"] = object_f1(instances(pred.numpy()), instances(raw, by_value=True))
         rows.append(row)
     keys = [k for k in rows[0] if k != "image"]

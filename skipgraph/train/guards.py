@@ -1,8 +1,13 @@
-"""Checks of a training set-up before the first step: each failure a :class:`DataError` that says
-what to change (the option, the file or the spec), instead of a traceback minutes later."""
+"""Checks of data and a training set-up against a model before the first step: each failure a
+:class:`DataError` that says what to change (the option, the file or the spec), instead of a
+traceback minutes later. :func:`check_fit` is the one data-vs-model check (training,
+validation and evaluation, images and volumes); :func:`check_training_setup` adds what
+training on 2D crops needs."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import torch.nn as nn
 
@@ -10,9 +15,33 @@ from ..compile import SkipGraphModule
 from ..graph.estimate import check_budget
 from ..graph.contract import head_shape, per_axis, total_stride
 from ..losses import loss_min_size
-from .data import DataError, SegmentationFolder
+from .data import SegmentationFolder
+from .errors import DataError
 
-__all__ = ["check_training_setup", "batch_norm_problems", "step_batch", "crop_stride"]
+__all__ = ["check_fit", "model_classes", "check_training_setup", "batch_norm_problems",
+           "step_batch", "crop_stride"]
+
+
+def model_classes(model: SkipGraphModule) -> int:
+    """The label-map classes K a model outputs (its eval head's channels)."""
+    return model.ir.heads[model.main_head].out_channels
+
+
+def check_fit(model: SkipGraphModule, data: Any, where: str | Path) -> None:
+    """The data's spatial dimensions and channels are what the model takes, or a DataError
+    naming ``where`` and the fix. ``data``: an image folder (``spatial_dims``) or a volume
+    folder (``dims``), with ``channels``."""
+    ir = model.ir
+    dims = data.spatial_dims if hasattr(data, "spatial_dims") else data.dims
+    if ir.dims != dims:
+        raise DataError(f"{where}: the data is {dims}D but {ir.name} is {ir.dims}D; use "
+                        f"--set dims={dims} if the spec declares it, or {ir.dims}D data")
+    if ir.in_channels != data.channels:
+        raise DataError(f"{where}: images have {data.channels} channel(s) but the model "
+                        f"takes {ir.in_channels}; add --set in_channels={data.channels}"
+                        + (" (or --drop-alpha: the images have an alpha channel)"
+                           if getattr(data, "has_alpha", False)
+                           and data.channels - 1 == ir.in_channels else ""))
 
 
 def crop_stride(ir) -> int:
@@ -25,14 +54,7 @@ def check_training_setup(model: SkipGraphModule, train_set: SegmentationFolder, 
                          batch: int, world: int = 1) -> None:
     """Raise DataError unless ``model`` can train on crops of ``train_set`` at ``batch``."""
     ir = model.ir
-    data_dims = train_set.spatial_dims
-    if data_dims != ir.dims:
-        raise DataError(f"{train_set.root}: the images are {data_dims}D but {ir.name} is "
-                        f"{ir.dims}D; use --set dims={data_dims} or {ir.dims}D data")
-    if ir.in_channels != train_set.channels:
-        raise DataError(f"{train_set.root}: images have {train_set.channels} channel(s) but the "
-                        f"model takes {ir.in_channels}; add --set in_channels="
-                        f"{train_set.channels}")
+    check_fit(model, train_set, train_set.root)
     stride = crop_stride(ir)
     if crop % stride and not ir.pad_input:
         lower, upper = crop // stride * stride, -(-crop // stride) * stride

@@ -7,7 +7,7 @@ import csv
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,11 +22,14 @@ from ..compile.speed import amp_dtype, memory_format
 from ..graph import build_ir
 from ..losses import loss_for
 from ..spec import load_spec
-from .data import DataError, SegmentationFolder
+from .data import ReadOptions, SegmentationFolder
+from .errors import DataError
 from .evaluate import evaluate_model
-from .guards import check_training_setup
+from .guards import check_fit, check_training_setup, model_classes
+from .resume import check_resume
 from .selection import better_epoch, collapse_warning
 from .volumes import open_folder
+from .windows import case_of, evaluate_cases, infer
 
 __all__ = ["TrainConfig", "train"]
 
@@ -43,6 +46,7 @@ class TrainConfig:
     patch: tuple[int, ...] | None = None  # volumes: training patch (default: the largest
                                  # case); validation windows cover the largest val case
     binary: bool = False         # foreground = any label value > 0 (instance-coloured masks)
+    read: ReadOptions = field(default_factory=ReadOptions)  # ignore label, palette, alpha, NaN
     samples_per_image: int = 4   # random crops drawn from each training image per epoch
     steps: int | None = None     # cap on optimizer steps per epoch (tiny runs, tests)
     seed: int = 0
@@ -62,6 +66,9 @@ class TrainConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.binary and not self.read.binary:  # one home: read.binary
+            self.read = replace(self.read, binary=True)
+        self.binary = self.read.binary
         if self.checkpoint is not None:
             self.recompute = recompute_names(self.recompute, self.checkpoint, stacklevel=4)
             self.checkpoint = None
@@ -82,11 +89,15 @@ def _dist_info() -> tuple[int, int]:
 def _build(spec: str, cfg: TrainConfig, out: Path, resume: bool
            ) -> tuple[SkipGraphModule, dict | None]:
     last = out / "last.pt"
-    if resume and last.exists():
+    ir = build_ir(load_spec(spec, cfg.overrides))
+    if resume:
+        if not last.exists():
+            raise DataError(f"--resume: {last} does not exist, so there is no run to continue "
+                            f"(train without --resume to start one in {out})")
         data = read_checkpoint(last)
+        check_resume(data, last, spec, ir)
         return model_from_checkpoint(data, last, recompute=cfg.recompute), data["extra"]
-    return compile_ir(build_ir(load_spec(spec, cfg.overrides)), seed=cfg.seed,
-                      recompute=cfg.recompute), None
+    return compile_ir(ir, seed=cfg.seed, recompute=cfg.recompute), None
 
 
 def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
@@ -97,92 +108,170 @@ def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + rank)
     model, state = _build(spec, cfg, out, resume)
+    train_set, val_set = _open_data(model, data_dir, cfg, rank, world)
+    run = _prepare(model, state, train_set, val_set, cfg, out, rank, world, log)
+    began = time.perf_counter()
+    for epoch in range(run.start, cfg.epochs):
+        if _past_time_limit(cfg, began):
+            log(f"time limit of {cfg.time_limit:.0f}s reached after {epoch - run.start} "
+                "epoch(s)")
+            break
+        row = _train_one_epoch(run, epoch)
+        if rank == 0:
+            final = epoch + 1 == cfg.epochs or _past_time_limit(cfg, began)
+            _validate_and_keep(run, epoch, row, final)
+    return _finish(run)
+
+
+@dataclass
+class _Run:
+    """What a training run carries from one epoch to the next."""
+
+    model: SkipGraphModule
+    runner: Any               # the model as trained: DDP- and/or torch.compile-wrapped
+    criterion: Any
+    optimizer: torch.optim.Optimizer
+    scaler: "torch.amp.GradScaler | None"
+    scheduler: Any
+    loader: DataLoader
+    sampler: DistributedSampler | None
+    val_set: Any
+    device: torch.device
+    fmt: torch.memory_format | None
+    cfg: TrainConfig
+    out: Path
+    rank: int
+    world: int
+    log: Callable[[str], None]
+    start: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"dice": -1.0})
+
+
+def _open_data(model: SkipGraphModule, data_dir: str | Path, cfg: TrainConfig, rank: int,
+               world: int) -> tuple[Any, Any]:
+    """The training and validation sets, labels checked against the model's classes, and the
+    data checked against the model (:mod:`skipgraph.train.guards`)."""
     classes = model_classes(model)  # labels are checked against what the model outputs
     stride = model.contract.stride  # per axis on an anisotropic grid (patches round to it)
     train_set = open_folder(data_dir, cfg.train_split, classes, patch=cfg.patch, crop=cfg.crop,
                             augment=True, samples_per_image=cfg.samples_per_image,
-                            seed=cfg.seed + rank, binary=cfg.binary, stride=stride,
-                            flip_axes=cfg.flip_axes)
+                            seed=cfg.seed + rank, stride=stride, flip_axes=cfg.flip_axes,
+                            read=cfg.read)
     # validation windows: the largest validation case (one window per case for small volumes)
-    val_set = open_folder(data_dir, cfg.val_split, classes, crop=None, binary=cfg.binary,
-                          stride=stride)
+    val_set = open_folder(data_dir, cfg.val_split, classes, crop=None, stride=stride,
+                          read=cfg.read)
     if isinstance(train_set, SegmentationFolder):  # 2D crops: stride, BatchNorm, loss sizes
         check_training_setup(model, train_set, cfg.crop, cfg.batch, world)
     else:
         check_fit(model, train_set, data_dir)
+    return train_set, val_set
+
+
+def place(model: SkipGraphModule, cfg: TrainConfig
+          ) -> tuple[torch.device, torch.memory_format | None]:
+    """Move ``model`` to ``cfg.device`` and, with ``cfg.channels_last``, to the channels-last
+    format of its dims (``channels_last_3d`` for a 3D spec: ``channels_last`` is 4-d only).
+    Returns the device and the memory format inputs must take (None: contiguous)."""
     device = torch.device(cfg.device)
     model.to(device)
-    fmt = memory_format(model.ir.dims) if cfg.channels_last else None  # 3D: channels_last_3d
+    fmt = memory_format(model.ir.dims) if cfg.channels_last else None
     if fmt is not None:
         model.to(memory_format=fmt)
+    return device, fmt
+
+
+def _prepare(model: SkipGraphModule, state: dict | None, train_set: Any, val_set: Any,
+             cfg: TrainConfig, out: Path, rank: int, world: int, log: Callable[[str], None]
+             ) -> _Run:
+    """Device and format, loss, optimizer, AMP scaler, the resumed state, the wrapped runner,
+    the loader and the learning-rate schedule; logs the start."""
+    device, fmt = place(model, cfg)
     criterion = loss_for(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scaler = grad_scaler(cfg, device)
-    start, history, best = 0, [], {"dice": -1.0}
+    resumed: dict[str, Any] = {}
     if state:
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        start, history, best = state["epoch"], state["history"], state["best"]
-        log(f"resumed from {out / 'last.pt'} at epoch {start}")
+        resumed = {"start": state["epoch"], "history": state["history"], "best": state["best"]}
+        log(f"resumed from {out / 'last.pt'} at epoch {state['epoch']}")
     runner = model
     if world > 1:
         runner = torch.nn.parallel.DistributedDataParallel(model)
     if cfg.compile:
         runner = torch.compile(runner)
     sampler = DistributedSampler(train_set, seed=cfg.seed) if world > 1 else None
-    loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=sampler is None,
-                        sampler=sampler, drop_last=len(train_set) > cfg.batch)
+    # the sampler remembers what it gave, so a non-finite loss can name the batch's files
+    recorded = _Recording(sampler if sampler is not None else
+                          torch.utils.data.RandomSampler(train_set))
+    loader = DataLoader(train_set, batch_size=cfg.batch, sampler=recorded,
+                        drop_last=len(train_set) > cfg.batch)
     if rank == 0:
         _log_start(log, model, train_set, val_set, cfg, len(loader), device, world)
-    scheduler = lr_scheduler(optimizer, cfg, min(len(loader), cfg.steps or len(loader)), start)
-    began = time.perf_counter()
-    for epoch in range(start, cfg.epochs):
-        if cfg.time_limit and time.perf_counter() - began > cfg.time_limit:
-            log(f"time limit of {cfg.time_limit:.0f}s reached after {epoch - start} epoch(s)")
-            break
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        t0 = time.perf_counter()
-        loss_sum, steps, samples = _train_epoch(runner, criterion, optimizer, loader, device,
-                                                cfg, log if rank == 0 else _quiet, epoch,
-                                                scaler, fmt, scheduler)
-        row = {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
-               "samples": samples, "train_seconds": time.perf_counter() - t0}
-        final_epoch = epoch + 1 == cfg.epochs or bool(
-            cfg.time_limit and time.perf_counter() - began > cfg.time_limit)
-        if rank == 0:
-            metrics = None
-            if (epoch + 1) % cfg.val_every == 0 or final_epoch:
-                metrics = validate(model, val_set, device)
-            row.update({"val_dice": metrics and metrics["dice"],
-                        "val_iou": metrics and metrics["iou"],
-                        "seconds": time.perf_counter() - t0})  # training + validation
-            row.update({k: v for k, v in (metrics or {}).items() if k.startswith("dice_")})
-            history.append(row)
-            if metrics and better_epoch(metrics, best):
-                best = {"epoch": epoch + 1, **metrics}
-                save_checkpoint(model, out / "best.pt", extra={
-                    "epoch": epoch + 1, "metrics": metrics,
-                    "window": list(getattr(val_set, "patch", None) or [])})
-            save_checkpoint(model, out / "last.pt", extra={
-                "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "history": history,
-                "best": best, "config": asdict(cfg),
-                "scaler": scaler.state_dict() if scaler is not None else None})
-            _write_logs(out, history)
-            val = (f"val Dice {metrics['dice']:.4f}, IoU {metrics['iou']:.4f}" if metrics
-                   else "not validated")
-            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, {val} "
-                f"({row['seconds']:.1f}s, of which training {row['train_seconds']:.1f}s, "
-                f"{row['samples'] / row['train_seconds']:.1f} samples/s)")
-            if metrics and metrics["collapsed"]:
-                log(collapse_warning(model, metrics, epoch + 1))
-    if rank == 0:
+    scheduler = lr_scheduler(optimizer, cfg, min(len(loader), cfg.steps or len(loader)),
+                             resumed.get("start", 0))
+    return _Run(model, runner, criterion, optimizer, scaler, scheduler, loader, sampler,
+                val_set, device, fmt, cfg, out, rank, world, log, **resumed)
+
+
+def _past_time_limit(cfg: TrainConfig, began: float) -> bool:
+    return bool(cfg.time_limit and time.perf_counter() - began > cfg.time_limit)
+
+
+def _train_one_epoch(run: _Run, epoch: int) -> dict[str, Any]:
+    """One epoch of optimizer steps; its row of the log (loss, steps, samples, seconds)."""
+    if run.sampler is not None:
+        run.sampler.set_epoch(epoch)
+    t0 = time.perf_counter()
+    loss_sum, steps, samples = _train_epoch(run.runner, run.criterion, run.optimizer,
+                                            run.loader, run.device, run.cfg,
+                                            run.log if run.rank == 0 else _quiet, epoch,
+                                            run.scaler, run.fmt, run.scheduler)
+    return {"epoch": epoch + 1, "loss": loss_sum / max(steps, 1), "steps": steps,
+            "samples": samples, "train_seconds": time.perf_counter() - t0}
+
+
+def _validate_and_keep(run: _Run, epoch: int, row: dict[str, Any], final: bool) -> None:
+    """Rank 0 after an epoch: validate (every ``val_every`` epochs and after the last), keep
+    ``best.pt`` and ``last.pt``, write the logs and report the epoch."""
+    cfg, t0 = run.cfg, time.perf_counter()
+    metrics = None
+    if (epoch + 1) % cfg.val_every == 0 or final:
+        metrics = validate(run.model, run.val_set, run.device)
+    row.update({"val_dice": metrics and metrics["dice"], "val_iou": metrics and metrics["iou"],
+                "seconds": row["train_seconds"] + time.perf_counter() - t0})  # + validation
+    row.update({k: v for k, v in (metrics or {}).items() if k.startswith("dice_")})
+    run.history.append(row)
+    if metrics and better_epoch(metrics, run.best):
+        run.best = {"epoch": epoch + 1, **metrics}
+        save_checkpoint(run.model, run.out / "best.pt", extra={
+            "epoch": epoch + 1, "metrics": metrics,
+            "window": list(getattr(run.val_set, "patch", None) or [])})
+    save_checkpoint(run.model, run.out / "last.pt", extra={
+        "epoch": epoch + 1, "optimizer": run.optimizer.state_dict(), "history": run.history,
+        "best": run.best, "config": asdict(cfg),
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None})
+    _write_logs(run.out, run.history)
+    val = (f"val Dice {metrics['dice']:.4f}, IoU {metrics['iou']:.4f}" if metrics
+           else "not validated")
+    run.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, {val} "
+            f"({row['seconds']:.1f}s, of which training {row['train_seconds']:.1f}s, "
+            f"{row['samples'] / row['train_seconds']:.1f} samples/s)")
+    if metrics and metrics["collapsed"]:
+        run.log(collapse_warning(run.model, metrics, epoch + 1))
+
+
+def _finish(run: _Run) -> dict[str, Any]:
+    """Rank 0: the collapse warning and the plots; every rank returns rank 0's best."""
+    best = run.best
+    if run.rank == 0:
         if best.get("collapsed"):
-            log(f"WARNING: every validated epoch collapsed; best.pt (epoch {best['epoch']}) "
-                "predicts one class everywhere")
-        _write_plots(out, history, model, val_set, device)
-    if world > 1:
+            run.log(f"WARNING: every validated epoch collapsed; best.pt (epoch {best['epoch']}) "
+                    "predicts one class everywhere")
+        _write_plots(run.out, run.history, run.model, run.val_set, run.device)
+    if run.world > 1:
         shared = [best]
         dist.broadcast_object_list(shared, src=0)  # every rank reports rank 0's best
         best = shared[0]
@@ -206,25 +295,19 @@ def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig
         f"{f' x {world} processes' if world > 1 else ''}: {len(train_set.names)} training "
         f"{noun}, {len(val_set.names)} validation {noun}; {len(train_set)} {unit} per epoch "
         f"in {min(steps, cfg.steps or steps)} steps of batch {cfg.batch}")
+    for note in dict.fromkeys(train_set.notes + val_set.notes):  # what reading decided
+        log(note)
+    if volumes:
+        log(f"volumes: {train_set.spacing_note()} (HD95 in {train_set.spacing_unit})")
+    shown = min(steps, cfg.steps or steps)
+    if volumes and shown == 1 and cfg.epochs > 1:
+        log(f"hint: 1 optimizer step per epoch ({len(train_set.names)} volume(s) x "
+            f"--samples-per-image {cfg.samples_per_image} / --batch {cfg.batch}): the model "
+            "learns little per epoch and validation dominates; raise --samples-per-image "
+            "(nnU-Net takes 250 steps an epoch) or --val-every")
     if short:
         log(f"note: {len(short)} training image(s) smaller than --crop {cfg.crop} (e.g. "
             f"{short[0]}); their crops are zero-padded to {cfg.crop} px")
-
-
-def model_classes(model: SkipGraphModule) -> int:
-    """The label-map classes K a model outputs (its eval head's channels)."""
-    return model.ir.heads[model.main_head].out_channels
-
-
-def check_fit(model: SkipGraphModule, data: Any, where: str | Path) -> None:
-    """The data's channels and dimensions are what the model takes, or a DataError."""
-    if model.ir.in_channels != data.channels:
-        raise DataError(f"{where}: images have {data.channels} channel(s) but the model "
-                        f"takes {model.ir.in_channels}; add --set in_channels={data.channels}")
-    dims = getattr(data, "dims", 2)
-    if model.ir.dims != dims:
-        raise DataError(f"{where}: the data is {dims}D but {model.ir.name} is {model.ir.dims}D"
-                        + ("; add --set dims=3 if the spec declares it" if dims == 3 else ""))
 
 
 def validate(model: SkipGraphModule, data: Any, device: torch.device | str) -> dict[str, float]:
@@ -233,7 +316,6 @@ def validate(model: SkipGraphModule, data: Any, device: torch.device | str) -> d
     validation case, so a small volume is one window)."""
     if not hasattr(data, "case") and model_classes(model) == 1:
         return evaluate_model(model, data, device=device)["mean"]
-    from .windows import evaluate_cases
     result = evaluate_cases(model, data, device, roi=getattr(data, "patch", None), hd95=False)
     # collapsed: no foreground class overlaps its truth in any case (e.g. background everywhere)
     return {"dice": result["mean"]["dice"], "iou": result["mean"]["iou"],
@@ -250,8 +332,12 @@ def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig,
     bar = _progress(loader, f"epoch {epoch + 1}")
     t0 = time.perf_counter()
     for x, y in bar:
-        loss = train_step(runner, criterion, optimizer, x.to(device), y.to(device), cfg, scaler,
-                          fmt)
+        try:
+            loss = train_step(runner, criterion, optimizer, x.to(device), y.to(device), cfg,
+                              scaler, fmt)
+        except NonFiniteLoss as exc:
+            raise DataError(_non_finite_message(exc.value, loader, epoch, steps + 1,
+                                                x.shape[0], cfg)) from None
         if scheduler is not None:
             scheduler.step()
         total += loss
@@ -265,6 +351,43 @@ def _train_epoch(runner, criterion, optimizer, loader, device, cfg: TrainConfig,
         if cfg.steps and steps >= cfg.steps:
             break
     return total, steps, samples
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A training step whose loss is NaN or inf (raised before its backward pass)."""
+
+    def __init__(self, value: float):
+        super().__init__(f"loss {value}")
+        self.value = value
+
+
+class _Recording(torch.utils.data.Sampler):
+    """A sampler that keeps the indices it gave (the loader reads them in order in this
+    process: the last ``n`` are the batch being trained)."""
+
+    def __init__(self, inner):
+        self.inner, self.given = inner, []
+
+    def __iter__(self):
+        self.given = []
+        for k in self.inner:
+            self.given.append(k)
+            yield k
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+def _non_finite_message(value: float, loader, epoch: int, step: int, n: int,
+                        cfg: TrainConfig) -> str:
+    data = loader.dataset
+    given = getattr(loader.sampler, "given", [])[-n:]
+    names = list(dict.fromkeys(data.names[k % len(data.names)] for k in given))
+    root = getattr(data, "root", "")
+    return (f"{root}: the loss is {value} at epoch {epoch + 1}, step {step}; the batch held "
+            f"{', '.join(names) or 'unknown files'}: look for NaN/inf or extreme values in them "
+            f"(or lower --lr {cfg.lr:g}{', or drop --amp' if cfg.amp else ''}); training stopped "
+            "(the last epoch's last.pt is kept)")
 
 
 def lr_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int, start_epoch: int = 0
@@ -292,6 +415,8 @@ def train_step(runner, criterion, optimizer, x: torch.Tensor, y: torch.Tensor, c
     with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
         out = runner(x)
     loss = criterion(_float(out), y)
+    if not bool(torch.isfinite(loss.detach())):
+        raise NonFiniteLoss(float(loss.detach()))
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -365,13 +490,23 @@ def _write_plots(out: Path, history: list[dict], model, val_set, device) -> None
     _plot_predictions(plt, model, val_set, device, out / "predictions.png", which)
 
 
+# truth and prediction in two hue families (green/cyan vs magenta/orange), class by class,
+# distinguishable on a gray image and for the common red-green colour blindness by style too
+_TRUTH_COLOURS = ("#00e000", "#00c8ff", "#f0f000")
+_PRED_COLOURS = ("#ff00ff", "#ff8000", "#ff3030")
+
+
 def _plot_predictions(plt, model, data, device, path: Path, which: str) -> None:
     """Up to three validation cases (the middle slice through the foreground of a volume):
-    truth contours solid, prediction contours dashed, one colour per class."""
-    from .windows import case_of, infer, label_map
-    fig, axes = plt.subplots(1, min(3, len(data.names)), figsize=(12, 4), squeeze=False)
+    truth contours solid in green/cyan, predictions dashed contours over a translucent fill in
+    magenta/orange (one shade per class), with a legend."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+    from ..label_rule import label_map
+    fig, axes = plt.subplots(1, min(3, len(data.names)), figsize=(12, 4.4), squeeze=False)
     fig.suptitle(f"predictions of the {which} on validation images", fontsize=9)
-    colours = ["lime", "orange", "cyan", "magenta", "yellow"]
+    drawn: dict[str, Line2D] = {}
     for k, ax in enumerate(axes[0]):
         image, label = case_of(data, k)
         pred = label_map(infer(model, torch.from_numpy(image)[None], getattr(data, "patch", None),
@@ -383,13 +518,31 @@ def _plot_predictions(plt, model, data, device, path: Path, which: str) -> None:
         ax.imshow(image[0], cmap="gray")
         if min(label.shape) >= 2:  # a contour needs 2 x 2 pixels
             for c in range(1, max(int(label.max()), int(pred.max()), 1) + 1):
-                colour = colours[(c - 1) % len(colours)]
-                for m, style in ((label, "solid"), (pred, "dashed")):
+                for m, role, colours, style, width in (
+                        (label, "truth", _TRUTH_COLOURS, "solid", 1.4),
+                        (pred, "prediction", _PRED_COLOURS, "dashed", 1.1)):
+                    colour = colours[(c - 1) % len(colours)]
                     if (m == c).any():
-                        ax.contour(m == c, levels=[0.5], colors=colour, linewidths=0.7,
+                        if role == "prediction":  # filled too: a prediction everywhere has
+                            ax.imshow(np.ma.masked_where(m != c, m), alpha=0.3,  # no contour
+                                      cmap=ListedColormap([colour]), interpolation="nearest")
+                        ax.contour(m == c, levels=[0.5], colors=colour, linewidths=width,
                                    linestyles=style)
-        ax.set_title(f"{data.names[k][:20]} (solid: truth, dashed: prediction)", fontsize=7)
+                        name = f"{role}{f' class {c}' if data_classes(data) > 1 else ''}"
+                        drawn.setdefault(name, Line2D([], [], color=colour, lw=width + 0.6,
+                                                      ls=style, label=name))
+        ax.set_title(data.names[k][:30], fontsize=8)
         ax.axis("off")
-    fig.tight_layout()
+    if drawn:
+        fig.legend(handles=list(drawn.values()), loc="lower center", ncol=min(len(drawn), 6),
+                   fontsize=8, frameon=True, facecolor="#303030", labelcolor="white")
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def data_classes(data: Any) -> int:
+    """The classes of a folder's targets (one-hot channels of its masks, or its label maps)."""
+    if hasattr(data, "classes"):
+        return data.classes
+    return data.masks[0].shape[0] if data.masks else 1

@@ -1,7 +1,9 @@
 """A folder in the Medical Segmentation Decathlon / nnU-Net layout: ``imagesTr/NAME.nii.gz``
 (one file with the channels as a 4th axis, or nnU-Net's ``NAME_0000.nii.gz``, ``NAME_0001``...)
 with ``labelsTr/NAME.nii.gz`` label maps (0 background, 1..K-1 classes) and an optional
-``split.json`` of case names. Volumes are read with nibabel and z-scored per volume and channel;
+``split.json`` of case names. Volumes are read with nibabel, reoriented to the closest canonical
+(RAS+) orientation (so a case stored in another orientation gives the same arrays), checked for
+matching image/label geometry, and z-scored per volume and channel;
 training draws random patches with foreground oversampling, flips, small rotations and
 intensity changes from MONAI's transforms (``pip install 'skipgraph[medical]'``).
 """
@@ -14,8 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .data import DataError, SegmentationFolder, check_flip_axes, split_names
-from .labels import check_labels, one_hot
+from ..label_rule import one_hot
+from .data import ReadOptions, SegmentationFolder, check_flip_axes, normalise
+from .errors import DataError
+from .labels import label_table
+from .split import split_names
 
 __all__ = ["VolumeFolder", "is_volume_folder", "open_folder", "MEDICAL_EXTRA"]
 
@@ -46,18 +51,52 @@ def _case_names(root: Path) -> list[str]:
     return sorted(p.name[:-len(".nii.gz")] for p in (root / "labelsTr").glob("*.nii.gz"))
 
 
+AFFINE_TOLERANCE = 1e-3  # mm: image and label affines may differ by rounding, not more
+
+
+class Volume:
+    """One NIfTI file reoriented to RAS+: ``data`` (*spatial[, C]), ``affine`` (4x4), ``spacing``
+    (mm per axis) and ``orientation`` (the file's axis codes before reorienting)."""
+
+    def __init__(self, path: Path):
+        import nibabel as nib
+        try:
+            img = nib.load(str(path))
+            self.orientation = "".join(nib.aff2axcodes(img.affine)) if img.ndim >= 3 else ""
+            if img.ndim >= 3:  # MONAI's Orientation("RAS") / nnU-Net do the same
+                img = nib.as_closest_canonical(img)
+            self.data = np.asarray(img.dataobj)
+        except Exception as exc:  # nibabel raises several types for broken files
+            raise DataError(f"{path}: cannot read the NIfTI file ({exc})") from None
+        self.path, self.affine = path, np.asarray(img.affine, dtype=np.float64)
+        self.spacing = tuple(float(z) for z in img.header.get_zooms())
+        try:  # NIfTI's spatial unit; unknown is read as mm (nibabel's, MONAI's, nnU-Net's)
+            unit = img.header.get_xyzt_units()[0]
+        except Exception:  # noqa: BLE001 - headers without units (Analyze)
+            unit = "unknown"
+        self.unit = {"meter": "m", "micron": "µm"}.get(unit, "mm")
+
+    def check_same_grid(self, other: "Volume") -> None:
+        """A DataError showing both affines unless ``other`` lies on the same voxel grid."""
+        if not np.allclose(self.affine, other.affine, atol=AFFINE_TOLERANCE, rtol=0):
+            def shown(v: "Volume") -> str:
+                rows = "; ".join(" ".join(f"{x:.4g}" for x in r) for r in v.affine[:3])
+                return f"{v.path.name} ({v.orientation or '2D'}): [{rows}]"
+            raise DataError(
+                f"{other.path}: its affine differs from {self.path}'s by more than "
+                f"{AFFINE_TOLERANCE} mm, so the two do not cover the same voxels: "
+                f"{shown(self)} vs {shown(other)}; resample the label onto the image "
+                "(or fix the header) before training")
+
+
 def _load(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
-    import nibabel as nib
-    try:
-        img = nib.load(str(path))
-        return np.asarray(img.dataobj), tuple(float(z) for z in img.header.get_zooms())
-    except Exception as exc:  # nibabel raises several types for broken files
-        raise DataError(f"{path}: cannot read the NIfTI file ({exc})") from None
+    v = Volume(path)
+    return v.data, v.spacing
 
 
 class VolumeFolder(Dataset):
     """Cases held in memory: ``images[k]`` (C, *spatial) float32, ``labels[k]`` (*spatial)
-    uint8. Training items are random patches ``(C, *patch)`` with one-hot targets
+    int16 (``IGNORE`` = -1 for the ignore label). Training items are random patches ``(C, *patch)`` with one-hot targets
     ``(K, *patch)`` (``K = 1``: the foreground mask); ``case(k)`` gives a whole case.
 
     Args:
@@ -83,20 +122,37 @@ class VolumeFolder(Dataset):
                  patch: Sequence[int] | None = None, augment: bool = True,
                  samples_per_image: int = 1, seed: int = 0, pos_fraction: float = 0.5,
                  binary: bool = False, stride: int | Sequence[int] = 1,
-                 flip_axes: Sequence[int] | None = None):
+                 flip_axes: Sequence[int] | None = None, read: ReadOptions | None = None):
         _need_medical()
         self.root = Path(root)
         if not (self.root / "labelsTr").is_dir():
             raise DataError(f"{self.root}: expected the folders imagesTr/ and labelsTr/")
-        self.names = split_names(self.root, split, _case_names(self.root), "labelsTr/")
-        self.classes, self.binary = classes, binary
-        self.images, self.labels, self.spacings = [], [], []
+        read = read or ReadOptions(binary=binary)
+        self.notes: list[str] = []  # what reading decided, for the log (each said once)
+        self.names = split_names(self.root, split, _case_names(self.root), "labelsTr/",
+                                 self.notes)
+        self.classes, self.binary = classes, read.binary
+        self.images, self.spacings, raw = [], [], []
+        reoriented = []
         for name in self.names:
-            image, spacing = self._read_image(name)
-            label = self._read_label(name, image.shape[1:])
+            image, grid = self._read_image(name, read)
+            label = self._read_label(name, image.shape[1:], grid)
             self.images.append(image)
-            self.labels.append(label)
-            self.spacings.append(spacing[:image.ndim - 1])
+            raw.append(label.data)
+            self.spacings.append(grid.spacing[:image.ndim - 1])
+            self.spacing_unit = grid.unit  # of HD95 and the spacing note
+            if grid.orientation and grid.orientation != "RAS":
+                reoriented.append(f"{name} ({grid.orientation})")
+        paths = [str(self.root / "labelsTr" / f"{n}.nii.gz") for n in self.names]
+        table = label_table({p: set(np.unique(a).tolist()) for p, a in zip(paths, raw)},
+                            classes, read.labels(self.root))
+        self.labels = [table.apply(a) for a in raw]  # int16, IGNORE for the ignore label
+        self.ignored = table.ignored
+        if table.note:
+            self.notes.append(f"note: {table.note}")
+        if reoriented:
+            self.notes.append(f"note: {len(reoriented)} case(s) reoriented to RAS (e.g. "
+                              f"{reoriented[0]}), images and labels alike")
         dims = {im.ndim - 1 for im in self.images}
         if len(dims) > 1 or {im.shape[0] for im in self.images} != {self.channels}:
             raise DataError(f"{self.root}: cases differ in dimensions or channels")
@@ -126,31 +182,38 @@ class VolumeFolder(Dataset):
     def largest_case(self) -> tuple[int, ...]:
         return tuple(int(s) for s in np.max([im.shape[1:] for im in self.images], axis=0))
 
-    def _read_image(self, name: str) -> tuple[np.ndarray, tuple[float, ...]]:
+    def spacing_note(self) -> str:
+        """The voxel spacing of the cases (mm), for the log."""
+        shown = sorted({"x".join(f"{z:g}" for z in s) for s in self.spacings})
+        unit = self.spacing_unit
+        return (f"spacing {shown[0]} {unit}" if len(shown) == 1 else
+                f"spacing from {shown[0]} to {shown[-1]} {unit} ({len(shown)} kinds)")
+
+    def _read_image(self, name: str, read: ReadOptions) -> tuple[np.ndarray, Volume]:
         files = _case_files(self.root, name)
         if not files:
             raise DataError(f"{self.root}: case {name} has no image in imagesTr/ "
                             f"({name}.nii.gz or {name}_0000.nii.gz)")
-        arrays, spacing = [], ()
+        arrays, first = [], None
         for path in files:
-            a, spacing = _load(path)
-            a = a.astype(np.float32)
+            v = Volume(path)
+            if first is None:
+                first = v
+            else:  # nnU-Net's NAME_0001...: every channel on the first one's grid
+                first.check_same_grid(v)
+            a = v.data.astype(np.float32)
             # MSD stores channels as a 4th axis; nnU-Net one file per channel
             arrays.extend(np.moveaxis(a, -1, 0) if a.ndim == 4 else [a])
-        image = np.stack(arrays)
-        mean = image.mean(axis=tuple(range(1, image.ndim)), keepdims=True)
-        std = image.std(axis=tuple(range(1, image.ndim)), keepdims=True) + 1e-6
-        return (image - mean) / std, spacing
+        image = normalise(np.stack(arrays), files[0], read.replace_nonfinite, self.notes)
+        return image, first
 
-    def _read_label(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    def _read_label(self, name: str, shape: tuple[int, ...], grid: Volume) -> Volume:
         path = self.root / "labelsTr" / f"{name}.nii.gz"
-        label, _ = _load(path)
-        if label.shape != shape:
-            raise DataError(f"{path}: label shape {label.shape} but the image is {shape}")
-        if self.binary:
-            return (label > 0).astype(np.uint8)
-        check_labels(np.unique(label).tolist(), self.classes, str(path))
-        return label.astype(np.uint8)  # two MSD label files are float32
+        label = Volume(path)
+        if label.data.shape != shape:
+            raise DataError(f"{path}: label shape {label.data.shape} but the image is {shape}")
+        grid.check_same_grid(label)
+        return label
 
     def _transforms(self, pos_fraction: float):
         from monai import transforms as T
@@ -199,12 +262,14 @@ class VolumeFolder(Dataset):
 def open_folder(root: str | Path, split: str | None, classes: int, *, patch=None,
                 crop: int | None = None, augment: bool = False, samples_per_image: int = 1,
                 seed: int = 0, binary: bool = False, stride: int | Sequence[int] = 1,
-                flip_axes: Sequence[int] | None = None) -> VolumeFolder | SegmentationFolder:
+                flip_axes: Sequence[int] | None = None, read: ReadOptions | None = None
+                ) -> VolumeFolder | SegmentationFolder:
     """The volume folder (``imagesTr/``) or the 2D image folder (``images/``) at ``root``."""
+    read = read or ReadOptions(binary=binary)
     if is_volume_folder(root):
         return VolumeFolder(root, split, classes, patch=patch, augment=augment,
-                            samples_per_image=samples_per_image, seed=seed, binary=binary,
-                            stride=stride, flip_axes=flip_axes)
+                            samples_per_image=samples_per_image, seed=seed, stride=stride,
+                            flip_axes=flip_axes, read=read)
     return SegmentationFolder(root, split, classes=classes, crop=crop, augment=augment,
-                              samples_per_image=samples_per_image, seed=seed, binary=binary,
-                              flip_axes=flip_axes)
+                              samples_per_image=samples_per_image, seed=seed,
+                              flip_axes=flip_axes, read=read)

@@ -13,12 +13,13 @@ import numpy as np
 import torch
 
 from ..compile import SkipGraphModule
-from ..losses import probabilities
+from ..label_rule import (IGNORE, foreground, foreground_classes, label_map, one_hot,
+                          probabilities, valid_mask)
 from .data import pad_to
-from .labels import one_hot
+from .guards import check_fit, model_classes
 from .volumes import MEDICAL_EXTRA
 
-__all__ = ["infer", "label_map", "evaluate_cases", "case_of", "summarize", "evaluate_folder",
+__all__ = ["infer", "evaluate_cases", "case_of", "summarize", "evaluate_folder",
            "format_classes"]
 
 
@@ -31,7 +32,7 @@ def infer(model: SkipGraphModule, image: torch.Tensor, roi: Sequence[int] | None
     the whole case padded to the network's stride when ``roi`` is None."""
     was = model.training
     model.eval()
-    act = model.ir.heads[model.main_head].act
+    act = model.ir.heads[model.main_head].activation
     try:
         x = image.to(device)
         if roi is None:
@@ -50,19 +51,16 @@ def infer(model: SkipGraphModule, image: torch.Tensor, roi: Sequence[int] | None
         model.train(was)
 
 
-def label_map(probs: torch.Tensor) -> torch.Tensor:
-    """(N, K, *spatial) probabilities -> (N, 1, *spatial) label map (K = 1: p > 0.5)."""
-    if probs.shape[1] == 1:
-        return (probs > 0.5).long()
-    return probs.argmax(1, keepdim=True)
-
-
 def case_of(data: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(image (C, *spatial), label map (*spatial)) of case ``k`` of a volume or image folder."""
     if hasattr(data, "case"):
         return data.case(k)
-    mask = data.masks[k]
-    return data.images[k], (mask[0] > 0 if mask.shape[0] == 1 else mask.argmax(0))
+    mask = torch.from_numpy(data.masks[k])[None]
+    label = label_map(mask)[0, 0]
+    valid = valid_mask(mask)
+    if valid is not None:  # ignored pixels stay ignored in the label map
+        label[~valid[0, 0]] = IGNORE
+    return data.images[k], label.numpy()
 
 
 def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str = "cpu",
@@ -71,17 +69,16 @@ def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str
     distance in the data's units (mm for NIfTI spacing, pixels otherwise; ``inf`` when a class
     is missing from the prediction but not from the truth), and seconds per case.
 
-    Returns ``{"cases": [...], "classes": {c: {"dice", "dice_sd", ...}}, "mean": {...}}`` where
-    ``mean`` averages the class means (the mean foreground Dice) and ``seconds``.
+    Returns ``{"cases": [...], "classes": {c: {"dice", "dice_sd", ...}}, "mean": {...},
+    "hd95_unit": ...}`` where ``mean`` averages the class means (the mean foreground Dice) and
+    ``seconds``; ``hd95_unit`` is :func:`hd95_unit`.
     """
     try:
         from monai.metrics import DiceMetric, HausdorffDistanceMetric
     except ImportError:
         raise ImportError(f"per-class Dice and HD95 need MONAI: {MEDICAL_EXTRA}") from None
-    classes = model.ir.heads[model.main_head].out_channels
-    fg = [1] if classes == 1 else list(range(1, classes))
-    # one channel: the foreground itself is the class; K channels: drop the background
-    keep = slice(None) if classes == 1 else slice(1, None)
+    classes = model_classes(model)
+    fg = foreground_classes(classes)
     dice_metric = DiceMetric(include_background=True, reduction="none", ignore_empty=False)
     hd_metric = HausdorffDistanceMetric(include_background=True, percentile=95,
                                         reduction="none")
@@ -93,8 +90,10 @@ def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str
                                device))
         seconds = time.perf_counter() - t0
         truth = torch.from_numpy(np.asarray(label, dtype=np.int64))[None, None]
-        p = one_hot(pred[0], classes)[None][:, keep]
-        t = one_hot(truth[0], classes)[None][:, keep]
+        ignored = truth < 0  # the ignore label: background in both maps, so no metric counts it
+        pred, truth = pred.masked_fill(ignored, 0), truth.masked_fill(ignored, 0)
+        p = foreground(one_hot(pred[0], classes)[None])
+        t = foreground(one_hot(truth[0], classes)[None])
         row: dict[str, Any] = {"case": name, "seconds": seconds}
         dice = dice_metric(p, t)[0].tolist()
         row["dice"] = dict(zip(map(str, fg), dice))
@@ -107,7 +106,19 @@ def evaluate_cases(model: SkipGraphModule, data: Any, device: torch.device | str
             row["hd95"] = {str(c): _hd_value(h, p[0, i], t[0, i])
                            for i, (c, h) in enumerate(zip(fg, hd))}
         rows.append(row)
-    return summarize(rows)
+    result = summarize(rows)
+    if hd95:
+        result["hd95_unit"] = hd95_unit(data)
+    return result
+
+
+def hd95_unit(data: Any) -> str:
+    """The unit of HD95 on ``data``: its spacing's (mm for NIfTI volumes), else px (2D) or
+    voxels (3D)."""
+    if getattr(data, "spacings", None):
+        return getattr(data, "spacing_unit", "mm")
+    dims = getattr(data, "dims", None) or getattr(data, "spatial_dims", 2)
+    return "px" if dims == 2 else "voxels"
 
 
 def _hd_value(h: float, pred: torch.Tensor, truth: torch.Tensor) -> float:
@@ -138,15 +149,16 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def evaluate_folder(model: SkipGraphModule, root: str, split: str | None,
                     device: torch.device | str = "cpu", patch: Sequence[int] | None = None,
-                    binary: bool = False) -> tuple[Any, dict[str, Any] | None]:
+                    binary: bool = False, read: Any = None) -> tuple[Any, dict[str, Any] | None]:
     """Open a folder for ``model`` and, for volumes and label maps (K > 1), evaluate it per
     class with sliding windows of ``patch``; a binary 2D folder is returned unevaluated (its
-    metrics include object F1: :func:`skipgraph.train.evaluate_model`)."""
-    from .loop import check_fit, model_classes
+    metrics include object F1: :func:`skipgraph.train.evaluate_model`). ``read``: how the
+    files are read (:class:`~skipgraph.train.data.ReadOptions`; default: ``binary`` only)."""
     from .volumes import open_folder
     classes = model_classes(model)
     stride = model.contract.stride
-    data = open_folder(root, split, classes, patch=patch, stride=stride, binary=binary)
+    data = open_folder(root, split, classes, patch=patch, stride=stride, binary=binary,
+                       read=read)
     check_fit(model, data, root)
     if not hasattr(data, "case") and classes == 1:
         return data, None
@@ -157,7 +169,8 @@ def evaluate_folder(model: SkipGraphModule, root: str, split: str | None,
 
 def format_classes(result: dict[str, Any]) -> str:
     """Per-class Dice, IoU and HD95 (mean ± sd over cases) and seconds per case."""
-    lines = ["| class | Dice | IoU | HD95 |", "|---|---|---|---|"]
+    unit = result.get("hd95_unit")
+    lines = [f"| class | Dice | IoU | HD95{f' ({unit})' if unit else ''} |", "|---|---|---|---|"]
     n = len(result["cases"])
     for c, e in result["classes"].items():
         missed = e.get("hd95_inf", 0)

@@ -224,8 +224,8 @@ def test_unet_pp_weights_are_equal():
     from skipgraph.integrations.nnunet.network import deep_supervision_weights, nnunet_ir
     ir = nnunet_ir("unet_pp", {"ds": True, "depth": 3}, 1, 3)
     assert deep_supervision_weights(ir) == pytest.approx([1 / 3] * 3)
-    assert all(h.act == "none" for h in ir.heads.values())
-    assert {h.act for h in load_ir(SPECS / "unet_pp.yaml", ds=True).heads.values()} == {"sigmoid"}
+    assert all(h.activation == "none" for h in ir.heads.values())
+    assert {h.activation for h in load_ir(SPECS / "unet_pp.yaml", ds=True).heads.values()} == {"sigmoid"}
 
 
 def test_specs_nnunet_cannot_train_are_refused():

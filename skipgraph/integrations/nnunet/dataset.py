@@ -18,9 +18,15 @@ def msd_to_raw(src: str | Path, raw_root: str | Path, dataset_id: int, name: str
     MSD folder ``src`` into ``raw_root/DatasetXXX_name``; labels are re-saved as uint8 (nnU-Net
     wants integer label maps; MSD stores a few as float32). Returns the dataset folder.
 
-    Raises FileNotFoundError naming the first missing image or label."""
+    Raises FileNotFoundError naming the first missing image or label, and DataError (a
+    ValueError) naming the first label whose values are not the ``labels`` (nnU-Net's
+    ``ignore`` entry included), non-finite or fractional, or whose affine differs from its
+    image's (the rule every skipgraph reader applies: :mod:`skipgraph.train.labels`)."""
     import nibabel as nib
     import numpy as np
+
+    from ...train.labels import LabelOptions, label_table
+    from ...train.volumes import Volume
 
     src = Path(src)
     out = Path(raw_root) / f"Dataset{dataset_id:03d}_{name}"
@@ -29,14 +35,20 @@ def msd_to_raw(src: str | Path, raw_root: str | Path, dataset_id: int, name: str
         for kind in ("imagesTr",) + (("labelsTr",) if case in train else ()):
             if not (src / kind / f"{case}.nii.gz").is_file():
                 raise FileNotFoundError(f"{src / kind / f'{case}.nii.gz'} is missing")
+    ignore = labels.get("ignore")
+    classes = len([k for k in labels if k != "ignore"])
+    for case in train:  # every label checked before anything is written
+        path = src / "labelsTr" / f"{case}.nii.gz"
+        label = Volume(path)
+        Volume(src / "imagesTr" / f"{case}.nii.gz").check_same_grid(label)
+        label_table({str(path): set(np.unique(label.data).tolist())}, classes,
+                    LabelOptions(ignore_index=ignore), source=f"labels {dict(labels)}")
     for sub in ("imagesTr", "labelsTr", "imagesTs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     for case in train:
         shutil.copyfile(src / "imagesTr" / f"{case}.nii.gz", out / "imagesTr" / f"{case}_0000.nii.gz")
         lab = nib.load(src / "labelsTr" / f"{case}.nii.gz")
         data = np.asarray(lab.dataobj)
-        if not np.array_equal(data, np.round(data)):
-            raise ValueError(f"{case}: label map holds non-integer values")
         img = nib.Nifti1Image(data.astype(np.uint8), lab.affine, lab.header)
         img.set_data_dtype(np.uint8)
         nib.save(img, out / "labelsTr" / f"{case}.nii.gz")

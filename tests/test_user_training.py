@@ -1,0 +1,237 @@
+"""Issue 25, the training side: --resume with another model, collapsed runs in compare, the
+predictions picture, train --help, the 1-step hint and HD95's unit. Tiny data each test writes
+itself (tests/test_user_data.py has the readers' cases)."""
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from skipgraph.cli import main
+from tests.test_user_data import box_case, write_case, write_folder
+
+TINY = ["--epochs", "1", "--steps", "1", "--batch", "2", "--crop", "16", "--set", "base=2",
+        "--set", "depth=2"]
+
+
+# --- 8. --resume with another spec or other --set values -----------------------------------
+
+def test_resume_refuses_another_model_and_a_missing_run(tmp_path, capsys):
+    data = write_folder(tmp_path / "d", size=16)
+    out = tmp_path / "run"
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "unet", "--data", str(data), *TINY, "--set", "base=4", "--out",
+                 str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "last.pt: --resume with a different model: param `base` is 2 in the checkpoint but " \
+        "4 in" in err and "resume with --set base=2, or train into a new --out" in err
+    assert "Traceback" not in err
+    assert main(["train", "unet_pp", "--data", str(data), *TINY, "--out", str(out),
+                 "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume with a different model: spec `name` is 'unet' in the checkpoint but " \
+        "'unet++'" in err
+    # the same model resumes; a folder without last.pt is an error, not a fresh start
+    assert main(["train", "unet", "--data", str(data), *TINY[2:], "--epochs", "2", "--out",
+                 str(out), "--resume"]) == 0
+    assert len(json.loads((out / "log.json").read_text())) == 2
+    capsys.readouterr()
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(tmp_path / "new"),
+                 "--resume"]) == 2
+    assert "new/last.pt does not exist, so there is no run to continue" in capsys.readouterr().err
+
+
+# --- compare: every collapsed run ----------------------------------------------------------
+
+def test_compare_warns_every_collapsed_run_and_marks_the_table(tmp_path, monkeypatch, capsys):
+    import skipgraph.train.compare as compare
+    real, calls = compare._test_metrics, []
+
+    def metrics(*args):
+        m, n, c = real(*args)
+        calls.append(len(calls))
+        m["collapsed"] = len(calls) != 2  # runs 1 and 3 of 3 collapse
+        m["predicted"] = "background"
+        return m, n, c
+    monkeypatch.setattr(compare, "_test_metrics", metrics)
+    data = write_folder(tmp_path / "d", n=3, size=16)
+    out = tmp_path / "cmp"
+    assert main(["compare", "unet", "--data", str(data), *TINY, "--seeds", "0", "1", "2",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    warned = [line for line in text.splitlines() if "collapsed: on `test`" in line]
+    assert [w.split(" collapsed")[0] for w in warned] == ["WARNING: unet seed 0",
+                                                          "WARNING: unet seed 2"]
+    table = (out / "compare.md").read_text()
+    assert "collapsed runs (one class everywhere) |" in table.splitlines()[0]
+    assert table.splitlines()[2].endswith("| COLLAPSED: 2 of 3 |")
+    assert json.loads((out / "compare.json").read_text())[0]["collapsed"] == 2
+
+
+# --- predictions.png -----------------------------------------------------------------------
+
+def test_predictions_png_draws_truth_and_prediction_in_two_colours_with_a_legend(
+        tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    import skipgraph.train.loop as loop
+    from skipgraph.train import SegmentationFolder
+    data = SegmentationFolder(write_folder(tmp_path / "d", size=32), "train", crop=None)
+
+    def shifted(model, image, *args, **kwargs):  # a prediction 3 px off the truth
+        truth = torch.from_numpy(data.masks[0][0]).float()
+        return torch.roll(truth, 3, dims=1)[None, None]
+    monkeypatch.setattr(loop, "infer", shifted)
+    legends = []
+    real_legend = plt.Figure.legend
+    monkeypatch.setattr(plt.Figure, "legend", lambda self, *a, **k: legends.append(
+        [h.get_label() for h in k["handles"]]) or real_legend(self, *a, **k))
+    path = tmp_path / "p.png"
+    loop._plot_predictions(plt, None, data, "cpu", path, "best model")
+    assert legends == [["truth", "prediction"]]
+    rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    green = (g > 170) & (r < 90) & (b < 90)
+    magenta = (r > 170) & (b > 170) & (g < 110)
+    assert green.sum() > 100 and magenta.sum() > 100  # both drawn, each in its own hue
+
+
+# --- train --help --------------------------------------------------------------------------
+
+def test_train_help_shows_help_and_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split()).split("options:")[1]
+    for option, default in (("--epochs", "20"), ("--batch", "8"), ("--lr", "0.001"),
+                            ("--samples-per-image", "4"), ("--out", "runs/train"),
+                            ("--seed", "0"), ("--steps", "every batch of the epoch")):
+        part = re.search(rf"{option} [A-Z_]+ (.*?)(?= --[a-z]|$)", text).group(1)
+        assert f"(default: {default})" in part and len(part) > 25, (option, part)
+    assert "--ignore-index VALUE" in text and "--palette JSON|FILE" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+
+
+# --- a 3D run with 1 step per epoch; HD95 with its unit ------------------------------------
+
+def test_3d_one_step_hint_and_hd95_in_mm(tmp_path, capsys):
+    pytest.importorskip("monai")
+    for k, name in enumerate(("a", "b", "c")):
+        image, label = box_case(seed=k)
+        write_case(tmp_path / "v", name, image, label)
+    (tmp_path / "v" / "split.json").write_text(json.dumps(
+        {"train": ["a", "b"], "val": ["c"], "test": ["c"]}))
+    out = tmp_path / "r"
+    assert main(["train", "unet", "--data", str(tmp_path / "v"), "--set", "dims=3",
+                 "--set", "depth=2", "--set", "base=2", "--set", "classes=2", "--epochs", "2",
+                 "--batch", "2", "--samples-per-image", "1", "--val-every", "2",
+                 "--out", str(out)]) == 0
+    log = capsys.readouterr().out
+    assert "volumes: spacing 1.5x1x2 mm (HD95 in mm)" in log
+    assert "hint: 1 optimizer step per epoch (2 volume(s) x --samples-per-image 1 / --batch 2)" \
+        in log and "raise --samples-per-image" in log
+    assert main(["evaluate", str(out / "best.pt"), "--data", str(tmp_path / "v")]) == 0
+    assert "| class | Dice | IoU | HD95 (mm) |" in capsys.readouterr().out
+    # without spacing (2D label maps) the unit is pixels
+    from skipgraph.train import SegmentationFolder
+    from skipgraph.train.windows import hd95_unit
+    assert hd95_unit(SegmentationFolder(write_folder(tmp_path / "d", size=16), "train",
+                                        crop=None)) == "px"
+
+
+# --- 2. the ignore label in every loss term and metric, 2D and 3D ---------------------------
+
+@pytest.mark.parametrize("classes,loss", [(1, "bce_dice"), (1, "focal_dice_lovasz"),
+                                          (3, "dice_ce"), (3, "bce_dice")])
+def test_ignored_pixels_take_no_part_in_the_loss(classes, loss):
+    from skipgraph.graph import build_ir
+    from skipgraph.label_rule import IGNORE, one_hot
+    from skipgraph.losses import DeepSupervisionLoss
+    from skipgraph.spec import load_spec
+    from tests.conftest import SPECS
+    spec = load_spec(str(SPECS / "unet.yaml"), {"base": 2, "depth": 2, "classes": classes})
+    ir = build_ir(spec)
+    head = next(h for h in ir.heads.values() if h.pixelwise)
+    criterion = DeepSupervisionLoss(ir, seg=loss)
+    label = torch.randint(0, max(classes, 2), (1, 16, 16))
+    label[:, :4] = IGNORE
+    y = one_hot(label, classes)[None]
+    out = torch.randn(1, classes, 16, 16, requires_grad=True)
+    base = criterion({head.id: out}, y)
+    base.backward()
+    assert (out.grad[..., :4, :] == 0).all() and out.grad[..., 4:, :].abs().sum() > 0
+    other = out.detach().clone()
+    other[..., :4, :] = torch.randn(classes, 4, 16) * 10  # anything where nothing is labelled
+    assert criterion({head.id: other}, y).item() == pytest.approx(base.item(), abs=1e-6)
+
+
+def test_ignore_index_trains_and_is_left_out_of_the_metrics(tmp_path, monkeypatch, capsys):
+    import skipgraph.train.evaluate as evaluate
+    from skipgraph.train import SegmentationFolder, evaluate_model
+
+    def mask(k):
+        from tests.test_user_data import disc_mask
+        m = disc_mask(16, seed=k)
+        m[:4] = 255
+        return m
+    data = write_folder(tmp_path / "d", size=16, mask=mask)
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(tmp_path / "r")]) == 2
+    assert "--ignore-index 255" in capsys.readouterr().err
+    assert main(["train", "unet", "--data", str(data), *TINY, "--ignore-index", "255",
+                 "--out", str(tmp_path / "r")]) == 0
+    # a prediction wrong only where nothing is labelled scores Dice 1
+    from skipgraph.train.data import ReadOptions
+    ds = SegmentationFolder(data, "val", crop=None, read=ReadOptions(ignore_index=255))
+
+    def predict(model, x, device="cpu"):
+        truth = torch.from_numpy(ds.masks[0][0] > 0)
+        truth[:4] = ~truth[:4]
+        return truth[None, None]
+    monkeypatch.setattr(evaluate, "predict", predict)
+    assert evaluate_model(None, ds)["mean"]["dice"] == 1.0
+    # 3D label maps from dataset.json's ignore entry
+    pytest.importorskip("monai")
+    for k, name in enumerate(("a", "b")):
+        image, label = box_case(seed=k)
+        label[..., 6:] = 9
+        write_case(tmp_path / "v", name, image, label)
+    (tmp_path / "v" / "dataset.json").write_text(json.dumps(
+        {"labels": {"background": 0, "a": 1, "ignore": 9}}))
+    assert main(["train", "unet", "--data", str(tmp_path / "v"), "--set", "dims=3", "--set",
+                 "depth=2", "--set", "base=2", "--set", "classes=2", "--epochs", "1",
+                 "--batch", "1", "--samples-per-image", "1", "--out", str(tmp_path / "r3")]) == 0
+
+
+# --- 5. a non-finite loss stops training ----------------------------------------------------
+
+def test_a_non_finite_loss_stops_with_the_step_and_the_files(tmp_path, monkeypatch, capsys):
+    import skipgraph.train.loop as loop
+    real = loop.loss_for
+    monkeypatch.setattr(loop, "loss_for", lambda model: (
+        lambda out, y: real(model)(out, y) * float("nan")))
+    data = write_folder(tmp_path / "d", size=16)
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "the loss is nan at epoch 1, step 1; the batch held c" in err and "c0" in err \
+        and "look for NaN/inf" in err and "--lr" in err and "Traceback" not in err
+
+
+def test_rgba_images_with_a_3_channel_model_name_both_fixes(tmp_path, capsys):
+    def rgba(k, m):
+        a = np.zeros(m.shape + (4,), np.uint8)
+        a[..., :3] = (m[..., None] * 200).astype(np.uint8)
+        a[..., 3] = 255
+        return a
+    data = write_folder(tmp_path / "d", size=16, image=rgba)
+    assert main(["train", "unet", "--data", str(data), *TINY, "--set", "in_channels=3",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "add --set in_channels=4 (or --drop-alpha: the images have an alpha channel)" in err
+    assert main(["train", "unet", "--data", str(data), *TINY, "--set", "in_channels=3",
+                 "--drop-alpha", "--out", str(tmp_path / "r")]) == 0
