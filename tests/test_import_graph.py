@@ -25,12 +25,6 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "skipgraph"
 ROOT = "skipgraph"
 
-# circles inside train/ removed on branch i24t (issue 24, the train/loss half); the lead
-# deletes this set when merging that branch
-KNOWN_TRAIN_CIRCLES = {frozenset({"skipgraph.train.loop", "skipgraph.train.windows"}),
-                       frozenset({"skipgraph.train.data", "skipgraph.train.labels"})}
-
-
 def module_names(pkg: Path = PKG) -> dict[str, Path]:
     """Dotted module name -> file (a package is its ``__init__.py``)."""
     out = {}
@@ -127,12 +121,5 @@ def test_no_import_circle_between_modules_of_skipgraph():
     graph = import_graph()
     assert graph.number_of_nodes() > 90 and graph.number_of_edges() > 250
     assert graph.has_edge("skipgraph.blocks.builtin", "skipgraph.fields.axes")
-    found = [c for c in circles(graph) if c not in KNOWN_TRAIN_CIRCLES]
-    assert not found, "\n".join(_describe(graph, c) for c in found)
-
-
-@pytest.mark.xfail(strict=True, reason="train/ circles are removed on branch i24t (issue 24)")
-def test_no_import_circle_inside_train():
-    graph = import_graph()
-    found = [c for c in circles(graph) if c in KNOWN_TRAIN_CIRCLES]
+    found = circles(graph)
     assert not found, "\n".join(_describe(graph, c) for c in found)

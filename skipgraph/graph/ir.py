@@ -47,7 +47,7 @@ class Resample:
     anisotropic levels (:attr:`IRGraph.strides`)."""
 
     settings: Any  # a skipgraph.resampling.ResampleOp
-    factor: Any    # int | tuple[int, ...] (skipgraph.spec.axes.Size)
+    factor: Any    # int | tuple[int, ...] (skipgraph.fields.axes.Size)
 
     @property
     def op(self) -> str:
