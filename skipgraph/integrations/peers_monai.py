@@ -1,0 +1,94 @@
+"""MONAI's conv networks as exact peers of zoo specs: constructors and weight-key maps.
+
+Entries of :data:`skipgraph.integrations.peers.PEERS` (see that module for how a map is used):
+
+- MONAI ``UNet`` (``monai_unet``): the recursive ``model`` (``Sequential(down,
+  SkipConnection(sub), up)``) is walked level by level: ``model`` + ``.1.submodule`` x L is
+  level L's block; its ``.0`` -> ``E[L+1]``, ``.2`` -> the up path at level L (``U[L]``; with
+  residual units ``.2.0`` -> ``U[L]`` and ``.2.1`` -> ``D[L]``; at L = 0 the last unit is
+  ``T``); the innermost ``.1.submodule`` is the bottom unit ``D[n-1]``. Inside a unit
+  ``conv.unitK.conv`` / ``conv.unitK.adn.N`` / ``conv.unitK.adn.A`` (a plain Convolution:
+  ``conv`` / ``adn.N`` / ``adn.A``) -> ``conv{K+1}`` / ``norm{K+1}`` / ``act{K+1}``,
+  ``residual`` -> ``residual``.
+- MONAI ``DynUNet`` (``monai_dynunet``): ``input_block`` -> ``E0``, ``downsamples.s`` ->
+  ``E{s+1}``, ``bottleneck`` -> ``E{n-1}`` (``convK.conv`` / ``normK`` -> ``convK`` / ``normK``;
+  a residual block's ``conv3.conv`` / ``norm3`` -> ``unit1.shortcut.conv`` / ``.norm``),
+  ``upsamples.t`` -> ``D{n-2-t}`` (its ``transp_conv.conv`` -> the up edge into it,
+  ``conv_block`` as above), ``output_block.conv.conv`` -> ``head_D0``,
+  ``deep_supervision_heads.k.conv.conv`` -> ``head_D{k+1}``.
+- MONAI ``SegResNet`` / ``SegResNetDS`` (``monai_segresnet`` / ``monai_segresnet_ds``): see
+  :func:`_segresnet` and :func:`_segresnet_ds`.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["make_unet", "unet_key", "make_dynunet", "dynunet_key", "dynunet_heads",
+           "make_segresnet", "segresnet_key", "make_segresnet_ds", "segresnet_ds_key"]
+
+# inside a MONAI Convolution (``conv``, ``adn.N``, ``adn.A``) or ResidualUnit
+# (``conv.unitK.<Convolution>``, ``residual``)
+_MONAI_CONV = re.compile(r"(?:conv\.unit(\d+)\.)?(conv|adn\.N|adn\.A)\.(weight|bias)")
+_PART = {"conv": "conv", "adn.N": "norm", "adn.A": "act"}
+
+
+def _monai_unit(node: str, rest: str) -> str:
+    """A MONAI Convolution / ResidualUnit's key -> the ``convunit`` block's key."""
+    if m := re.fullmatch(r"residual\.(weight|bias)", rest):
+        return f"{node}.residual.{m[1]}"
+    m = _MONAI_CONV.fullmatch(rest)
+    if m is None:
+        raise KeyError(rest)
+    return f"{node}.{_PART[m[2]]}{int(m[1] or 0) + 1}.{m[3]}"
+
+
+def make_unet(p: dict[str, Any]) -> nn.Module:
+    from monai.networks.nets import UNet
+    channels = tuple(p["channels"])
+    return UNet(spatial_dims=p["dims"], in_channels=p["in_channels"], out_channels=p["classes"],
+                channels=channels, strides=(2,) * (len(channels) - 1),
+                kernel_size=p["kernel"], up_kernel_size=p["up_kernel"],
+                num_res_units=p["res_units"], act=p["act"], norm=p["norm"],
+                dropout=p["dropout"])
+
+
+def unet_key(key: str, model: nn.Module) -> str | None:
+    m = re.fullmatch(r"model((?:\.1\.submodule)*)\.(.*)", key)
+    if m is None:
+        raise KeyError(key)
+    level, rest = m[1].count(".1.submodule"), m[2]
+    residual = model.num_res_units > 0
+    if not rest[0].isdigit():  # the innermost submodule: the bottom unit
+        return _monai_unit(f"D{level}", rest)
+    pos, _, rest = rest.partition(".")
+    if pos == "0":
+        return _monai_unit(f"E{level + 1}", rest)
+    if pos != "2":
+        raise KeyError(key)
+    if residual:  # Sequential(transposed Convolution, ResidualUnit)
+        sub, _, rest = rest.partition(".")
+        node = f"U{level}" if sub == "0" else ("T" if level == 0 else f"D{level}")
+        return _monai_unit(node, rest)
+    return _monai_unit("T" if level == 0 else f"U{level}", rest)
+
+
+def peer_outputs(spec: str, model: nn.Module, out: Any, peer: bool = False) -> list[torch.Tensor]:
+    """The heads of a compiled spec (``peer=False``) or of its MONAI peer as one list of
+    tensors in the same order, comparable element by element. DynUNet stacks its deep-
+    supervision heads, up-sampled (nearest) to the full size, along dim 1 in training; the
+    spec's low-resolution heads are up-sampled the same way (nearest up-sampling by an integer
+    factor copies each value, so equal after it means equal before)."""
+    if isinstance(out, dict):
+        out = list(out.values())
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    if spec != "monai_dynunet" or len(outs) == 1 and outs[0].dim() == model.ir.dims + 2:
+        return outs
+    if peer:
+        return list(outs[0].unbind(1))
+    size = outs[0].shape[2:]
+    return [o if o.shape[2:] == size else F.interpolate(o, size) for o in outs]

@@ -1,0 +1,74 @@
+"""MONAI's conv networks (UNet, DynUNet, SegResNet, SegResNetDS) against their zoo specs: equal
+outputs given the same weights, every head, eval and train mode (parameter counts:
+tests/test_zoo.py). 2D cases run by default, 3D under `slow`."""
+import pytest
+import torch
+
+import skipgraph
+from skipgraph.integrations.peers import PEERS, build_peer, load_peer_weights, peer_key_map
+from skipgraph.integrations.peers_monai import peer_outputs
+from tests.conftest import SPECS
+
+pytest.importorskip("monai")
+
+slow = pytest.mark.slow
+# (spec, params, input size)
+CASES = [
+    pytest.param("monai_unet", {"dims": 2}, 64, id="unet-2d-res2"),
+    pytest.param("monai_unet", {"dims": 2, "res_units": 0}, 64, id="unet-2d-res0"),
+    pytest.param("monai_unet", {"dims": 2, "res_units": 1, "kernel": 5, "up_kernel": 5,
+                                "channels": [8, 16, 32]}, 32, id="unet-2d-res1-k5-3levels"),
+    pytest.param("monai_unet", {}, 32, id="unet-3d-res2", marks=slow),
+    pytest.param("monai_unet", {"res_units": 0}, 32, id="unet-3d-res0", marks=slow),
+]
+
+
+def _pair(spec: str, params: dict):
+    pytest.importorskip(PEERS[spec].package)
+    model = skipgraph.build(SPECS / f"{spec}.yaml", seed=0, **params)
+    peer = build_peer(spec, model.ir.params)
+    load_peer_weights(model, peer, spec)
+    return model, peer
+
+
+def _compare(model, peer, spec: str, x: torch.Tensor, training: bool, seed: int = 0) -> None:
+    model.train(training), peer.train(training)
+    with torch.no_grad():
+        torch.manual_seed(seed)
+        ours = model(x)
+        torch.manual_seed(seed)
+        theirs = peer(x)
+    ours, theirs = peer_outputs(spec, model, ours), peer_outputs(spec, model, theirs, peer=True)
+    assert len(ours) == len(theirs) >= 1
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape
+        assert (a - b).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("spec, params, size", CASES)
+def test_equal_outputs_given_the_peers_weights(spec, params, size):
+    model, peer = _pair(spec, params)
+    x = torch.randn(2, model.ir.in_channels, *[size] * model.ir.dims)
+    for training in (True, False):
+        _compare(model, peer, spec, x, training)
+
+
+def test_unet_dropout_masks_match_in_training():
+    """MONAI's dropout sits between norm and act (NDA); the same seed gives the same masks."""
+    model, peer = _pair("monai_unet", {"dims": 2, "dropout": 0.3})
+    x = torch.randn(2, 1, 32, 32)
+    _compare(model, peer, "monai_unet", x, training=True, seed=3)
+    model.train()
+    torch.manual_seed(3)
+    a = model(x)
+    torch.manual_seed(4)
+    assert (a - model(x)).abs().max() > 0  # the dropout is live: the comparison means something
+
+
+@pytest.mark.parametrize("spec, params", [
+    ("monai_unet", {"dims": 2}), ("monai_unet", {"dims": 2, "res_units": 0}),
+])
+def test_every_peer_tensor_is_mapped_once(spec, params):
+    model, peer = _pair(spec, params)
+    mapping = [v for v in peer_key_map(spec, peer).values() if v is not None]
+    assert sorted(mapping) == sorted(model.state_dict())
