@@ -51,7 +51,8 @@ def test_every_order_of_one_to_three_letters_is_accepted_and_no_other():
 
 
 def test_dropout_zero_builds_no_dropout_layer():
-    assert not any(isinstance(m, nn.Dropout) for m in ConvUnit(2, 3, 5, ConvUnitParams()).modules())
+    unit = ConvUnit(2, 3, 5, ConvUnitParams())
+    assert not any(isinstance(m, nn.Dropout) for m in unit.modules())
 
 
 @pytest.mark.parametrize("stride, c_in, kind", [(1, 8, None), (2, 8, 3), (1, 4, 1), (2, 4, 3)])

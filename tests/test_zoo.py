@@ -79,6 +79,15 @@ MONAI_COUNTS = [
     ("monai_unet", {"dims": 2}, 1_625_161, None, "MONAI UNet 2D, num_res_units=2"),
     ("monai_unet", {"res_units": 0}, 1_979_610, None, "MONAI UNet 3D, num_res_units=0"),
     ("monai_unet", {"res_units": 0, "dims": 2}, 660_282, None, "MONAI UNet 2D, num_res_units=0"),
+    ("monai_dynunet", {}, 16_543_650, None, "MONAI DynUNet 3D, 5 stages 32..320"),
+    ("monai_dynunet", {"res_block": True}, 16_670_210, None, "MONAI DynUNet 3D, res_block"),
+    ("monai_dynunet", {"ds": True, "ds_num": 2}, 16_544_038, None,
+     "MONAI DynUNet 3D, deep_supervision, deep_supr_num=2"),
+    ("monai_dynunet", {"dims": 2}, 7_762_018, None, "MONAI DynUNet 2D, 5 stages 32..512"),
+    ("monai_dynunet", {"res_block": True, "ds": True, "ds_num": 2,
+                       "strides": [[1, 2, 2], [1, 2, 2], 2, 2],
+                       "kernels": [[1, 3, 3], [1, 3, 3], 3, 3, 3]}, 16_444_742, None,
+     "MONAI DynUNet 3D anisotropic, res_block, deep supervision"),
 ]
 COUNTS += MONAI_COUNTS
 
@@ -90,7 +99,8 @@ SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
          "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2}}
 
 
-SMALL.update(monai_unet={"dims": 2, "channels": [4, 8, 16, 32]})
+SMALL.update(monai_unet={"dims": 2, "channels": [4, 8, 16, 32]},
+             monai_dynunet={"dims": 2, "base": 4, "stages": 4})
 
 
 def small(spec, **extra):

@@ -253,6 +253,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
     Peer("resnet_unet", "segmentation_models_pytorch Unet / UnetPlusPlus (ResNet)",
          "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
     Peer("monai_unet", "MONAI UNet", "monai", peers_monai.make_unet, peers_monai.unet_key),
+    Peer("monai_dynunet", "MONAI DynUNet", "monai", peers_monai.make_dynunet,
+         peers_monai.dynunet_key),
 ]}
 
 

@@ -77,6 +77,64 @@ def unet_key(key: str, model: nn.Module) -> str | None:
     return _monai_unit("T" if level == 0 else f"U{level}", rest)
 
 
+def _stage_lists(p: dict[str, Any]) -> tuple[list, list, list]:
+    """DynUNet's kernel_size, strides (stage 0's is 1) and filters from the spec's params."""
+    n = p["stages"]
+    cap = p["max_width"] or (320 if p["dims"] == 3 else 512)
+    filters = list(p["filters"]) or [min(p["base"] * 2**s, cap) for s in range(n)]
+    return (list(p["kernels"]) or [p["kernel"]] * n), [1] + (list(p["strides"]) or [2] * (n - 1)), \
+        filters[:n]
+
+
+def make_dynunet(p: dict[str, Any]) -> nn.Module:
+    from monai.networks.nets import DynUNet
+    kernels, strides, filters = _stage_lists(p)
+    return DynUNet(spatial_dims=p["dims"], in_channels=p["in_channels"],
+                   out_channels=p["classes"], kernel_size=kernels, strides=strides,
+                   upsample_kernel_size=strides[1:], filters=filters,
+                   norm_name=("INSTANCE", {"affine": True}),
+                   act_name=("leakyrelu", {"inplace": True, "negative_slope": 0.01}),
+                   deep_supervision=p["ds"], deep_supr_num=p["ds_num"],
+                   res_block=p["res_block"], trans_bias=p["trans_bias"])
+
+
+def _dynunet_block(node: str, rest: str, residual: bool) -> str:
+    """A UnetBasicBlock / UnetResBlock key -> the ``conv`` / ``resblock`` block's key."""
+    m = re.fullmatch(r"(conv|norm)(\d)(?:\.conv)?\.(weight|bias)", rest)
+    if m is None:
+        raise KeyError(rest)
+    part, k = m[1], int(m[2])
+    if not residual:
+        return f"{node}.{part}{k}.{m[3]}"
+    if k == 3:  # the shortcut's 1x1 conv and norm
+        return f"{node}.unit1.shortcut.{part}.{m[3]}"
+    return f"{node}.unit1.{part}{k}.{m[3]}"
+
+
+def dynunet_key(key: str, model: nn.Module) -> str | None:
+    if key.startswith("skip_layers."):
+        return None  # the recursive skip layers hold the same modules under a second name
+    n = len(model.strides)
+    residual = model.conv_block.__name__ == "UnetResBlock"
+    head, _, rest = key.partition(".")
+    if head == "input_block":
+        return _dynunet_block("E0", rest, residual)
+    if head == "bottleneck":
+        return _dynunet_block(f"E{n - 1}", rest, residual)
+    if m := re.fullmatch(r"downsamples\.(\d+)\.(.*)", key):
+        return _dynunet_block(f"E{int(m[1]) + 1}", m[2], residual)
+    if m := re.fullmatch(r"upsamples\.(\d+)\.(transp_conv\.conv|conv_block)\.(.*)", key):
+        t, level = int(m[1]), n - 2 - int(m[1])
+        if m[2] == "conv_block":
+            return _dynunet_block(f"D{level}", m[3], False)
+        edge = f"bottom_E{n - 1}_D{level}" if t == 0 else f"up_D{level + 1}_D{level}"
+        return f"{edge}.resample.{m[3]}"
+    if m := re.fullmatch(r"output_block\.conv\.conv\.(weight|bias)", key):
+        return f"head_D0.{m[1]}"
+    if m := re.fullmatch(r"deep_supervision_heads\.(\d+)\.conv\.conv\.(weight|bias)", key):
+        return f"head_D{int(m[1]) + 1}.{m[2]}"
+    raise KeyError(key)
+
 def peer_outputs(spec: str, model: nn.Module, out: Any, peer: bool = False) -> list[torch.Tensor]:
     """The heads of a compiled spec (``peer=False``) or of its MONAI peer as one list of
     tensors in the same order, comparable element by element. DynUNet stacks its deep-

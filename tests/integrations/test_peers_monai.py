@@ -18,7 +18,18 @@ CASES = [
     pytest.param("monai_unet", {"dims": 2, "res_units": 0}, 64, id="unet-2d-res0"),
     pytest.param("monai_unet", {"dims": 2, "res_units": 1, "kernel": 5, "up_kernel": 5,
                                 "channels": [8, 16, 32]}, 32, id="unet-2d-res1-k5-3levels"),
+    pytest.param("monai_dynunet", {"dims": 2}, 64, id="dynunet-2d"),
+    pytest.param("monai_dynunet", {"dims": 2, "res_block": True, "ds": True, "ds_num": 2,
+                                   "trans_bias": True}, 64, id="dynunet-2d-res-ds2"),
+    pytest.param("monai_dynunet", {"dims": 2, "stages": 4, "strides": [[1, 2], 2, [2, 1]],
+                                   "kernels": [[1, 3], 3, 3, [3, 1]], "res_block": True,
+                                   "ds": True}, 32, id="dynunet-2d-anisotropic-res-ds"),
     pytest.param("monai_unet", {}, 32, id="unet-3d-res2", marks=slow),
+    pytest.param("monai_dynunet", {}, 32, id="dynunet-3d", marks=slow),
+    pytest.param("monai_dynunet", {"res_block": True, "ds": True, "ds_num": 2,
+                                   "strides": [[1, 2, 2], [1, 2, 2], 2, 2],
+                                   "kernels": [[1, 3, 3], [1, 3, 3], 3, 3, 3]}, 32,
+                 id="dynunet-3d-anisotropic-res-ds", marks=slow),
     pytest.param("monai_unet", {"res_units": 0}, 32, id="unet-3d-res0", marks=slow),
 ]
 
@@ -67,8 +78,22 @@ def test_unet_dropout_masks_match_in_training():
 
 @pytest.mark.parametrize("spec, params", [
     ("monai_unet", {"dims": 2}), ("monai_unet", {"dims": 2, "res_units": 0}),
+    ("monai_dynunet", {"dims": 2, "res_block": True, "ds": True, "ds_num": 3}),
 ])
 def test_every_peer_tensor_is_mapped_once(spec, params):
     model, peer = _pair(spec, params)
     mapping = [v for v in peer_key_map(spec, peer).values() if v is not None]
     assert sorted(mapping) == sorted(model.state_dict())
+
+
+def test_dynunet_training_heads_are_the_specs_low_resolution_heads():
+    """DynUNet stacks [out, up(h1), up(h2)] in training; the spec returns h1, h2 at 1/2, 1/4."""
+    model, peer = _pair("monai_dynunet", {"dims": 2, "ds": True, "ds_num": 2})
+    x = torch.randn(1, 1, 32, 32)
+    model.train(), peer.train()
+    with torch.no_grad():
+        heads = model(x)
+        stacked = peer(x)
+    assert [tuple(h.shape[2:]) for h in heads.values()] == [(32, 32), (16, 16), (8, 8)]
+    assert stacked.shape == (1, 3, 2, 32, 32)
+    assert (heads["D[2]"] - stacked[:, 2, :, ::4, ::4]).abs().max() <= 1e-5
