@@ -88,6 +88,11 @@ MONAI_COUNTS = [
                        "strides": [[1, 2, 2], [1, 2, 2], 2, 2],
                        "kernels": [[1, 3, 3], [1, 3, 3], 3, 3, 3]}, 16_444_742, None,
      "MONAI DynUNet 3D anisotropic, res_block, deep supervision"),
+    ("monai_segresnet", {}, 1_176_186, None, "MONAI SegResNet() (3D, init_filters 8)"),
+    ("monai_segresnet", {"dims": 2}, 394_986, None, "MONAI SegResNet(spatial_dims=2)"),
+    ("monai_segresnet_ds", {}, 19_914_146, None, "MONAI SegResNetDS() (3D, init_filters 32)"),
+    ("monai_segresnet_ds", {"dsdepth": 3}, 19_914_534, None, "MONAI SegResNetDS(dsdepth=3)"),
+    ("monai_segresnet_ds", {"dims": 2}, 6_642_530, None, "MONAI SegResNetDS(spatial_dims=2)"),
 ]
 COUNTS += MONAI_COUNTS
 
@@ -100,7 +105,11 @@ SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
 
 
 SMALL.update(monai_unet={"dims": 2, "channels": [4, 8, 16, 32]},
-             monai_dynunet={"dims": 2, "base": 4, "stages": 4})
+             monai_dynunet={"dims": 2, "base": 4, "stages": 4},
+             monai_segresnet={"dims": 2, "init_filters": 8, "blocks_down": [1, 1, 1],
+                              "blocks_up": [1, 1]},
+             monai_segresnet_ds={"dims": 2, "init_filters": 4, "blocks_down": [1, 1, 1],
+                                 "blocks_up": [1, 1]})
 
 
 def small(spec, **extra):

@@ -255,6 +255,10 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
     Peer("monai_unet", "MONAI UNet", "monai", peers_monai.make_unet, peers_monai.unet_key),
     Peer("monai_dynunet", "MONAI DynUNet", "monai", peers_monai.make_dynunet,
          peers_monai.dynunet_key),
+    Peer("monai_segresnet", "MONAI SegResNet", "monai", peers_monai.make_segresnet,
+         peers_monai.segresnet_key),
+    Peer("monai_segresnet_ds", "MONAI SegResNetDS", "monai", peers_monai.make_segresnet_ds,
+         peers_monai.segresnet_ds_key),
 ]}
 
 

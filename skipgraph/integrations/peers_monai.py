@@ -135,6 +135,82 @@ def dynunet_key(key: str, model: nn.Module) -> str | None:
         return f"head_D{int(m[1]) + 1}.{m[2]}"
     raise KeyError(key)
 
+def make_segresnet(p: dict[str, Any]) -> nn.Module:
+    from monai.networks.nets import SegResNet
+    return SegResNet(spatial_dims=p["dims"], init_filters=p["init_filters"],
+                     in_channels=p["in_channels"], out_channels=p["classes"],
+                     norm=("GROUP", {"num_groups": p["groups"]}),
+                     blocks_down=tuple(p["blocks_down"]), blocks_up=tuple(p["blocks_up"]))
+
+
+def _preact_unit(node: str, k: int, rest: str) -> str:
+    """A SegResNet ResBlock / SegResBlock key (``norm1``, ``conv1[.conv]``) -> ``unit{k}``."""
+    m = re.fullmatch(r"(norm|conv)(\d)(?:\.conv)?\.(\w+)", rest)  # buffers too
+    if m is None:
+        raise KeyError(rest)
+    return f"{node}.unit{k}.{m[1]}{m[2]}.{m[3]}"
+
+
+def _up_edge(level: int, deepest: int) -> str:
+    """The edge into decoder node D[level]: from the encoder's bottom or from D[level + 1]."""
+    return f"bottom_E{deepest}_D{level}" if level == deepest - 1 else f"up_D{level + 1}_D{level}"
+
+
+def segresnet_key(key: str, model: nn.Module) -> str | None:
+    """``convInit`` -> the stem's conv; ``down_layers.i.0`` (i > 0) -> the strided conv into
+    ``E[i]``, ``down_layers.i.k`` -> ``E{i}.unit{k}``; ``up_samples.i.0`` -> the 1x1 conv on
+    the up edge into ``D[l]`` (l = n_up - 1 - i), ``up_layers.i.k`` -> ``D{l}.unit{k+1}``;
+    ``conv_final.0`` -> ``F.norm``, ``conv_final.2`` -> ``head_F``."""
+    n_up = len(model.blocks_up)
+    if m := re.fullmatch(r"convInit\.conv\.weight", key):
+        return "stem_input_E0.conv.conv1.weight"
+    if m := re.fullmatch(r"down_layers\.(\d+)\.(\d+)\.(.*)", key):
+        i, k = int(m[1]), int(m[2])
+        if k == 0:
+            return f"encoder_E{i - 1}_E{i}.resample.{m[3].removeprefix('conv.')}"
+        return _preact_unit(f"E{i}", k, m[3])
+    if m := re.fullmatch(r"up_layers\.(\d+)\.(\d+)\.(.*)", key):
+        return _preact_unit(f"D{n_up - 1 - int(m[1])}", int(m[2]) + 1, m[3])
+    if m := re.fullmatch(r"up_samples\.(\d+)\.0\.conv\.weight", key):
+        return f"{_up_edge(n_up - 1 - int(m[1]), n_up)}.conv.conv1.weight"
+    if m := re.fullmatch(r"conv_final\.0\.(weight|bias)", key):
+        return f"F.norm.{m[1]}"
+    if m := re.fullmatch(r"conv_final\.2\.conv\.(weight|bias)", key):
+        return f"head_F.{m[1]}"
+    raise KeyError(key)
+
+
+def make_segresnet_ds(p: dict[str, Any]) -> nn.Module:
+    from monai.networks.nets import SegResNetDS
+    norm = p["norm"]
+    return SegResNetDS(spatial_dims=p["dims"], init_filters=p["init_filters"],
+                       in_channels=p["in_channels"], out_channels=p["classes"], act=p["act"],
+                       norm=norm, blocks_down=tuple(p["blocks_down"]),
+                       blocks_up=tuple(p["blocks_up"]), dsdepth=p["dsdepth"])
+
+
+def segresnet_ds_key(key: str, model: nn.Module) -> str | None:
+    """``encoder.conv_init`` -> the stem's conv; ``encoder.layers.i.blocks.k`` ->
+    ``E{i}.unit{k+1}``, ``.downsample`` -> the strided conv into ``E[i+1]``;
+    ``up_layers.i`` (l = n_up - 1 - i): ``upsample.deconv`` -> the transposed conv into
+    ``D[l]``, ``blocks.k`` -> ``D{l}.unit{k+1}``, ``head`` -> ``head_D{l}``."""
+    n_up = len(model.up_layers)
+    if key == "encoder.conv_init.weight":
+        return "stem_input_E0.conv.conv1.weight"
+    if m := re.fullmatch(r"encoder\.layers\.(\d+)\.blocks\.(\d+)\.(.*)", key):
+        return _preact_unit(f"E{m[1]}", int(m[2]) + 1, m[3])
+    if m := re.fullmatch(r"encoder\.layers\.(\d+)\.downsample\.weight", key):
+        return f"encoder_E{m[1]}_E{int(m[1]) + 1}.resample.weight"
+    if m := re.fullmatch(r"up_layers\.(\d+)\.(.*)", key):
+        level, rest = n_up - 1 - int(m[1]), m[2]
+        if m := re.fullmatch(r"blocks\.(\d+)\.(.*)", rest):
+            return _preact_unit(f"D{level}", int(m[1]) + 1, m[2])
+        if m := re.fullmatch(r"upsample\.deconv\.weight", rest):
+            return f"{_up_edge(level, n_up)}.resample.weight"
+        if m := re.fullmatch(r"head\.(weight|bias)", rest):
+            return f"head_D{level}.{m[1]}"
+    raise KeyError(key)
+
 def peer_outputs(spec: str, model: nn.Module, out: Any, peer: bool = False) -> list[torch.Tensor]:
     """The heads of a compiled spec (``peer=False``) or of its MONAI peer as one list of
     tensors in the same order, comparable element by element. DynUNet stacks its deep-

@@ -24,7 +24,15 @@ CASES = [
     pytest.param("monai_dynunet", {"dims": 2, "stages": 4, "strides": [[1, 2], 2, [2, 1]],
                                    "kernels": [[1, 3], 3, 3, [3, 1]], "res_block": True,
                                    "ds": True}, 32, id="dynunet-2d-anisotropic-res-ds"),
+    pytest.param("monai_segresnet", {"dims": 2}, 64, id="segresnet-2d"),
+    pytest.param("monai_segresnet", {"dims": 2, "blocks_down": [1, 2, 2], "blocks_up": [2, 1],
+                                     "groups": 4}, 32, id="segresnet-2d-3levels"),
+    pytest.param("monai_segresnet_ds", {"dims": 2, "dsdepth": 3}, 64, id="segresnet_ds-2d-ds3"),
+    pytest.param("monai_segresnet_ds", {"dims": 2, "norm": "instance", "blocks_up": [2, 1, 1]},
+                 32, id="segresnet_ds-2d-instance"),
     pytest.param("monai_unet", {}, 32, id="unet-3d-res2", marks=slow),
+    pytest.param("monai_segresnet", {}, 32, id="segresnet-3d", marks=slow),
+    pytest.param("monai_segresnet_ds", {"dsdepth": 2}, 32, id="segresnet_ds-3d-ds2", marks=slow),
     pytest.param("monai_dynunet", {}, 32, id="dynunet-3d", marks=slow),
     pytest.param("monai_dynunet", {"res_block": True, "ds": True, "ds_num": 2,
                                    "strides": [[1, 2, 2], [1, 2, 2], 2, 2],
@@ -79,6 +87,7 @@ def test_unet_dropout_masks_match_in_training():
 @pytest.mark.parametrize("spec, params", [
     ("monai_unet", {"dims": 2}), ("monai_unet", {"dims": 2, "res_units": 0}),
     ("monai_dynunet", {"dims": 2, "res_block": True, "ds": True, "ds_num": 3}),
+    ("monai_segresnet", {"dims": 2}), ("monai_segresnet_ds", {"dims": 2, "dsdepth": 3}),
 ])
 def test_every_peer_tensor_is_mapped_once(spec, params):
     model, peer = _pair(spec, params)
