@@ -119,7 +119,10 @@ class PreActUnit(nn.Module):
         h = x
         for name in self.layer_names:
             h = getattr(self, name)(h)
-        return h + (x if self.shortcut is None else self.shortcut(x))
+        # NOTE: in place, as MONAI's ResBlock: h is the last conv's fresh output, which the
+        # conv's backward does not need (saves one activation-sized buffer per unit)
+        h += x if self.shortcut is None else self.shortcut(x)
+        return h
 
 
 class PreActBlock(nn.Sequential):
