@@ -53,6 +53,8 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("monai_segresnet", {"dims": 3}, "MONAI SegResNet 3D"),
     ("monai_segresnet_ds", {"dims": 2, "dsdepth": 3}, "MONAI SegResNetDS 2D, dsdepth 3"),
     ("monai_segresnet_ds", {"dims": 3}, "MONAI SegResNetDS 3D"),
+    # training outputs differ by MONAI's hard-coded skip dropout (specs/monai_vnet.yaml)
+    ("monai_vnet", {"dims": 2}, "MONAI VNet 2D"),
 ]
 
 

@@ -93,6 +93,8 @@ MONAI_COUNTS = [
     ("monai_segresnet_ds", {}, 19_914_146, None, "MONAI SegResNetDS() (3D, init_filters 32)"),
     ("monai_segresnet_ds", {"dsdepth": 3}, 19_914_534, None, "MONAI SegResNetDS(dsdepth=3)"),
     ("monai_segresnet_ds", {"dims": 2}, 6_642_530, None, "MONAI SegResNetDS(spatial_dims=2)"),
+    ("monai_vnet", {}, 45_593_892, None, "MONAI VNet() (3D)"),
+    ("monai_vnet", {"dims": 2}, 9_357_924, None, "MONAI VNet(spatial_dims=2)"),
 ]
 COUNTS += MONAI_COUNTS
 
@@ -109,7 +111,8 @@ SMALL.update(monai_unet={"dims": 2, "channels": [4, 8, 16, 32]},
              monai_segresnet={"dims": 2, "init_filters": 8, "blocks_down": [1, 1, 1],
                               "blocks_up": [1, 1]},
              monai_segresnet_ds={"dims": 2, "init_filters": 4, "blocks_down": [1, 1, 1],
-                                 "blocks_up": [1, 1]})
+                                 "blocks_up": [1, 1]},
+             monai_vnet={"dims": 2})  # VNet's widths are fixed (16..256)
 
 
 def small(spec, **extra):

@@ -50,10 +50,15 @@ class ConvUnitParams(StridedStack):
     order: Order = "NDA"
     """What follows each conv, in order: N (norm), D (dropout), A (activation); MONAI's
     `adn_ordering` (`NDA`: conv -> norm -> dropout -> act; `AN`: act then norm, no dropout)."""
-    residual: bool = False
-    """Add Kerfoot's residual: the input itself where the unit keeps the shape, else a conv
-    (the unit's kernel and stride where it strides, 1x1 where only the width changes, with
-    `bias`); the sum is the output (no activation after it). MONAI's `ResidualUnit`."""
+    residual: bool | Literal["tile"] = False
+    """`true`: add Kerfoot's residual, the input itself where the unit keeps the shape, else a
+    conv (the unit's kernel and stride where it strides, 1x1 where only the width changes,
+    with `bias`; MONAI's `ResidualUnit`). `tile`: the input itself, its channels repeated to
+    the width where it grows (V-Net's input transition; the width must be a multiple of the
+    input's, no stride)."""
+    post_act: bool = False
+    """One more activation after the sum (after the unit without a residual): V-Net's
+    `act(convs(x) + x)`; MONAI's ResidualUnit has none."""
     transposed: bool = False
     """The first conv is transposed and strides up by `stride` (output = input x stride, for
     an odd kernel: padding kernel // 2, output padding stride - 1): the node sits log2(stride)
@@ -75,6 +80,13 @@ class ConvUnitParams(StridedStack):
             raise ValueError("a `transposed` unit has no residual (MONAI's up-sampling conv is "
                              "a plain Convolution); put a residual unit on a node after it")
         return self
+
+    def problems(self, dims: int, in_channels: int, out_channels: int) -> list[str]:
+        found = super().problems(dims, in_channels, out_channels)
+        if self.residual == "tile" and (out_channels % in_channels or self.stride != 1):
+            found.append(f"`residual: tile` repeats the {in_channels} input channels to the "
+                         f"width: {out_channels} must be a multiple of them, with stride 1")
+        return found
 
     def levels_down(self) -> int:
         levels = super().levels_down()

@@ -15,7 +15,7 @@ from .conv import half
 from .layers import CONV, CONV_T, make_act, make_norm
 from .unit_params import ConvUnitParams, PreActParams
 
-__all__ = ["ConvUnit", "PreActUnit", "PreActBlock"]
+__all__ = ["ConvUnit", "TileChannels", "PreActUnit", "PreActBlock"]
 
 
 def _strided(stride: Size) -> bool:
@@ -51,7 +51,8 @@ class ConvUnit(nn.Module):
             c_in = c_out
         self.layer_names = tuple(names)  # a plain tuple: `skipgraph eject` copies it
         self.residual = self._residual(dims, in_channels, out_channels, stride, p)
-        self.identity_residual = p.residual and self.residual is None
+        self.identity_residual = bool(p.residual) and self.residual is None
+        self.post_act = make_act(p.act) if p.post_act else None
 
     @staticmethod
     def _conv(dims: int, c_in: int, c_out: int, stride: Size, transposed: bool,
@@ -80,6 +81,8 @@ class ConvUnit(nn.Module):
                   p: ConvUnitParams) -> nn.Module | None:
         if not p.residual or (not _strided(stride) and in_channels == out_channels):
             return None
+        if p.residual == "tile":
+            return TileChannels(out_channels // in_channels)
         if _strided(stride):
             return CONV[dims](in_channels, out_channels, p.kernel, stride=stride,
                               padding=half(p.kernel), bias=p.bias)
@@ -90,8 +93,25 @@ class ConvUnit(nn.Module):
         for name in self.layer_names:
             h = getattr(self, name)(h)
         if self.residual is not None:
-            return h + self.residual(x)
-        return h + x if self.identity_residual else h
+            h = h + self.residual(x)
+        elif self.identity_residual:
+            h = h + x
+        return h if self.post_act is None else self.post_act(h)
+
+
+class TileChannels(nn.Module):
+    """The input's channels repeated ``repeats`` times, ``(N, C, *S) -> (N, C * repeats, *S)``
+    (V-Net's input transition adds its input tiled to 16 channels)."""
+
+    def __init__(self, repeats: int):
+        super().__init__()
+        self.repeats = repeats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.repeat(1, self.repeats, *[1] * (x.dim() - 2))
+
+    def extra_repr(self) -> str:
+        return f"repeats={self.repeats}"
 
 
 class PreActUnit(nn.Module):

@@ -211,6 +211,40 @@ def segresnet_ds_key(key: str, model: nn.Module) -> str | None:
             return f"head_D{level}.{m[1]}"
     raise KeyError(key)
 
+def make_vnet(p: dict[str, Any]) -> nn.Module:
+    """MONAI's VNet without the dropout the spec cannot place (see specs/monai_vnet.yaml)."""
+    from monai.networks.nets import VNet
+    return VNet(spatial_dims=p["dims"], in_channels=p["in_channels"], out_channels=p["classes"],
+                dropout_prob_down=None, dropout_prob_up=(None, 0.0))
+
+
+_VNET_DOWN = {"down_tr32": 1, "down_tr64": 2, "down_tr128": 3, "down_tr256": 4}
+_VNET_UP = {"up_tr256": 3, "up_tr128": 2, "up_tr64": 1, "up_tr32": 0}
+_VNET_UP_EDGE = {3: "bottom_E4_D3", 2: "up2_D3_D2", 1: "up1_D2_D1", 0: "up0_D1_D0"}
+
+
+def vnet_key(key: str, model: nn.Module) -> str | None:
+    """``in_tr`` -> ``I``; ``down_trN.down_conv`` / ``bn1`` -> the strided conv / norm on the
+    edge into ``E[l]``, ``up_trN.up_conv`` / ``bn1`` -> the transposed conv / norm on the edge
+    into ``D[l]``; ``ops.k.conv_block.conv`` / ``.adn.N`` -> ``conv{k+1}`` / ``norm{k+1}``;
+    ``out_tr.conv_block`` -> ``O``, ``out_tr.conv2`` -> ``head_O``."""
+    head, _, rest = key.partition(".")
+    unit = re.fullmatch(r"(?:ops\.(\d+)\.)?conv_block\.(conv|adn\.N)\.(\w+)", rest)
+    node = {"in_tr": "I", "out_tr": "O"}.get(head) or (
+        f"E{_VNET_DOWN[head]}" if head in _VNET_DOWN else
+        f"D{_VNET_UP[head]}" if head in _VNET_UP else None)
+    if node is None:
+        raise KeyError(key)
+    if unit is not None:
+        return f"{node}.{'conv' if unit[2] == 'conv' else 'norm'}{int(unit[1] or 0) + 1}.{unit[3]}"
+    if head == "out_tr" and (m := re.fullmatch(r"conv2\.(weight|bias)", rest)):
+        return f"head_O.{m[1]}"
+    if m := re.fullmatch(r"(down_conv|up_conv|bn1)\.(\w+)", rest):
+        edge = (f"{'down1_I' if node == 'E1' else f'encoder_E{_VNET_DOWN[head] - 1}'}_{node}"
+                if head in _VNET_DOWN else _VNET_UP_EDGE[_VNET_UP[head]])
+        return f"{edge}.{'norm' if m[1] == 'bn1' else 'resample'}.{m[2]}"
+    raise KeyError(key)
+
 def peer_outputs(spec: str, model: nn.Module, out: Any, peer: bool = False) -> list[torch.Tensor]:
     """The heads of a compiled spec (``peer=False``) or of its MONAI peer as one list of
     tensors in the same order, comparable element by element. DynUNet stacks its deep-

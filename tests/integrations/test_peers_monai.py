@@ -106,3 +106,17 @@ def test_dynunet_training_heads_are_the_specs_low_resolution_heads():
     assert [tuple(h.shape[2:]) for h in heads.values()] == [(32, 32), (16, 16), (8, 8)]
     assert stacked.shape == (1, 3, 2, 32, 32)
     assert (heads["D[2]"] - stacked[:, 2, :, ::4, ::4]).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("dims, size", [(2, 32), pytest.param(3, 32, marks=slow)])
+def test_vnet_is_equal_in_eval_and_in_training_without_monais_dropout(dims, size):
+    """MONAI's VNet drops skip channels in training (p = 0.5 hard-coded in up_tr64/up_tr32);
+    the spec has no edge dropout, so training is compared with those dropouts at p = 0."""
+    model, peer = _pair("monai_vnet", {"dims": dims})
+    x = torch.randn(2, 1, *[size] * dims)
+    _compare(model, peer, "monai_vnet", x, training=False)
+    for m in peer.modules():
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd):
+            m.p = 0.0
+    _compare(model, peer, "monai_vnet", x, training=True)
+    _compare(model, peer, "monai_vnet", x, training=False)  # after training-mode BN updates
