@@ -4,7 +4,8 @@ grad) and a training step (forward + backward of every output), timed interleave
     python bench/bench_peers.py [--size2d 128] [--size3d 48] [--batch 2] [--reps 7]
                                 [--device cpu|cuda|all] [--out F.json]
 
-Peers: MONAI's BasicUNet and BasicUNetPlusPlus (deep supervision), nnU-Net's PlainConvUNet
+Peers: MONAI's BasicUNet and BasicUNetPlusPlus (deep supervision), UNet, DynUNet, SegResNet and
+SegResNetDS, nnU-Net's PlainConvUNet
 (dynamic_network_architectures), each in 2D and 3D at the spec's defaults (the nnU-Net spec in 3D
 with nnU-Net's 3D width cap of 320). Outputs are compared before timing (max |difference|
 reported). ``ratio`` is skipgraph / peer, the median of per-round ratios
@@ -28,6 +29,7 @@ import skipgraph  # noqa: E402
 from skipgraph.compile.timing import (bench_devices, forward_fn, interleaved,  # noqa: E402
                                       median, paired_ratio, save_results, train_step_fn)
 from skipgraph.integrations.peers import PEERS, build_peer, load_peer_weights  # noqa: E402
+from skipgraph.integrations.peers_monai import peer_outputs  # noqa: E402
 
 # (spec, params, label); sizes come from the command line by dims. A row is all a spec with an
 # entry in skipgraph.integrations.peers.PEERS (its peer's constructor and weight-key map) needs.
@@ -41,13 +43,19 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("nnunet_resenc", {"dims": 2}, "ResidualEncoderUNet 2D, 6 stages, DS"),
     ("resnet_unet", {}, "smp Unet, ResNet-34"),
     ("resnet_unet", {"decoder": "unet_pp"}, "smp UnetPlusPlus, ResNet-34"),
+    ("monai_unet", {"dims": 2}, "MONAI UNet 2D, num_res_units=2"),
+    ("monai_unet", {"dims": 2, "res_units": 0}, "MONAI UNet 2D, num_res_units=0"),
+    ("monai_unet", {"dims": 3}, "MONAI UNet 3D, num_res_units=2"),
+    ("monai_dynunet", {"dims": 2}, "MONAI DynUNet 2D, 5 stages"),
+    ("monai_dynunet", {"dims": 3, "res_block": True, "ds": True, "ds_num": 2},
+     "MONAI DynUNet 3D, res_block, DS"),
+    ("monai_segresnet", {"dims": 2}, "MONAI SegResNet 2D"),
+    ("monai_segresnet", {"dims": 3}, "MONAI SegResNet 3D"),
+    ("monai_segresnet_ds", {"dims": 2, "dsdepth": 3}, "MONAI SegResNetDS 2D, dsdepth 3"),
+    ("monai_segresnet_ds", {"dims": 3}, "MONAI SegResNetDS 3D"),
+    # training outputs differ by MONAI's hard-coded skip dropout (specs/monai_vnet.yaml)
+    ("monai_vnet", {"dims": 2}, "MONAI VNet 2D"),
 ]
-
-
-def _outputs(out: Any) -> list[torch.Tensor]:
-    if isinstance(out, dict):
-        return list(out.values())
-    return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
 def bench(spec: str, params: dict, label: str, args, device: torch.device) -> list[dict]:
@@ -60,7 +68,9 @@ def bench(spec: str, params: dict, label: str, args, device: torch.device) -> li
     for training in (False, True):  # eval: the spec's output (a list where the peer lists)
         model.train(training), peer.train(training)
         with torch.no_grad():
-            ours, theirs = _outputs(model(x)), _outputs(peer(x))
+            # DynUNet stacks its up-sampled training heads: compared head by head
+            ours = peer_outputs(spec, model, model(x))
+            theirs = peer_outputs(spec, model, peer(x), peer=True)
         if len(ours) != len(theirs):
             raise ValueError(f"{label}: {len(ours)} outputs vs the peer's {len(theirs)} "
                              f"({'training' if training else 'eval'} mode)")

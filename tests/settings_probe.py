@@ -34,7 +34,7 @@ DIMS = 2
 PLACEMENT = {"type", "op", "on", "if_"}
 # a setting that only matters together with others: the others, set in both specs
 CONTEXT: dict[str, dict[str, Any]] = {
-    "order": {"norm": "batch", "act": "relu"},          # swaps norm and activation
+    "order": {"norm": "batch", "act": "relu", "dropout": 0.1},  # places norm, act, dropout
     "hidden": {"variant": "pooled_mlp", "layers": 2},   # width of pooled_mlp's hidden stages
     "layers": {"variant": "pooled_mlp"},                # pooled_mlp's stages
     "norm_per_step": {"steps": 2},
@@ -44,6 +44,9 @@ CONTEXT: dict[str, dict[str, Any]] = {
 PROBE_FACTOR = 2  # every level-to-level factor of the probe specs (`kernel: factor` is 2)
 # settings an op cannot do without (upconv's conv keeps the size only with an odd kernel)
 ENTRY_BASE: dict[str, dict[str, Any]] = {"upconv": {"kernel": 3}}
+# spec params a head type's probe needs: an identity head on E[2] passes its 32 channels, so
+# the classes (every head's `out`) are 32
+HEAD_PARAMS: dict[str, dict[str, Any]] = {"identity": {"classes": 4 * WIDTH}}
 # values of the options a norm / activation takes ({type: batch, momentum: 0.3}); `None`:
 # the flipped default of a bool
 OPTION_VALUES: dict[str, Any] = {"momentum": 0.3, "eps": 1e-2, "affine": None,
@@ -244,6 +247,7 @@ def probe_spec(case_registry: str, entry: str, settings: dict[str, Any],
         spec["heads"]["seg"].update(settings)
     else:  # another head type: on the bottom node, beside the seg heads
         spec["heads"]["probe"] = {"type": entry, "on": "E[2]", **settings}
+        spec["params"].update(HEAD_PARAMS.get(entry, {}))
     return spec
 
 

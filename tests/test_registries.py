@@ -23,7 +23,7 @@ def _diagnostics(write_spec, text: str):
 
 
 def test_builtin_head_types_state_their_rules():
-    assert [e.name for e in list_heads()] == ["cgm", "seg"]
+    assert [e.name for e in list_heads()] == ["cgm", "identity", "seg"]
     seg = get_head("seg").params(on="X[0,j]", out=3, resize="full")
     assert seg.pixelwise and seg.out_channels() == 3 and seg.full_size(2)
     cgm = get_head("cgm").params(type="cgm", on="E[i]")

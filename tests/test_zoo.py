@@ -72,6 +72,31 @@ COUNTS = [
      'smp UnetPlusPlus("resnet18")'),
     ("resnet_unet", {"dims": 3}, 72_964_657, None, "ResNet-34 U-Net in 3D (3x3x3 kernels)"),
 ]
+# MONAI's conv networks: the literal here, and the package's own count in
+# test_monai_counts_are_the_packages (outputs: tests/integrations/test_peers_monai.py)
+MONAI_COUNTS = [
+    ("monai_unet", {}, 4_806_481, None, "MONAI UNet(3, 1, 2, (16..256), (2,)*4, num_res_units=2)"),
+    ("monai_unet", {"dims": 2}, 1_625_161, None, "MONAI UNet 2D, num_res_units=2"),
+    ("monai_unet", {"res_units": 0}, 1_979_610, None, "MONAI UNet 3D, num_res_units=0"),
+    ("monai_unet", {"res_units": 0, "dims": 2}, 660_282, None, "MONAI UNet 2D, num_res_units=0"),
+    ("monai_dynunet", {}, 16_543_650, None, "MONAI DynUNet 3D, 5 stages 32..320"),
+    ("monai_dynunet", {"res_block": True}, 16_670_210, None, "MONAI DynUNet 3D, res_block"),
+    ("monai_dynunet", {"ds": True, "ds_num": 2}, 16_544_038, None,
+     "MONAI DynUNet 3D, deep_supervision, deep_supr_num=2"),
+    ("monai_dynunet", {"dims": 2}, 7_762_018, None, "MONAI DynUNet 2D, 5 stages 32..512"),
+    ("monai_dynunet", {"res_block": True, "ds": True, "ds_num": 2,
+                       "strides": [[1, 2, 2], [1, 2, 2], 2, 2],
+                       "kernels": [[1, 3, 3], [1, 3, 3], 3, 3, 3]}, 16_444_742, None,
+     "MONAI DynUNet 3D anisotropic, res_block, deep supervision"),
+    ("monai_segresnet", {}, 1_176_186, None, "MONAI SegResNet() (3D, init_filters 8)"),
+    ("monai_segresnet", {"dims": 2}, 394_986, None, "MONAI SegResNet(spatial_dims=2)"),
+    ("monai_segresnet_ds", {}, 19_914_146, None, "MONAI SegResNetDS() (3D, init_filters 32)"),
+    ("monai_segresnet_ds", {"dsdepth": 3}, 19_914_534, None, "MONAI SegResNetDS(dsdepth=3)"),
+    ("monai_segresnet_ds", {"dims": 2}, 6_642_530, None, "MONAI SegResNetDS(spatial_dims=2)"),
+    ("monai_vnet", {}, 45_593_892, None, "MONAI VNet() (3D)"),
+    ("monai_vnet", {"dims": 2}, 9_357_924, None, "MONAI VNet(spatial_dims=2)"),
+]
+COUNTS += MONAI_COUNTS
 
 _MONAI_SMALL = {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 16, "f4": 32, "f5": 4}
 SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
@@ -79,6 +104,15 @@ SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
          "nnunet_plain": {"base": 4, "stages": 4, "ds": False},  # low-resolution heads
          "nnunet_resenc": {"base": 4, "stages": 4, "ds": False},
          "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2}}
+
+
+SMALL.update(monai_unet={"dims": 2, "channels": [4, 8, 16, 32]},
+             monai_dynunet={"dims": 2, "base": 4, "stages": 4},
+             monai_segresnet={"dims": 2, "init_filters": 8, "blocks_down": [1, 1, 1],
+                              "blocks_up": [1, 1]},
+             monai_segresnet_ds={"dims": 2, "init_filters": 4, "blocks_down": [1, 1, 1],
+                                 "blocks_up": [1, 1]},
+             monai_vnet={"dims": 2})  # VNet's widths are fixed (16..256)
 
 
 def small(spec, **extra):
@@ -94,6 +128,19 @@ def test_parameter_counts(name, overrides, expected, paper, source):
     assert n == expected, source
     if paper is not None:
         assert round(n / 1e6, 1) == paper, source
+
+
+@pytest.mark.parametrize("name, overrides, expected, paper, source", MONAI_COUNTS,
+                         ids=[f"{c[0]}-{c[1]}" for c in MONAI_COUNTS])
+def test_monai_counts_are_the_packages(name, overrides, expected, paper, source, capsys):
+    pytest.importorskip("monai")
+    from skipgraph.integrations.peers import PEERS, build_peer
+    model = skipgraph.build(SPECS / f"{name}.yaml", **overrides)
+    peer = sum(p.numel() for p in build_peer(name, model.ir.params).parameters())
+    with capsys.disabled():
+        print(f"\n{name} {overrides}: skipgraph {count_params(model):,}, "
+              f"{PEERS[name].label} {peer:,}")
+    assert count_params(model) == peer == expected, source
 
 
 def test_every_zoo_spec_has_a_count():
@@ -174,7 +221,7 @@ def test_one_training_step_reaches_every_head_pixel(spec, classes):
     model = skipgraph.build(spec, seed=0, **small(spec, classes=classes, **switches)).train()
     logits = {}
     for head in model.ir.heads.values():
-        if head.type == "seg":
+        if head.type in ("seg", "identity"):  # identity: the node's output is the logits
             model.get_submodule(head.name).register_forward_hook(
                 lambda mod, args, out, h=head.id: logits.__setitem__(h, out))
     size = 176 if spec.stem == "unet3p" else 32  # its MS-SSIM term needs > 160 px

@@ -270,3 +270,4 @@ register_block("identity", IdentityParams, "skipgraph.blocks.resnet:IdentityBloc
                "no conv: [norm] [act] on the merged input (keeps its channels)")
 
 from . import backbone_params  # noqa: E402,F401  (registers `backbone`, the stage of a timm encoder)
+from . import unit_params  # noqa: E402,F401  (registers `convunit` and `preact`: MONAI's units)

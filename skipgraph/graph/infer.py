@@ -51,6 +51,9 @@ def infer(ir: IRGraph) -> IRGraph:
         ir.add_node(dataclasses.replace(node, in_channels=in_ch, out_channels=out_ch))
     for head in list(ir.heads.values()):
         ir.add_head(dataclasses.replace(head, in_channels=ir.node(head.node).out_channels))
+        for problem in head.settings.problems(ir.node(head.node).out_channels):
+            sink.error("channel-mismatch", f"head {head.id}: {problem}",
+                       head.origin.span if head.origin else None, key=f"heads.{head.family}")
     sink.raise_if_any()
     return ir
 

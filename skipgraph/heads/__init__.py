@@ -94,6 +94,11 @@ class HeadType(SpecModel):
         """Which pixel-wise heads this head's decision gates: ``none``, ``all`` or ``same``."""
         return "none"
 
+    def problems(self, in_channels: int) -> list[str]:
+        """What stops this head from sitting on a node of ``in_channels`` channels (checked
+        by `check`); none by default."""
+        return []
+
     def term(self, node: str, level: int) -> str:
         """The head in the IR printout (``conv1x1(X[0,4])``)."""
         raise NotImplementedError

@@ -123,3 +123,4 @@ register_head("seg", SegHead, "skipgraph.heads.modules:SegHeadBuilder",
               "kernel conv to `out` channels [-> resize to full size] [-> act]")
 register_head("cgm", CgmHead, "skipgraph.heads.modules:CgmBuilder",
               "classification-guided module: an image-level decision gating seg heads")
+from . import identity  # noqa: E402,F401  (registers `identity`: the node itself as a head)

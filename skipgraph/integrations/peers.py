@@ -27,6 +27,7 @@ weights load into the compiled spec (and the tests can check equal outputs):
   ``downsample.0`` / ``.1`` -> ``shortcut.conv`` / ``shortcut.norm``); Unet's
   ``decoder.blocks.b`` -> ``D{4-b}_0``, UnetPlusPlus' ``decoder.blocks.x_d_L`` -> ``D{4-L}_d``
   (``convk.0`` / ``convk.1`` -> ``convk`` / ``normk``); ``segmentation_head.0`` -> ``head_D0_0``.
+- MONAI's UNet, DynUNet, SegResNet, SegResNetDS: :mod:`skipgraph.integrations.peers_monai`.
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
+
+from . import peers_monai
 
 __all__ = ["Peer", "PEERS", "build_peer", "peer_key_map", "load_peer_weights"]
 
@@ -249,6 +252,15 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          _make_residual_encoder_unet, _nnunet_resenc),
     Peer("resnet_unet", "segmentation_models_pytorch Unet / UnetPlusPlus (ResNet)",
          "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
+    Peer("monai_unet", "MONAI UNet", "monai", peers_monai.make_unet, peers_monai.unet_key),
+    Peer("monai_dynunet", "MONAI DynUNet", "monai", peers_monai.make_dynunet,
+         peers_monai.dynunet_key),
+    Peer("monai_segresnet", "MONAI SegResNet", "monai", peers_monai.make_segresnet,
+         peers_monai.segresnet_key),
+    Peer("monai_segresnet_ds", "MONAI SegResNetDS", "monai", peers_monai.make_segresnet_ds,
+         peers_monai.segresnet_ds_key),
+    Peer("monai_vnet", "MONAI VNet (no dropout)", "monai", peers_monai.make_vnet,
+         peers_monai.vnet_key),
 ]}
 
 
