@@ -268,6 +268,3 @@ register_block("resblock", ResBlockParams, "skipgraph.blocks.resnet:ResBlock",
                "units x (convs x conv-norm-act, + shortcut, act after the sum): ResNet stages")
 register_block("identity", IdentityParams, "skipgraph.blocks.resnet:IdentityBlock",
                "no conv: [norm] [act] on the merged input (keeps its channels)")
-
-from . import backbone_params  # noqa: E402,F401  (registers `backbone`, the stage of a timm encoder)
-from . import unit_params  # noqa: E402,F401  (registers `convunit` and `preact`: MONAI's units)

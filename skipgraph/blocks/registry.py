@@ -113,7 +113,7 @@ class BlockParams(BaseModel):
 
 BlockDef = Entry  # the entry of a block type (its name, settings model and builder)
 
-BLOCKS: Registry[BlockParams] = Registry("block type", "skipgraph.blocks.builtin",
+BLOCKS: Registry[BlockParams] = Registry("block type", "skipgraph.blocks.catalog",
                                          code="unknown-block")
 
 

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..spec.axes import KernelSize, volume
-from ..spec.types import ExprText, KernelExpr
-from .builtin import StridedStack, check_act, check_norm, check_odd_kernel, check_positive
+from ..fields.axes import KernelSize, volume
+from ..fields.types import ActSetting, ExprText, KernelExpr, NormSetting
+from .builtin import StridedStack, check_odd_kernel, check_positive
 from .registry import BlockParams, register_block
 
 __all__ = ["ConvUnitParams", "PreActParams", "ORDERS"]
@@ -43,8 +43,8 @@ class ConvUnitParams(StridedStack):
     width. An expression over params and index variables is evaluated per node."""
     kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
     bias: bool = True
-    norm: str | dict[str, Any] = "instance"
-    act: str | dict[str, Any] = "prelu"
+    norm: NormSetting = "instance"
+    act: ActSetting = "prelu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Element-wise dropout rate after each conv, placed by `order` (0: no dropout layer)."""
     order: Order = "NDA"
@@ -69,8 +69,6 @@ class ConvUnitParams(StridedStack):
 
     expressions = {"stride": 1, "widths": 1, "convs": 1}
 
-    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
-    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
     _convs = field_validator("convs")(classmethod(lambda cls, v: check_positive(v, "convs", 64)))
 
@@ -119,13 +117,11 @@ class PreActParams(BlockParams):
     """(norm -> act -> conv) steps per unit."""
     kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
     bias: bool = False
-    norm: str | dict[str, Any] = "batch"
-    act: str | dict[str, Any] = "relu"
+    norm: NormSetting = "batch"
+    act: ActSetting = "relu"
 
     expressions = {"units": 1}
 
-    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
-    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
     _units = field_validator("units")(classmethod(lambda cls, v: check_positive(v, "units", 64)))
 

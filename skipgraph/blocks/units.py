@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..spec.axes import Size, axiswise
+from ..fields.axes import Size, axiswise
 from .conv import half
 from .layers import CONV, CONV_T, make_act, make_norm
 from .unit_params import ConvUnitParams, PreActParams

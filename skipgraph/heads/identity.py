@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from ..spec.types import ExprText
+from ..fields.types import ExprText
 from . import HeadType, register_head
 
 __all__ = ["IdentityHead"]
