@@ -41,6 +41,7 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("nnunet_resenc", {"dims": 2}, "ResidualEncoderUNet 2D, 6 stages, DS"),
     ("resnet_unet", {}, "smp Unet, ResNet-34"),
     ("resnet_unet", {"decoder": "unet_pp"}, "smp UnetPlusPlus, ResNet-34"),
+    ("smp_linknet", {}, "smp Linknet, ResNet-34"),
 ]
 
 

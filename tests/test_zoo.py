@@ -71,14 +71,19 @@ COUNTS = [
     ("resnet_unet", {"encoder": "resnet18", "decoder": "unet_pp"}, 15_970_449, None,
      'smp UnetPlusPlus("resnet18")'),
     ("resnet_unet", {"dims": 3}, 72_964_657, None, "ResNet-34 U-Net in 3D (3x3x3 kernels)"),
+    # smp's other decoders over the spec's ResNet-34 (PEER_COUNTS: computed from smp itself)
+    ("smp_linknet", {}, 21_771_937, None, 'smp Linknet("resnet34", encoder_weights=None)'),
 ]
+# (spec, overrides) whose count the test also takes from the peer package itself
+PEER_COUNTS = [("smp_linknet", {})]
 
 _MONAI_SMALL = {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 16, "f4": 32, "f5": 4}
 SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
          "monai_basic_unet": _MONAI_SMALL, "monai_basic_unetpp": _MONAI_SMALL,
          "nnunet_plain": {"base": 4, "stages": 4, "ds": False},  # low-resolution heads
          "nnunet_resenc": {"base": 4, "stages": 4, "ds": False},
-         "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2}}
+         "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2},
+         "smp_linknet": {"encoder": "resnet18", "base": 4}}
 
 
 def small(spec, **extra):
@@ -94,6 +99,18 @@ def test_parameter_counts(name, overrides, expected, paper, source):
     assert n == expected, source
     if paper is not None:
         assert round(n / 1e6, 1) == paper, source
+
+
+@pytest.mark.parametrize("name, overrides", PEER_COUNTS, ids=[c[0] for c in PEER_COUNTS])
+def test_parameter_counts_equal_the_peer_packages(name, overrides):
+    from skipgraph.integrations.peers import PEERS, build_peer
+    pytest.importorskip("skipgraph.blocks.backbone")  # before smp imports torchvision
+    pytest.importorskip(PEERS[name].package)
+    model = skipgraph.build(SPECS / f"{name}.yaml", **overrides)
+    peer = sum(p.numel() for p in build_peer(name, model.ir.params).parameters())
+    print(f"{name} {overrides}: {PEERS[name].label} has {peer:,} parameters")
+    expected = next(c[2] for c in COUNTS if c[0] == name and c[1] == overrides)
+    assert count_params(model) == peer == expected
 
 
 def test_every_zoo_spec_has_a_count():

@@ -27,6 +27,7 @@ weights load into the compiled spec (and the tests can check equal outputs):
   ``downsample.0`` / ``.1`` -> ``shortcut.conv`` / ``shortcut.norm``); Unet's
   ``decoder.blocks.b`` -> ``D{4-b}_0``, UnetPlusPlus' ``decoder.blocks.x_d_L`` -> ``D{4-L}_d``
   (``convk.0`` / ``convk.1`` -> ``convk`` / ``normk``); ``segmentation_head.0`` -> ``head_D0_0``.
+- smp's other decoders over that encoder (``smp_*`` specs): :mod:`.peers_smp`.
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
+
+from . import peers_smp as smp_peers
+from .peers_smp import smp_encoder_key
 
 __all__ = ["Peer", "PEERS", "build_peer", "peer_key_map", "load_peer_weights"]
 
@@ -126,15 +130,9 @@ def _nnunet_decoder(key: str, n: int) -> str:
     raise KeyError(key)
 
 
-_SMP_RESNET = {"conv1": "conv1", "bn1": "norm1", "conv2": "conv2", "bn2": "norm2",
-               "downsample.0": "shortcut.conv", "downsample.1": "shortcut.norm"}
-
-
 def _smp_resnet_unet(key: str, model: nn.Module) -> str | None:
-    if m := re.fullmatch(r"encoder\.(conv1|bn1)\.(\w+)", key):
-        return f"S.{_SMP_RESNET[m[1]]}.{m[2]}"
-    if m := re.fullmatch(r"encoder\.layer(\d)\.(\d+)\.(conv\d|bn\d|downsample\.\d)\.(\w+)", key):
-        return f"E{int(m[1]) + 1}.unit{int(m[2]) + 1}.{_SMP_RESNET[m[3]]}.{m[4]}"
+    if name := smp_encoder_key(key):
+        return name
     if m := re.fullmatch(r"decoder\.blocks\.(?:(\d+)|x_(\d+)_(\d+))\.conv(\d)\.([01])\.(\w+)",
                          key):
         node = f"D{4 - int(m[1])}_0" if m[1] else f"D{4 - int(m[3])}_{m[2]}"
@@ -249,6 +247,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          _make_residual_encoder_unet, _nnunet_resenc),
     Peer("resnet_unet", "segmentation_models_pytorch Unet / UnetPlusPlus (ResNet)",
          "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
+    Peer("smp_linknet", "segmentation_models_pytorch Linknet (ResNet)",
+         "segmentation_models_pytorch", smp_peers.make_linknet, smp_peers.linknet_key),
 ]}
 
 
