@@ -42,6 +42,7 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("resnet_unet", {}, "smp Unet, ResNet-34"),
     ("resnet_unet", {"decoder": "unet_pp"}, "smp UnetPlusPlus, ResNet-34"),
     ("smp_linknet", {}, "smp Linknet, ResNet-34"),
+    ("smp_fpn", {}, "smp FPN, ResNet-34"),
 ]
 
 

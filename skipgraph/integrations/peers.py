@@ -249,6 +249,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
     Peer("smp_linknet", "segmentation_models_pytorch Linknet (ResNet)",
          "segmentation_models_pytorch", smp_peers.make_linknet, smp_peers.linknet_key),
+    Peer("smp_fpn", "segmentation_models_pytorch FPN (ResNet)", "segmentation_models_pytorch",
+         smp_peers.make_fpn, smp_peers.fpn_key),
 ]}
 
 

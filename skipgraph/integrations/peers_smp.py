@@ -15,7 +15,7 @@ from typing import Any
 
 import torch.nn as nn
 
-__all__ = ["smp_encoder_key", "smp_model", "make_linknet", "linknet_key"]
+__all__ = ["smp_encoder_key", "smp_model", "make_linknet", "linknet_key", "make_fpn", "fpn_key"]
 
 _RESNET_PARTS = {"conv1": "conv1", "bn1": "norm1", "conv2": "conv2", "bn2": "norm2",
                  "downsample.0": "shortcut.conv", "downsample.1": "shortcut.norm"}
@@ -70,3 +70,24 @@ def linknet_key(key: str, model: nn.Module) -> str | None:
         return f"up_A{level}_B{level - 1}.{part}.{m[4]}"
     node = f"A{level}" if m[2] == "0" else f"B{level - 1}"
     return f"{node}.{_CONV_NORM[m[3]]}.{m[4]}"
+
+
+def make_fpn(p: dict[str, Any]) -> nn.Module:
+    return smp_model("FPN", p, decoder_pyramid_channels=p["pyramid"],
+                     decoder_segmentation_channels=p["segmentation"],
+                     decoder_dropout=p["dropout"])
+
+
+def fpn_key(key: str, model: nn.Module) -> str | None:
+    """smp ``FPN``: ``decoder.p5`` and ``decoder.pL.skip_conv`` -> the lateral edge conv
+    ``lateral_EL_PL.conv.conv1``; ``seg_blocks.b.block.j.block.0`` / ``.1`` (branch of level
+    ``k = 5 - b``, its ``j``-th conv) -> ``G{k}_{k-j}.conv1`` / ``norm1``."""
+    if name := smp_encoder_key(key) or _head(key, "M"):
+        return name
+    if m := re.fullmatch(r"decoder\.p(\d)(?:\.skip_conv)?\.(weight|bias)", key):
+        return f"lateral_E{m[1]}_P{m[1]}.conv.conv1.{m[2]}"
+    m = re.fullmatch(r"decoder\.seg_blocks\.(\d)\.block\.(\d)\.block\.([01])\.(\w+)", key)
+    if m is None:
+        raise KeyError(key)
+    k = 5 - int(m[1])
+    return f"G{k}_{k - int(m[2])}.{_CONV_NORM[m[3]]}.{m[4]}"

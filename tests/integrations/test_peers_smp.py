@@ -11,9 +11,10 @@ from tests.conftest import SPECS
 # (spec, params, input size); smp's defaults otherwise (resnet34, 3 -> 1 channels)
 CASES = [
     pytest.param("smp_linknet", {}, 64, id="linknet"),
+    pytest.param("smp_fpn", {}, 64, id="fpn"),
 ]
 # every spec of this file, in 3D at a small width (smp has no 3D: they build and train)
-SPECS_3D = ["smp_linknet"]
+SPECS_3D = ["smp_linknet", "smp_fpn"]
 
 
 def _pair(spec: str, params: dict):
