@@ -43,6 +43,7 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("resnet_unet", {"decoder": "unet_pp"}, "smp UnetPlusPlus, ResNet-34"),
     ("smp_linknet", {}, "smp Linknet, ResNet-34"),
     ("smp_fpn", {}, "smp FPN, ResNet-34"),
+    ("smp_deeplabv3plus", {}, "smp DeepLabV3Plus, ResNet-34"),
 ]
 
 

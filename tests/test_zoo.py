@@ -74,9 +74,11 @@ COUNTS = [
     # smp's other decoders over the spec's ResNet-34 (PEER_COUNTS: computed from smp itself)
     ("smp_linknet", {}, 21_771_937, None, 'smp Linknet("resnet34", encoder_weights=None)'),
     ("smp_fpn", {}, 23_155_393, None, 'smp FPN("resnet34", encoder_weights=None)'),
+    ("smp_deeplabv3plus", {}, 22_437_457, None,
+     'smp DeepLabV3Plus("resnet34", encoder_weights=None)'),
 ]
 # (spec, overrides) whose count the test also takes from the peer package itself
-PEER_COUNTS = [("smp_linknet", {}), ("smp_fpn", {})]
+PEER_COUNTS = [("smp_linknet", {}), ("smp_fpn", {}), ("smp_deeplabv3plus", {})]
 
 _MONAI_SMALL = {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 16, "f4": 32, "f5": 4}
 SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
@@ -85,7 +87,8 @@ SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
          "nnunet_resenc": {"base": 4, "stages": 4, "ds": False},
          "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2},
          "smp_linknet": {"encoder": "resnet18", "base": 4},
-         "smp_fpn": {"encoder": "resnet18", "base": 4, "pyramid": 8, "segmentation": 32}}
+         "smp_fpn": {"encoder": "resnet18", "base": 4, "pyramid": 8, "segmentation": 32},
+         "smp_deeplabv3plus": {"encoder": "resnet18", "base": 4, "channels": 8, "highres": 4}}
 
 
 def small(spec, **extra):

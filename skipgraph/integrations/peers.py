@@ -251,6 +251,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          "segmentation_models_pytorch", smp_peers.make_linknet, smp_peers.linknet_key),
     Peer("smp_fpn", "segmentation_models_pytorch FPN (ResNet)", "segmentation_models_pytorch",
          smp_peers.make_fpn, smp_peers.fpn_key),
+    Peer("smp_deeplabv3plus", "segmentation_models_pytorch DeepLabV3Plus (ResNet)",
+         "segmentation_models_pytorch", smp_peers.make_deeplabv3plus, smp_peers.deeplabv3plus_key),
 ]}
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch.nn as nn
 
-__all__ = ["smp_encoder_key", "smp_model", "make_linknet", "linknet_key", "make_fpn", "fpn_key"]
+__all__ = ["smp_encoder_key", "smp_model", "make_linknet", "linknet_key", "make_fpn", "fpn_key",
+           "make_deeplabv3plus", "deeplabv3plus_key"]
 
 _RESNET_PARTS = {"conv1": "conv1", "bn1": "norm1", "conv2": "conv2", "bn2": "norm2",
                  "downsample.0": "shortcut.conv", "downsample.1": "shortcut.norm"}
@@ -91,3 +92,33 @@ def fpn_key(key: str, model: nn.Module) -> str | None:
         raise KeyError(key)
     k = 5 - int(m[1])
     return f"G{k}_{k - int(m[2])}.{_CONV_NORM[m[3]]}.{m[4]}"
+
+
+def make_deeplabv3plus(p: dict[str, Any]) -> nn.Module:
+    return smp_model("DeepLabV3Plus", p, encoder_output_stride=p["output_stride"],
+                     decoder_channels=p["channels"], decoder_atrous_rates=tuple(p["rates"]),
+                     decoder_aspp_dropout=p["aspp_dropout"])
+
+
+# DeepLabV3Plus' decoder: smp key prefix -> skipgraph module (a separable conv's depthwise and
+# pointwise convs are `.0.0` / `.0.1` in smp, `dw1` / `pw1` here)
+_DEEPLAB = {"aspp.0.convs.0.0": "A0.conv1", "aspp.0.convs.0.1": "A0.norm1",
+            **{f"aspp.0.convs.{k}.{part}": f"AR{k}.{name}" for k in (1, 2, 3)
+               for part, name in (("0.0", "dw1"), ("0.1", "pw1"), ("1", "norm1"))},
+            "aspp.0.convs.4.1": "AP.conv", "aspp.0.convs.4.2": "AP.norm",
+            "aspp.0.project.0": "J.conv1", "aspp.0.project.1": "J.norm1",
+            "aspp.1.0": "K.dw1", "aspp.1.1": "K.pw1", "aspp.2": "K.norm1",
+            "block1.0": "H.conv1", "block1.1": "H.norm1",
+            "block2.0.0": "F.dw1", "block2.0.1": "F.pw1", "block2.1": "F.norm1"}
+
+
+def deeplabv3plus_key(key: str, model: nn.Module) -> str | None:
+    """smp ``DeepLabV3Plus``: ASPP's branches ``aspp.0.convs.0..4`` -> ``A0``, ``AR1..3``,
+    ``AP``; its projection -> ``J``; ``aspp.1`` / ``aspp.2`` (separable conv + BN) -> ``K``;
+    ``block1`` -> ``H``, ``block2`` -> ``F`` (the table ``_DEEPLAB``)."""
+    if name := smp_encoder_key(key) or _head(key, "F"):
+        return name
+    m = re.fullmatch(r"decoder\.(.+)\.(\w+)", key)
+    if m is None or m[1] not in _DEEPLAB:
+        raise KeyError(key)
+    return f"{_DEEPLAB[m[1]]}.{m[2]}"

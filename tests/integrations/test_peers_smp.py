@@ -12,9 +12,12 @@ from tests.conftest import SPECS
 CASES = [
     pytest.param("smp_linknet", {}, 64, id="linknet"),
     pytest.param("smp_fpn", {}, 64, id="fpn"),
+    pytest.param("smp_deeplabv3plus", {}, 64, id="deeplabv3plus"),
+    pytest.param("smp_deeplabv3plus", {"output_stride": 8, "rates": [6, 12, 18]}, 64,
+                 id="deeplabv3plus-os8", marks=pytest.mark.slow),
 ]
 # every spec of this file, in 3D at a small width (smp has no 3D: they build and train)
-SPECS_3D = ["smp_linknet", "smp_fpn"]
+SPECS_3D = ["smp_linknet", "smp_fpn", "smp_deeplabv3plus"]
 
 
 def _pair(spec: str, params: dict):
