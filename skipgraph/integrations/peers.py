@@ -28,6 +28,7 @@ weights load into the compiled spec (and the tests can check equal outputs):
   ``decoder.blocks.b`` -> ``D{4-b}_0``, UnetPlusPlus' ``decoder.blocks.x_d_L`` -> ``D{4-L}_d``
   (``convk.0`` / ``convk.1`` -> ``convk`` / ``normk``); ``segmentation_head.0`` -> ``head_D0_0``.
 - smp's other decoders over that encoder (``smp_*`` specs): :mod:`.peers_smp`.
+- dynamic_network_architectures ``ResidualUNet`` (``nnunet_resunet``): :mod:`.peers_nnunet`.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from . import peers_nnunet as nnunet_peers
 from . import peers_smp as smp_peers
 from .peers_smp import smp_encoder_key
 
@@ -208,12 +210,14 @@ def _make_plain_conv_unet(p: dict[str, Any]) -> nn.Module:
         nonlin_kwargs={"inplace": True}, deep_supervision=p["ds"])
 
 
-def _make_residual_encoder_unet(p: dict[str, Any]) -> nn.Module:
-    from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+def _make_residual_encoder_unet(p: dict[str, Any], name: str = "ResidualEncoderUNet"
+                                ) -> nn.Module:
+    """dynamic_network_architectures' ``name`` (ResidualEncoderUNet or ResidualUNet)."""
+    from dynamic_network_architectures.architectures import unet
     dims, n = p["dims"], p["stages"]
     blocks = list(p["blocks"])
     kernels, strides = _nnunet_stage_lists(p)
-    return ResidualEncoderUNet(
+    return getattr(unet, name)(
         input_channels=p["in_channels"], n_stages=n,
         features_per_stage=[min(p["base"] * 2**s, p["max_width"]) for s in range(n)],
         conv_op=nn.Conv2d if dims == 2 else nn.Conv3d, kernel_sizes=kernels,
@@ -245,6 +249,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          _make_plain_conv_unet, _nnunet_plain),
     Peer("nnunet_resenc", "nnU-Net ResidualEncoderUNet", "dynamic_network_architectures",
          _make_residual_encoder_unet, _nnunet_resenc),
+    Peer("nnunet_resunet", "nnU-Net ResidualUNet", "dynamic_network_architectures",
+         nnunet_peers.make_residual_unet, nnunet_peers.residual_unet_key),
     Peer("resnet_unet", "segmentation_models_pytorch Unet / UnetPlusPlus (ResNet)",
          "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
     Peer("smp_linknet", "segmentation_models_pytorch Linknet (ResNet)",
