@@ -17,6 +17,7 @@ from pydantic import Field, field_validator
 from ..spec.axes import KernelSize, volume
 from ..spec.types import KernelExpr
 from .builtin import StridedStack, check_act, check_norm, check_odd_kernel
+from .options import resolve_norm
 from .registry import BlockParams, register_block
 
 __all__ = ["SepConvParams", "ImagePoolParams", "DropoutParams"]
@@ -66,11 +67,22 @@ class ImagePoolParams(BlockParams):
     act: str | dict[str, Any] = "relu"
     """Activation after the norm."""
 
-    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
     _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
+
+    @field_validator("norm")
+    @classmethod
+    def _norm(cls, value: Any) -> Any:
+        check_norm(value)
+        if resolve_norm(value)[0] == "instance":
+            raise ValueError("instance norm normalises over positions, and the pooled map has "
+                             "one; use batch, group or layer norm (or none)")
+        return value
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
         return (in_channels + 3) * out_channels
+
+    def note(self) -> str:
+        return f"global {self.pool}"
 
 
 class DropoutParams(BlockParams):
