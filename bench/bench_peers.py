@@ -65,8 +65,11 @@ def bench(spec: str, params: dict, label: str, args, device: torch.device) -> li
     diff = 0.0
     for training in (False, True):  # eval: the spec's output (a list where the peer lists)
         model.train(training), peer.train(training)
-        with torch.no_grad():
-            ours, theirs = _outputs(model(x)), _outputs(peer(x))
+        with torch.no_grad():  # the same dropout draws in both (smp's FPN, DeepLabV3+)
+            torch.manual_seed(0)
+            ours = _outputs(model(x))
+            torch.manual_seed(0)
+            theirs = _outputs(peer(x))
         if len(ours) != len(theirs):
             raise ValueError(f"{label}: {len(ours)} outputs vs the peer's {len(theirs)} "
                              f"({'training' if training else 'eval'} mode)")
