@@ -55,6 +55,12 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("monai_segresnet_ds", {"dims": 3}, "MONAI SegResNetDS 3D"),
     # training outputs differ by MONAI's hard-coded skip dropout (specs/monai_vnet.yaml)
     ("monai_vnet", {"dims": 2}, "MONAI VNet 2D"),
+    ("nnunet_resunet", {"dims": 2}, "ResidualUNet 2D, 6 stages, DS"),
+    ("nnunet_resenc", {"dims": 2, "stages": 7, "blocks": [1, 3, 4, 6, 6, 6, 6]},
+     "ResEnc L preset 2D, 7 stages, DS"),
+    ("smp_linknet", {}, "smp Linknet, ResNet-34"),
+    ("smp_fpn", {}, "smp FPN, ResNet-34"),
+    ("smp_deeplabv3plus", {}, "smp DeepLabV3Plus, ResNet-34"),
 ]
 
 
@@ -71,6 +77,11 @@ def bench(spec: str, params: dict, label: str, args, device: torch.device) -> li
             # DynUNet stacks its up-sampled training heads: compared head by head
             ours = peer_outputs(spec, model, model(x))
             theirs = peer_outputs(spec, model, peer(x), peer=True)
+        with torch.no_grad():  # the same dropout draws in both (smp's FPN, DeepLabV3+)
+            torch.manual_seed(0)
+            ours = _outputs(model(x))
+            torch.manual_seed(0)
+            theirs = _outputs(peer(x))
         if len(ours) != len(theirs):
             raise ValueError(f"{label}: {len(ours)} outputs vs the peer's {len(theirs)} "
                              f"({'training' if training else 'eval'} mode)")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import annotated_types
+import pydantic
 import torch
 import yaml
 
@@ -102,7 +103,7 @@ def cases_for(registry: str, name: str, model: type) -> list[Case]:
                    if k in model.model_fields}
         default = ENTRY_BASE.get(name, {}).get(key, info.get_default(call_default_factory=True))
         if field in ("norm", "act") and typing.get_origin(info.annotation) is not Literal:
-            cases += _option_cases(registry, name, field, default, context)
+            cases += _option_cases(registry, name, field, default, context, model)
             continue
         for value in changed_values(info.annotation, default, list(info.metadata)):
             cases.append(Case(registry, name, f"{key}={value!r}", dict(context),
@@ -111,9 +112,10 @@ def cases_for(registry: str, name: str, model: type) -> list[Case]:
 
 
 def _option_cases(registry: str, name: str, field: str, default: Any,
-                  context: dict[str, Any]) -> list[Case]:
+                  context: dict[str, Any], model: type) -> list[Case]:
     """Every other name of the norm / activation table, and each option of each name against
-    that name without it."""
+    that name without it (not for a name the entry refuses: its own case probes the refusal,
+    e.g. instance norm on image pooling's one-position map)."""
     registry = NORMS if field == "norm" else ACTS
     table = {e.name: tuple(e.params.model_fields) for e in registry.list()
              if e.origin.startswith("skipgraph.")}
@@ -121,6 +123,8 @@ def _option_cases(registry: str, name: str, field: str, default: Any,
     cases = [Case(registry, name, f"{field}={n}", dict(context), {**context, field: n})
              for n in table if n != current]
     for n, options in table.items():
+        if not _accepts(model, field, n):
+            continue
         for opt in options:
             if opt not in OPTION_VALUES:
                 raise NoRule(f"{field} `{n}` option `{opt}`: add a changed value to "
@@ -132,6 +136,14 @@ def _option_cases(registry: str, name: str, field: str, default: Any,
                               {**context, field: n},
                               {**context, field: {"type": n, opt: value}}))
     return cases
+
+
+def _accepts(model: type, field: str, value: Any) -> bool:
+    try:
+        model.model_validate({field: value})
+    except pydantic.ValidationError:
+        return False
+    return True
 
 
 def changed_values(annotation: Any, default: Any, metadata: list) -> list[Any]:

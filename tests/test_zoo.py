@@ -6,6 +6,10 @@ import skipgraph
 from skipgraph.compile.summary import count_params
 from tests.conftest import CORE, SPECS, ZOO, zoo_params
 
+# nnU-Net's ResEnc M / L presets (blocks 1, 3, 4, 6, 6, 6, 6, ...; one decoder conv per stage)
+RESENC_ML_3D = {"dims": 3, "stages": 6, "max_width": 320, "blocks": [1, 3, 4, 6, 6, 6]}
+RESENC_L_2D = {"stages": 7, "blocks": [1, 3, 4, 6, 6, 6, 6]}
+
 # (spec, overrides, exact count, the paper's figure in millions or None, source)
 COUNTS = [
     ("unet", {}, 7_759_521, 7.8, "UNet++ paper Tab. I/III"),
@@ -71,6 +75,20 @@ COUNTS = [
     ("resnet_unet", {"encoder": "resnet18", "decoder": "unet_pp"}, 15_970_449, None,
      'smp UnetPlusPlus("resnet18")'),
     ("resnet_unet", {"dims": 3}, 72_964_657, None, "ResNet-34 U-Net in 3D (3x3x3 kernels)"),
+    # smp's other decoders over the spec's ResNet-34 (PEER_COUNTS: computed from smp itself)
+    ("smp_linknet", {}, 21_771_937, None, 'smp Linknet("resnet34", encoder_weights=None)'),
+    ("smp_fpn", {}, 23_155_393, None, 'smp FPN("resnet34", encoder_weights=None)'),
+    ("smp_deeplabv3plus", {}, 22_437_457, None,
+     'smp DeepLabV3Plus("resnet34", encoder_weights=None)'),
+    ("nnunet_resunet", {}, 75_662_570, None,
+     "nnU-Net ResidualUNet (residual decoder), 2D, 6 stages 32..512"),
+    # nnU-Net's ResEnc M / L presets as their planners plan them (tests/integrations/
+    # test_peers_nnunet_more.py runs the planners): 3d_fullres of an isotropic dataset (M and L:
+    # the same network, L with larger patches) and L's 2d configuration
+    ("nnunet_resenc", RESENC_ML_3D, 102_349_770, None,
+     "nnUNetResEncUNetM/LPlans 3d_fullres, 6 stages 32..320"),
+    ("nnunet_resenc", RESENC_L_2D, 105_916_812, None,
+     "nnUNetResEncUNetLPlans 2d, 7 stages 32..512"),
 ]
 # MONAI's conv networks: the literal here, and the package's own count in
 # test_monai_counts_are_the_packages (outputs: tests/integrations/test_peers_monai.py)
@@ -97,13 +115,21 @@ MONAI_COUNTS = [
     ("monai_vnet", {"dims": 2}, 9_357_924, None, "MONAI VNet(spatial_dims=2)"),
 ]
 COUNTS += MONAI_COUNTS
+# (spec, overrides) whose count the test also takes from the peer package itself
+PEER_COUNTS = [("smp_linknet", {}), ("smp_fpn", {}), ("smp_deeplabv3plus", {}),
+               ("nnunet_resunet", {}), ("nnunet_resenc", RESENC_ML_3D),
+               ("nnunet_resenc", RESENC_L_2D)]
 
 _MONAI_SMALL = {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 16, "f4": 32, "f5": 4}
 SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
          "monai_basic_unet": _MONAI_SMALL, "monai_basic_unetpp": _MONAI_SMALL,
          "nnunet_plain": {"base": 4, "stages": 4, "ds": False},  # low-resolution heads
          "nnunet_resenc": {"base": 4, "stages": 4, "ds": False},
-         "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2}}
+         "nnunet_resunet": {"base": 4, "stages": 4, "ds": False},
+         "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2},
+         "smp_linknet": {"encoder": "resnet18", "base": 4},
+         "smp_fpn": {"encoder": "resnet18", "base": 4, "pyramid": 8, "segmentation": 32},
+         "smp_deeplabv3plus": {"encoder": "resnet18", "base": 4, "channels": 8, "highres": 4}}
 
 
 SMALL.update(monai_unet={"dims": 2, "channels": [4, 8, 16, 32]},
@@ -141,6 +167,18 @@ def test_monai_counts_are_the_packages(name, overrides, expected, paper, source,
         print(f"\n{name} {overrides}: skipgraph {count_params(model):,}, "
               f"{PEERS[name].label} {peer:,}")
     assert count_params(model) == peer == expected, source
+@pytest.mark.parametrize("name, overrides", PEER_COUNTS,
+                         ids=[f"{c[0]}-{c[1]}" for c in PEER_COUNTS])
+def test_parameter_counts_equal_the_peer_packages(name, overrides):
+    from skipgraph.integrations.peers import PEERS, build_peer
+    if name.startswith("smp_"):
+        pytest.importorskip("skipgraph.blocks.backbone")  # before smp imports torchvision
+    pytest.importorskip(PEERS[name].package)
+    model = skipgraph.build(SPECS / f"{name}.yaml", **overrides)
+    peer = sum(p.numel() for p in build_peer(name, model.ir.params).parameters())
+    print(f"{name} {overrides}: {PEERS[name].label} has {peer:,} parameters")
+    expected = next(c[2] for c in COUNTS if c[0] == name and c[1] == overrides)
+    assert count_params(model) == peer == expected
 
 
 def test_every_zoo_spec_has_a_count():

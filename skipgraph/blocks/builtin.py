@@ -53,10 +53,17 @@ class StridedStack(BlockParams):
     of a unit, minus one); numbers or expressions over params, index variables and `width`,
     e.g. `[width // 2]` for a double conv whose middle width is half. Default: all `width`."""
 
-    expressions = {"stride": 1, "widths": 1}
+    dilation: ExprText = 1
+    """Dilation of every conv of the block (atrous convolution, DeepLab; padding grows with
+    it, so sizes are kept): 1 is a plain conv; an expression such as `2 if i == 5 else 1`
+    is evaluated per node (ResNet's last stage dilated instead of strided)."""
+
+    expressions = {"stride": 1, "widths": 1, "dilation": 1}
     _grid_stride: Any = PrivateAttr(default=None)  # per axis on an anisotropic grid (on_grid)
 
     _stride = field_validator("stride")(classmethod(lambda cls, v: check_stride(v)))
+    _dilation = field_validator("dilation")(classmethod(
+        lambda cls, v: check_positive(v, "dilation", MAX_STRIDE)))
 
     @field_validator("widths")
     @classmethod
@@ -90,7 +97,8 @@ class StridedStack(BlockParams):
         return copy
 
     def note(self) -> str:
-        return f"/{self.stride}" if self.stride != 1 else ""
+        return " ".join(t for t in (f"/{self.stride}" if self.stride != 1 else "",
+                                    f"d{self.dilation}" if self.dilation != 1 else "") if t)
 
     def conv_widths(self, width: int) -> list[int]:
         """Output channels of every conv of a unit (the expressions already evaluated)."""
@@ -222,7 +230,7 @@ class ResBlockParams(StridedStack):
     ResNet) or `pool_conv` (avg-pool by the stride, then 1x1 conv + norm if the channels
     change: ResNet-D, nnU-Net's BasicBlockD)."""
 
-    expressions = {"stride": 1, "widths": 1, "units": 1}
+    expressions = {"stride": 1, "widths": 1, "dilation": 1, "units": 1}
 
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
     _units = field_validator("units")(classmethod(lambda cls, v: check_positive(v, "units", 64)))

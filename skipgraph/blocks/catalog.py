@@ -6,3 +6,4 @@ here (its settings models may then import from :mod:`.builtin` without an import
 from . import builtin  # noqa: F401  (conv, recurrent, residual, resblock, identity)
 from . import backbone_params  # noqa: F401  (backbone: the stage of a timm encoder)
 from . import unit_params  # noqa: F401  (convunit and preact: MONAI's units)
+from . import context_params  # noqa: F401  (sepconv, image_pool, dropout: smp's decoders)

@@ -14,9 +14,10 @@ from .layers import CONV, interp_mode, make_act, make_norm
 __all__ = ["ConvStack", "UpConv", "half"]
 
 
-def half(kernel: Size) -> Size:
-    """The padding that keeps the size under an odd ``kernel`` (per axis)."""
-    return axiswise(lambda k: k // 2, kernel)
+def half(kernel: Size, dilation: int = 1) -> Size:
+    """The padding that keeps the size under an odd ``kernel`` (per axis), dilated by
+    ``dilation``."""
+    return axiswise(lambda k: k // 2 * dilation, kernel)
 
 
 class ConvStack(nn.Sequential):
@@ -43,7 +44,8 @@ class ConvStack(nn.Sequential):
         for k, c_out in enumerate(params.conv_widths(out_channels), start=1):
             self.add_module(f"conv{k}", CONV[dims](c_in, c_out, params.kernel,
                                                    stride=params.conv_stride() if k == 1 else 1,
-                                                   padding=half(params.kernel), bias=params.bias))
+                                                   padding=half(params.kernel, params.dilation),
+                                                   dilation=params.dilation, bias=params.bias))
             parts = {"norm": make_norm(params.norm, dims, c_out), "act": make_act(params.act)}
             for part in ("norm", "act") if params.order == "cna" else ("act", "norm"):
                 if parts[part] is not None:

@@ -41,7 +41,9 @@ class ResUnit(nn.Module):
         names: list[str] = []  # flat child names (unit1.conv1, not unit1.body.0), in call order
         c_in = in_channels
         for k, c_out in enumerate(widths, start=1):
-            layers = {f"conv{k}": CONV[dims](c_in, c_out, p.kernel, padding=half(p.kernel),
+            layers = {f"conv{k}": CONV[dims](c_in, c_out, p.kernel,
+                                             padding=half(p.kernel, p.dilation),
+                                             dilation=p.dilation,
                                              stride=stride if k == 1 else 1, bias=p.bias),
                       f"norm{k}": make_norm(p.norm, dims, c_out),
                       f"act{k}": None if p.post_act and k == len(widths) else make_act(p.act)}

@@ -44,8 +44,9 @@ class NodeExpansion(ExpanderBase):
                               path + ("level",), 0)
             column = self._int(fam.column if fam.column is not None else
                                (vars_[1] if len(vars_) > 1 else 0), env, path + ("column",), 0)
+            row = 0 if fam.row is None else self._int(fam.row, env, path + ("row",), -64)
             width = self._int(fam.width, env, path + ("width",), 1)
-            if None in (level, column, width):
+            if None in (level, column, row, width):
                 return
             if width > MAX_WIDTH:
                 self._err("resource-limit", f"node {node_id(name, index)} would have {width:,} "
@@ -73,7 +74,7 @@ class NodeExpansion(ExpanderBase):
                 node_block = node_block.on_grid(self.ir.factor(level - down, level))
             members.append((nid, index))
             self.ir.add_node(IRNode(nid, module_name(nid), name, index, level, column, width,
-                                    node_block, fam.merge, origin=origin))
+                                    node_block, fam.merge, origin=origin, row=row))
             if self.ir.graph.number_of_nodes() > MAX_NODES:
                 self._err("resource-limit", f"the spec expands to more than {MAX_NODES:,} nodes",
                           path)

@@ -110,6 +110,7 @@ class IRNode:
     module: str = ""    # submodule to call when not its own (shared weights and norms)
     tied_to: str = ""   # submodule whose non-norm weights its own submodule shares
     carry_inits: tuple[CarryInit, ...] = ()
+    row: int = 0        # drawing offset in half levels up (parallel branches at one level)
 
     @property
     def module_name(self) -> str:

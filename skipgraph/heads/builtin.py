@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from ..fields.axes import axes_text, squeeze
 from ..fields.types import ExprText, odd_kernel
@@ -27,10 +27,19 @@ class SegHead(HeadType):
     """Output activation: raw logits (`none`), `sigmoid` or `softmax` over channels."""
     resize: Literal["none", "full"] = "none"
     """`full`: bilinear up-sampling of a low-resolution head to the input size (UNet3+)."""
+    align_corners: bool = False
+    """With `resize: full`: align the corner pixels (torch's `align_corners=True`, as smp's
+    segmentation heads' `nn.Upsample`); default false."""
     target: Literal["maxpool", "avgpool", "nearest"] = "maxpool"
     """How a loss shrinks the full-size target for a low-resolution head (UNet#: max-pool)."""
 
     expressions: ClassVar[dict[str, int]] = {"out": 1}
+
+    @model_validator(mode="after")
+    def _align_needs_resize(self) -> "SegHead":
+        if self.align_corners and self.resize != "full":
+            raise ValueError("`align_corners` applies to `resize: full` only")
+        return self
 
     def out_channels(self) -> int:
         return int(self.out)

@@ -39,7 +39,7 @@ class SegHeadBuilder:
         if s.resized(head.level):
             out.append((F.interpolate, {"scale_factor": head.level_scale,
                                         "mode": interp_mode("bilinear", dims),
-                                        "align_corners": False}, "full"))
+                                        "align_corners": s.align_corners}, "full"))
         if s.act in _ACT_STEPS:
             out.append(_ACT_STEPS[s.act])
         return out

@@ -28,6 +28,8 @@ weights load into the compiled spec (and the tests can check equal outputs):
   ``decoder.blocks.b`` -> ``D{4-b}_0``, UnetPlusPlus' ``decoder.blocks.x_d_L`` -> ``D{4-L}_d``
   (``convk.0`` / ``convk.1`` -> ``convk`` / ``normk``); ``segmentation_head.0`` -> ``head_D0_0``.
 - MONAI's UNet, DynUNet, SegResNet, SegResNetDS: :mod:`skipgraph.integrations.peers_monai`.
+- smp's other decoders over that encoder (``smp_*`` specs): :mod:`.peers_smp`.
+- dynamic_network_architectures ``ResidualUNet`` (``nnunet_resunet``): :mod:`.peers_nnunet`.
 """
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ import torch
 import torch.nn as nn
 
 from . import peers_monai
+from . import peers_nnunet as nnunet_peers
+from . import peers_smp as smp_peers
+from .peers_smp import smp_encoder_key
 
 __all__ = ["Peer", "PEERS", "build_peer", "peer_key_map", "load_peer_weights"]
 
@@ -129,15 +134,9 @@ def _nnunet_decoder(key: str, n: int) -> str:
     raise KeyError(key)
 
 
-_SMP_RESNET = {"conv1": "conv1", "bn1": "norm1", "conv2": "conv2", "bn2": "norm2",
-               "downsample.0": "shortcut.conv", "downsample.1": "shortcut.norm"}
-
-
 def _smp_resnet_unet(key: str, model: nn.Module) -> str | None:
-    if m := re.fullmatch(r"encoder\.(conv1|bn1)\.(\w+)", key):
-        return f"S.{_SMP_RESNET[m[1]]}.{m[2]}"
-    if m := re.fullmatch(r"encoder\.layer(\d)\.(\d+)\.(conv\d|bn\d|downsample\.\d)\.(\w+)", key):
-        return f"E{int(m[1]) + 1}.unit{int(m[2]) + 1}.{_SMP_RESNET[m[3]]}.{m[4]}"
+    if name := smp_encoder_key(key):
+        return name
     if m := re.fullmatch(r"decoder\.blocks\.(?:(\d+)|x_(\d+)_(\d+))\.conv(\d)\.([01])\.(\w+)",
                          key):
         node = f"D{4 - int(m[1])}_0" if m[1] else f"D{4 - int(m[3])}_{m[2]}"
@@ -213,12 +212,14 @@ def _make_plain_conv_unet(p: dict[str, Any]) -> nn.Module:
         nonlin_kwargs={"inplace": True}, deep_supervision=p["ds"])
 
 
-def _make_residual_encoder_unet(p: dict[str, Any]) -> nn.Module:
-    from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+def _make_residual_encoder_unet(p: dict[str, Any], name: str = "ResidualEncoderUNet"
+                                ) -> nn.Module:
+    """dynamic_network_architectures' ``name`` (ResidualEncoderUNet or ResidualUNet)."""
+    from dynamic_network_architectures.architectures import unet
     dims, n = p["dims"], p["stages"]
     blocks = list(p["blocks"])
     kernels, strides = _nnunet_stage_lists(p)
-    return ResidualEncoderUNet(
+    return getattr(unet, name)(
         input_channels=p["in_channels"], n_stages=n,
         features_per_stage=[min(p["base"] * 2**s, p["max_width"]) for s in range(n)],
         conv_op=nn.Conv2d if dims == 2 else nn.Conv3d, kernel_sizes=kernels,
@@ -250,6 +251,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          _make_plain_conv_unet, _nnunet_plain),
     Peer("nnunet_resenc", "nnU-Net ResidualEncoderUNet", "dynamic_network_architectures",
          _make_residual_encoder_unet, _nnunet_resenc),
+    Peer("nnunet_resunet", "nnU-Net ResidualUNet", "dynamic_network_architectures",
+         nnunet_peers.make_residual_unet, nnunet_peers.residual_unet_key),
     Peer("resnet_unet", "segmentation_models_pytorch Unet / UnetPlusPlus (ResNet)",
          "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
     Peer("monai_unet", "MONAI UNet", "monai", peers_monai.make_unet, peers_monai.unet_key),
@@ -261,6 +264,12 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          peers_monai.segresnet_ds_key),
     Peer("monai_vnet", "MONAI VNet (no dropout)", "monai", peers_monai.make_vnet,
          peers_monai.vnet_key),
+    Peer("smp_linknet", "segmentation_models_pytorch Linknet (ResNet)",
+         "segmentation_models_pytorch", smp_peers.make_linknet, smp_peers.linknet_key),
+    Peer("smp_fpn", "segmentation_models_pytorch FPN (ResNet)", "segmentation_models_pytorch",
+         smp_peers.make_fpn, smp_peers.fpn_key),
+    Peer("smp_deeplabv3plus", "segmentation_models_pytorch DeepLabV3Plus (ResNet)",
+         "segmentation_models_pytorch", smp_peers.make_deeplabv3plus, smp_peers.deeplabv3plus_key),
 ]}
 
 

@@ -42,7 +42,7 @@ class DrawOptions:
 def node_position(node: IRNode) -> tuple[float, float]:
     if node.is_input:
         return (-2.0 * _X_STEP, 0.0)
-    return ((2 * node.column + node.level) * _X_STEP, -node.level * _Y_STEP)
+    return ((2 * node.column + node.level) * _X_STEP, (node.row / 2 - node.level) * _Y_STEP)
 
 
 def problem_nodes(messages: Iterable[str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ _PLACEHOLDER = {"type": "string", "pattern": r"^\$\{[^}]*\}$",
 def spec_json_schema() -> dict[str, Any]:
     schema = Spec.model_json_schema(by_alias=True)
     _hoist_registered(schema)
+    _allow_deletion(schema)
     _allow_placeholders(schema)
     # a spec that `extends:` another may leave the required keys to its base
     required = schema.pop("required", [])
@@ -24,6 +25,15 @@ def spec_json_schema() -> dict[str, Any]:
     schema["description"] = ("A U-Net-family architecture as a graph: params, node families "
                              "X[i,j], edge families, heads. Values may be ${param} placeholders.")
     return schema
+
+
+def _allow_deletion(schema: dict[str, Any]) -> None:
+    """In a spec that ``extends:`` another, ``null`` deletes a named entry of a top-level
+    section (a param, a node or edge family, a head): its entries may be null."""
+    for prop in schema.get("properties", {}).values():
+        entries = prop.get("additionalProperties")
+        if isinstance(entries, dict) and entries:
+            prop["additionalProperties"] = {"anyOf": [entries, {"type": "null"}]}
 
 
 def _allow_placeholders(node: Any) -> None:

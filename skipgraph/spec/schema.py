@@ -88,6 +88,9 @@ class NodeFamily(_Model):
     """Resolution level, 1/2^level of the input per side; default: the first index variable."""
     column: ExprText | None = None
     """Column in the drawing; default: the second index variable."""
+    row: ExprText | None = None
+    """Vertical offset in the drawing, in half levels up (negative: down), for parallel
+    branches at one resolution (ASPP's, a pooling pyramid's); drawing only; default 0."""
     width: ExprText | None = None
     """Output channels of each node (an expression, e.g. `base * 2**i`); required unless
     `backbone:`."""
@@ -111,7 +114,8 @@ class NodeFamily(_Model):
                 raise ValueError("a node family needs `width:` (or `backbone:`)")
             return self
         given = [k for k, v in (("for", self.for_), ("if", self.if_), ("level", self.level),
-                                ("column", self.column), ("width", self.width),
+                                ("column", self.column), ("row", self.row),
+                                ("width", self.width),
                                 ("block", self.block), ("order", self.order)) if v]
         if given:
             raise ValueError(f"a backbone family takes its nodes, levels and widths from the "

@@ -1,0 +1,118 @@
+"""Settings of the blocks for context aggregation in segmentation decoders (torch-free):
+depthwise-separable convolutions (``sepconv``), global image pooling (``image_pool``) and
+dropout on a merged input (``dropout``). Their torch classes are in
+:mod:`skipgraph.blocks.context`.
+
+Chen et al., Encoder-Decoder with Atrous Separable Convolution for Semantic Image
+Segmentation (DeepLabV3+), ECCV 2018: atrous separable convs and the image pooling branch of
+ASPP; Liu et al., ParseNet, 2015 (global context by image pooling); Tompson et al., Efficient
+Object Localization Using Convolutional Networks, CVPR 2015 (spatial dropout: whole channels).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ..spec.axes import KernelSize, volume
+from ..spec.types import KernelExpr
+from .builtin import StridedStack, check_act, check_norm, check_odd_kernel
+from .options import resolve_norm
+from .registry import BlockParams, register_block
+
+__all__ = ["SepConvParams", "ImagePoolParams", "DropoutParams"]
+
+
+class SepConvParams(StridedStack):
+    """``convs`` x (depthwise ``kernel`` conv -> pointwise 1x1 conv -> norm -> act): each conv of
+    a ``conv`` block factorised into a per-channel spatial conv (``groups`` = its input
+    channels, no bias) and a 1x1 conv across channels (``bias``), as Xception and DeepLabV3+'s
+    ASPP and decoder. ``stride``, ``dilation`` (atrous) and ``widths`` as for ``conv``; they
+    apply to the depthwise convs. Submodules ``dw1, pw1, norm1, act1, dw2, ...``."""
+
+    type: Literal["sepconv"] = "sepconv"
+    convs: int = Field(1, ge=1, le=64)
+    """Separable convs in a row."""
+    kernel: KernelSize | KernelExpr = 3
+    """Kernel of the depthwise convs (odd; one per axis or an expression)."""
+    bias: bool = True
+    """Bias of the pointwise convs (the depthwise convs have none)."""
+    norm: str | dict[str, Any] = "none"
+    """Normalisation after each pointwise conv."""
+    act: str | dict[str, Any] = "relu"
+    """Activation after each norm."""
+
+    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
+    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
+    _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
+
+    def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        depthwise = volume(self.kernel, dims) * (in_channels + (self.convs - 1) * out_channels)
+        return depthwise + (in_channels + (self.convs - 1) * out_channels) * out_channels
+
+
+class ImagePoolParams(BlockParams):
+    """Global image pooling: the input averaged (``pool: avg``; ``max``: its maximum) over all
+    its positions, a 1x1 conv -> norm -> act, then spread back over every position, so the node
+    keeps its input's size and carries image-level context (DeepLabV3's ASPP pooling branch,
+    ParseNet). ``(N, C_in, *S) -> (N, width, *S)``; children ``conv``, ``norm``, ``act``."""
+
+    type: Literal["image_pool"] = "image_pool"
+    pool: Literal["avg", "max"] = "avg"
+    """Global average (`avg`, DeepLabV3) or max pooling."""
+    bias: bool = True
+    """Bias of the 1x1 conv."""
+    norm: str | dict[str, Any] = "none"
+    """Normalisation after the conv (on the 1^d pooled map: batch norm needs batches of 2+)."""
+    act: str | dict[str, Any] = "relu"
+    """Activation after the norm."""
+
+    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
+
+    @field_validator("norm")
+    @classmethod
+    def _norm(cls, value: Any) -> Any:
+        check_norm(value)
+        if resolve_norm(value)[0] == "instance":
+            raise ValueError("instance norm normalises over positions, and the pooled map has "
+                             "one; use batch, group or layer norm (or none)")
+        return value
+
+    def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        return (in_channels + 3) * out_channels
+
+    def note(self) -> str:
+        return f"global {self.pool}"
+
+
+class DropoutParams(BlockParams):
+    """Dropout on the merged input (no weights; keeps the input's channels, so the node's
+    ``width`` must equal them): element-wise (``spatial: false``, torch's ``Dropout``) or
+    whole channels (``spatial: true``: ``Dropout2d`` / ``Dropout3d``, smp's FPN after its
+    merge). Active in training only. Child ``drop``."""
+
+    type: Literal["dropout"] = "dropout"
+    rate: float = Field(0.5, gt=0.0, lt=1.0)
+    """Probability of zeroing a value (or a channel); the rest is scaled by 1 / (1 - rate)."""
+    spatial: bool = False
+    """Drop whole channels (every position of a channel together) instead of values."""
+
+    def out_channels(self, in_channels: int, width: int) -> int:
+        if width != in_channels:
+            raise ValueError(f"a dropout block keeps its {in_channels} input channels, but the "
+                             f"node's width is {width}")
+        return width
+
+    def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        return 0
+
+    def note(self) -> str:
+        return f"{self.rate:g}" + (" ch" if self.spatial else "")
+
+
+register_block("sepconv", SepConvParams, "skipgraph.blocks.context:SepConvStack",
+               "convs x (depthwise conv -> pointwise 1x1 -> norm -> act): separable, atrous")
+register_block("image_pool", ImagePoolParams, "skipgraph.blocks.context:ImagePool",
+               "global pooling -> 1x1 conv -> norm -> act, spread over the input's size")
+register_block("dropout", DropoutParams, "skipgraph.blocks.context:DropoutBlock",
+               "dropout of values or whole channels on the merged input (keeps channels)")

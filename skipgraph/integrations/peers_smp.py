@@ -1,0 +1,124 @@
+"""segmentation_models_pytorch's decoders over a ResNet encoder written in the spec: the peers'
+constructors and how their ``state_dict`` keys map onto the zoo specs' (registered in
+:data:`skipgraph.integrations.peers.PEERS`).
+
+The encoder (``specs/resnet_unet.yaml``, shared by every spec here): ``encoder.conv1`` /
+``bn1`` -> the stem ``S.conv1`` / ``S.norm1``; ``encoder.layerL.b`` -> ``E{L+1}.unit{b+1}``
+(``bnk`` -> ``normk``, ``downsample.0`` / ``.1`` -> ``shortcut.conv`` / ``shortcut.norm``).
+Each decoder's rule is in its function's docstring. smp's ``segmentation_head.0`` is the
+spec's head conv (``head_<node>``).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch.nn as nn
+
+__all__ = ["smp_encoder_key", "smp_model", "make_linknet", "linknet_key", "make_fpn", "fpn_key",
+           "make_deeplabv3plus", "deeplabv3plus_key"]
+
+_RESNET_PARTS = {"conv1": "conv1", "bn1": "norm1", "conv2": "conv2", "bn2": "norm2",
+                 "downsample.0": "shortcut.conv", "downsample.1": "shortcut.norm"}
+# inside smp's Conv2dReLU / a Sequential(conv, norm, act): .0 is the conv, .1 the norm
+_CONV_NORM = {"0": "conv1", "1": "norm1"}
+
+
+def smp_encoder_key(key: str) -> str | None:
+    """The skipgraph key of an smp ResNet encoder key, None if ``key`` is not the encoder's."""
+    if m := re.fullmatch(r"encoder\.(conv1|bn1)\.(\w+)", key):
+        return f"S.{_RESNET_PARTS[m[1]]}.{m[2]}"
+    if m := re.fullmatch(r"encoder\.layer(\d)\.(\d+)\.(conv\d|bn\d|downsample\.\d)\.(\w+)", key):
+        return f"E{int(m[1]) + 1}.unit{int(m[2]) + 1}.{_RESNET_PARTS[m[3]]}.{m[4]}"
+    return None
+
+
+def smp_model(name: str, p: dict[str, Any], **kwargs: Any) -> nn.Module:
+    """smp's ``name`` class over the spec's ResNet (``p``: the spec's resolved params), no
+    pretrained weights, a sigmoid output as the zoo specs' heads. Raises ValueError for a
+    configuration smp cannot build (3D, another base width)."""
+    if p["dims"] != 2:
+        raise ValueError(f"segmentation_models_pytorch's {name} is 2D; build the spec with dims=2")
+    if p["base"] != 64:
+        raise ValueError(f"smp's ResNets have base width 64, not {p['base']}")
+    from ..blocks import backbone  # noqa: F401  (makes torchvision importable beside CPU torch)
+    import segmentation_models_pytorch as smp
+    return getattr(smp, name)(p["encoder"], encoder_weights=None, in_channels=p["in_channels"],
+                              classes=p["classes"], activation="sigmoid", **kwargs)
+
+
+def _head(key: str, node: str) -> str | None:
+    m = re.fullmatch(r"segmentation_head\.0\.(weight|bias)", key)
+    return f"head_{node}.{m[1]}" if m else None
+
+
+def make_linknet(p: dict[str, Any]) -> nn.Module:
+    return smp_model("Linknet", p, decoder_use_norm="batchnorm")
+
+
+def linknet_key(key: str, model: nn.Module) -> str | None:
+    """smp ``Linknet``: decoder block ``b`` (level ``5 - b`` to ``4 - b``) is ``block.0`` (1x1
+    conv + BN) -> ``A{5-b}``, ``block.1`` (transposed conv + BN) -> the edge
+    ``up_A{5-b}_B{4-b}`` (``resample`` / ``norm``), ``block.2`` -> ``B{4-b}``."""
+    if name := smp_encoder_key(key) or _head(key, "B0"):
+        return name
+    m = re.fullmatch(r"decoder\.blocks\.(\d)\.block\.([012])\.([01])\.(\w+)", key)
+    if m is None:
+        raise KeyError(key)
+    level = 5 - int(m[1])
+    if m[2] == "1":
+        part = "resample" if m[3] == "0" else "norm"
+        return f"up_A{level}_B{level - 1}.{part}.{m[4]}"
+    node = f"A{level}" if m[2] == "0" else f"B{level - 1}"
+    return f"{node}.{_CONV_NORM[m[3]]}.{m[4]}"
+
+
+def make_fpn(p: dict[str, Any]) -> nn.Module:
+    return smp_model("FPN", p, decoder_pyramid_channels=p["pyramid"],
+                     decoder_segmentation_channels=p["segmentation"],
+                     decoder_dropout=p["dropout"])
+
+
+def fpn_key(key: str, model: nn.Module) -> str | None:
+    """smp ``FPN``: ``decoder.p5`` and ``decoder.pL.skip_conv`` -> the lateral edge conv
+    ``lateral_EL_PL.conv.conv1``; ``seg_blocks.b.block.j.block.0`` / ``.1`` (branch of level
+    ``k = 5 - b``, its ``j``-th conv) -> ``G{k}_{k-j}.conv1`` / ``norm1``."""
+    if name := smp_encoder_key(key) or _head(key, "M"):
+        return name
+    if m := re.fullmatch(r"decoder\.p(\d)(?:\.skip_conv)?\.(weight|bias)", key):
+        return f"lateral_E{m[1]}_P{m[1]}.conv.conv1.{m[2]}"
+    m = re.fullmatch(r"decoder\.seg_blocks\.(\d)\.block\.(\d)\.block\.([01])\.(\w+)", key)
+    if m is None:
+        raise KeyError(key)
+    k = 5 - int(m[1])
+    return f"G{k}_{k - int(m[2])}.{_CONV_NORM[m[3]]}.{m[4]}"
+
+
+def make_deeplabv3plus(p: dict[str, Any]) -> nn.Module:
+    return smp_model("DeepLabV3Plus", p, encoder_output_stride=p["output_stride"],
+                     decoder_channels=p["channels"], decoder_atrous_rates=tuple(p["rates"]),
+                     decoder_aspp_dropout=p["aspp_dropout"])
+
+
+# DeepLabV3Plus' decoder: smp key prefix -> skipgraph module (a separable conv's depthwise and
+# pointwise convs are `.0.0` / `.0.1` in smp, `dw1` / `pw1` here)
+_DEEPLAB = {"aspp.0.convs.0.0": "A0.conv1", "aspp.0.convs.0.1": "A0.norm1",
+            **{f"aspp.0.convs.{k}.{part}": f"AR{k}.{name}" for k in (1, 2, 3)
+               for part, name in (("0.0", "dw1"), ("0.1", "pw1"), ("1", "norm1"))},
+            "aspp.0.convs.4.1": "AP.conv", "aspp.0.convs.4.2": "AP.norm",
+            "aspp.0.project.0": "J.conv1", "aspp.0.project.1": "J.norm1",
+            "aspp.1.0": "K.dw1", "aspp.1.1": "K.pw1", "aspp.2": "K.norm1",
+            "block1.0": "H.conv1", "block1.1": "H.norm1",
+            "block2.0.0": "F.dw1", "block2.0.1": "F.pw1", "block2.1": "F.norm1"}
+
+
+def deeplabv3plus_key(key: str, model: nn.Module) -> str | None:
+    """smp ``DeepLabV3Plus``: ASPP's branches ``aspp.0.convs.0..4`` -> ``A0``, ``AR1..3``,
+    ``AP``; its projection -> ``J``; ``aspp.1`` / ``aspp.2`` (separable conv + BN) -> ``K``;
+    ``block1`` -> ``H``, ``block2`` -> ``F`` (the table ``_DEEPLAB``)."""
+    if name := smp_encoder_key(key) or _head(key, "F"):
+        return name
+    m = re.fullmatch(r"decoder\.(.+)\.(\w+)", key)
+    if m is None or m[1] not in _DEEPLAB:
+        raise KeyError(key)
+    return f"{_DEEPLAB[m[1]]}.{m[2]}"

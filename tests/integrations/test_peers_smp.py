@@ -1,0 +1,65 @@
+"""segmentation_models_pytorch's decoders over the spec's ResNet-34 against smp itself: equal
+outputs given the same weights, in train and eval mode (parameter counts: tests/test_zoo.py),
+and the same specs built and run in 3D (smp has no 3D)."""
+import pytest
+import torch
+
+import skipgraph
+from skipgraph.integrations.peers import PEERS, build_peer, load_peer_weights, peer_key_map
+from tests.conftest import SPECS
+
+# (spec, params, input size); smp's defaults otherwise (resnet34, 3 -> 1 channels)
+CASES = [
+    pytest.param("smp_linknet", {}, 64, id="linknet"),
+    pytest.param("smp_fpn", {}, 64, id="fpn"),
+    pytest.param("smp_deeplabv3plus", {}, 64, id="deeplabv3plus"),
+    pytest.param("smp_deeplabv3plus", {"output_stride": 8, "rates": [6, 12, 18]}, 64,
+                 id="deeplabv3plus-os8", marks=pytest.mark.slow),
+]
+# every spec of this file, in 3D at a small width (smp has no 3D: they build and train)
+SPECS_3D = ["smp_linknet", "smp_fpn", "smp_deeplabv3plus"]
+
+
+def _pair(spec: str, params: dict):
+    pytest.importorskip("skipgraph.blocks.backbone")  # before timm/smp import torchvision
+    pytest.importorskip(PEERS[spec].package)
+    model = skipgraph.build(SPECS / f"{spec}.yaml", seed=0, **params)
+    return model, build_peer(spec, model.ir.params)
+
+
+def _run(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    torch.manual_seed(1)  # the same dropout masks in both (train mode)
+    with torch.no_grad():
+        return module(x)
+
+
+@pytest.mark.parametrize("spec, params, size", CASES)
+def test_equal_outputs_given_smps_weights(spec, params, size):
+    model, peer = _pair(spec, params)
+    load_peer_weights(model, peer, spec)
+    x = torch.randn(2, 3, size, size)
+    for training in (True, False):
+        model.train(training), peer.train(training)
+        ours, theirs = _run(model, x), _run(peer, x)
+        assert ours.shape == theirs.shape == (2, 1, size, size)
+        assert (ours - theirs).abs().max().item() <= 1e-5, ("train" if training else "eval")
+
+
+@pytest.mark.parametrize("spec", [c.values[0] for c in CASES])
+def test_every_smp_tensor_is_mapped_once(spec):
+    model, peer = _pair(spec, {})
+    mapped = [v for v in peer_key_map(spec, peer).values() if v is not None]
+    assert sorted(mapped) == sorted(model.state_dict())
+
+
+@pytest.mark.parametrize("spec", SPECS_3D)
+def test_the_smp_specs_build_and_train_in_3d(spec):
+    model = skipgraph.build(SPECS / f"{spec}.yaml", seed=0, dims=3, base=8, classes=2)
+    x = torch.randn(2, 3, 32, 32, 32)
+    model.train()
+    y = model(x)
+    assert y.shape == (2, 2, 32, 32, 32)
+    y.mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ValueError, match="2D"):
+        build_peer(spec, model.ir.params)
