@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from ..spec.axes import KernelSize, volume
-from ..spec.types import KernelExpr
-from .builtin import StridedStack, check_act, check_norm, check_odd_kernel
+from ..fields.axes import KernelSize, volume
+from ..fields.types import ActSetting, KernelExpr, NormSetting
+from .builtin import StridedStack, check_odd_kernel
 from .options import resolve_norm
 from .registry import BlockParams, register_block
 
@@ -37,13 +37,11 @@ class SepConvParams(StridedStack):
     """Kernel of the depthwise convs (odd; one per axis or an expression)."""
     bias: bool = True
     """Bias of the pointwise convs (the depthwise convs have none)."""
-    norm: str | dict[str, Any] = "none"
+    norm: NormSetting = "none"
     """Normalisation after each pointwise conv."""
-    act: str | dict[str, Any] = "relu"
+    act: ActSetting = "relu"
     """Activation after each norm."""
 
-    _norm = field_validator("norm")(classmethod(lambda cls, v: check_norm(v)))
-    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
@@ -62,17 +60,14 @@ class ImagePoolParams(BlockParams):
     """Global average (`avg`, DeepLabV3) or max pooling."""
     bias: bool = True
     """Bias of the 1x1 conv."""
-    norm: str | dict[str, Any] = "none"
+    norm: NormSetting = "none"
     """Normalisation after the conv (on the 1^d pooled map: batch norm needs batches of 2+)."""
-    act: str | dict[str, Any] = "relu"
+    act: ActSetting = "relu"
     """Activation after the norm."""
-
-    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
 
     @field_validator("norm")
     @classmethod
     def _norm(cls, value: Any) -> Any:
-        check_norm(value)
         if resolve_norm(value)[0] == "instance":
             raise ValueError("instance norm normalises over positions, and the pooled map has "
                              "one; use batch, group or layer norm (or none)")

@@ -5,7 +5,7 @@ conv to ``out_channels``); the node's width must equal ``out``, which `check` ve
 """
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from ..fields.types import ExprText
 from . import HeadType, register_head
@@ -40,7 +40,7 @@ class IdentityHead(HeadType):
     def term(self, node: str, level: int) -> str:
         return node if self.act == "none" else f"{self.act}({node})"
 
-    def drawing(self, level: int) -> tuple[str, list[str]]:
+    def drawing(self, level: int, scale: Any = None) -> tuple[str, list[str]]:
         return str(self.out_channels()), [] if self.act == "none" else [self.act]
 
     def estimate_params(self, dims: int, in_channels: int) -> int:
