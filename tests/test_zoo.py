@@ -71,6 +71,9 @@ COUNTS = [
     ("resnet_unet", {"encoder": "resnet18", "decoder": "unet_pp"}, 15_970_449, None,
      'smp UnetPlusPlus("resnet18")'),
     ("resnet_unet", {"dims": 3}, 72_964_657, None, "ResNet-34 U-Net in 3D (3x3x3 kernels)"),
+    # MONAI's parameters that its forward uses (test_transformer_peer_counts checks them)
+    ("monai_unetr", {}, 92_783_842, None, "MONAI UNETR(img_size=96) (3D)"),
+    ("monai_unetr", {"dims": 2}, 87_146_434, None, "MONAI UNETR(spatial_dims=2)"),
 ]
 
 _MONAI_SMALL = {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 16, "f4": 32, "f5": 4}
@@ -78,7 +81,9 @@ SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
          "monai_basic_unet": _MONAI_SMALL, "monai_basic_unetpp": _MONAI_SMALL,
          "nnunet_plain": {"base": 4, "stages": 4, "ds": False},  # low-resolution heads
          "nnunet_resenc": {"base": 4, "stages": 4, "ds": False},
-         "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2}}
+         "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2},
+         "monai_unetr": {"dims": 2, "img_size": 32, "feature_size": 4, "hidden_size": 16, "mlp_dim": 32,
+                         "num_heads": 2}}
 
 
 def small(spec, **extra):
@@ -94,6 +99,35 @@ def test_parameter_counts(name, overrides, expected, paper, source):
     assert n == expected, source
     if paper is not None:
         assert round(n / 1e6, 1) == paper, source
+
+
+def _used_parameter_names(peer_small: torch.nn.Module, x: torch.Tensor) -> set[str]:
+    """Names of the parameters a peer's forward reaches (a gradient after one backward)."""
+    peer_small.train()
+    peer_small(x).mean().backward()
+    return {n for n, p in peer_small.named_parameters() if p.grad is not None}
+
+
+# transformer peers allocate layers their forward never calls (MONAI's TransformerBlock keeps
+# a `norm_cross_attn` LayerNorm without cross-attention): the spec has the used ones, which
+# the count below takes from the peer itself (names from a small instance, sizes at the
+# configuration); tests/integrations/test_peers_transformers.py checks the outputs
+@pytest.mark.parametrize("name, overrides, expected", [
+    pytest.param("monai_unetr", {"dims": 2}, 87_146_434, id="unetr-2d"),
+    pytest.param("monai_unetr", {"dims": 3}, 92_783_842, id="unetr-3d", marks=pytest.mark.slow),
+])
+def test_transformer_peer_counts(name, overrides, expected):
+    pytest.importorskip("monai")
+    from skipgraph.integrations.peers import build_peer
+    tiny = skipgraph.build(SPECS / f"{name}.yaml", **{**SMALL[name], **overrides})
+    used = _used_parameter_names(build_peer(name, tiny.ir.params),
+                                 torch.randn(1, 1, *[32] * tiny.ir.dims))
+    model = skipgraph.build(SPECS / f"{name}.yaml", **overrides)
+    peer = build_peer(name, model.ir.params)
+    total = sum(p.numel() for p in peer.parameters())
+    peer_used = sum(p.numel() for n, p in peer.named_parameters() if n in used)
+    print(f"{name} {overrides}: the peer has {total:,} parameters, {peer_used:,} used")
+    assert count_params(model) == peer_used == expected
 
 
 def test_every_zoo_spec_has_a_count():

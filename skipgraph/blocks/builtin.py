@@ -251,3 +251,4 @@ register_block("identity", IdentityParams, "skipgraph.blocks.resnet:IdentityBloc
                "no conv: [norm] [act] on the merged input (keeps its channels)")
 
 from . import backbone_params  # noqa: E402,F401  (registers `backbone`, the stage of a timm encoder)
+from . import transformer_params  # noqa: E402,F401  (registers `patch_embed`, `transformer`: ViT blocks)
