@@ -74,6 +74,8 @@ COUNTS = [
     # MONAI's parameters that its forward uses (test_transformer_peer_counts checks them)
     ("monai_unetr", {}, 92_783_842, None, "MONAI UNETR(img_size=96) (3D)"),
     ("monai_unetr", {"dims": 2}, 87_146_434, None, "MONAI UNETR(spatial_dims=2)"),
+    ("monai_swin_unetr", {}, 15_703_004, None, "MONAI SwinUNETR() (3D, feature_size 24)"),
+    ("monai_swin_unetr", {"dims": 2}, 6_302_228, None, "MONAI SwinUNETR(spatial_dims=2)"),
 ]
 
 _MONAI_SMALL = {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 16, "f4": 32, "f5": 4}
@@ -83,7 +85,10 @@ SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
          "nnunet_resenc": {"base": 4, "stages": 4, "ds": False},
          "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2},
          "monai_unetr": {"dims": 2, "img_size": 32, "feature_size": 4, "hidden_size": 16, "mlp_dim": 32,
-                         "num_heads": 2}}
+                         "num_heads": 2},
+         "monai_swin_unetr": {"dims": 2, "img_size": 64, "feature_size": 12,
+                              "num_heads": [1, 2, 2, 4], "window_size": 4,
+                              "norm": "batch"}}  # 32 px inputs: 1 x 1 at level 5
 
 
 def small(spec, **extra):
@@ -115,13 +120,16 @@ def _used_parameter_names(peer_small: torch.nn.Module, x: torch.Tensor) -> set[s
 @pytest.mark.parametrize("name, overrides, expected", [
     pytest.param("monai_unetr", {"dims": 2}, 87_146_434, id="unetr-2d"),
     pytest.param("monai_unetr", {"dims": 3}, 92_783_842, id="unetr-3d", marks=pytest.mark.slow),
+    pytest.param("monai_swin_unetr", {"dims": 2}, 6_302_228, id="swin_unetr-2d"),
+    pytest.param("monai_swin_unetr", {"dims": 3}, 15_703_004, id="swin_unetr-3d",
+                 marks=pytest.mark.slow),
 ])
 def test_transformer_peer_counts(name, overrides, expected):
     pytest.importorskip("monai")
     from skipgraph.integrations.peers import build_peer
     tiny = skipgraph.build(SPECS / f"{name}.yaml", **{**SMALL[name], **overrides})
     used = _used_parameter_names(build_peer(name, tiny.ir.params),
-                                 torch.randn(1, 1, *[32] * tiny.ir.dims))
+                                 torch.randn(2, 1, *[tiny.ir.params["img_size"]] * tiny.ir.dims))
     model = skipgraph.build(SPECS / f"{name}.yaml", **overrides)
     peer = build_peer(name, model.ir.params)
     total = sum(p.numel() for p in peer.parameters())

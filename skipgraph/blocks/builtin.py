@@ -252,3 +252,4 @@ register_block("identity", IdentityParams, "skipgraph.blocks.resnet:IdentityBloc
 
 from . import backbone_params  # noqa: E402,F401  (registers `backbone`, the stage of a timm encoder)
 from . import transformer_params  # noqa: E402,F401  (registers `patch_embed`, `transformer`: ViT blocks)
+from . import swin_params  # noqa: E402,F401  (registers `swin`, `patch_merge`: Swin blocks)

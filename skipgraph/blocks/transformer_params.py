@@ -145,6 +145,8 @@ class TokenNormParams(BlockParams):
     Child: ``norm``."""
 
     type: Literal["token_norm"] = "token_norm"
+    affine: bool = True
+    """Learnable scale and shift (`false`: a plain layer_norm, SwinUNETR's normalised taps)."""
 
     def note(self) -> str:
         return "LN"
@@ -159,7 +161,7 @@ class TokenNormParams(BlockParams):
         return []
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
-        return 2 * out_channels
+        return 2 * out_channels if self.affine else 0
 
 
 register_block("patch_embed", PatchEmbedParams, "skipgraph.blocks.transformer:PatchEmbedding",

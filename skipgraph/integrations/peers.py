@@ -27,7 +27,8 @@ weights load into the compiled spec (and the tests can check equal outputs):
   ``downsample.0`` / ``.1`` -> ``shortcut.conv`` / ``shortcut.norm``); Unet's
   ``decoder.blocks.b`` -> ``D{4-b}_0``, UnetPlusPlus' ``decoder.blocks.x_d_L`` -> ``D{4-L}_d``
   (``convk.0`` / ``convk.1`` -> ``convk`` / ``normk``); ``segmentation_head.0`` -> ``head_D0_0``.
-- MONAI ``UNETR`` (``monai_unetr``): :mod:`skipgraph.integrations.peers_transformers`.
+- MONAI ``UNETR`` (``monai_unetr``) and ``SwinUNETR`` (``monai_swin_unetr``):
+  :mod:`skipgraph.integrations.peers_transformers`.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from .peers_transformers import make_unetr, unetr_key
+from .peers_transformers import make_swin_unetr, make_unetr, swin_unetr_key, unetr_key
 
 __all__ = ["Peer", "PEERS", "build_peer", "peer_key_map", "load_peer_weights"]
 
@@ -253,6 +254,7 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
     Peer("resnet_unet", "segmentation_models_pytorch Unet / UnetPlusPlus (ResNet)",
          "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
     Peer("monai_unetr", "MONAI UNETR", "monai", make_unetr, unetr_key),
+    Peer("monai_swin_unetr", "MONAI SwinUNETR", "monai", make_swin_unetr, swin_unetr_key),
 ]}
 
 

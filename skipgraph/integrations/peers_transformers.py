@@ -13,6 +13,12 @@ of their ``state_dict`` keys to skipgraph's (registered in :data:`skipgraph.inte
   ``head_D0``. Inside a MONAI residual unit ``convk.conv`` / ``normk`` -> ``unit1.convk`` /
   ``unit1.normk`` and ``conv3`` / ``norm3`` (the projected shortcut) -> ``unit1.shortcut.conv``
   / ``.norm``; a plain unit (``res_block: false``) keeps ``convk`` / ``normk``.
+- MONAI ``SwinUNETR`` (``monai_swin_unetr``): ``swinViT.patch_embed.proj`` -> ``P.proj``;
+  ``swinViT.layers{l}.0.blocks.b`` -> ``S{l}_{b+1}`` (the same child names, the relative
+  position index buffer included); ``swinViT.layers{l}.0.downsample`` -> ``M{l+1}``;
+  ``encoder1/2/3/4/10`` -> ``E0/1/2/3/5``; ``decoder5`` -> ``bottom_E5_D4`` and ``D4``,
+  ``decoder{l+1}`` (l = 0..3) -> ``up_D{l+1}_D{l}`` and ``D{l}``; ``out.conv.conv`` ->
+  ``head_D0``; residual units as UNETR's.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from typing import Any
 
 import torch.nn as nn
 
-__all__ = ["make_unetr", "unetr_key"]
+__all__ = ["make_unetr", "unetr_key", "make_swin_unetr", "swin_unetr_key"]
 
 # inside MONAI's UnetResBlock / UnetBasicBlock
 _MONAI_RES_UNIT = re.compile(r"(conv\d)\.conv\.(\w+)|(norm\d)\.(\w+)")
@@ -112,3 +118,42 @@ def make_unetr(p: dict[str, Any]) -> nn.Module:
                  mlp_dim=p["mlp_dim"], num_heads=p["num_heads"], norm_name=p["norm"],
                  res_block=p["res_block"], dropout_rate=p["dropout_rate"],
                  spatial_dims=p["dims"], qkv_bias=p["qkv_bias"])
+
+
+_SWIN_ENCODERS = {"encoder1": "E0", "encoder2": "E1", "encoder3": "E2", "encoder4": "E3",
+                  "encoder10": "E5"}
+
+
+def swin_unetr_key(key: str, model: nn.Module) -> str | None:
+    """The skipgraph key of MONAI SwinUNETR's ``key`` (KeyError: no rule)."""
+    if m := re.fullmatch(r"swinViT\.patch_embed\.proj\.(weight|bias)", key):
+        return f"P.proj.{m[1]}"
+    if m := re.fullmatch(r"swinViT\.layers(\d)\.0\.blocks\.(\d+)\.(.*)", key):
+        return f"S{m[1]}_{int(m[2]) + 1}.{m[3]}"
+    if m := re.fullmatch(r"swinViT\.layers(\d)\.0\.downsample\.((?:norm|reduction)\.\w+)", key):
+        return f"M{int(m[1]) + 1}.{m[2]}"
+    head, _, rest = key.partition(".")
+    if head in _SWIN_ENCODERS and rest.startswith("layer."):
+        return _unit(_SWIN_ENCODERS[head], rest.removeprefix("layer."), model)
+    if m := re.fullmatch(r"decoder([1-5])", head):
+        level = int(m[1]) - 1
+        if rest.startswith("transp_conv."):
+            edge = "bottom_E5_D4" if level == 4 else f"up_D{level + 1}_D{level}"
+            return _transposed(edge, rest.removeprefix("transp_conv."))
+        if rest.startswith("conv_block."):
+            return _unit(f"D{level}", rest.removeprefix("conv_block."), model)
+    if m := re.fullmatch(r"out\.conv\.conv\.(weight|bias)", key):
+        return f"head_D0.{m[1]}"
+    raise KeyError(key)
+
+
+def make_swin_unetr(p: dict[str, Any]) -> nn.Module:
+    """MONAI's SwinUNETR at the spec's params (``monai_swin_unetr``)."""
+    from monai.networks.nets import SwinUNETR
+    return SwinUNETR(in_channels=p["in_channels"], out_channels=p["classes"],
+                     depths=tuple(p["depths"]), num_heads=tuple(p["num_heads"]),
+                     window_size=p["window_size"], qkv_bias=p["qkv_bias"],
+                     mlp_ratio=p["mlp_ratio"], feature_size=p["feature_size"],
+                     norm_name=p["norm"], drop_rate=p["drop_rate"],
+                     attn_drop_rate=p["attn_drop_rate"], spatial_dims=p["dims"],
+                     downsample=p["merge"])

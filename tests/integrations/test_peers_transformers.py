@@ -12,6 +12,7 @@ pytest.importorskip("monai")
 # small widths (MONAI's structure: 12 layers, 16^d patches); 2D in the default run
 UNETR_SMALL = {"img_size": 32, "feature_size": 4, "hidden_size": 32, "mlp_dim": 64,
                "num_heads": 4}
+SWIN_SMALL = {"img_size": 64, "feature_size": 12, "num_heads": [1, 2, 2, 4]}
 CASES = [
     pytest.param("monai_unetr", {**UNETR_SMALL, "dims": 2}, 32, id="unetr-2d"),
     pytest.param("monai_unetr", {**UNETR_SMALL, "dims": 2, "res_block": False, "norm": "batch",
@@ -22,6 +23,15 @@ CASES = [
     pytest.param("monai_unetr", {**UNETR_SMALL, "dims": 3, "img_size": 64, "feature_size": 8,
                                  "hidden_size": 48, "num_heads": 6}, 64, id="unetr-3d-64",
                  marks=pytest.mark.slow),
+    # window 7 at 64 px: stage 3 padded (8 -> 14 tokens) and shifted, stage 4 one 4^d window
+    pytest.param("monai_swin_unetr", {**SWIN_SMALL, "dims": 2}, 64, id="swin_unetr-2d"),
+    pytest.param("monai_swin_unetr", {**SWIN_SMALL, "dims": 2, "img_size": 96, "norm": "batch",
+                                      "in_channels": 2, "depths": [2, 2, 1, 2]}, 96,
+                 id="swin_unetr-2d-96-batch-norm"),
+    pytest.param("monai_swin_unetr", {**SWIN_SMALL, "dims": 3}, 64, id="swin_unetr-3d",
+                 marks=pytest.mark.slow),
+    pytest.param("monai_swin_unetr", {**SWIN_SMALL, "dims": 3, "merge": "mergingv2"}, 64,
+                 id="swin_unetr-3d-mergingv2", marks=pytest.mark.slow),
 ]
 
 
@@ -89,3 +99,10 @@ def test_the_drawing_reads_like_the_papers_figure():
     taps = sorted(e.src for e in ir.edges() if e.family in ("tap", "bottom"))
     assert taps == ["T[10]", "T[4]", "T[7]", "Z"]
     assert {ir.node(f"D[{i}]").column for i in range(4)} == {14}
+
+
+def test_swin_unetr_maps_every_tensor_once():
+    spec = "monai_swin_unetr"
+    model, peer = _pair(spec, {**SWIN_SMALL, "dims": 2})
+    mapped = list(peer_key_map(spec, peer).values())
+    assert None not in mapped and sorted(mapped) == sorted(model.state_dict())
