@@ -7,6 +7,9 @@ grad) and a training step (forward + backward of every output), timed interleave
 Peers: MONAI's BasicUNet and BasicUNetPlusPlus (deep supervision), UNet, DynUNet, SegResNet and
 SegResNetDS, nnU-Net's PlainConvUNet
 (dynamic_network_architectures), each in 2D and 3D at the spec's defaults (the nnU-Net spec in 3D
+Peers: MONAI's BasicUNet and BasicUNetPlusPlus (deep supervision), nnU-Net's PlainConvUNet
+(dynamic_network_architectures), MONAI's UNETR (its `img_size` set to the input size), each in
+2D and 3D at the spec's defaults (the nnU-Net spec in 3D
 with nnU-Net's 3D width cap of 320). Outputs are compared before timing (max |difference|
 reported). ``ratio`` is skipgraph / peer, the median of per-round ratios
 (skipgraph.compile.timing): below 1, skipgraph is faster. A peer whose package is missing is
@@ -61,14 +64,22 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("smp_linknet", {}, "smp Linknet, ResNet-34"),
     ("smp_fpn", {}, "smp FPN, ResNet-34"),
     ("smp_deeplabv3plus", {}, "smp DeepLabV3Plus, ResNet-34"),
+    ("monai_unetr", {"dims": 2}, "UNETR 2D"),
+    ("monai_unetr", {"dims": 3}, "UNETR 3D"),
+    ("monai_swin_unetr", {"dims": 2}, "SwinUNETR 2D"),
+    ("monai_swin_unetr", {"dims": 3, "feature_size": 12}, "SwinUNETR 3D, feature_size 12"),
 ]
 
 
 def bench(spec: str, params: dict, label: str, args, device: torch.device) -> list[dict]:
-    model = skipgraph.build(ROOT / "specs" / f"{spec}.yaml", seed=0, **params).to(device)
+    path = ROOT / "specs" / f"{spec}.yaml"
+    dims = params.get("dims", skipgraph.load_spec(path).params.get("dims"))
+    size = args.size2d if dims == 2 else args.size3d
+    if "img_size" in skipgraph.load_spec(path).params:  # a position table fixes the peer's size
+        params = {**params, "img_size": size}
+    model = skipgraph.build(path, seed=0, **params).to(device)
     peer = build_peer(spec, model.ir.params).to(device)
     load_peer_weights(model, peer, spec)
-    size = args.size2d if model.ir.dims == 2 else args.size3d
     x = torch.randn(args.batch, model.ir.in_channels, *[size] * model.ir.dims, device=device)
     diff = 0.0
     for training in (False, True):  # eval: the spec's output (a list where the peer lists)

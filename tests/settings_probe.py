@@ -44,7 +44,10 @@ CONTEXT: dict[str, dict[str, Any]] = {
 }
 PROBE_FACTOR = 2  # every level-to-level factor of the probe specs (`kernel: factor` is 2)
 # settings an op cannot do without (upconv's conv keeps the size only with an odd kernel)
-ENTRY_BASE: dict[str, dict[str, Any]] = {"upconv": {"kernel": 3}}
+# (the ViT blocks: heads that divide the probe's width; 1x1 patches keep the probe's levels)
+ENTRY_BASE: dict[str, dict[str, Any]] = {"upconv": {"kernel": 3},
+                                         "transformer": {"heads": 2, "mlp": 16},
+                                         "patch_embed": {"stride": 1}}
 # spec params a head type's probe needs: an identity head on E[2] passes its 32 channels, so
 # the classes (every head's `out`) are 32
 HEAD_PARAMS: dict[str, dict[str, Any]] = {"identity": {"classes": 4 * WIDTH}}
@@ -249,12 +252,12 @@ def probe_spec(case_registry: str, entry: str, settings: dict[str, Any],
     elif case_registry == "block" and model is not None and "convs" not in model.model_fields:
         # a block without convs keeps its channels: it sits on encoder nodes of one width, a
         # conv on the stem edge maps the input to that width, the decoder keeps conv blocks
-        spec["defaults"]["block"] = {"type": entry, **settings}
+        spec["defaults"]["block"] = {"type": entry, **ENTRY_BASE.get(entry, {}), **settings}
         spec["nodes"]["E"]["width"] = WIDTH
         spec["nodes"]["D"]["block"] = {"type": "conv", "convs": 1}
         spec["edges"]["stem"]["conv"] = {"width": WIDTH, "block": {"type": "conv", "convs": 1}}
     elif case_registry == "block":
-        spec["defaults"]["block"] = {"type": entry, **settings}
+        spec["defaults"]["block"] = {"type": entry, **ENTRY_BASE.get(entry, {}), **settings}
     elif entry == "seg":
         spec["heads"]["seg"].update(settings)
     else:  # another head type: on the bottom node, beside the seg heads

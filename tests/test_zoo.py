@@ -89,6 +89,11 @@ COUNTS = [
      "nnUNetResEncUNetM/LPlans 3d_fullres, 6 stages 32..320"),
     ("nnunet_resenc", RESENC_L_2D, 105_916_812, None,
      "nnUNetResEncUNetLPlans 2d, 7 stages 32..512"),
+    # MONAI's parameters that its forward uses (test_transformer_peer_counts checks them)
+    ("monai_unetr", {}, 92_783_842, None, "MONAI UNETR(img_size=96) (3D)"),
+    ("monai_unetr", {"dims": 2}, 87_146_434, None, "MONAI UNETR(spatial_dims=2)"),
+    ("monai_swin_unetr", {}, 15_703_004, None, "MONAI SwinUNETR() (3D, feature_size 24)"),
+    ("monai_swin_unetr", {"dims": 2}, 6_302_228, None, "MONAI SwinUNETR(spatial_dims=2)"),
 ]
 # MONAI's conv networks: the literal here, and the package's own count in
 # test_monai_counts_are_the_packages (outputs: tests/integrations/test_peers_monai.py)
@@ -139,6 +144,12 @@ SMALL.update(monai_unet={"dims": 2, "channels": [4, 8, 16, 32]},
              monai_segresnet_ds={"dims": 2, "init_filters": 4, "blocks_down": [1, 1, 1],
                                  "blocks_up": [1, 1]},
              monai_vnet={"dims": 2})  # VNet's widths are fixed (16..256)
+         "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2},
+         "monai_unetr": {"dims": 2, "img_size": 32, "feature_size": 4, "hidden_size": 16, "mlp_dim": 32,
+                         "num_heads": 2},
+         "monai_swin_unetr": {"dims": 2, "img_size": 64, "feature_size": 12,
+                              "num_heads": [1, 2, 2, 4], "window_size": 4,
+                              "norm": "batch"}}  # 32 px inputs: 1 x 1 at level 5
 
 
 def small(spec, **extra):
@@ -179,6 +190,36 @@ def test_parameter_counts_equal_the_peer_packages(name, overrides):
     print(f"{name} {overrides}: {PEERS[name].label} has {peer:,} parameters")
     expected = next(c[2] for c in COUNTS if c[0] == name and c[1] == overrides)
     assert count_params(model) == peer == expected
+def _used_parameter_names(peer_small: torch.nn.Module, x: torch.Tensor) -> set[str]:
+    """Names of the parameters a peer's forward reaches (a gradient after one backward)."""
+    peer_small.train()
+    peer_small(x).mean().backward()
+    return {n for n, p in peer_small.named_parameters() if p.grad is not None}
+
+
+# transformer peers allocate layers their forward never calls (MONAI's TransformerBlock keeps
+# a `norm_cross_attn` LayerNorm without cross-attention): the spec has the used ones, which
+# the count below takes from the peer itself (names from a small instance, sizes at the
+# configuration); tests/integrations/test_peers_transformers.py checks the outputs
+@pytest.mark.parametrize("name, overrides, expected", [
+    pytest.param("monai_unetr", {"dims": 2}, 87_146_434, id="unetr-2d"),
+    pytest.param("monai_unetr", {"dims": 3}, 92_783_842, id="unetr-3d", marks=pytest.mark.slow),
+    pytest.param("monai_swin_unetr", {"dims": 2}, 6_302_228, id="swin_unetr-2d"),
+    pytest.param("monai_swin_unetr", {"dims": 3}, 15_703_004, id="swin_unetr-3d",
+                 marks=pytest.mark.slow),
+])
+def test_transformer_peer_counts(name, overrides, expected):
+    pytest.importorskip("monai")
+    from skipgraph.integrations.peers import build_peer
+    tiny = skipgraph.build(SPECS / f"{name}.yaml", **{**SMALL[name], **overrides})
+    used = _used_parameter_names(build_peer(name, tiny.ir.params),
+                                 torch.randn(2, 1, *[tiny.ir.params["img_size"]] * tiny.ir.dims))
+    model = skipgraph.build(SPECS / f"{name}.yaml", **overrides)
+    peer = build_peer(name, model.ir.params)
+    total = sum(p.numel() for p in peer.parameters())
+    peer_used = sum(p.numel() for n, p in peer.named_parameters() if n in used)
+    print(f"{name} {overrides}: the peer has {total:,} parameters, {peer_used:,} used")
+    assert count_params(model) == peer_used == expected
 
 
 def test_every_zoo_spec_has_a_count():

@@ -7,3 +7,5 @@ from . import builtin  # noqa: F401  (conv, recurrent, residual, resblock, ident
 from . import backbone_params  # noqa: F401  (backbone: the stage of a timm encoder)
 from . import unit_params  # noqa: F401  (convunit and preact: MONAI's units)
 from . import context_params  # noqa: F401  (sepconv, image_pool, dropout: smp's decoders)
+from . import transformer_params  # noqa: F401  (patch_embed, transformer, token_norm: ViT)
+from . import swin_params  # noqa: F401  (swin, patch_merge: Swin transformer)

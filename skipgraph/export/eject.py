@@ -128,7 +128,9 @@ class _Emitter:
         self.classes[cls.__name__] = cls
         attrs = ", ".join(f"{k}={v!r}" for k, v in _plain_attrs(m).items())
         body = "".join(f"\n{pad}    ({n!r}, {e})," for n, e in items)
-        return f"_build({cls.__name__}({attrs}), [{body}\n{pad}])"
+        tensors = _own_tensors(m)
+        extra = f", {tensors!r}" if tensors else ""
+        return f"_build({cls.__name__}({attrs}), [{body}\n{pad}]{extra})"
 
     def class_sources(self) -> list[str]:
         out = []
@@ -147,14 +149,29 @@ class _Emitter:
         return out
 
 
-_BUILD_HELPER = '''def _build(module, children):
-    """Attach named submodules (keeps state_dict keys as in the compiled module)."""
+_BUILD_HELPER = '''def _build(module, children, tensors=None):
+    """Attach named submodules, and the block's own parameters and buffers (name -> (kind,
+    shape), filled by load_state_dict): state_dict keys as in the compiled module."""
     for name, child in children:
         module.add_module(name, child)
+    for name, (kind, shape) in (tensors or {}).items():
+        if kind == "parameter":
+            module.register_parameter(name, nn.Parameter(torch.zeros(shape)))
+        else:
+            module.register_buffer(name, torch.zeros(shape))
     return module
 
 
 '''
+
+
+def _own_tensors(m: nn.Module) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """A skipgraph block's own parameters and persistent buffers (not its children's): name ->
+    (``parameter`` | ``buffer``, shape), for ``_build`` to allocate in the ejected file."""
+    out = {k: ("parameter", tuple(p.shape)) for k, p in m._parameters.items() if p is not None}
+    out.update({k: ("buffer", tuple(b.shape)) for k, b in m._buffers.items()
+                if b is not None and k not in m._non_persistent_buffers_set})
+    return out
 
 
 def _shared_ids(model: nn.Module) -> set[int]:

@@ -30,6 +30,8 @@ weights load into the compiled spec (and the tests can check equal outputs):
 - MONAI's UNet, DynUNet, SegResNet, SegResNetDS: :mod:`skipgraph.integrations.peers_monai`.
 - smp's other decoders over that encoder (``smp_*`` specs): :mod:`.peers_smp`.
 - dynamic_network_architectures ``ResidualUNet`` (``nnunet_resunet``): :mod:`.peers_nnunet`.
+- MONAI ``UNETR`` (``monai_unetr``) and ``SwinUNETR`` (``monai_swin_unetr``):
+  :mod:`skipgraph.integrations.peers_transformers`.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from . import peers_monai
 from . import peers_nnunet as nnunet_peers
 from . import peers_smp as smp_peers
 from .peers_smp import smp_encoder_key
+from .peers_transformers import make_swin_unetr, make_unetr, swin_unetr_key, unetr_key
 
 __all__ = ["Peer", "PEERS", "build_peer", "peer_key_map", "load_peer_weights"]
 
@@ -271,6 +274,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          smp_peers.make_fpn, smp_peers.fpn_key),
     Peer("smp_deeplabv3plus", "segmentation_models_pytorch DeepLabV3Plus (ResNet)",
          "segmentation_models_pytorch", smp_peers.make_deeplabv3plus, smp_peers.deeplabv3plus_key),
+    Peer("monai_unetr", "MONAI UNETR", "monai", make_unetr, unetr_key),
+    Peer("monai_swin_unetr", "MONAI SwinUNETR", "monai", make_swin_unetr, swin_unetr_key),
 ]}
 
 
