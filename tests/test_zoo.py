@@ -144,12 +144,11 @@ SMALL.update(monai_unet={"dims": 2, "channels": [4, 8, 16, 32]},
              monai_segresnet_ds={"dims": 2, "init_filters": 4, "blocks_down": [1, 1, 1],
                                  "blocks_up": [1, 1]},
              monai_vnet={"dims": 2})  # VNet's widths are fixed (16..256)
-         "resnet_unet": {"encoder": "resnet18", "base": 4, "decoder_base": 2},
-         "monai_unetr": {"dims": 2, "img_size": 32, "feature_size": 4, "hidden_size": 16, "mlp_dim": 32,
-                         "num_heads": 2},
-         "monai_swin_unetr": {"dims": 2, "img_size": 64, "feature_size": 12,
-                              "num_heads": [1, 2, 2, 4], "window_size": 4,
-                              "norm": "batch"}}  # 32 px inputs: 1 x 1 at level 5
+SMALL.update(monai_unetr={"dims": 2, "img_size": 32, "feature_size": 4, "hidden_size": 16,
+                          "mlp_dim": 32, "num_heads": 2},
+             monai_swin_unetr={"dims": 2, "img_size": 64, "feature_size": 12,
+                               "num_heads": [1, 2, 2, 4], "window_size": 4,
+                               "norm": "batch"})  # 32 px inputs: 1 x 1 at level 5
 
 
 def small(spec, **extra):

@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
 
-from ..spec.types import ExprText
-from .builtin import check_act, check_positive
+from ..fields.types import ActSetting, ExprText
+from .builtin import check_positive
 from .registry import BlockParams, register_block
 
 __all__ = ["SwinParams", "PatchMergeParams"]
@@ -57,12 +57,11 @@ class SwinParams(BlockParams):
     `drop_rate`)."""
     attn_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout on the attention weights (MONAI's `attn_drop_rate`)."""
-    act: str | dict[str, Any] = "gelu"
+    act: ActSetting = "gelu"
     """The MLP's activation (Swin: GELU)."""
 
     expressions = {"heads": 1, "partition": 1, "shift": 0, "mlp": 1}
 
-    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
     _heads = field_validator("heads", "mlp")(classmethod(
         lambda cls, v: check_positive(v, "heads / mlp", 1 << 20)))
 
@@ -88,7 +87,7 @@ class SwinParams(BlockParams):
         return width
 
     def problems(self, dims: int, in_channels: int, out_channels: int) -> list[str]:
-        from .options import ACT_NAMES, split_option
+        from .options import act_choice
         found = []
         if isinstance(self.heads, int) and out_channels % self.heads:
             found.append(f"heads: {self.heads} heads do not divide the {out_channels} channels")
@@ -100,8 +99,8 @@ class SwinParams(BlockParams):
             found.append(f"shift: a shift of {self.shift} needs windows larger than {used}")
         if self.partition == 0:
             found.append("partition: windows need at least one token")
-        name, kwargs = split_option(self.act, ACT_NAMES, "activation")
-        if name == "prelu" and kwargs.get("num_parameters", 1) != 1:
+        name, options = act_choice(self.act)
+        if name == "prelu" and getattr(options, "num_parameters", 1) != 1:
             found.append("act: the MLP's PReLU acts on token maps (N, *S, features), where "
                          "torch's PReLU would read the first spatial axis as channels: use "
                          "num_parameters: 1")

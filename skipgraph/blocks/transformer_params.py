@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
 
-from .builtin import check_act, check_positive, check_stride
+from ..fields.types import ActSetting
+from .builtin import check_positive, check_stride
 from .registry import BlockParams, register_block
 
 __all__ = ["PatchEmbedParams", "TransformerParams", "TokenNormParams"]
@@ -108,10 +109,9 @@ class TransformerParams(BlockParams):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout on the attention weights, the attention output and after each MLP linear
     (MONAI's `dropout_rate`)."""
-    act: str | dict[str, Any] = "gelu"
+    act: ActSetting = "gelu"
     """The MLP's activation (ViT: GELU)."""
 
-    _act = field_validator("act")(classmethod(lambda cls, v: check_act(v)))
 
     def note(self) -> str:
         return f"{self.heads}h"
@@ -123,12 +123,12 @@ class TransformerParams(BlockParams):
         return width
 
     def problems(self, dims: int, in_channels: int, out_channels: int) -> list[str]:
-        from .options import ACT_NAMES, split_option
+        from .options import act_choice
         found = []
         if out_channels % self.heads:
             found.append(f"heads: {self.heads} heads do not divide the {out_channels} channels")
-        name, kwargs = split_option(self.act, ACT_NAMES, "activation")
-        if name == "prelu" and kwargs.get("num_parameters", 1) != 1:
+        name, options = act_choice(self.act)
+        if name == "prelu" and getattr(options, "num_parameters", 1) != 1:
             found.append("act: the MLP's PReLU acts on token sequences (N, L, features), where "
                          "torch's PReLU would read L as channels: use num_parameters: 1")
         return found
