@@ -32,10 +32,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn as nn
+
+from .monai_attention import infer_attention_unet, make_attention_unet, rename_attention_unet
+from .peer_shapes import infer_basic_unet, infer_basic_unetpp, infer_nnunet, infer_smp_unet
 
 __all__ = ["Peer", "PEERS", "build_peer", "peer_key_map", "load_peer_weights"]
 
@@ -230,25 +233,31 @@ def _make_residual_encoder_unet(p: dict[str, Any]) -> nn.Module:
 class Peer:
     """A zoo spec's peer: ``make(params)`` builds the peer's module from the spec's resolved
     params; ``rename(key, peer_module)`` gives the skipgraph key of a peer key (None: an alias
-    or a head the spec does not build); ``package`` is what to install to get it."""
+    or a head the spec does not build); ``package`` is what to install to get it;
+    ``infer(state_dict)``, where given, the spec params the peer's tensor shapes give
+    (KeyError: not this peer's tensors), used by ``skipgraph import``."""
 
     spec: str
     label: str
     package: str
     make: Callable[[dict[str, Any]], nn.Module]
     rename: Callable[[str, nn.Module], str | None]
+    infer: Callable[[Mapping[str, torch.Tensor]], dict[str, Any]] | None = None
 
 
 PEERS: dict[str, Peer] = {p.spec: p for p in [
-    Peer("monai_basic_unet", "MONAI BasicUNet", "monai", _make_basic_unet, _monai_basic_unet),
+    Peer("monai_basic_unet", "MONAI BasicUNet", "monai", _make_basic_unet, _monai_basic_unet,
+         infer_basic_unet),
     Peer("monai_basic_unetpp", "MONAI BasicUNetPlusPlus", "monai", _make_basic_unetpp,
-         _monai_basic_unetpp),
+         _monai_basic_unetpp, infer_basic_unetpp),
     Peer("nnunet_plain", "nnU-Net PlainConvUNet", "dynamic_network_architectures",
-         _make_plain_conv_unet, _nnunet_plain),
+         _make_plain_conv_unet, _nnunet_plain, infer_nnunet),
     Peer("nnunet_resenc", "nnU-Net ResidualEncoderUNet", "dynamic_network_architectures",
-         _make_residual_encoder_unet, _nnunet_resenc),
+         _make_residual_encoder_unet, _nnunet_resenc, infer_nnunet),
     Peer("resnet_unet", "segmentation_models_pytorch Unet / UnetPlusPlus (ResNet)",
-         "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
+         "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet, infer_smp_unet),
+    Peer("monai_attention_unet", "MONAI AttentionUnet", "monai", make_attention_unet,
+         rename_attention_unet, infer_attention_unet),
 ]}
 
 
