@@ -71,6 +71,11 @@ COUNTS = [
     ("resnet_unet", {"encoder": "resnet18", "decoder": "unet_pp"}, 15_970_449, None,
      'smp UnetPlusPlus("resnet18")'),
     ("resnet_unet", {"dims": 3}, 72_964_657, None, "ResNet-34 U-Net in 3D (3x3x3 kernels)"),
+    ("monai_attention_unet", {}, 1_987_434, None,
+     "MONAI AttentionUnet(2, 1, 2, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2))"),
+    ("monai_attention_unet", {"dims": 3}, 5_909_130, None, "MONAI AttentionUnet, the same in 3D"),
+    ("monai_attention_unet", {"base": 32, "in_channels": 3, "classes": 1}, 7_940_321, None,
+     "MONAI AttentionUnet(2, 3, 1, channels=(32, ..., 512))"),
 ]
 
 _MONAI_SMALL = {"dims": 2, "f0": 4, "f1": 4, "f2": 8, "f3": 16, "f4": 32, "f5": 4}
