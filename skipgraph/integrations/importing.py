@@ -93,8 +93,11 @@ def read_peer_file(path: str | os.PathLike) -> Any:
             return load_file(str(path))
         except Exception as exc:  # a corrupt header
             raise PeerImportError(f"{path}: not a safetensors file ({exc})") from None
+    allowed = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
     try:
-        with torch.serialization.safe_globals(_numpy_scalars()):
+        if allowed is None:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        with allowed(_numpy_scalars()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # not a torch file, or a pickle of objects weights_only refuses
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -156,9 +159,11 @@ def _detect(specs: list[str], state: Mapping[str, torch.Tensor],
         if keys == set(state):
             return spec
         tried.append(spec)
+    nnunet = all(PEERS[s].package == FAMILIES["nnunet"] for s in specs)
     raise PeerImportError(f"the tensors match none of the peers {', '.join(tried)} with the "
                           "inferred params: name the network with --spec (and --set what "
-                          "differs)")
+                          "differs)" + ("; a bare nnU-Net state_dict needs --plans PLANS.json "
+                                        "and --configuration" if nnunet else ""))
 
 
 def _check_tensors(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],

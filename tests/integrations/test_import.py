@@ -385,3 +385,15 @@ def test_every_registered_peer_has_an_import_path():
     from skipgraph.integrations.importing import peer_specs
     assert {s for family in ("nnunet", "monai", "smp") for s in peer_specs(family)} <= set(PEERS)
     assert set(peer_specs("monai")) >= {"monai_basic_unet", "monai_attention_unet"}
+
+
+def test_the_library_function(tmp_path):
+    peer = _attention_unet()
+    path = tmp_path / "a.pt"
+    torch.save(peer.state_dict(), path)
+    model = skipgraph.import_peer(path, "monai", output=tmp_path / "sg.pt", kernel=3)
+    _same_outputs(model, peer, torch.randn(1, 1, 32, 32))
+    data = torch.load(tmp_path / "sg.pt", weights_only=True)
+    assert data["extra"]["imported_from"]["spec"] == "monai_attention_unet"
+    with pytest.raises(ValueError, match="match none of the peers"):
+        skipgraph.import_peer(path, "monai", f0=8)  # the BasicUNet param fits no AttentionUnet
