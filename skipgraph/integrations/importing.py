@@ -269,6 +269,9 @@ def _nnunet_source(data: Any, plans_path: str | os.PathLike | None,
                   if isinstance(data, Mapping) else "nnUNetTrainer"}
     if isinstance(init.get("dataset_json"), Mapping):
         provenance["dataset_json"] = dict(init["dataset_json"])
+    elif plans_path and (Path(plans_path).parent / "dataset.json").is_file():
+        # a trained-model folder: plans.json and dataset.json side by side
+        provenance["dataset_json"] = _read_json(Path(plans_path).parent / "dataset.json")
     if isinstance(init.get("fold"), (int, str)):
         provenance["fold"] = init["fold"]
     axes = data.get("inference_allowed_mirroring_axes") if isinstance(data, Mapping) else None

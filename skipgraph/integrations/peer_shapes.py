@@ -24,25 +24,27 @@ def _io(state: State, first: str, last: str) -> dict[str, Any]:
     return {"dims": w.dim() - 2, "in_channels": w.shape[1], "classes": state[last].shape[0]}
 
 
+def _monai_features(state: State, stem: str, down: str, up: str, head: str) -> dict[str, Any]:
+    """MONAI's TwoConv networks: ``features`` f0..f5 from the stem unit, the ``down`` units
+    (``{i}`` = level 1..4) and the last ``up`` unit, plus dims / channels / classes."""
+    params = _io(state, f"{stem}.conv_0.conv.weight", head)
+    params["f0"] = state[f"{stem}.conv_0.conv.weight"].shape[0]
+    for i in range(1, 5):
+        params[f"f{i}"] = state[f"{down.format(i=i)}.convs.conv_0.conv.weight"].shape[0]
+    params["f5"] = state[f"{up}.convs.conv_0.conv.weight"].shape[0]
+    return params
+
+
 def infer_basic_unet(state: State) -> dict[str, Any]:
     """MONAI ``BasicUNet``: dims, in_channels, classes and ``features`` f0..f5."""
-    params = _io(state, "conv_0.conv_0.conv.weight", "final_conv.weight")
-    params["f0"] = state["conv_0.conv_0.conv.weight"].shape[0]
-    for i in range(1, 5):
-        params[f"f{i}"] = state[f"down_{i}.convs.conv_0.conv.weight"].shape[0]
-    params["f5"] = state["upcat_1.convs.conv_0.conv.weight"].shape[0]
-    return params
+    return _monai_features(state, "conv_0", "down_{i}", "upcat_1", "final_conv.weight")
 
 
 def infer_basic_unetpp(state: State) -> dict[str, Any]:
     """MONAI ``BasicUNetPlusPlus``: as BasicUNet (its heads exist with or without deep
     supervision, so ``ds`` is not in the weights)."""
-    params = _io(state, "conv_0_0.conv_0.conv.weight", "final_conv_0_4.weight")
-    params["f0"] = state["conv_0_0.conv_0.conv.weight"].shape[0]
-    for i in range(1, 5):
-        params[f"f{i}"] = state[f"conv_{i}_0.convs.conv_0.conv.weight"].shape[0]
-    params["f5"] = state["upcat_0_4.convs.conv_0.conv.weight"].shape[0]
-    return params
+    return _monai_features(state, "conv_0_0", "conv_{i}_0", "upcat_0_4",
+                           "final_conv_0_4.weight")
 
 
 def infer_nnunet(state: State) -> dict[str, Any]:

@@ -103,9 +103,16 @@ def _smp_unet(encoder: str, cls: str = "Unet"):
 
 def test_smp_unet_resnet18_imports_with_equal_outputs(tmp_path):
     peer = _smp_unet("resnet18")
-    model, _ = _import(tmp_path, peer, "smp")
+    model, ckpt = _import(tmp_path, peer, "smp")
     assert model.ir.params["encoder"] == "resnet18"
     _same_outputs(model, peer, torch.randn(1, 3, 64, 64))
+    back = tmp_path / "back.safetensors"
+    assert main(["export", str(ckpt), "--peer", "smp", "-o", str(back)]) == 0
+    from safetensors.torch import load_file
+    fresh = _smp_unet("resnet18")
+    fresh.load_state_dict(load_file(back), strict=True)
+    saved = torch.load(tmp_path / "peer.pt", weights_only=True)  # before the forward passes
+    assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in saved.items())
 
 
 @pytest.mark.slow
@@ -345,8 +352,10 @@ def test_nnunet_state_dict_with_plans_file(tmp_path, monkeypatch):
     plans = tmp_path / "plans.json"
     plans.write_text(json.dumps(raw["init_args"]["plans"]))
     torch.save(raw["network_weights"], tmp_path / "weights.pth")
+    (tmp_path / "dataset.json").write_text(json.dumps(raw["init_args"]["dataset_json"]))
     model, info = import_checkpoint(tmp_path / "weights.pth", "nnunet", plans=plans,
                                     configuration="2d")
+    assert info["dataset_json"]["labels"] == {"background": 0, "a": 1, "b": 2}
     _same_outputs(model, network, torch.randn(1, 2, 32, 32))
     with pytest.raises(ValueError, match="no configuration `3d`"):
         import_checkpoint(tmp_path / "weights.pth", "nnunet", plans=plans, configuration="3d")
