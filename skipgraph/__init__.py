@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .compile import SkipGraphModule
 
 __all__ = ["SpecError", "Diagnostic", "load_spec", "load_ir", "build", "load_checkpoint",
-           "save_checkpoint", "__version__"]
+           "save_checkpoint", "import_peer", "__version__"]
 __version__ = "0.1.0"
 
 
@@ -130,3 +130,34 @@ def save_checkpoint(model: "SkipGraphModule", path: str | os.PathLike,
     """
     from .checkpoint import save_checkpoint as _save
     _save(model, path, extra)
+
+
+def import_peer(path: str | os.PathLike, peer: str, output: str | os.PathLike | None = None,
+                spec: str | None = None, plans: str | os.PathLike | None = None,
+                configuration: str | None = None, **params: Any) -> "SkipGraphModule":
+    """A peer's trained weights as a compiled skipgraph model with equal outputs (what
+    ``skipgraph import`` does); written as a checkpoint when ``output`` is given.
+
+    Args:
+        path: an nnU-Net trainer's ``checkpoint_final.pth``, a MONAI or smp ``state_dict``
+            (``.pt``/``.pth``, or a dict holding one) or a ``.safetensors`` file. Read with
+            ``torch.load(weights_only=True)``: nothing in the file is executed.
+        peer: ``"nnunet"``, ``"monai"`` or ``"smp"`` (or any package / zoo spec registered in
+            :data:`skipgraph.integrations.peers.PEERS`).
+        spec: the zoo spec, where the family has several (default: detected from the keys).
+        plans, configuration: nnU-Net's plans.json and configuration (default: the trainer
+            checkpoint's own).
+        **params: spec params the weights do not show (like ``--set``).
+
+    Raises:
+        ValueError (``PeerImportError``): an unsafe or unreadable file, a configuration the
+            zoo spec does not reproduce, or the first tensor that does not fit (its key, the
+            expected and the found shape).
+        SpecError: a param the spec rejects. ImportError: the peer package is missing.
+    """
+    from .integrations.importing import import_checkpoint
+    model, info = import_checkpoint(path, peer, spec, params, plans, configuration)
+    if output is not None:
+        from .checkpoint import save_checkpoint as _save
+        _save(model, output, extra={"imported_from": info})
+    return model

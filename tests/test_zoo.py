@@ -94,6 +94,11 @@ COUNTS = [
     ("monai_unetr", {"dims": 2}, 87_146_434, None, "MONAI UNETR(spatial_dims=2)"),
     ("monai_swin_unetr", {}, 15_703_004, None, "MONAI SwinUNETR() (3D, feature_size 24)"),
     ("monai_swin_unetr", {"dims": 2}, 6_302_228, None, "MONAI SwinUNETR(spatial_dims=2)"),
+    ("monai_attention_unet", {}, 1_987_434, None,
+     "MONAI AttentionUnet(2, 1, 2, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2))"),
+    ("monai_attention_unet", {"dims": 3}, 5_909_130, None, "MONAI AttentionUnet, the same in 3D"),
+    ("monai_attention_unet", {"base": 32, "in_channels": 3, "classes": 1}, 7_940_321, None,
+     "MONAI AttentionUnet(2, 3, 1, channels=(32, ..., 512))"),
 ]
 # MONAI's conv networks: the literal here, and the package's own count in
 # test_monai_counts_are_the_packages (outputs: tests/integrations/test_peers_monai.py)

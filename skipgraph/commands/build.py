@@ -90,6 +90,9 @@ def _model_from(args: argparse.Namespace):
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.peer:  # the weights back to the peer's class (skipgraph/commands/peer.py)
+        from .peer import export_to_peer
+        return export_to_peer(args)
     from ..export import check_onnx, export_onnx, export_program
     model = _model_from(args)
     if not (args.onnx or args.torch_export):
@@ -150,6 +153,10 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     e.add_argument("--torch-export", metavar="OUT.pt2")
     e.add_argument("--all-heads", action="store_true", help="export every head, not the "
                    "eval output")
+    e.add_argument("--peer", metavar="nnunet|monai|smp", help="write a checkpoint's "
+                   "weights for its peer's class (with -o)")
+    e.add_argument("-o", "--output", metavar="OUT", help="with --peer: .pt/.pth/.safetensors "
+                   "state_dict, or a folder (an nnU-Net model folder)")
     ej = add("eject", cmd_eject, "write a standalone PyTorch file of the architecture")
     ej.add_argument("-o", "--output", required=True)
     for sub_parser in (e, ej):

@@ -22,8 +22,20 @@ def validate(ir: IRGraph) -> IRGraph:
     _check_connectivity(ir, sink)
     _check_levels(ir, sink)
     _check_head_contracts(ir, sink)
+    _check_gates(ir, sink)
     sink.raise_if_any()
     return ir
+
+
+def _check_gates(ir: IRGraph, sink: DiagnosticSink) -> None:
+    """A gated edge's node receives an edge of the gating family (the gate's signal)."""
+    for e in ir.edges():
+        if e.gate_by and not any(x.family == e.gate_by for x in ir.in_edges(e.dst)):
+            span, key, _ = _span_of(ir, e.src, e.dst)
+            sink.error("unknown-family", f"the gate on {e.src} -> {e.dst} is driven by edge "
+                       f"family `{e.gate_by}`, which has no edge into {e.dst}", span, key=key,
+                       hint="gate this edge by a family that reaches the node (split the "
+                       "family with `if:` where the signal comes from another family)")
 
 
 def _span_of(ir: IRGraph, src: str, dst: str):

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn as nn
@@ -47,6 +47,8 @@ from . import peers_nnunet as nnunet_peers
 from . import peers_smp as smp_peers
 from .peers_smp import smp_encoder_key
 from .peers_transformers import make_swin_unetr, make_unetr, swin_unetr_key, unetr_key
+from .monai_attention import infer_attention_unet, make_attention_unet, rename_attention_unet
+from .peer_shapes import infer_basic_unet, infer_basic_unetpp, infer_nnunet, infer_smp_unet
 
 __all__ = ["Peer", "PEERS", "build_peer", "peer_key_map", "load_peer_weights"]
 
@@ -237,28 +239,32 @@ def _make_residual_encoder_unet(p: dict[str, Any], name: str = "ResidualEncoderU
 class Peer:
     """A zoo spec's peer: ``make(params)`` builds the peer's module from the spec's resolved
     params; ``rename(key, peer_module)`` gives the skipgraph key of a peer key (None: an alias
-    or a head the spec does not build); ``package`` is what to install to get it."""
+    or a head the spec does not build); ``package`` is what to install to get it;
+    ``infer(state_dict)``, where given, the spec params the peer's tensor shapes give
+    (KeyError: not this peer's tensors), used by ``skipgraph import``."""
 
     spec: str
     label: str
     package: str
     make: Callable[[dict[str, Any]], nn.Module]
     rename: Callable[[str, nn.Module], str | None]
+    infer: Callable[[Mapping[str, torch.Tensor]], dict[str, Any]] | None = None
 
 
 PEERS: dict[str, Peer] = {p.spec: p for p in [
-    Peer("monai_basic_unet", "MONAI BasicUNet", "monai", _make_basic_unet, _monai_basic_unet),
+    Peer("monai_basic_unet", "MONAI BasicUNet", "monai", _make_basic_unet, _monai_basic_unet,
+         infer_basic_unet),
     Peer("monai_basic_unetpp", "MONAI BasicUNetPlusPlus", "monai", _make_basic_unetpp,
-         _monai_basic_unetpp),
+         _monai_basic_unetpp, infer_basic_unetpp),
     Peer("nnunet_plain", "nnU-Net PlainConvUNet", "dynamic_network_architectures",
-         _make_plain_conv_unet, _nnunet_plain),
+         _make_plain_conv_unet, _nnunet_plain, infer_nnunet),
     Peer("nnunet_resenc", "nnU-Net ResidualEncoderUNet", "dynamic_network_architectures",
-         _make_residual_encoder_unet, _nnunet_resenc),
+         _make_residual_encoder_unet, _nnunet_resenc, infer_nnunet),
     Peer("nnunet_resunet", "nnU-Net ResidualUNet", "dynamic_network_architectures",
          lambda p: nnunet_peers.make_residual_unet(p, _make_residual_encoder_unet),
          lambda k, m: nnunet_peers.residual_unet_key(k, m, _nnunet_resenc)),
     Peer("resnet_unet", "segmentation_models_pytorch Unet / UnetPlusPlus (ResNet)",
-         "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet),
+         "segmentation_models_pytorch", _make_smp_unet, _smp_resnet_unet, infer_smp_unet),
     Peer("monai_unet", "MONAI UNet", "monai", peers_monai.make_unet, peers_monai.unet_key),
     Peer("monai_dynunet", "MONAI DynUNet", "monai", peers_monai.make_dynunet,
          peers_monai.dynunet_key),
@@ -276,6 +282,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          "segmentation_models_pytorch", smp_peers.make_deeplabv3plus, smp_peers.deeplabv3plus_key),
     Peer("monai_unetr", "MONAI UNETR", "monai", make_unetr, unetr_key),
     Peer("monai_swin_unetr", "MONAI SwinUNETR", "monai", make_swin_unetr, swin_unetr_key),
+    Peer("monai_attention_unet", "MONAI AttentionUnet", "monai", make_attention_unet,
+         rename_attention_unet, infer_attention_unet),
 ]}
 
 

@@ -12,6 +12,9 @@ CASES = [
     pytest.param("monai_basic_unet", {"dims": 2}, 64, id="basic_unet-2d"),
     pytest.param("monai_basic_unetpp", {"dims": 2, "ds": True}, 64, id="basic_unetpp-2d-ds"),
     pytest.param("monai_basic_unetpp", {"dims": 2}, 64, id="basic_unetpp-2d"),
+    pytest.param("monai_attention_unet", {"base": 8}, 64, id="attention_unet-2d"),
+    pytest.param("monai_attention_unet", {"dims": 3, "depth": 3}, 32, id="attention_unet-3d",
+                 marks=pytest.mark.slow),
     # dynamic_network_architectures comes with nnunetv2 (the `nnunet` extra, `make test-slow`)
     pytest.param("nnunet_plain", {}, 64, id="plain_conv_unet-2d-6stages", marks=pytest.mark.slow),
     pytest.param("nnunet_plain", {"ds": False}, 64, id="plain_conv_unet-2d-no-ds",
