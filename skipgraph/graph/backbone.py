@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..extras import pip_install
 from ..spec.backbone import EXTRA, BackboneSpec
 
 __all__ = ["BackboneError", "BackboneLevel", "backbone_levels"]
@@ -38,7 +39,7 @@ def backbone_levels(spec: BackboneSpec, in_channels: int, dims: int) -> list[Bac
         from ..blocks.backbone import describe
     except ImportError as exc:
         raise BackboneError(f"backbone `{spec.name}` needs timm ({exc.name} is not installed)",
-                            "missing-extra", f'pip install "skipgraph[{EXTRA}]"') from None
+                            "missing-extra", pip_install(EXTRA)) from None
     try:
         stages = describe(spec.name, in_channels)
     except (ValueError, RuntimeError, TypeError, KeyError, AssertionError) as exc:

@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..extras import pip_install
 from .data import DataError, SegmentationFolder, check_flip_axes, split_names
 from .labels import check_labels, one_hot
 
 __all__ = ["VolumeFolder", "is_volume_folder", "open_folder", "MEDICAL_EXTRA"]
 
-MEDICAL_EXTRA = "pip install 'skipgraph[medical]' (MONAI and nibabel)"
+MEDICAL_EXTRA = f"{pip_install('medical')} (MONAI and nibabel)"
 
 
 def _need_medical() -> None:
