@@ -11,7 +11,7 @@ import torch
 import skipgraph
 from skipgraph.blocks import BlockParams, register_block
 from skipgraph.errors import SpecError
-from skipgraph.export import check_onnx, eject_source, export_onnx, export_program
+from skipgraph.export import check_onnx, eject_source, export_onnx, export_program, onnx_files
 from tests.conftest import SPECS, TINY_SPEC, ZOO, zoo_params
 from tests.test_zoo import small
 
@@ -166,3 +166,20 @@ def test_export_that_cannot_work_names_the_node(write_spec):
         export_program(model)
     d = info.value.diagnostics[0]
     assert d.code == "export-failed" and "node B" in d.message and "DataDependent" in d.message
+
+
+def test_onnx_export_writes_one_file_and_names_every_file(tmp_path, capsys):
+    from skipgraph.cli import main
+    assert main(["export", "unet", "--set", "depth=1", "--set", "base=4",
+                 "--onnx", str(tmp_path / "m.onnx")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # weights inside
+    assert "weights in" not in capsys.readouterr().out
+    model = _model(SPECS / "unet.yaml", depth=1, base=4)
+    export_onnx(model, tmp_path / "big.onnx", external_data=True)  # as for a model over 2 GiB
+    assert onnx_files(tmp_path / "big.onnx") == [str(tmp_path / "big.onnx"),
+                                                 str(tmp_path / "big.onnx.data")]
+    x = torch.randn(1, 1, 8, 8)
+    with torch.no_grad():
+        ref = model.eval()(x)
+    got = ort.InferenceSession(str(tmp_path / "big.onnx")).run(None, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(got, ref.numpy(), atol=1e-5)
