@@ -1,5 +1,6 @@
-"""Build hook: the zoo (``specs/*.yaml``) and the editor schema (``docs/skipgraph.schema.json``)
-go into the wheel as package data, at ``skipgraph/specs/`` and ``skipgraph/docs/``.
+"""Build hook: the zoo (``specs/*.yaml``), the editor schema (``docs/skipgraph.schema.json``)
+and the pip constraints file that extras' install hints name (``constraints.txt``) go into the
+wheel as package data, at ``skipgraph/specs/``, ``skipgraph/docs/`` and ``skipgraph/``.
 
 The repository keeps one copy of each file at the top level, where people browse it; this hook
 copies them into the build tree only, so the copies in a wheel cannot drift from the repository.
@@ -15,7 +16,8 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 # repository path -> path inside the package (same relative layout, so the specs' schema
 # modelines `../docs/skipgraph.schema.json` resolve in an installed package as in the repo)
-PACKAGE_DATA = {"specs": "specs", "docs/skipgraph.schema.json": "docs/skipgraph.schema.json"}
+PACKAGE_DATA = {"specs": "specs", "docs/skipgraph.schema.json": "docs/skipgraph.schema.json",
+                "constraints.txt": "constraints.txt"}
 
 
 class BuildPyWithZoo(build_py):

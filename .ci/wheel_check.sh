@@ -26,6 +26,7 @@ for spec in "$ROOT"/specs/*.yaml; do
     grep -qx "specs/$name" "$WORK/sdist.txt" || fail "sdist lacks specs/$name"
 done
 grep -qx "skipgraph/docs/skipgraph.schema.json" "$WORK/wheel.txt" || fail "wheel lacks the schema"
+grep -qx "skipgraph/constraints.txt" "$WORK/wheel.txt" || fail "wheel lacks constraints.txt (the extras hints name it)"
 grep -q "dist-info/licenses/LICENSE$" "$WORK/wheel.txt" || fail "wheel lacks LICENSE"
 grep -qx "docs/skipgraph.schema.json" "$WORK/sdist.txt" || fail "sdist lacks the schema"
 grep -qx "LICENSE" "$WORK/sdist.txt" || fail "sdist lacks LICENSE"
@@ -38,6 +39,7 @@ mkdir "$WORK/outside" && cd "$WORK/outside"
 for spec in "$ROOT"/specs/*.yaml; do
     grep -q "^$(basename "$spec" .yaml) " zoo.txt || fail "skipgraph zoo does not list $spec"
 done
+"$VPY" -c "from skipgraph.extras import constraints_file as c; p = c(); assert p.is_file() and 'site-packages' in str(p), p"
 "$SG" build unet_pp --json > build.json
 "$VPY" -c "import json; assert json.load(open('build.json'))['params'] == 9041601"
 "$SG" render unet_pp -o x.svg >/dev/null

@@ -11,6 +11,8 @@ pass, and shows the equivalent command line.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 from pathlib import Path
 
 import torch
@@ -47,9 +49,19 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"U-Net {count(unet):,} parameters; with SE blocks {count(se_unet):,} "
           f"(SE adds {count(se_unet) - count(unet):,}: {len(widths)} nodes)")
     print(f"input {tuple(x.shape)} -> output {tuple(y.shape)}")
-    print(f"command line: PYTHONPATH=examples skipgraph --import se_block build {SPEC.name}")
+    command = equivalent_command(params, args.reduction)
+    print(f"command line (from {Path.cwd()}): {command}")
     return {"model": se_unet, "params": count(se_unet), "expected": expected,
-            "output_shape": tuple(y.shape)}
+            "output_shape": tuple(y.shape), "command": command}
+
+
+def equivalent_command(params: dict, reduction: int) -> str:
+    """The `skipgraph build` line that builds the same model from the current directory:
+    the module folder and the spec are written relative to it, so it runs where it is printed."""
+    here = os.path.relpath(SPEC.parent)
+    sets = " ".join(f"--set {k}={v}" for k, v in {**params, "reduction": reduction}.items())
+    return (f"PYTHONPATH={shlex.quote(here)} skipgraph --import se_block build "
+            f"{shlex.quote(os.path.join(here, SPEC.name))} {sets}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import yaml
 from .compile import SkipGraphModule, compile_ir
 from .errors import Diagnostic, SpecError
 from .graph import build_ir
+from .safe_load import UnreadableFileError, load_torch_file
 from .spec import load_spec_text
 
 __all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "read_checkpoint",
@@ -98,12 +99,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             unsupported version.
     """
     try:
-        data = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        data = load_torch_file(path)
     except FileNotFoundError:
         raise SpecError([Diagnostic("file-not-found", f"no such checkpoint: {path}")]) from None
-    except Exception as exc:  # a non-checkpoint or a pickle that weights_only refuses
-        raise SpecError([Diagnostic("bad-value", f"{path} is not a skipgraph checkpoint "
-                                    f"({type(exc).__name__}: {str(exc).splitlines()[0]})")]
+    except UnreadableFileError as exc:
+        raise SpecError([Diagnostic("bad-value", f"{path} is not a skipgraph checkpoint: {exc}")]
                         ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SpecError([Diagnostic("bad-value", f"{path} is not a skipgraph checkpoint")])

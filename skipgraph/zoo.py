@@ -24,7 +24,7 @@ _SUFFIXES = (".yaml", ".yml")
 _CHECKOUT = Path(__file__).resolve().parent.parent  # the repository root in a source checkout
 
 
-def _package_or_checkout(relative: str) -> Path:
+def package_or_checkout(relative: str) -> Path:
     """``skipgraph/<relative>`` when installed from a wheel, else the checkout's ``<relative>``."""
     packaged = resources.files("skipgraph").joinpath(relative)
     if isinstance(packaged, Path) and packaged.exists():
@@ -34,12 +34,12 @@ def _package_or_checkout(relative: str) -> Path:
 
 def zoo_dir() -> Path:
     """The folder of the shipped specs (``$SKIPGRAPH_ZOO`` replaces it, for tests)."""
-    return Path(os.environ.get("SKIPGRAPH_ZOO") or _package_or_checkout("specs"))
+    return Path(os.environ.get("SKIPGRAPH_ZOO") or package_or_checkout("specs"))
 
 
 def schema_file() -> Path:
     """The shipped JSON Schema of the spec format (``skipgraph schema`` prints the same)."""
-    return _package_or_checkout("docs/skipgraph.schema.json")
+    return package_or_checkout("docs/skipgraph.schema.json")
 
 
 def spec_folders() -> list[Path]:

@@ -60,7 +60,20 @@ def test_loading_never_executes_pickled_code(tmp_path):
     torch.save({"format": "skipgraph-checkpoint", "version": 1, "spec": _Evil()}, path)
     with pytest.raises(SpecError) as info:
         load_checkpoint(path)
-    assert "not a skipgraph checkpoint" in str(info.value)
+    message = str(info.value)
+    assert "not a skipgraph checkpoint" in message and "pickled Python objects" in message
+    assert "weights_only" not in message and "False" not in message  # never advise unsafe loading
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", b"PK\x03\x04truncated zip"])
+def test_a_corrupt_checkpoint_is_named_as_such_by_the_cli(tmp_path, capsys, content):
+    path = tmp_path / "broken.pt"
+    path.write_bytes(content)
+    from skipgraph.cli import main
+    assert main(["prune", str(path), "--head", "X[0,1]", "-o", str(tmp_path / "out.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a skipgraph checkpoint: it is not a file written by torch.save" in err
+    assert "Traceback" not in err and "weights_only" not in err
 
 
 def test_bad_files(tmp_path):

@@ -1,5 +1,9 @@
 """Every script in examples/ runs at tiny sizes and does what its docstring says."""
 import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -68,6 +72,21 @@ def test_user_block_adds_exactly_the_se_parameters(example, capsys):
     assert cli_main(["--import", "se_block", "build", str(EXAMPLES / "se_unet.yaml"), "--json",
                      "--set", "base=4", "--set", "depth=2"]) == 0
     assert f'"params": {result["params"]}' in capsys.readouterr().out
+
+
+def test_user_block_prints_a_command_that_runs_where_it_is_printed(example, monkeypatch):
+    """The printed line, run by a shell from the repository root, builds the same model."""
+    monkeypatch.chdir(ROOT)
+    result = example("user_block").main(["--base", "4", "--depth", "2"])
+    command = result["command"]
+    assert command.startswith("PYTHONPATH=examples ") and " examples/se_unet.yaml " in command
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(["bash", "-c", command.replace("PYTHONPATH=examples",
+                                                        f"PYTHONPATH=examples:{ROOT}")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert f"{result['params']:,}" in run.stdout
 
 
 @pytest.mark.slow

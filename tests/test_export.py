@@ -1,4 +1,5 @@
 """ONNX, torch.export and eject for every zoo spec; clear errors for exports that cannot work."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import torch
 import skipgraph
 from skipgraph.blocks import BlockParams, register_block
 from skipgraph.errors import SpecError
-from skipgraph.export import check_onnx, eject_source, export_onnx, export_program
+from skipgraph.export import check_onnx, eject_source, export_onnx, export_program, onnx_files
 from tests.conftest import SPECS, TINY_SPEC, ZOO, zoo_params
 from tests.test_zoo import small
 
@@ -180,3 +181,69 @@ def test_export_that_cannot_work_names_the_node(write_spec):
         export_program(model)
     d = info.value.diagnostics[0]
     assert d.code == "export-failed" and "node B" in d.message and "DataDependent" in d.message
+
+
+def test_onnx_export_writes_one_file_and_names_every_file(tmp_path, capsys):
+    from skipgraph.cli import main
+    assert main(["export", "unet", "--set", "depth=1", "--set", "base=4",
+                 "--onnx", str(tmp_path / "m.onnx")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # weights inside
+    assert "weights in" not in capsys.readouterr().out
+    model = _model(SPECS / "unet.yaml", depth=1, base=4)
+    export_onnx(model, tmp_path / "big.onnx", external_data=True)  # as for a model over 2 GiB
+    assert onnx_files(tmp_path / "big.onnx") == [str(tmp_path / "big.onnx"),
+                                                 str(tmp_path / "big.onnx.data")]
+    x = torch.randn(1, 1, 8, 8)
+    with torch.no_grad():
+        ref = model.eval()(x)
+    got = ort.InferenceSession(str(tmp_path / "big.onnx")).run(None, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(got, ref.numpy(), atol=1e-5)
+
+
+def _load_ejected(path, cls):
+    spec = importlib.util.spec_from_file_location(f"ejected_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return getattr(mod, cls)()
+
+
+@pytest.mark.parametrize("base, params, sizes", [
+    ("unet", {"depth": 2, "base": 4}, (33, 47)),
+    ("unet_pp", {"depth": 2, "base": 4, "ds": True}, (33, 47)),       # dict / ensemble
+    ("monai_basic_unetpp", {"dims": 2, "ds": True}, (19, 30)),        # output: list
+    ("unet", {"depth": 2, "base": 2, "dims": 3}, (9, 17, 12)),
+])
+def test_ejected_pad_spec_pads_and_crops_as_the_compiled_module(tmp_path, base, params, sizes):
+    """`input: {pad: true}`: any size goes in, every output is cropped back (train and eval)."""
+    from skipgraph.compile.module import class_name
+    spec = tmp_path / "padded.yaml"
+    spec.write_text(f"skipgraph: 1\nname: padded\nextends: {base}\n"
+                    "input: {channels: in_channels, pad: true}\n")
+    model = skipgraph.build(spec, seed=0, **params)
+    (tmp_path / "m.py").write_text(eject_source(model))
+    ejected = _load_ejected(tmp_path / "m.py", class_name(model.ir.name))
+    ejected.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, model.ir.in_channels, *sizes)
+    for training in (True, False):
+        model.train(training), ejected.train(training)
+        with torch.no_grad():
+            want, got = model(x), ejected(x)
+        if isinstance(want, dict):
+            assert list(got) == list(want)
+            want, got = list(want.values()), list(got.values())
+        want, got = (want, got) if isinstance(want, list) else ([want], [got])
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and torch.allclose(g, w, atol=1e-6)
+    assert tuple(got[0].shape[2:]) == sizes  # cropped back to the input size
+
+
+def test_ejected_module_checks_its_input_as_the_compiled_one(tmp_path):
+    from skipgraph.compile.module import class_name
+    model = skipgraph.build("unet", depth=2, base=4, seed=0)
+    (tmp_path / "m.py").write_text(eject_source(model))
+    ejected = _load_ejected(tmp_path / "m.py", class_name(model.ir.name))
+    with pytest.raises(ValueError, match="not a multiple of the total stride"):
+        ejected(torch.randn(1, 1, 33, 47))
+    with pytest.raises(ValueError, match=r"expected an input \(N, 1, \*spatial\)"):
+        ejected(torch.randn(1, 3, 32, 32))

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from skipgraph.extras import pip_install
+
 import skipgraph
 from skipgraph import zoo
 from skipgraph.cli import main
@@ -106,7 +108,7 @@ def test_export_without_the_export_extra_names_it(monkeypatch, tmp_path, capsys)
     code = main(["export", "unet", "--set", "depth=1", "--set", "base=4",
                  "--onnx", str(tmp_path / "m.onnx")])
     err = capsys.readouterr().err
-    assert code == 2 and 'pip install "skipgraph[export]"' in err and "Traceback" not in err
+    assert code == 2 and pip_install("export") in err and "Traceback" not in err
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -117,7 +119,7 @@ def test_training_without_the_train_extra_names_it(monkeypatch, tmp_path, capsys
     code = main(["train", "unet", "--set", "depth=1", "--set", "base=4", "--data", str(data),
                  "--epochs", "1", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert code == 2 and 'pip install "skipgraph[train]"' in err and "`PIL`" in err
+    assert code == 2 and pip_install("train") in err and "`PIL`" in err
 
 
 def test_ms_ssim_loss_without_the_losses_extra_names_it(monkeypatch):
@@ -183,3 +185,19 @@ def test_the_readme_snippet_runs_from_any_directory(monkeypatch, tmp_path, capsy
     assert sorted(scope["heads"]) == ["X[0,1]", "X[0,2]", "X[0,3]", "X[0,4]"]
     assert scope["y"].shape == (2, 1, 96, 96) and scope["small"].heads == ["X[0,2]"]
     assert "def forward" in capsys.readouterr().out
+
+
+def test_extra_hints_keep_torch_pinned(monkeypatch):
+    """The hint names the shipped constraints file when the installed torch is the pinned
+    one, and pins the installed torch otherwise (a GPU build is never replaced)."""
+    from importlib import metadata
+
+    from skipgraph import extras
+    path = extras.constraints_file()
+    assert path.is_file() and "torch==" in path.read_text()
+    pinned = extras._pinned_torch(path)
+    monkeypatch.setattr(metadata, "version", lambda name: pinned)
+    assert extras.pip_install("export") == f'pip install -c {path} "skipgraph[export]"'
+    monkeypatch.setattr(metadata, "version", lambda name: "2.99.0+cu128")
+    assert extras.pip_install("medical") == \
+        'pip install "skipgraph[medical]" "torch==2.99.0+cu128"  (keeps the installed torch)'

@@ -27,6 +27,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
+from ..safe_load import UnreadableFileError, load_torch_file
+
 _TORCHVISION_OPS: Any = None
 
 
@@ -171,12 +173,15 @@ def read_weights(path: str) -> dict[str, torch.Tensor]:
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
-            state = load_file(path, device="cpu")
+            try:
+                state = load_file(path, device="cpu")
+            except Exception:  # noqa: BLE001 - safetensors raises its own error type
+                raise UnreadableFileError("it is not a safetensors file, or it is damaged"
+                                          ) from None
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a damaged file or a pickle weights_only refuses
-        raise BackboneWeightsError(f"cannot read backbone weights {path}: {type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+            state = load_torch_file(path)
+    except UnreadableFileError as exc:
+        raise BackboneWeightsError(f"cannot read backbone weights {path}: {exc}") from None
     for key in ("state_dict", "model"):  # the usual wrappers of training checkpoints
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -93,7 +93,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.peer:  # the weights back to the peer's class (skipgraph/commands/peer.py)
         from .peer import export_to_peer
         return export_to_peer(args)
-    from ..export import check_onnx, export_onnx, export_program
+    from ..export import check_onnx, export_onnx, export_program, onnx_files
     model = _model_from(args)
     if not (args.onnx or args.torch_export):
         raise SpecError([Diagnostic("missing-key", "export needs --onnx OUT.onnx and/or "
@@ -105,8 +105,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         shown = stride if isinstance(stride, int) else "x".join(map(str, stride))
         sizes = (f"from 2 x {shown} px on" if not isinstance(stride, int) else
                  f"from {2 * stride} px on") if model.contract.pad else f"multiples of {shown}"
+        files = onnx_files(args.onnx)
+        weights = (f"; weights in {', '.join(files[1:])} (over protobuf's 2 GiB limit for one "
+                   f"file: keep the files together)") if len(files) > 1 else ""
         print(f"wrote {args.onnx} (outputs: {', '.join(names)}; dynamic batch and spatial "
-              f"sizes, {sizes})")
+              f"sizes, {sizes}{weights})")
     if args.torch_export:
         export_program(model, args.torch_export, all_heads=args.all_heads)
         print(f"wrote {args.torch_export}")

@@ -7,6 +7,8 @@ interpretation at run time.
 """
 from __future__ import annotations
 
+import functools
+
 import warnings
 from collections import OrderedDict
 from typing import Any, Iterable
@@ -103,6 +105,8 @@ class SkipGraphModule(nn.Module):
         input check and, for ``input: {pad: true}`` specs, the padding and cropping back;
         the layers stay in the mode they are in."""
         pads = self._check_input(x)
+        if training and x.shape[0] < 2 and self._has_batch_norm_1d:
+            self._explain_batch_norm(x)
         gm = self._train_gm if training else self._eval_gm
         if not self.contract.pad:
             return gm(x)
@@ -122,6 +126,19 @@ class SkipGraphModule(nn.Module):
             raise RuntimeError(f"{self._name}: this copy has its BatchNorm layers folded into "
                                "the convolutions for inference and cannot be trained")
         return super().train(mode)
+
+    @functools.cached_property
+    def _has_batch_norm_1d(self) -> bool:
+        return any(isinstance(m, nn.BatchNorm1d) for m in self.modules())
+
+    def _explain_batch_norm(self, x: torch.Tensor) -> None:
+        """torch's "Expected more than 1 value per channel" names no layer: say which module
+        (a CGM by its head id) and the batch rule, before the step runs."""
+        from .batch_norm import batch_norm_problems
+        problems = batch_norm_problems(self, list(x.shape[2:]), int(x.shape[0]))
+        if problems:
+            raise InputShapeError(problems[0].replace("--batch 2 or more", "a batch of 2 or "
+                                                      "more (or eval mode)"))
 
     def _check_input(self, x: torch.Tensor) -> list[int]:
         """Raise InputShapeError for a wrong input; return the padding the `pad` mode needs."""

@@ -16,6 +16,7 @@ from typing import Any
 import torch.nn as nn
 
 from ..compile.module import SkipGraphModule
+from ..graph.contract import per_axis
 from .eject_backbone import HELPER as BACKBONE_HELPER, is_backbone_stage, stage_expr
 
 __all__ = ["eject_source"]
@@ -33,6 +34,8 @@ def eject_source(model: SkipGraphModule) -> str:
     helpers = _helpers(model)
     if any(is_backbone_stage(m) for m in model.children()):
         helpers.insert(0, BACKBONE_HELPER)
+    if model.contract.pad:
+        helpers.append(_CROP_HELPER)
     parts = [_header(model), *emitter.class_sources(), *helpers,
              f"class {cls}(nn.Module):",
              f'    """{model.ir.name}: heads {", ".join(model.heads)}; eval output: '
@@ -42,9 +45,7 @@ def eject_source(model: SkipGraphModule) -> str:
              "        super().__init__()",
              *("        " + line for line in emitter.lines + init_lines),
              "",
-             "    def forward(self, x):",
-             "        return self._forward_train(x) if self.training else self._forward_eval(x)",
-             "",
+             *_contract_source(model),
              _forward_source(model, True), _forward_source(model, False)]
     return "\n".join(parts).rstrip() + "\n"
 
@@ -65,6 +66,53 @@ def _header(model: SkipGraphModule) -> str:
         import torch.nn.functional as F
 
         ''')
+
+
+def _contract_source(model: SkipGraphModule) -> list[str]:
+    """``forward``: the compiled module's input check and, for ``input: {pad: true}`` specs,
+    its padding up to a multiple of the total stride and the crop of every output back to
+    ``ceil(size / head stride)`` (skipgraph.graph.contract), so the file accepts and returns
+    exactly what the compiled module does."""
+    contract, dims = model.contract, model.ir.dims
+    strides = {h.id: per_axis(h.stride, dims) for h in model.ir.heads.values()}
+    lines = [f"    STRIDES = {contract.strides!r}  # total stride per spatial axis",
+             f"    CHANNELS = {contract.channels!r}",
+             f"    HEAD_STRIDES = {strides!r}  # each head's stride per axis",
+             f"    OUTPUT_HEADS = {tuple(model.output_heads)!r}",
+             "",
+             "    def forward(self, x):",
+             "        run = self._forward_train if self.training else self._forward_eval",
+             "        if x.dim() != len(self.STRIDES) + 2 or x.shape[1] != self.CHANNELS:",
+             "            raise ValueError(f'expected an input (N, {self.CHANNELS}, *spatial) with "
+             "{len(self.STRIDES)} spatial dims, got shape {tuple(x.shape)}')"]
+    if not contract.pad:
+        return lines + [
+            "        if any(s % f for s, f in zip(x.shape[2:], self.STRIDES)):",
+            "            raise ValueError(f'spatial size {tuple(x.shape[2:])} is not a multiple "
+            "of the total stride {self.STRIDES}')",
+            "        return run(x)", ""]
+    return lines + [
+        "        # input: {pad: true}: pad up to a multiple of the stride, crop the outputs back",
+        "        sizes = list(x.shape[2:])",
+        "        pads = [(s + f - 1) // f * f - s for s, f in zip(sizes, self.STRIDES)]",
+        "        out = run(F.pad(x, [p for pad in reversed(pads) for p in (0, pad)]))",
+        "        if isinstance(out, dict):",
+        "            return {k: _crop(v, sizes, self.HEAD_STRIDES[k]) for k, v in out.items()}",
+        "        if isinstance(out, list):",
+        "            return [_crop(v, sizes, self.HEAD_STRIDES[k])",
+        "                    for k, v in zip(self.OUTPUT_HEADS, out)]",
+        "        return _crop(out, sizes, self.HEAD_STRIDES[self.OUTPUT_HEADS[0]])", ""]
+
+
+_CROP_HELPER = '''def _crop(t, sizes, strides):
+    """Crop a head's output to ceil(size / stride) per axis (an image-level output stays)."""
+    if t.dim() <= 2:
+        return t
+    cut = [have - (s + f - 1) // f for have, s, f in zip(t.shape[2:], sizes, strides)]
+    return F.pad(t, [-c for c in reversed(cut) for c in (0, c)])
+
+
+'''
 
 
 def _forward_source(model: SkipGraphModule, training: bool) -> str:

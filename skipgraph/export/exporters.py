@@ -16,7 +16,11 @@ from ..errors import Diagnostic, SpecError
 from ..extras import require
 from .shapes import dynamic_shapes, example_input
 
-__all__ = ["AllHeads", "export_onnx", "export_program", "ExportError", "check_onnx"]
+__all__ = ["AllHeads", "export_onnx", "export_program", "ExportError", "check_onnx",
+           "onnx_files", "ONNX_SINGLE_FILE_LIMIT"]
+
+# protobuf's limit on one serialised message: an ONNX file holding its weights must stay below
+ONNX_SINGLE_FILE_LIMIT = 2 * 1024 ** 3
 
 
 class ExportError(SpecError):
@@ -55,9 +59,13 @@ def export_program(model: SkipGraphModule, path: str | os.PathLike | None = None
     return program
 
 
-def export_onnx(model: SkipGraphModule, path: str | os.PathLike, all_heads: bool = False
-                ) -> list[str]:
+def export_onnx(model: SkipGraphModule, path: str | os.PathLike, all_heads: bool = False,
+                external_data: bool | None = None) -> list[str]:
     """Write an ONNX model; returns its output names (head ids when ``all_heads``).
+
+    The weights go into the one ``.onnx`` file unless they are too large for it (2 GiB,
+    protobuf's limit) or ``external_data=True``: then they go into ``<path>.data`` beside it
+    (:func:`onnx_files` lists what was written).
 
     The graph takes ``x`` of shape ``(N, C_in, *spatial)`` with dynamic batch and spatial sizes
     (multiples of the total stride) and gives the eval output (``output``; for an
@@ -74,6 +82,10 @@ def export_onnx(model: SkipGraphModule, path: str | os.PathLike, all_heads: bool
     names = [_onnx_name(h) for h in model.heads] if all_heads else \
         [_onnx_name(h) for h in model.output_heads] if model.ir.output_mode == "list" else \
         ["output"]
+    if external_data is None:  # a margin for the graph itself beside the weights
+        size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        external_data = size > 0.9 * ONNX_SINGLE_FILE_LIMIT
+    external = external_data
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     try:
@@ -83,12 +95,27 @@ def export_onnx(model: SkipGraphModule, path: str | os.PathLike, all_heads: bool
             warnings.simplefilter("ignore")
             torch.onnx.export(target, (example_input(model.ir),), os.fspath(path), dynamo=True,
                               dynamic_shapes=dynamic_shapes(model.ir), input_names=["x"],
-                              output_names=names)
+                              output_names=names, external_data=external)
     except Exception as exc:
         raise _localize(model, "ONNX export", exc) from None
     finally:
         quiet.setLevel(level)
     return names
+
+
+def onnx_files(path: str | os.PathLike) -> list[str]:
+    """The files an ONNX model consists of: ``path``, then every external-data file its
+    tensors name (in the same folder), in order of first use."""
+    onnx = require("onnx")
+    graph = onnx.load(os.fspath(path), load_external_data=False).graph
+    folder = os.path.dirname(os.fspath(path))
+    files = [os.fspath(path)]
+    for tensor in graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = next(e.value for e in tensor.external_data if e.key == "location")
+            if os.path.join(folder, location) not in files:
+                files.append(os.path.join(folder, location))
+    return files
 
 
 def check_onnx(path: str | os.PathLike) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..extras import pip_install
 from ..backbone_registry import BACKBONE_PROVIDERS
 from ..blocks.backbone_params import BackboneStageParams
 from ..spec.backbone import BackboneSpec
@@ -45,7 +46,7 @@ def backbone_levels(spec: BackboneSpec, in_channels: int, dims: int) -> list[Bac
     except ImportError as exc:
         raise BackboneError(f"backbone `{spec.name}` needs {facts.package or spec.provider} "
                             f"({exc.name} is not installed)", "missing-extra",
-                            f'pip install "skipgraph[{facts.extra}]"' if facts.extra else None
+                            pip_install(facts.extra) if facts.extra else None
                             ) from None
     try:
         stages = provider.describe(spec.name, in_channels)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import graphviz
 
-__all__ = ["IMAGE_FORMATS", "write_drawing", "layout_json", "INSTALL_HINT"]
+__all__ = ["IMAGE_FORMATS", "MissingDotError", "write_drawing", "layout_json", "INSTALL_HINT"]
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
 INSTALL_HINT = ("the graphviz `dot` program is not installed; install it with "
@@ -15,11 +15,18 @@ INSTALL_HINT = ("the graphviz `dot` program is not installed; install it with "
                 "or `conda install graphviz`, or write a .dot file instead")
 
 
+class MissingDotError(OSError):
+    """An image was asked for without graphviz's ``dot``; the ``.dot`` source was written
+    instead (the message names both files and how to install graphviz)."""
+
+
 def write_drawing(graph: graphviz.Digraph, out: str | os.PathLike) -> list[str]:
     """Write ``out`` (format from its suffix); returns messages for the user.
 
-    Without the ``dot`` binary an image cannot be made: the ``.dot`` source is written next to
-    it and the message says how to install graphviz.
+    Raises:
+        MissingDotError: an image format without the ``dot`` binary; the ``.dot`` source is
+            written next to it first, so the drawing is not lost (the CLI exits 2).
+        ValueError: an unknown suffix.
     """
     path = Path(out)
     fmt = path.suffix.lstrip(".").lower()
@@ -32,7 +39,8 @@ def write_drawing(graph: graphviz.Digraph, out: str | os.PathLike) -> list[str]:
     if shutil.which("dot") is None:
         dot_path = path.with_suffix(".dot")
         dot_path.write_text(graph.source)
-        return [f"warning: {INSTALL_HINT}", f"wrote {dot_path} instead of {path}"]
+        raise MissingDotError(f"cannot write {path}: {INSTALL_HINT}; wrote the graph's source "
+                              f"to {dot_path} instead")
     path.write_bytes(graph.pipe(format=fmt))
     return [f"wrote {path}"]
 

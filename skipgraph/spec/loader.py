@@ -25,6 +25,7 @@ from ..errors import Diagnostic, DiagnosticSink, Span, SpecError, did_you_mean
 from ..registry import RegisteredModel
 from ..zoo import find_spec, not_found, resolve_spec_path
 from ..fields.expr import Expr, ExprError
+from .limits import check_limits
 from .schema import Spec
 from .yaml_source import PositionMap, SourceDoc, load_yaml_file
 
@@ -154,6 +155,9 @@ def _resolve(doc: SourceDoc, path: str, overrides: dict[str, Any]) -> ResolvedSp
     data["dims"] = params["dims"]
     sink.raise_if_any()
     spec = _validate(_merged_blocks(data), doc.positions, sink)
+    if spec is not None:  # a param outside its range explains the errors it would cause
+        check_limits(spec.limits, params, overrides, doc.positions, sink)
+        sink.raise_if_any()
     if spec is None:  # expansion, which checks the names, will not run: report them now too
         _check_family_names(data, doc.positions, sink)
     sink.raise_if_any()

@@ -17,6 +17,7 @@ from ..resampling import ResampleOp
 from ..fields.axes import PerAxis
 from ..fields.types import ExprText, RangeText, SpecModel, check_identifiers
 from .backbone import BackboneSpec
+from .limits import ParamLimit
 
 __all__ = [
     "SCHEMA_VERSION", "EDGE_KINDS", "LossSpec", "ExprText", "RangeText", "ResampleSpec", "EdgeConvSpec",
@@ -275,6 +276,9 @@ class Spec(_Model):
     """Named defaults, overridden by `--set NAME=VALUE` or `build(..., NAME=VALUE)` with a value
     of the same type; usable in expressions and `${...}`. A list (`kernels: []`, set as
     `--set kernels=[[1,3,3],3]`) is read by index in expressions: `kernels[i]`."""
+    limits: dict[str, ParamLimit] = Field(default_factory=dict)
+    """Allowed values per param (`depth: {min: 1}`), checked after `--set`: a value outside
+    is a `bad-value` error naming the param and its range."""
     dims: Literal[2, 3] = 2
     """Spatial dimensions: 2 (images, (N, C, H, W)) or 3 (volumes, (N, C, D, H, W))."""
     strides: list[PerAxis] = Field(default_factory=list)

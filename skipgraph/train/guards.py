@@ -12,6 +12,7 @@ from typing import Any
 import torch.nn as nn
 
 from ..compile import SkipGraphModule
+from ..compile.batch_norm import batch_norm_problems
 from ..graph.estimate import check_budget
 from ..graph.contract import head_shape, per_axis, total_stride
 from ..losses import loss_min_size
@@ -73,41 +74,6 @@ def step_batch(batch: int, samples: int, world: int = 1) -> int:
     last incomplete batch when there is more than one)."""
     per_process = -(-samples // world)
     return batch if per_process > batch else per_process
-
-
-def batch_norm_problems(model: SkipGraphModule, crop: int, batch: int) -> list[str]:
-    """BatchNorm in training needs more than one value per channel: ``batch`` x the spatial
-    size at its level (``batch`` alone for the CGMs' BatchNorm1d)."""
-    ir = model.ir
-    levels = {node.module_name: node.level for node in ir.nodes()}
-    # an edge's layers run at both ends' levels: the deeper (smaller) one decides
-    levels.update({e.module_name: max(ir.node(e.src).level, ir.node(e.dst).level)
-                   for e in ir.edges()})
-    owners = {h.name: h for h in ir.heads.values()}
-    levels.update({h.name: h.level for h in ir.heads.values()})
-    problems = []
-    for name, child in model.named_children():
-        norms = [m for m in child.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not norms:
-            continue
-        head = owners.get(name)
-        if any(isinstance(m, nn.BatchNorm1d) for m in norms):
-            if batch < 2:
-                what = f"the {head.type.upper()} `{head.id}`" if head is not None and \
-                    not head.pixelwise else f"`{name}`"
-                problems.append(
-                    f"{ir.name}: {what} has BatchNorm1d layers, which need at least 2 images "
-                    f"per training step; a step here has {batch} (--batch and the number of "
-                    "training crops per process): use --batch 2 or more, or a spec without "
-                    "the CGM")
-            continue
-        side = min(head_shape([crop] * ir.dims, ir.scale(levels.get(name, 0))))
-        if batch * side ** ir.dims < 2:
-            problems.append(
-                f"{ir.name}: `{name}` has BatchNorm at level {levels.get(name, 0)}, where a "
-                f"{crop}-px crop is {side} px: with {batch} image(s) per step that is one value "
-                "per channel, and BatchNorm needs more; use a larger --crop or --batch")
-    return problems
 
 
 def _check_loss_sizes(model: SkipGraphModule, crop: int) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..extras import pip_install
 from ..label_rule import one_hot
 from .data import ReadOptions, SegmentationFolder, check_flip_axes, normalise
 from .errors import DataError
@@ -24,7 +25,7 @@ from .split import split_names
 
 __all__ = ["VolumeFolder", "is_volume_folder", "open_folder", "MEDICAL_EXTRA"]
 
-MEDICAL_EXTRA = "pip install 'skipgraph[medical]' (MONAI and nibabel)"
+MEDICAL_EXTRA = f"{pip_install('medical')} (MONAI and nibabel)"
 
 
 def _need_medical() -> None:

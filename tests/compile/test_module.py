@@ -152,3 +152,15 @@ def test_conv_act_norm_order_and_group_norm(write_spec):
     model = skipgraph.build(write_spec(text))
     names = [n for n, _ in model.X0_0.named_children()]
     assert names == ["conv1", "act1", "norm1", "drop1", "conv2", "act2", "norm2", "drop2"]
+
+
+def test_a_cgm_called_at_batch_1_in_train_mode_is_named_with_the_batch_rule():
+    """torch's own message ("Expected more than 1 value per channel") names no layer."""
+    from skipgraph.graph.contract import InputShapeError
+    model = skipgraph.build("unet_sharp", depth=2, base=4, cgm=True, seed=0).train()
+    with pytest.raises(InputShapeError, match=r"the CGM `.*` has BatchNorm1d layers, which need "
+                                              r"at least 2 images per training step; a step "
+                                              r"here has 1"):
+        model(torch.randn(1, 3, 32, 32))
+    model(torch.randn(2, 3, 32, 32))  # the rule's own boundary trains
+    model.eval()(torch.randn(1, 3, 32, 32))  # and eval needs no batch

@@ -89,9 +89,11 @@ def test_dot_output_needs_no_binary_and_images_fall_back(tmp_path, monkeypatch, 
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert main(["render", "unet", "-o", str(tmp_path / "u.dot")]) == 0
     assert (tmp_path / "u.dot").read_text().startswith("digraph")
-    assert main(["render", "unet", "-o", str(tmp_path / "v.svg")]) == 0
-    out = capsys.readouterr().out
-    assert "apt-get install -y graphviz" in out
+    capsys.readouterr()
+    assert main(["render", "unet", "-o", str(tmp_path / "v.svg")]) == 2  # not what was asked
+    err = capsys.readouterr().err
+    assert f"cannot write {tmp_path / 'v.svg'}" in err and "apt-get install -y graphviz" in err
+    assert f"wrote the graph's source to {tmp_path / 'v.dot'} instead" in err
     assert (tmp_path / "v.dot").exists() and not (tmp_path / "v.svg").exists()
 
 

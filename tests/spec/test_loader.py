@@ -95,3 +95,51 @@ def test_all_problems_reported_together(write_spec):
     assert sorted(info.value.codes) == ["bad-value", "unknown-key", "unknown-key"]
     hints = {d.hint for d in info.value.diagnostics}
     assert {"did you mean `width`?", "did you mean `sigmoid`?", "did you mean `kernel`?"} <= hints
+
+
+def _limited(write_spec, limits: str):
+    return write_spec(TINY_SPEC.replace("nodes:", f"limits: {limits}\nnodes:", 1)
+                      .replace("ds: false}", "ds: false, up: transpose, ks: [1, 2]}"))
+
+
+@pytest.mark.parametrize("limits, item, message", [
+    ("{depth: {min: 1}}", "depth=0", "--set depth=0: `depth` must be >= 1"),
+    ("{depth: {min: 1, max: 3}}", "depth=4", "--set depth=4: `depth` must be in 1..3"),
+    ("{depth: {max: 3, why: too deep}}", "depth=9", "`depth` must be <= 3 (too deep)"),
+    ("{up: {choices: [transpose, bilinear]}}", "up=nearest",
+     "`up` must be one of 'transpose', 'bilinear'"),
+    ("{ks: {min: 1}}", "ks=[1,0]", "--set ks=[1, 0]: `ks` must be >= 1"),
+])
+def test_a_param_outside_its_limits_is_positioned_at_the_limit(write_spec, limits, item,
+                                                              message):
+    path = _limited(write_spec, limits)
+    with pytest.raises(SpecError) as info:
+        load_spec(path, [item])
+    (d,) = info.value.diagnostics  # only the cause, not the empty families it would give
+    assert d.code == "bad-value" and message in d.message and d.span.line == 4
+
+
+def test_values_inside_the_limits_load(write_spec):
+    path = _limited(write_spec, "{depth: {min: 1, max: 3}, up: {choices: [transpose]}}")
+    assert load_spec(path, ["depth=3"]).params["depth"] == 3
+    assert load_spec(path, ["depth=1"]).params["depth"] == 1
+
+
+@pytest.mark.parametrize("limits, code", [("{dpeth: {min: 1}}", "unknown-param"),
+                                          ("{depth: {min: 3, max: 1}}", "bad-value"),
+                                          ("{depth: {minimum: 1}}", "unknown-key")])
+def test_a_malformed_limit_is_an_error(write_spec, limits, code):
+    with pytest.raises(SpecError) as info:
+        load_spec(_limited(write_spec, limits))
+    assert info.value.codes[0] == code
+
+
+@pytest.mark.parametrize("spec, param, low", [("unet", "depth", 1), ("unet_pp", "depth", 1),
+                                              ("unet3p", "depth", 2), ("bionet", "t", 1),
+                                              ("nnunet_plain", "stages", 3)])
+def test_zoo_params_state_their_range(spec, param, low):
+    """--set depth=0 used to say only that an edge family connects no pair."""
+    with pytest.raises(SpecError) as info:
+        load_spec(SPECS / f"{spec}.yaml", [f"{param}={low - 1}"])
+    assert f"`{param}` must be >= {low}" in str(info.value)
+    load_spec(SPECS / f"{spec}.yaml", [f"{param}={low}"])  # the smallest allowed value loads
