@@ -31,6 +31,7 @@ class SepConvParams(StridedStack):
     apply to the depthwise convs. Submodules ``dw1, pw1, norm1, act1, dw2, ...``."""
 
     type: Literal["sepconv"] = "sepconv"
+    """Depthwise then pointwise convs (smp's SeparableConv2d; DeepLabV3+'s ASPP branches)."""
     convs: int = Field(1, ge=1, le=64)
     """Separable convs in a row."""
     kernel: KernelSize | KernelExpr = 3
@@ -56,6 +57,7 @@ class ImagePoolParams(BlockParams):
     ParseNet). ``(N, C_in, *S) -> (N, width, *S)``; children ``conv``, ``norm``, ``act``."""
 
     type: Literal["image_pool"] = "image_pool"
+    """Global pooling, 1x1 conv, norm, act, spread back over the map (DeepLabV3's image pooling)."""
     pool: Literal["avg", "max"] = "avg"
     """Global average (`avg`, DeepLabV3) or max pooling."""
     bias: bool = True
@@ -87,6 +89,7 @@ class DropoutParams(BlockParams):
     merge). Active in training only. Child ``drop``."""
 
     type: Literal["dropout"] = "dropout"
+    """Dropout on the merged input, element-wise or whole channels (no weights)."""
     rate: float = Field(0.5, gt=0.0, lt=1.0)
     """Probability of zeroing a value (or a channel); the rest is scaled by 1 / (1 - rate)."""
     spatial: bool = False

@@ -36,6 +36,7 @@ class SwinParams(BlockParams):
     ``mlp.linear2``."""
 
     type: Literal["swin"] = "swin"
+    """One Swin transformer layer: (shifted) window attention with relative position bias, then an MLP."""
     heads: ExprText = 3
     """Attention heads (they must divide the channels); an expression per node, e.g.
     `num_heads[i - 1]` for a list param of heads per stage."""
@@ -119,6 +120,7 @@ class PatchMergeParams(BlockParams):
     Children: ``norm``, ``reduction``."""
 
     type: Literal["patch_merge"] = "patch_merge"
+    """Swin's patch merging: 2^d neighbouring tokens concatenated, normed and projected."""
     order: Literal["merging", "mergingv2"] = "merging"
     """The concatenation order of a 3D cell's 8 tokens, MONAI's two: `merging` (MONAI 0.9's
     (0,0,0), (1,0,0), (0,1,0), (0,0,1), (1,1,0), (1,0,1), (0,1,1), (1,1,1)) or `mergingv2`

@@ -36,6 +36,7 @@ class PatchEmbedParams(BlockParams):
     ``dropout``."""
 
     type: Literal["patch_embed"] = "patch_embed"
+    """ViT patch embedding: a conv with kernel = stride = the patch size, plus position embeddings."""
     stride: int = 16
     """The patch size, the projection's kernel and stride (a power of 2: the node sits
     log2(stride) levels below its input; ViT / UNETR: 16)."""
@@ -100,6 +101,7 @@ class TransformerParams(BlockParams):
     ``attn.out_proj``, ``norm2``, ``mlp.linear1``, ``mlp.linear2``."""
 
     type: Literal["transformer"] = "transformer"
+    """One pre-norm ViT layer: multi-head self-attention and an MLP, each with a residual."""
     heads: int = Field(12, ge=1, le=1024)
     """Attention heads; they split the node's channels, which they must divide."""
     mlp: int = Field(3072, ge=1, le=1 << 20)
@@ -145,6 +147,7 @@ class TokenNormParams(BlockParams):
     Child: ``norm``."""
 
     type: Literal["token_norm"] = "token_norm"
+    """A LayerNorm over each token's features (the channels at each position)."""
     affine: bool = True
     """Learnable scale and shift (`false`: a plain layer_norm, SwinUNETR's normalised taps)."""
 

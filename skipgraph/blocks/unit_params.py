@@ -38,11 +38,14 @@ class ConvUnitParams(StridedStack):
     skipped) and ``residual`` (a conv, when the residual is not the identity)."""
 
     type: Literal["convunit"] = "convunit"
+    """MONAI's Convolution / ResidualUnit: convs x (conv -> norm / dropout / act in `order`)."""
     convs: ExprText = 1
     """Convs in the unit (MONAI's `subunits`, 1 to 64); the first takes `stride` and the input
     width. An expression over params and index variables is evaluated per node."""
-    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
+    kernel: KernelSize | KernelExpr = 3
+    """Kernel size of each conv: an int, one per axis ([1, 3, 3]), or an expression (`kernels[i]`)."""
     bias: bool = True
+    """Bias of each conv."""
     norm: NormSetting = "instance"
     act: ActSetting = "prelu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -110,13 +113,16 @@ class PreActParams(BlockParams):
     ..., unit1.shortcut``."""
 
     type: Literal["preact"] = "preact"
+    """Pre-activation residual units (norm -> act -> conv) + shortcut: SegResNet's ResBlock."""
     units: ExprText = 1
     """Residual units in the node (SegResNet's `blocks_down`: 1, 2, 2, 4); an expression over
     params and index variables is evaluated per node (`blocks[i]`)."""
     convs: int = Field(2, ge=1, le=16)
     """(norm -> act -> conv) steps per unit."""
-    kernel: KernelSize | KernelExpr = 3  # an int, one per axis ([1, 3, 3]), or `kernels[i]`
+    kernel: KernelSize | KernelExpr = 3
+    """Kernel size of each conv: an int, one per axis ([1, 3, 3]), or an expression (`kernels[i]`)."""
     bias: bool = False
+    """Bias of each conv."""
     norm: NormSetting = "batch"
     act: ActSetting = "relu"
 
