@@ -113,7 +113,7 @@ def page_facts(ir: IRGraph, input_shape: Sequence[int] | None,
     for head in view.heads.values():
         node = view.node(head.node)
         key = f"head {head.id}"
-        heads[f"out_{head.name}"] = {
+        heads[f"out_{head.name}"] = head_facts = {
             "id": head.id, "node": head.node, "type": head.type, "level": head.level,
             "in_channels": head.in_channels, "out_channels": head.out_channels,
             "settings": _settings(head.settings), "pixelwise": head.pixelwise,
@@ -124,6 +124,12 @@ def page_facts(ir: IRGraph, input_shape: Sequence[int] | None,
             "flops": figures.row_flops.get(key) if figures else None,
             "node_title": node.name, **_pruning(ir, view, head.id, figures),
         }
+        edges[f"{node.name}->out_{head.name}"] = {  # the line to the head box: the head
+            "family": head.family, "kind": "head", "src": head.node, "dst": f"head {head.id}",
+            "term": head.settings.term(head.node, head.level), "level": f"{node.level}",
+            "in_channels": head.in_channels, "out_channels": head.out_channels,
+            "gate_by": head.gate or "", "params": head_facts["params"],
+            "flops": head_facts["flops"], "shape": head_facts["shape"]}
     total = figures.params if figures else estimate_params(ir)
     return {"nodes": nodes, "edges": edges, "heads": heads, "exact": figures is not None,
             "totals": {"params": total, "flops": figures.flops if figures else None,

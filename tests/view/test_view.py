@@ -3,8 +3,10 @@
 x.html`, torch-free), checkpoints, the notebook display, and specs that try to run code."""
 from __future__ import annotations
 
+import html
 import http.client
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -21,9 +23,10 @@ from skipgraph.graph import build_ir
 from skipgraph.graph.estimate import estimate_node_params, estimate_params
 from skipgraph.spec import load_spec
 from skipgraph.spec.loader import load_spec_text
-from skipgraph.view import page_facts
+from skipgraph.render import draw
+from skipgraph.view import default_input_shape, page_facts, svg_of
 from skipgraph.view.server import ViewServer, is_loopback
-from tests.conftest import ROOT, SPECS, TINY_SPEC
+from tests.conftest import CORE, ROOT, SPECS, TINY_SPEC
 
 SETS = ["depth=3", "base=4", "ds=true"]
 SHAPE = [1, 1, 32, 32]
@@ -77,6 +80,21 @@ def test_node_flops_add_up_to_the_total(spec, sets, shape):
     s = summarize(m, shape)
     assert sum(r.flops for r in s.nodes) == s.flops > 0
     assert sum(r.params for r in s.nodes) == s.params
+
+
+@pytest.mark.parametrize("spec", sorted(CORE | {"unet_e", "nnunet_plain", "resnet_unet"}))
+def test_every_drawn_element_has_facts(spec):
+    """Each node, edge and head of the SVG is keyed in the facts: loops folded as drawn,
+    edges drawn from a port (full-scale skips, backward skips) keyed without it, the line to
+    a head box keyed as its head."""
+    ir = build_ir(load_spec(spec))
+    svg = svg_of(draw(ir))
+    facts = page_facts(ir, default_input_shape(ir))
+    titles = [re.sub(r":[nsew]{1,2}(?=->|$)", "", html.unescape(t)) for t in re.findall(
+        r'<g id="(?:node|edge)\d+" class="[^"]*">\s*<title>(.*?)</title>', svg)]
+    keyed = set(facts["nodes"]) | set(facts["edges"]) | set(facts["heads"])
+    drawn = {t for t in titles if t != "legend" and not t.startswith("loop_")}
+    assert drawn == keyed, (drawn - keyed, keyed - drawn)
 
 
 def test_estimated_facts_without_torch_figures():

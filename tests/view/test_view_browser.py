@@ -139,6 +139,16 @@ def test_hover_shows_the_summary_figures(page, model, shots):
     assert _number(page.inner_text('#info td[data-key="parameters"]')) == \
         count_params(model.get_submodule("up_X2_0_X1_1"))
     page.screenshot(path=str(shots / "view_hover.png"))
+    # another input size: shapes and FLOPs follow (the server re-runs the summary)
+    page.fill("#input", "1x1x32x32")
+    page.press("#input", "Enter")
+    small = {r.id: r for r in summarize(model, [1, 1, 32, 32]).nodes}["X[1,1]"]
+    expect(page.locator("#totals")).to_contain_text("at 1x1x32x32")
+    _element(page, "X0_0").hover()
+    _element(page, "X1_1").hover()
+    expect(page.locator('#info td[data-key="output shape"]')).to_have_text(
+        "x".join(map(str, small.output_shape)))
+    assert _number(page.inner_text('#info td[data-key="FLOPs"]')) == small.flops
 
 
 def test_clicking_a_head_greys_what_pruning_removes(page, model, shots):
@@ -211,4 +221,22 @@ def test_the_static_file_fetches_nothing_and_shows_the_estimate(browser, tmp_pat
     assert pg.get_attribute("#spec", "readonly") is not None
     assert "static file" in pg.inner_text("#notes")
     pg.screenshot(path=str(shots / "view_static.png"))
+    pg.close()
+
+
+def test_diff_mode_shows_what_b_adds(browser, tmp_path, shots):
+    out = tmp_path / "diff.html"
+    assert main(["view", "unet", "--set", "base=4", "--diff", "unet_pp", "--input",
+                 "1x1x32x32", "-o", str(out)]) == 0
+    pg = browser.new_page()
+    pg.set_default_timeout(10_000)
+    pg.goto(out.as_uri())
+    expect(pg.locator("#diff-toggle")).to_have_text("diff against unet_pp")
+    pg.click("#diff-toggle")
+    expect(pg.locator("#diff-text")).to_contain_text("+ node X[0,1]")
+    expect(pg.locator("#diffview svg")).to_be_visible()
+    expect(pg.locator("#diagram")).to_be_hidden()
+    pg.screenshot(path=str(shots / "view_diff.png"))
+    pg.click("#diff-toggle")
+    expect(pg.locator("#diagram svg")).to_be_visible()
     pg.close()

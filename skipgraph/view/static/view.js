@@ -66,9 +66,9 @@
     return Array.from($("diagram").querySelectorAll("g.node, g.edge"));
   }
 
-  function titleOf(g) {
+  function titleOf(g) {   // an edge drawn from a port (`X2_0:e->X0_2:s`) is keyed without it
     const t = g.querySelector("title");
-    return t ? t.textContent : "";
+    return t ? t.textContent.replace(/:[nsew]{1,2}(?=->|$)/g, "") : "";
   }
 
   function applyPrune() {
