@@ -1,6 +1,7 @@
 """Per-node facts of a compiled module: parameters, output shapes, FLOPs (for ``build``)."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -15,6 +16,11 @@ from ..graph.validate import check_input_shape
 from .module import SkipGraphModule
 
 __all__ = ["NodeRow", "Summary", "summarize", "count_params", "count_buffers"]
+
+# torch's flop counter tells modules apart with process-wide module hooks: a forward pass in
+# another thread while one is counted (the `view` server answers edits in threads) would be
+# charged to the wrong modules, so shapes and FLOPs are measured one model at a time
+_MEASURING = threading.Lock()
 
 
 @dataclass
@@ -147,6 +153,11 @@ def summarize(model: SkipGraphModule, input_shape: Sequence[int] | None = None) 
 
 def _add_shapes_and_flops(model: SkipGraphModule, summary: Summary,
                           input_shape: Sequence[int]) -> None:
+    with _MEASURING:
+        _measure(model, summary, input_shape)
+
+
+def _measure(model: SkipGraphModule, summary: Summary, input_shape: Sequence[int]) -> None:
     ir = model.ir
     check_input_shape(ir, input_shape)
     was_training = model.training

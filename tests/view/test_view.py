@@ -277,3 +277,23 @@ def test_notebook_display():
     broken = load_spec_text(TINY_SPEC.replace('up:      {from: "X[i+1,j-1]", to: "X[i,j]"}',
                                               ""))
     assert broken._repr_svg_() is None and broken._repr_html_() is None
+
+
+def test_figures_measured_in_threads_are_each_model_s_own():
+    """The server answers edits in threads; torch's flop counter charges modules through
+    process-wide hooks, so the summary measures one model at a time."""
+    models = [compile_ir(build_ir(load_spec("unet_pp", ["base=4", "ds=true"])), seed=0),
+              compile_ir(build_ir(load_spec("unet", ["base=4"])), seed=0)]
+    alone = [[r.flops for r in summarize(m, SHAPE).nodes] for m in models]
+    seen: list[list] = [[], []]
+
+    def measure(k: int) -> None:
+        for _ in range(3):
+            seen[k].append([r.flops for r in summarize(models[k], SHAPE).nodes])
+
+    threads = [threading.Thread(target=measure, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [[alone[0]] * 3, [alone[1]] * 3]
