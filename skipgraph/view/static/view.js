@@ -130,11 +130,17 @@
     $("spec").setSelectionRange(offset, offset + 1);
   }
 
+  function lines(d) {   // the message and hint wrap; the source line and its caret never do
+    const src = d.line > 0 && / \^$/.test(d.text.split("\n")[2] || "") ? [1, 2] : [];
+    return d.text.split("\n").map((line, k) =>
+      `<span class="${src.includes(k) ? "src" : "msg"}">${esc(line)}</span>`).join("");
+  }
+
   function showErrors() {
     const list = page.diagnostics || [];
     $("errors").innerHTML = list.map((d) =>
       `<li class="diag" data-line="${d.line}" data-col="${d.column}" data-code="${esc(d.code)}">` +
-      `<pre>${esc(d.text)}</pre></li>`).join("");
+      `<pre>${lines(d)}</pre></li>`).join("");
     Array.from($("errors").children).forEach((li) => li.addEventListener("click", () =>
       goTo(Number(li.dataset.line), Number(li.dataset.col))));
     gutter($("spec").value.split("\n").length, new Set(list.map((d) => d.line).filter((l) => l > 0)));
