@@ -69,9 +69,12 @@ class ViewSession:
             check_input_shape(ir, shape)
         except SpecError as exc:
             problems, shape = exc.diagnostics, None
-        figures = self._figures(model if model is not None else ir, shape)
+        try:
+            figures = self._figures(model if model is not None else ir, shape)
+        except SpecError as exc:  # over the resource budget: said, the IR's estimates shown
+            problems, figures, shape = problems + exc.diagnostics, None, None
         diff = None
-        if self.against is not None:
+        if self.against is not None and figures is not None:
             params = (figures.params, self.against_params) \
                 if self.against_params is not None else None
             diff = diff_data(ir, self.against, self.against_label, params)
@@ -129,7 +132,11 @@ def cmd_view(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}")
         return 0
     from ..view.server import ViewServer
-    server = ViewServer(lambda: page_html(first, title), session.analyse, port=args.port)
+    try:
+        server = ViewServer(lambda: page_html(first, title), session.analyse, port=args.port)
+    except OSError as exc:
+        raise OSError(f"cannot serve on 127.0.0.1:{args.port} ({exc.strerror}); pick another "
+                      "--port, or --port 0 for any free one") from None
     print(f"skipgraph view: {server.url} (this machine only; Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()

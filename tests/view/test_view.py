@@ -297,3 +297,13 @@ def test_figures_measured_in_threads_are_each_model_s_own():
     for t in threads:
         t.join()
     assert seen == [[alone[0]] * 3, [alone[1]] * 3]
+
+
+def test_over_budget_and_busy_port_are_said(monkeypatch, server, capsys):
+    monkeypatch.setenv("SKIPGRAPH_MAX_PARAMS", "1000")
+    data = ViewSession(str(SPECS / "unet.yaml"), []).analyse((SPECS / "unet.yaml").read_text())
+    assert [d["code"] for d in data["diagnostics"]] == ["resource-limit"]
+    assert data["svg"].startswith("<svg") and not data["facts"]["exact"]
+    monkeypatch.delenv("SKIPGRAPH_MAX_PARAMS")
+    assert main(["view", "unet", "--set", "depth=2", "--port", str(server.port)]) == 2
+    assert "--port 0 for any free one" in capsys.readouterr().err
