@@ -190,6 +190,10 @@ def test_an_edit_with_a_typo_shows_check_s_error_then_a_fix_redraws(page, spec_f
     assert page.inner_text("#gutter .err") == str(line)
     assert "stale" in page.get_attribute("#center", "class")  # the old drawing, dimmed
     page.screenshot(path=str(shots / "view_error.png"))
+    _element(page, "out_head_X0_1").click()  # the dimmed drawing still answers, once a click
+    expect(page.locator("#prune-note")).to_contain_text("pruned to X[0,1]")
+    _element(page, "out_head_X0_1").click()
+    expect(page.locator("#diagram g.sg-pruned")).to_have_count(0)
 
     fixed = original.replace("depth: 4", "depth: 2", 1)  # the typo fixed, and a change
     page.fill("#spec", fixed)

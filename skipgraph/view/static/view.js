@@ -153,7 +153,10 @@
   function show() {
     const center = $("center");
     center.classList.toggle("stale", !page.drawn);
-    if (page.svg) $("diagram").innerHTML = page.svg;
+    if (page.svg) {   // a new drawing; none: the last one stays, dimmed, as it was bound
+      $("diagram").innerHTML = page.svg;
+      bind();
+    }
     const totals = page.facts ? page.facts.totals : null;
     $("totals").textContent = totals ? `${approx()}${fmt(totals.params)} parameters` +
       (totals.flops !== null && totals.flops !== undefined ? `, ${fmt(totals.flops)} FLOPs` : "") +
@@ -168,7 +171,6 @@
       $("diff-toggle").textContent = showDiff ? "show the spec" : `diff against ${page.diff.against}`;
     }
     if (page.drawn && page.facts && pruned && !page.facts.heads[pruned]) pruned = null;
-    bind();
     applyPrune();
     showErrors();
   }
@@ -187,10 +189,10 @@
       return;
     }
     if (mine !== sequence) return;
-    if (!reply.svg) { reply.svg = null; }   // an unloadable spec: keep the last diagram, dimmed
-    const keepFacts = reply.facts ? null : page.facts;
-    page = Object.assign({}, reply, {facts: reply.facts || keepFacts});
-    if (!reply.svg) page.drawn = false;
+    // a spec that does not load keeps the last diagram (dimmed) and its facts; a drawing of a
+    // spec that does not validate comes without facts (its problems are marked instead)
+    page = Object.assign({}, reply, {facts: reply.svg ? reply.facts : page.facts,
+                                     drawn: !!reply.svg});
     show();
   }
 
