@@ -7,9 +7,9 @@ SG := $(VENV)/bin/skipgraph
 TORCH ?= torch==2.13.0
 PIN := -c constraints.txt
 
-.PHONY: setup demo test test-slow wheel-check docs dot clean
+.PHONY: setup demo test test-slow wheel-check docs dot chromium clean
 
-setup: $(VENV)/.installed dot
+setup: $(VENV)/.installed dot chromium
 
 # constraints.txt pins torch for every install, so no extra can pull in a CUDA build;
 # the `monai` extra runs examples/monai_sliding_window.py and the MONAI peer tests; `medical`
@@ -31,6 +31,14 @@ dot:
 	@command -v dot >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq graphviz >/dev/null; fi; }
+
+# Debian's headless-capable Chromium for the `view` page's browser tests (tests/view/, driven by
+# Playwright from the `test` extra); where it cannot be installed those tests skip and say why
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; } || \
+	  echo "warning: chromium could not be installed; the browser tests (tests/view/) will skip"
 
 demo: setup
 	$(SG) build unet_pp --set ds=true --input 1x1x96x96

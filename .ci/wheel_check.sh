@@ -30,6 +30,9 @@ grep -qx "skipgraph/constraints.txt" "$WORK/wheel.txt" || fail "wheel lacks cons
 grep -q "dist-info/licenses/LICENSE$" "$WORK/wheel.txt" || fail "wheel lacks LICENSE"
 grep -qx "docs/skipgraph.schema.json" "$WORK/sdist.txt" || fail "sdist lacks the schema"
 grep -qx "LICENSE" "$WORK/sdist.txt" || fail "sdist lacks LICENSE"
+for asset in view.js view.css; do  # the `view` page's script and styles
+    grep -qx "skipgraph/view/static/$asset" "$WORK/wheel.txt" || fail "wheel lacks $asset"
+done
 
 "$VPY" -m pip install -q -c "$ROOT/constraints.txt" "$WHEEL"
 
@@ -44,6 +47,8 @@ done
 "$VPY" -c "import json; assert json.load(open('build.json'))['params'] == 9041601"
 "$SG" render unet_pp -o x.svg >/dev/null
 [ -s x.svg ] || fail "render wrote no x.svg"
+"$SG" render unet_pp -o x.html >/dev/null
+grep -q "sgPage" x.html || fail "render -o x.html lacks the page's script"
 "$VPY" -c "import skipgraph; skipgraph.build('unet_pp')"
 cat > mine.yaml <<'YAML'
 skipgraph: 1

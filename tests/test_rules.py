@@ -102,11 +102,23 @@ def test_cli_recompute_and_deprecated_checkpoint_option(capsys):
     assert "recompute: `Y` is neither a node family nor a loop" in capsys.readouterr().err
 
 
+# IPython's display hooks on the spec, IR and module classes: the one place an earlier stage
+# reaches a later one (the view stage draws them), lazily, inside these methods only
+DISPLAY_HOOKS = ("_repr_svg_", "_repr_html_")
+
+
 def _imports(path: Path) -> list[str]:
-    """Absolute module names a file of the package imports (relative ones resolved)."""
+    """Absolute module names a file of the package imports (relative ones resolved), leaving
+    out the display hooks' imports of ``skipgraph.view.notebook``."""
     package = ".".join(path.relative_to(PKG.parent).with_suffix("").parts[:-1])
+    tree = ast.parse(path.read_text())
+    hooks = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+             and f.name in DISPLAY_HOOKS for n in ast.walk(f)
+             if isinstance(n, ast.ImportFrom) and n.module == "view.notebook"}
     out = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
+        if id(node) in hooks:
+            continue
         if isinstance(node, ast.ImportFrom):
             base = package.rsplit(".", node.level - 1)[0] if node.level else ""
             module = f"{base}.{node.module}" if node.level and node.module else (node.module or base)
@@ -117,12 +129,14 @@ def _imports(path: Path) -> list[str]:
 
 
 def test_stages_never_import_commands_or_each_other_sideways():
-    sideways = {"render": ("compile", "export", "train", "commands", "cli"),
-                "export": ("render", "train", "commands", "cli"),
-                "compile": ("render", "export", "train", "commands", "cli"),
-                "graph": ("compile", "render", "export", "train", "commands", "cli"),
-                "spec": ("graph", "compile", "render", "export", "train", "commands", "cli"),
-                "train": ("render", "export", "commands", "cli")}
+    sideways = {"render": ("compile", "export", "train", "view", "commands", "cli"),
+                "view": ("compile", "export", "train", "commands", "cli"),
+                "export": ("render", "train", "view", "commands", "cli"),
+                "compile": ("render", "export", "train", "view", "commands", "cli"),
+                "graph": ("compile", "render", "export", "train", "view", "commands", "cli"),
+                "spec": ("graph", "compile", "render", "export", "train", "view", "commands",
+                         "cli"),
+                "train": ("render", "export", "view", "commands", "cli")}
     offences = []
     for stage, banned in sideways.items():
         for f in sorted((PKG / stage).rglob("*.py")):

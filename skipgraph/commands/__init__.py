@@ -3,4 +3,5 @@
 stage sideways. Each module adds its group of subcommands with ``add_commands(add)``; parsing
 a command line imports no torch (commands import what they need when they run).
 """
-COMMAND_GROUPS = ("spec", "build", "train", "render", "nnunet", "peer")  # modules, in the order `--help` lists
+COMMAND_GROUPS = ("spec", "build", "train", "render", "view", "nnunet",
+                  "peer")  # modules, in the order `--help` lists

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
 from ..errors import Diagnostic, SpecError
@@ -32,16 +33,38 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise SpecError([Diagnostic("unknown-node", f"--prune {args.prune}: not a head",
                                     hint=did_you_mean(args.prune, ir.heads))])
     shape = [int(s) for s in args.input.lower().split("x")] if args.input else None
-    opts = DrawOptions(detail=args.detail, input_shape=shape, prune=args.prune,
-                       unroll=args.unroll,
-                       problems=problem_nodes(d.message for d in problems))
-    for msg in write_drawing(draw(ir, opts), args.output):
-        print(msg)
+    if args.output.lower().endswith(".html"):
+        print(_write_page(args, ir, shape, problems))
+    else:
+        opts = DrawOptions(detail=args.detail, input_shape=shape, prune=args.prune,
+                           unroll=args.unroll,
+                           problems=problem_nodes(d.message for d in problems))
+        for msg in write_drawing(draw(ir, opts), args.output):
+            print(msg)
     if problems:
         print(SpecError(problems).format(with_source=True), file=sys.stderr)
         print(f"rendered with {len(problems)} problem(s) marked in red", file=sys.stderr)
         return 2
     return 0
+
+
+def _write_page(args: argparse.Namespace, ir: IRGraph, shape: list[int] | None,
+                problems: list[Diagnostic]) -> str:
+    """``-o x.html``: ``skipgraph view``'s page as one file, torch-free: parameters are the
+    IR's estimate (weights only), no FLOPs, editing off."""
+    from ..view import default_input_shape, page_html, payload
+    from ..zoo import resolve_spec_path
+    with open(resolve_spec_path(args.spec), encoding="utf-8") as fh:
+        text = fh.read()
+    note = ("static file (render): parameters are estimates (weights, no biases or norms), "
+            "no FLOPs; `skipgraph view SPEC -o x.html` writes exact figures, "
+            "`skipgraph view SPEC` serves an editable page")
+    data = payload(ir, text, shape or default_input_shape(ir), problems=problems,
+                   editable=False, note=note, with_facts=not problems)
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page_html(data, ir.name), encoding="utf-8")
+    return f"wrote {path}"
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -69,7 +92,8 @@ def _param_counts(a: IRGraph, b: IRGraph) -> tuple[int, int] | None:
 
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     r = add("render", cmd_render, "draw a spec as in the papers' figures (.svg/.png/.pdf/.dot)")
-    r.add_argument("-o", "--output", required=True, help="output file; format from suffix")
+    r.add_argument("-o", "--output", required=True, help="output file; format from suffix "
+                   "(.html: the `view` page as one file)")
     r.add_argument("--detail", action="store_true", help="add block type and output shape")
     r.add_argument("--input", help="input shape (e.g. 1x1x256x256) for --detail shapes")
     r.add_argument("--prune", metavar="HEAD", help="grey what pruning to HEAD removes")

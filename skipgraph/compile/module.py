@@ -221,6 +221,16 @@ class SkipGraphModule(nn.Module):
         pruned.pruned, pruned.norms_folded = True, self.norms_folded
         return pruned
 
+    # notebook display (IPython calls these): the diagram, drawn by the view stage; the one
+    # place an earlier stage reaches a later one, lazily (tests/test_rules.py allows it here)
+    def _repr_svg_(self) -> str | None:
+        from ..view.notebook import diagram_svg
+        return diagram_svg(self)
+
+    def _repr_html_(self) -> str | None:
+        from ..view.notebook import diagram_html
+        return diagram_html(self)
+
     def __deepcopy__(self, memo: dict) -> "SkipGraphModule":
         import copy
         modules = OrderedDict((n, copy.deepcopy(m, memo)) for n, m in self.named_children())

@@ -1,6 +1,7 @@
 """Per-node facts of a compiled module: parameters, output shapes, FLOPs (for ``build``)."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -16,6 +17,11 @@ from .module import SkipGraphModule
 
 __all__ = ["NodeRow", "Summary", "summarize", "count_params", "count_buffers"]
 
+# torch's flop counter tells modules apart with process-wide module hooks: a forward pass in
+# another thread while one is counted (the `view` server answers edits in threads) would be
+# charged to the wrong modules, so shapes and FLOPs are measured one model at a time
+_MEASURING = threading.Lock()
+
 
 @dataclass
 class NodeRow:
@@ -25,6 +31,7 @@ class NodeRow:
     out_channels: int
     params: int
     output_shape: list[int] | None = None
+    flops: int | None = None  # eval forward, with an input shape: its block and in-edges' ops
 
 
 @dataclass
@@ -36,11 +43,16 @@ class Summary:
     heads: list[str]
     flops: int | None = None
     output_shapes: dict[str, list[int]] = field(default_factory=dict)
+    # per submodule (node block, edge op or gate, head): trainable parameters, and with an
+    # input shape the FLOPs of its calls in one eval forward (a loop's shared module: all steps)
+    module_params: dict[str, int] = field(default_factory=dict)
+    module_flops: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name, "params": self.params, "buffers": self.buffers,
-            "nodes": [vars(r) for r in self.nodes], "heads": self.heads,
+            "nodes": [{k: v for k, v in vars(r).items() if k != "flops" or v is not None}
+                      for r in self.nodes], "heads": self.heads,
         }
         if self.flops is not None:
             out["flops"] = self.flops
@@ -75,10 +87,22 @@ def count_buffers(module: nn.Module) -> int:
     return sum(b.numel() for b in module.buffers())
 
 
+def _row_modules(ir: IRGraph) -> dict[str, list[str]]:
+    """The submodules each summary row owns: a node's block plus the modules on its incoming
+    edges (attention gates included); a head (``"head <id>"``) its own."""
+    rows: dict[str, list[str]] = {}
+    for node in ir.nodes():
+        edges = ir.in_edges(node.id)
+        rows[node.id] = ([node.module_name] + [e.module_name for e in edges]
+                         + [e.gate_name for e in edges if e.gate_by])
+    for head in ir.heads.values():
+        rows[f"head {head.id}"] = [head.name]
+    return rows
+
+
 def _owned_params(model: SkipGraphModule, ir: IRGraph) -> dict[str, int]:
-    """Parameters per IR node: its block plus the modules on its incoming edges (attention
-    gates included); heads apart. A tensor shared by loop copies counts once, at its first use,
-    so the rows add up to the model's total."""
+    """Parameters per IR node (:func:`_row_modules`). A tensor shared by loop copies counts
+    once, at its first use, so the rows add up to the model's total."""
     children = dict(model.named_children())
     seen: set[int] = set()
 
@@ -91,14 +115,26 @@ def _owned_params(model: SkipGraphModule, ir: IRGraph) -> dict[str, int]:
                     total += p.numel()
         return total
 
-    per: dict[str, int] = {}
-    for node in ir.nodes():
-        edges = ir.in_edges(node.id)
-        per[node.id] = fresh([node.module_name] + [e.module_name for e in edges]
-                             + [e.gate_name for e in edges if e.gate_by])
-    for head in ir.heads.values():
-        per[f"head {head.id}"] = fresh([head.name])
-    return per
+    return {row: fresh(names) for row, names in _row_modules(ir).items()}
+
+
+def _module_flops(counter: FlopCounterMode, children: set[str]) -> dict[str, int]:
+    """FLOPs per direct submodule from a counter's per-module table. Its keys are dotted
+    module paths under root names (the module's class and its fx graph's): ``Root.X0_1``
+    holds the submodule's total over its calls. A submodule found only as parts
+    (``Root.X0_1.conv1``) gets the sum of its parts."""
+    whole: dict[str, int] = {}
+    parts: dict[str, int] = {}
+    for key, ops in counter.get_flop_counts().items():
+        path = key.split(".")
+        if len(path) < 2 or path[1] not in children:
+            continue
+        flops = int(sum(ops.values()))
+        if len(path) == 2:
+            whole[path[1]] = max(whole.get(path[1], 0), flops)
+        elif len(path) == 3:
+            parts[path[1]] = parts.get(path[1], 0) + flops
+    return {name: whole.get(name, parts.get(name, 0)) for name in set(whole) | set(parts)}
 
 
 def summarize(model: SkipGraphModule, input_shape: Sequence[int] | None = None) -> Summary:
@@ -108,7 +144,8 @@ def summarize(model: SkipGraphModule, input_shape: Sequence[int] | None = None) 
             for n in ir.nodes()]
     rows += [NodeRow(f"head {h.id}", ir.node(h.node).level, h.in_channels, h.out_channels,
                      per[f"head {h.id}"]) for h in ir.heads.values()]
-    summary = Summary(ir.name, count_params(model), count_buffers(model), rows, list(ir.heads))
+    summary = Summary(ir.name, count_params(model), count_buffers(model), rows, list(ir.heads),
+                      module_params={name: count_params(m) for name, m in model.named_children()})
     if input_shape is not None:
         _add_shapes_and_flops(model, summary, input_shape)
     return summary
@@ -116,6 +153,11 @@ def summarize(model: SkipGraphModule, input_shape: Sequence[int] | None = None) 
 
 def _add_shapes_and_flops(model: SkipGraphModule, summary: Summary,
                           input_shape: Sequence[int]) -> None:
+    with _MEASURING:
+        _measure(model, summary, input_shape)
+
+
+def _measure(model: SkipGraphModule, summary: Summary, input_shape: Sequence[int]) -> None:
     ir = model.ir
     check_input_shape(ir, input_shape)
     was_training = model.training
@@ -144,6 +186,12 @@ def _add_shapes_and_flops(model: SkipGraphModule, summary: Summary,
         elif ir.node(row.id).name in shapes:
             row.output_shape = shapes[ir.node(row.id).name]
     summary.flops = int(counter.get_total_flops())
+    summary.module_flops = _module_flops(counter, {name for name, _ in model.named_children()})
+    owned, counted = _row_modules(ir), set()
+    for row in summary.nodes:  # a module shared by loop copies counts at its first row
+        names = [n for n in owned.get(row.id, ()) if n not in counted]
+        counted.update(names)
+        row.flops = sum(summary.module_flops.get(name, 0) for name in names)
     # a `list` output: one entry per listed head, in the list's order
     summary.output_shapes = ({f"output[{k}]": list(t.shape) for k, t in enumerate(out)}
                              if isinstance(out, list) else {"output": list(out.shape)})

@@ -17,8 +17,8 @@ from ..errors import Diagnostic, SpecError
 from .contract import padded_shape
 from .ir import IRGraph
 
-__all__ = ["Budget", "estimate_params", "estimate_activation_bytes", "estimate_training_bytes",
-           "check_budget"]
+__all__ = ["Budget", "estimate_params", "estimate_node_params", "estimate_edge_params",
+           "estimate_activation_bytes", "estimate_training_bytes", "check_budget"]
 
 
 def _env_float(name: str, default: float) -> float:
@@ -36,20 +36,38 @@ class Budget:
 
 
 def estimate_params(ir: IRGraph) -> int:
-    total = 0
+    """Parameters of the model the IR compiles to, from the block, op and head settings
+    (weights; biases and norms are left out, so it is a lower bound)."""
+    return sum(estimate_node_params(ir).values())
+
+
+def estimate_node_params(ir: IRGraph) -> dict[str, int]:
+    """:func:`estimate_params` per node (its block plus the resampling ops and edge convs of
+    its incoming edges) and per head (keyed ``"head <id>"``), as the rows of ``build``'s
+    summary group them. A node whose weights are another's (loop copies) has 0."""
+    out: dict[str, int] = {}
     for node in ir.nodes():
         if node.is_input or node.tied_to or node.module:
+            out[node.id] = 0
             continue
-        total += node.block.estimate_params(ir.dims, node.in_channels,
-                                                                node.out_channels)
+        total = node.block.estimate_params(ir.dims, node.in_channels, node.out_channels)
         for e in ir.in_edges(node.id):
-            if e.resample is not None:
-                total += e.resample.settings.estimate_params(
-                    ir.dims, e.in_channels, e.resampled_channels, e.resample.factor)
-            if e.conv_width:
-                total += (3 ** ir.dims) * e.in_channels * e.conv_width
+            total += estimate_edge_params(ir, e)
+        out[node.id] = total
     for head in ir.heads.values():
-        total += head.settings.estimate_params(ir.dims, head.in_channels)
+        out[f"head {head.id}"] = head.settings.estimate_params(ir.dims, head.in_channels)
+    return out
+
+
+def estimate_edge_params(ir: IRGraph, e: Any) -> int:
+    """The weights on one edge (an :class:`~skipgraph.graph.ir.IREdge`): its resampling op and
+    its edge conv (3**dims kernel)."""
+    total = 0
+    if e.resample is not None:
+        total += e.resample.settings.estimate_params(
+            ir.dims, e.in_channels, e.resampled_channels, e.resample.factor)
+    if e.conv_width:
+        total += (3 ** ir.dims) * e.in_channels * e.conv_width
     return total
 
 

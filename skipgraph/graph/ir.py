@@ -386,6 +386,16 @@ class IRGraph:
             output_heads=tuple(head_ids),
             main_head=self.main_head if self.main_head in head_ids else head_ids[0])
 
+    # notebook display (IPython calls these): the diagram, drawn by the view stage; the one
+    # place an earlier stage reaches a later one, lazily (tests/test_rules.py allows it here)
+    def _repr_svg_(self) -> str | None:
+        from ..view.notebook import diagram_svg
+        return diagram_svg(self)
+
+    def _repr_html_(self) -> str | None:
+        from ..view.notebook import diagram_html
+        return diagram_html(self)
+
     # --- printing ----------------------------------------------------------------------------
     def __str__(self) -> str:
         lines = [f"# {self.name} ({self.dims}D)"]

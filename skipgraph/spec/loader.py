@@ -50,6 +50,16 @@ class ResolvedSpec:
     def span(self, *path: Any):
         return self.positions.span(tuple(path))
 
+    # notebook display (IPython calls these): the diagram, drawn by the view stage; the one
+    # place an earlier stage reaches a later one, lazily (tests/test_rules.py allows it here)
+    def _repr_svg_(self) -> str | None:
+        from ..view.notebook import diagram_svg
+        return diagram_svg(self)
+
+    def _repr_html_(self) -> str | None:
+        from ..view.notebook import diagram_html
+        return diagram_html(self)
+
 
 def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
     """``["depth=3", "norm=batch"]`` -> ``{"depth": 3, "norm": "batch"}`` (values read as YAML)."""
