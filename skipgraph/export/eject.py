@@ -59,6 +59,8 @@ def _header(model: SkipGraphModule) -> str:
         Params: {params}
         This file needs only torch; state_dict keys match the skipgraph-compiled module.
         """
+        from __future__ import annotations  # copied helpers keep their annotations unevaluated
+
         from collections import OrderedDict  # noqa: F401
 
         import torch
@@ -194,7 +196,51 @@ class _Emitter:
                        + "\n".join(body) + "\n\n")
         if out:
             out.insert(0, _BUILD_HELPER)
+            functions = [fn for cls in self.classes.values() for fn in _methods(cls).values()]
+            out[:0] = _module_globals(functions)
         return out
+
+
+_HEADER_NAMES = {"torch", "nn", "F", "OrderedDict"}  # what every ejected file imports
+
+
+def _module_globals(functions: list[Any]) -> list[str]:
+    """What the copied methods read from their own module: the standard-library modules they
+    name (``import math``), the module's helper functions (their source, and what those read in
+    turn) and its plain constants, so the ejected file runs without skipgraph."""
+    imports: dict[str, str] = {}
+    helpers: dict[str, str] = {}
+    todo = list(functions)
+    seen: set[int] = set()
+    while todo:
+        fn = todo.pop()
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        for name in _names(fn.__code__):
+            if name in _HEADER_NAMES or name in helpers or name in imports \
+                    or name not in fn.__globals__:
+                continue
+            value = fn.__globals__[name]
+            if inspect.ismodule(value) and not value.__name__.startswith("skipgraph"):
+                imports[name] = (f"import {value.__name__}" if value.__name__ == name
+                                 else f"import {value.__name__} as {name}")
+            elif inspect.isfunction(value) and value.__module__.startswith("skipgraph"):
+                helpers[name] = textwrap.dedent(inspect.getsource(value)) + "\n"
+                todo.append(value)
+            elif isinstance(value, (bool, int, float, str, tuple)):
+                helpers[name] = f"{name} = {value!r}\n\n"
+    head = ["\n".join(sorted(imports.values())) + "\n\n"] if imports else []
+    return head + list(helpers.values())
+
+
+def _names(code: Any) -> list[str]:
+    """The global names a code object reads, its nested functions and comprehensions included."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names += _names(const)
+    return names
 
 
 _BUILD_HELPER = '''def _build(module, children, tensors=None):
@@ -202,23 +248,33 @@ _BUILD_HELPER = '''def _build(module, children, tensors=None):
     shape), filled by load_state_dict): state_dict keys as in the compiled module."""
     for name, child in children:
         module.add_module(name, child)
-    for name, (kind, shape) in (tensors or {}).items():
+    for name, (kind, shape, dtype) in (tensors or {}).items():
         if kind == "parameter":
             module.register_parameter(name, nn.Parameter(torch.zeros(shape)))
-        else:
-            module.register_buffer(name, torch.zeros(shape))
+        else:  # an index table stays integer: load_state_dict copies into this dtype
+            module.register_buffer(name, torch.zeros(shape, dtype=getattr(torch, dtype)))
     return module
 
 
 '''
 
 
-def _own_tensors(m: nn.Module) -> dict[str, tuple[str, tuple[int, ...]]]:
+def _own_tensors(m: nn.Module) -> dict[str, tuple[str, tuple[int, ...], str]]:
     """A skipgraph block's own parameters and persistent buffers (not its children's): name ->
-    (``parameter`` | ``buffer``, shape), for ``_build`` to allocate in the ejected file."""
-    out = {k: ("parameter", tuple(p.shape)) for k, p in m._parameters.items() if p is not None}
-    out.update({k: ("buffer", tuple(b.shape)) for k, b in m._buffers.items()
-                if b is not None and k not in m._non_persistent_buffers_set})
+    (``parameter`` | ``buffer``, shape, dtype name), for ``_build`` to allocate in the ejected
+    file (the weights then fill them).
+
+    Raises:
+        ValueError: the block has a non-persistent buffer, which no state_dict carries."""
+    missing = [k for k, b in m._buffers.items()
+               if b is not None and k in m._non_persistent_buffers_set]
+    if missing:
+        raise ValueError(f"cannot eject {type(m).__name__}: its buffers {missing} are not in "
+                         "the state_dict, so the ejected file could not restore them")
+    out = {k: ("parameter", tuple(p.shape), str(p.dtype).removeprefix("torch."))
+           for k, p in m._parameters.items() if p is not None}
+    out.update({k: ("buffer", tuple(b.shape), str(b.dtype).removeprefix("torch."))
+                for k, b in m._buffers.items() if b is not None})
     return out
 
 
