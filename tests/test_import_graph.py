@@ -36,12 +36,21 @@ def module_names(pkg: Path = PKG) -> dict[str, Path]:
     return out
 
 
+# IPython's display protocol: called by the notebook on an object that already exists, long
+# after every stage is imported, so an import there cannot be part of an import-time circle
+DISPLAY_HOOKS = {"_repr_svg_", "_repr_html_", "_repr_png_", "_repr_mimebundle_"}
+
+
 def _type_checking_lines(tree: ast.AST) -> set[int]:
+    """Lines whose imports never run at import time: `if TYPE_CHECKING:` blocks and the
+    bodies of notebook display hooks."""
     lines: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             for sub in node.body:
                 lines.update(range(sub.lineno, (sub.end_lineno or sub.lineno) + 1))
+        elif isinstance(node, ast.FunctionDef) and node.name in DISPLAY_HOOKS:
+            lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
     return lines
 
 
