@@ -124,23 +124,21 @@ def test_a_model_fixed_to_one_input_size_is_refused_at_check(monkeypatch, capsys
     assert "Traceback" not in err
 
 
-def test_swin_made_for_any_size_equals_timms_fixed_size_model_at_its_size(swin):
-    """strict_img_size=False changes no weight: at 224x224 the stages give timm's own
-    (fixed-size) Swin's intermediate features, permuted to NCHW."""
+def test_swin_made_for_any_size_takes_timms_weights_and_equals_it_at_its_size(tmp_path):
+    """strict_img_size=False changes no weight: a state_dict of timm's own (fixed-size) Swin
+    loads, and at 224x224 the stages give its intermediate features, permuted to NCHW."""
     import timm
     from skipgraph.blocks.backbone import BackboneStage
     ref = timm.create_model(SWIN, pretrained=False).eval()
-    stages = [m for m in swin.children() if isinstance(m, BackboneStage)]
-    state = {k.replace("layers_", "layers."): v for s in stages
-             for k, v in s.state_dict().items()}
-    missing, unexpected = ref.load_state_dict(state, strict=False)
-    assert not unexpected and all(k.startswith(("norm.", "head.")) for k in missing), missing
+    torch.save(ref.state_dict(), tmp_path / "swin.pt")
+    model = skipgraph.build(UNET, encoder=SWIN, weights=str(tmp_path / "swin.pt")).eval()
+    stages = [m for m in model.children() if isinstance(m, BackboneStage)]
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         want = ref.forward_intermediates(x, intermediates_only=True)
         feature = x
-        for stage, expected in zip(stages, want):
-            feature = stage.eval()(feature)
+        for stage, expected in zip(stages, want, strict=True):
+            feature = stage(feature)
             torch.testing.assert_close(feature, expected, atol=1e-5, rtol=1e-5)
 
 
