@@ -76,3 +76,41 @@ def test_resnet_unet_3d_is_the_2d_peer_count_with_cubic_kernels():
     by_hand = sum(p.numel() * (p.shape[-1] if p.dim() == 4 else 1) for p in model.parameters())
     assert by_hand == 72_964_657
     assert ("resnet_unet", {"dims": 3}, 72_964_657) in [row[:3] for row in COUNTS]
+
+
+def bio_linknet_count(base=32, l=4, t=2, c_in=3, classes=1):
+    """BiO-Net with sum fusion (specs/bio_linknet.yaml) from its layer list: c_i = base * 2**i;
+    every 3x3 conv and 3x3 transposed conv has a bias and a BatchNorm (weight + bias). The loop
+    (E, M, D and the edges between them) shares its conv weights across the t iterations but
+    has one BatchNorm per iteration (`norm: per_step`); S, L, the out edge and the head run once.
+    Sum fusion keeps every merged input at the node's own width, so each E[i] / D[i] first conv
+    takes c_i, and each up-sampling goes to the target width (`out: target`)."""
+    c = [base * 2 ** i for i in range(l + 1)]
+
+    def conv(c_in_, c_out):                 # 3x3 conv + bias, its BN counted apart
+        return 9 * c_in_ * c_out + c_out
+
+    def bn(ch, times=1):
+        return 2 * ch * times
+
+    n = conv(c_in, c[0]) + 2 * conv(c[0], c[0]) + bn(c[0], 3)               # S: 3 convs
+    for i in range(l):                                                     # E[i], D[i]
+        n += 2 * (2 * conv(c[i], c[i]) + bn(c[i], 2 * t))
+    for i in range(1, l):                                                  # down: edge conv
+        n += conv(c[i - 1], c[i]) + bn(c[i], t)
+    n += conv(c[l - 1], c[l]) + bn(c[l], t)                                # middle edge conv
+    n += 2 * conv(c[l], c[l]) + bn(c[l], 2 * t)                            # M
+    for i in range(l):                                                     # up: transpose 3x3
+        n += conv(c[i + 1], c[i]) + bn(c[i], t)
+    n += conv(c[0], c[0]) + bn(c[0])                                       # out edge D[0] -> L
+    n += 2 * conv(c[0], c[0]) + bn(c[0], 2)                                # L
+    return n + c[0] * classes + classes                                    # 1x1 head
+
+
+@pytest.mark.parametrize("params", [{}, {"t": 1}, {"t": 3}, {"base": 16, "l": 3}])
+def test_bio_linknet_count_by_hand(params):
+    from skipgraph.compile.summary import count_params
+    expected = bio_linknet_count(**params)
+    if not params:
+        assert ("bio_linknet", {}, expected) in [row[:3] for row in COUNTS]  # the zoo's pin
+    assert count_params(skipgraph.build(SPECS / "bio_linknet.yaml", **params)) == expected

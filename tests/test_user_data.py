@@ -353,3 +353,34 @@ def test_the_nnunet_converter_reads_labels_by_the_same_rule(tmp_path):
     msd_to_raw(tmp_path / "src", tmp_path / "raw", 3, "T", {**labels, "ignore": 7}, ["odd"])
     with pytest.raises(DataError, match="moved.nii.gz: its affine differs"):
         msd_to_raw(tmp_path / "src", tmp_path / "raw", 4, "T", labels, ["moved"])
+
+
+def test_the_nnunet_convert_command(tmp_path, capsys):
+    """`skipgraph nnunet convert` is the documented converter: labels from --labels or the
+    folder's dataset.json, cases from split.json (train + val train, test -> imagesTs)."""
+    pytest.importorskip("nibabel")
+    from skipgraph.cli import main
+    image, label = box_case()
+    for case in ("a", "b", "c"):
+        write_case(tmp_path / "src", case, image, label)
+    (tmp_path / "src" / "split.json").write_text(json.dumps(
+        {"train": ["a"], "val": ["b"], "test": ["c"]}))
+    assert main(["nnunet", "convert", str(tmp_path / "src"), "--raw", str(tmp_path / "raw"),
+                 "--id", "5", "--name", "T", "--labels", "background=0", "box=1"]) == 0
+    out = tmp_path / "raw" / "Dataset005_T"
+    assert "2 training cases, 1 test cases" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "labelsTr").iterdir()) == ["a.nii.gz", "b.nii.gz"]
+    assert [p.name for p in (out / "imagesTs").iterdir()] == ["c_0000.nii.gz"]
+    assert json.loads((out / "dataset.json").read_text())["labels"] == {"background": 0,
+                                                                        "box": 1}
+    # no --labels and no dataset.json: exit 2 naming the option
+    assert main(["nnunet", "convert", str(tmp_path / "src"), "--raw", str(tmp_path / "r2"),
+                 "--id", "6", "--name", "T"]) == 2
+    assert "give them with --labels" in capsys.readouterr().err
+    (tmp_path / "src" / "dataset.json").write_text(json.dumps(
+        {"labels": {"0": "background", "1": "box"}}))  # MSD's own form
+    assert main(["nnunet", "convert", str(tmp_path / "src"), "--raw", str(tmp_path / "r3"),
+                 "--id", "7", "--name", "T"]) == 0
+    assert main(["nnunet", "convert", str(tmp_path / "src"), "--raw", str(tmp_path / "r4"),
+                 "--id", "8", "--name", "T", "--labels", "box"]) == 2
+    assert "write NAME=VALUE" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``skipgraph nnunet plans | train | predict | trainer-dir``: nnU-Net v2 (see docs/nnunet.md).
+"""``skipgraph nnunet plans | convert | train | predict | trainer-dir``: nnU-Net v2 (see docs/nnunet.md).
 Parsing and ``plans`` import no torch; ``train`` / ``predict`` run nnU-Net's entry points."""
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return predict(args.args)
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from ..integrations.nnunet.dataset import msd_labels, msd_split, msd_to_raw
+    train, test = msd_split(args.msd, args.split)
+    out = msd_to_raw(args.msd, args.raw, args.id, args.name, msd_labels(args.msd, args.labels),
+                     train, test, channel=args.channel)
+    print(f"wrote {out}: {len(train)} training cases, {len(test)} test cases (imagesTs)")
+    return 0
+
+
 def cmd_trainer_dir(args: argparse.Namespace) -> int:
     from ..integrations.nnunet import trainer_dir
     print(trainer_dir())
@@ -69,5 +78,19 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
                             f"`{tool} -h`); skipgraph's trainer names resolve directly.")
         sp.add_argument("args", nargs=argparse.REMAINDER)
         sp.set_defaults(fn=fn)
+    cv = sub.add_parser("convert", help="an MSD folder as an nnU-Net raw dataset",
+                        description="Copy an MSD-layout folder (imagesTr/, labelsTr/) into "
+                        "RAW/DatasetXXX_NAME in nnU-Net v2's raw layout (images _0000, integer "
+                        "labels, dataset.json), checking every label map first.")
+    cv.add_argument("msd", metavar="MSD_DIR")
+    cv.add_argument("--raw", required=True, help="nnU-Net's raw folder ($nnUNet_raw)")
+    cv.add_argument("--id", type=int, required=True, help="the dataset id (e.g. 4)")
+    cv.add_argument("--name", required=True, help="the dataset name (e.g. Hippocampus)")
+    cv.add_argument("--labels", nargs="+", default=[], metavar="NAME=VALUE",
+                    help="label names (default: MSD_DIR/dataset.json's labels)")
+    cv.add_argument("--split", help="split.json: train + val become training cases, test the "
+                    "imagesTs cases (default: MSD_DIR/split.json, else every case trains)")
+    cv.add_argument("--channel", default="MRI", help="the channel's name (default: MRI)")
+    cv.set_defaults(fn=cmd_convert)
     td = sub.add_parser("trainer-dir", help="print the folder for nnUNet_extTrainer")
     td.set_defaults(fn=cmd_trainer_dir)

@@ -58,3 +58,42 @@ def msd_to_raw(src: str | Path, raw_root: str | Path, dataset_id: int, name: str
         "channel_names": {"0": channel}, "labels": labels, "numTraining": len(train),
         "file_ending": ".nii.gz"}, indent=1))
     return out
+
+
+def msd_labels(src: str | Path, given: Iterable[str] = ()) -> dict[str, int]:
+    """The label names of an MSD folder: ``NAME=VALUE`` items when given, else its
+    ``dataset.json``'s ``labels`` (MSD writes ``{"0": "background", ...}``).
+
+    Raises DataError naming the file or the item when neither gives a mapping."""
+    from ...train.errors import DataError
+    if given:
+        out = {}
+        for item in given:
+            name, sep, value = item.partition("=")
+            if not sep or not name or not value.strip().lstrip("-").isdigit():
+                raise DataError(f"--labels {item!r}: write NAME=VALUE, e.g. background=0")
+            out[name] = int(value)
+        return out
+    path = Path(src) / "dataset.json"
+    if not path.is_file():
+        raise DataError(f"{src} has no dataset.json to read the label names from: give them "
+                        "with --labels, e.g. --labels background=0 Anterior=1 Posterior=2")
+    labels = json.loads(path.read_text()).get("labels")
+    if not isinstance(labels, dict):
+        raise DataError(f"{path} has no `labels` mapping: give them with --labels NAME=VALUE")
+    return {str(v): int(k) for k, v in labels.items()}
+
+
+def msd_split(src: str | Path, split: str | Path | None = None) -> tuple[list[str], list[str]]:
+    """(train, test) case names: ``split.json``'s ``train`` + ``val`` and ``test`` (the given
+    file, else the folder's own), or every case of ``imagesTr`` with no test cases."""
+    path = Path(split) if split else Path(src) / "split.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        return list(data.get("train", [])) + list(data.get("val", [])), list(data.get("test", []))
+    if split:
+        raise FileNotFoundError(f"no such split file: {path}")
+    cases = sorted(p.name[:-len(".nii.gz")] for p in (Path(src) / "imagesTr").glob("*.nii.gz")
+                   if not p.name.startswith("."))
+    return cases, []
+
