@@ -149,3 +149,4 @@ def test_a_model_built_for_a_window_grid_is_refused_at_check_with_the_reason(cap
     err = capsys.readouterr().err
     assert "timm_unet.yaml:37:" in err and "a 64x96 input fails" in err, err
     assert "must be divisible by window (7)" in err and "Traceback" not in err
+    assert "timm.list_models" not in err  # the name is right: no list of names is offered

@@ -66,8 +66,15 @@ _tolerate_cpu_only_torch()
 import timm  # noqa: E402
 from timm.models import FeatureListNet  # noqa: E402
 
-__all__ = ["StageInfo", "BackboneStage", "BackboneWeightsError", "describe", "build_stages",
-           "load_backbone_weights", "stage_module", "TIMM"]
+__all__ = ["StageInfo", "BackboneStage", "BackboneWeightsError", "UnusableModelError",
+           "describe", "build_stages", "load_backbone_weights", "stage_module", "TIMM"]
+
+
+class UnusableModelError(ValueError):
+    """A model timm makes whose features a U-Net cannot use (the name is right:
+    ``known_model``, so no list of names is suggested)."""
+
+    known_model = True
 
 
 class BackboneWeightsError(ValueError):
@@ -163,7 +170,7 @@ def _model(name: str, in_channels: int, device: str | None
     except (TypeError, ValueError):
         model = None
     if model is None or _fixed_size(model) is not None:
-        raise ValueError(f"timm model `{name}` takes only {'x'.join(map(str, size))} inputs "
+        raise UnusableModelError(f"timm model `{name}` takes only {'x'.join(map(str, size))} inputs "
                          "(a fixed input size) and cannot be made with strict_img_size=False; "
                          "a U-Net takes any multiple of its total stride")
     return model, FIXED_SIZE_KWARGS
@@ -176,7 +183,7 @@ def _feature_net(name: str, in_channels: int, device: str | None = None
     model, kwargs = _model(name, in_channels, device)
     info = getattr(model, "feature_info", None)
     if not info:
-        raise ValueError(f"timm model `{name}` reports no feature levels (feature_info)")
+        raise UnusableModelError(f"timm model `{name}` reports no feature levels (feature_info)")
     # feature_info names top-level children (resnet: `layer1`) or members of a top-level
     # Sequential (convnext: `stages.0`), which FeatureListNet reaches by flattening it
     for flatten in (False, True):
@@ -186,7 +193,7 @@ def _feature_net(name: str, in_channels: int, device: str | None = None
             return model, net, kwargs
         except Exception as exc:  # noqa: BLE001 - timm raises assorted errors for such models
             problem = f"{type(exc).__name__}: {exc}"
-    raise ValueError(f"timm model `{name}` cannot be split into sequential feature stages "
+    raise UnusableModelError(f"timm model `{name}` cannot be split into sequential feature stages "
                      f"({problem})")
 
 
@@ -236,7 +243,7 @@ def describe(name: str, in_channels: int) -> tuple[StageInfo, ...]:
         model, net, _ = _feature_net(name, in_channels)  # an op without a meta kernel?
         problem = _probe_problem(model, net, in_channels)
     if problem is not None:
-        raise ValueError(f"its features cannot be used by a U-Net, which takes any multiple "
+        raise UnusableModelError(f"its features cannot be used by a U-Net, which takes any multiple "
                          f"of the total reduction: {problem}")
     channels, reductions = net.feature_info.channels(), net.feature_info.reduction()
     out = []
