@@ -14,7 +14,8 @@ spec with such a family is expanded, is an object with
   level, stage ``k`` mapping feature ``k - 1`` (the input for ``k = 0``) to feature ``k``
   (``weights``: a local file or None; ``frozen[k]``: stage ``k`` takes no gradients).
 
-It raises ValueError (or RuntimeError, TypeError, KeyError) for a name it cannot make.
+It raises ValueError (or RuntimeError, TypeError, KeyError) for a name it cannot make; an
+error with ``known_model = True`` (a model it makes but cannot use) gets no names hint.
 """
 from __future__ import annotations
 

@@ -54,7 +54,8 @@ def backbone_levels(spec: BackboneSpec, in_channels: int, dims: int) -> list[Bac
         # the provider's answer to an unknown name or an impossible model (in_chans, ...)
         raise BackboneError(f"{spec.provider} cannot make `{spec.name}` with {in_channels} "
                             f"input channels: {exc}",
-                            hint=facts.names_hint or None) from None
+                            hint=None if getattr(exc, "known_model", False)
+                            else facts.names_hint or None) from None
     frozen = spec.frozen_stages(len(stages))
     levels: list[BackboneLevel] = []
     for k, st in enumerate(stages):
