@@ -74,13 +74,21 @@ class WindowAttention(nn.Module):
         return self.relative_position_bias_table[index].reshape(n, n, -1).permute(2, 0, 1)
 
     def forward(self, windows: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        qkv = self.qkv(windows).unflatten(-1, (3, self.heads, -1)).permute(3, 0, 1, 4, 2, 5)
-        bias = self.position_bias()
-        if mask is not None:  # (windows, n, n) -> (windows, heads, n, n)
-            bias = bias + mask.unsqueeze(1)
+        # attention on 4D (N * windows, heads, n, C / heads): ONNX's attention lowering
+        # (onnxscript's scaled_dot_product_attention) takes 4D query, key and value only
+        qkv = self.qkv(windows.flatten(0, 1)).unflatten(-1, (3, self.heads, -1))
+        qkv = qkv.permute(2, 0, 3, 1, 4)
+        bias = self.position_bias()  # (heads, n, n), the same for every window
+        if mask is not None:  # (windows, n, n) -> (N * windows, heads, n, n)
+            bias = (bias + mask.unsqueeze(1)).expand(windows.shape[0], -1, -1, -1, -1)
+            bias = bias.flatten(0, 1)
         a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.proj_drop(self.proj(a.transpose(-3, -2).flatten(-2)))
+        # a copy, not a view: the output's strides differ between attention kernels (and ONNX's
+        # decomposition), so a plain view of the transposed heads may not exist
+        a = a.transpose(1, 2).clone(memory_format=torch.contiguous_format)
+        a = a.flatten(-2).unflatten(0, windows.shape[:2])
+        return self.proj_drop(self.proj(a))
 
 
 class SwinLayer(nn.Module):
