@@ -47,7 +47,7 @@ PROBE_FACTOR = 2  # every level-to-level factor of the probe specs (`kernel: fac
 # (the ViT blocks: heads that divide the probe's width; 1x1 patches keep the probe's levels)
 ENTRY_BASE: dict[str, dict[str, Any]] = {"upconv": {"kernel": 3},
                                          "transformer": {"heads": 2, "mlp": 16},
-                                         "patch_embed": {"stride": 1}}
+                                         "patch_embed": {"stride": 1}, "swin": {"heads": 2}}
 # spec params a head type's probe needs: an identity head on E[2] passes its 32 channels, so
 # the classes (every head's `out`) are 32
 HEAD_PARAMS: dict[str, dict[str, Any]] = {"identity": {"classes": 4 * WIDTH}}
@@ -119,8 +119,8 @@ def _option_cases(registry: str, name: str, field: str, default: Any,
     """Every other name of the norm / activation table, and each option of each name against
     that name without it (not for a name the entry refuses: its own case probes the refusal,
     e.g. instance norm on image pooling's one-position map)."""
-    registry = NORMS if field == "norm" else ACTS
-    table = {e.name: tuple(e.params.model_fields) for e in registry.list()
+    names = NORMS if field == "norm" else ACTS
+    table = {e.name: tuple(e.params.model_fields) for e in names.list()
              if e.origin.startswith("skipgraph.")}
     current = default if isinstance(default, str) else default["type"]
     cases = [Case(registry, name, f"{field}={n}", dict(context), {**context, field: n})
@@ -226,6 +226,14 @@ def _ints(default: Any, metadata: list) -> list[int]:
     return [v for v in values if lo is None or v >= lo]
 
 
+def _strides_by_itself(model: type) -> bool:
+    """A block type whose default settings already go down a level (``levels_down() > 0``)."""
+    try:
+        return model().levels_down() > 0
+    except Exception:  # noqa: BLE001 - a model without defaults for every field
+        return False
+
+
 # --- the probe specs ---------------------------------------------------------------------------
 def probe_spec(case_registry: str, entry: str, settings: dict[str, Any],
                model: type | None = None) -> dict[str, Any]:
@@ -249,6 +257,20 @@ def probe_spec(case_registry: str, entry: str, settings: dict[str, Any],
         direction = model.direction if model is not None else "down"
         spec["defaults"]["down" if direction == "down" else "up"] = {
             "op": entry, **ENTRY_BASE.get(entry, {}), **settings}
+    elif case_registry == "block" and model is not None and _strides_by_itself(model):
+        # a block that always strides (patch merging) cannot sit at level 0: a conv node S
+        # there, the entry's block on E[1], E[2] (widths 16, 32: twice their inputs)
+        spec["defaults"]["block"] = {"type": "conv", "convs": 1}
+        spec["nodes"]["S"] = {"level": 0, "column": 0, "width": WIDTH}
+        spec["nodes"]["E"] = {"for": {"i": "1..2"}, "width": f"{WIDTH} * 2**i", "column": 0,
+                              "block": {"type": entry, **ENTRY_BASE.get(entry, {}), **settings}}
+        spec["edges"] = {"stem": {"from": "input", "to": "S"},
+                         "into": {"from": "S", "to": "E[1]"},
+                         "down": {"from": "E[i-1]", "to": "E[i]"},
+                         "bottom": {"from": "E[i+1]", "to": "D[i]", "if": "i == 1", "kind": "up"},
+                         "up": {"from": "D[i+1]", "to": "D[i]"},
+                         "skip": {"from": "E[i]", "to": "D[i]"},
+                         "skip0": {"from": "S", "to": "D[0]", "kind": "skip"}}
     elif case_registry == "block" and model is not None and "convs" not in model.model_fields:
         # a block without convs keeps its channels: it sits on encoder nodes of one width, a
         # conv on the stem edge maps the input to that width, the decoder keeps conv blocks

@@ -101,7 +101,7 @@ class SwinParams(BlockParams):
         if self.partition == 0:
             found.append("partition: windows need at least one token")
         name, options = act_choice(self.act)
-        if name == "prelu" and getattr(options, "num_parameters", 1) != 1:
+        if name == "prelu" and getattr(options, "num_parameters", None) not in (None, 1):
             found.append("act: the MLP's PReLU acts on token maps (N, *S, features), where "
                          "torch's PReLU would read the first spatial axis as channels: use "
                          "num_parameters: 1")

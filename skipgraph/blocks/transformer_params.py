@@ -130,7 +130,7 @@ class TransformerParams(BlockParams):
         if out_channels % self.heads:
             found.append(f"heads: {self.heads} heads do not divide the {out_channels} channels")
         name, options = act_choice(self.act)
-        if name == "prelu" and getattr(options, "num_parameters", 1) != 1:
+        if name == "prelu" and getattr(options, "num_parameters", None) not in (None, 1):
             found.append("act: the MLP's PReLU acts on token sequences (N, L, features), where "
                          "torch's PReLU would read L as channels: use num_parameters: 1")
         return found

@@ -72,6 +72,14 @@ class ConvUnitParams(StridedStack):
 
     expressions = {"stride": 1, "widths": 1, "convs": 1}
 
+    @field_validator("dilation")
+    @classmethod
+    def _no_dilation(cls, value: Any) -> Any:
+        if value not in (1, "1"):  # MONAI's units do not dilate: refused, never ignored
+            raise ValueError("`convunit` convs do not dilate (MONAI's units have no dilation); "
+                             "use a `conv` or `resblock` block for atrous convs")
+        return value
+
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
     _convs = field_validator("convs")(classmethod(lambda cls, v: check_positive(v, "convs", 64)))
 

@@ -37,6 +37,12 @@ class IdentityHead(HeadType):
                     f"`out` is {self.out_channels()}: give the node that width"]
         return []
 
+    def activation(self) -> str:
+        return self.act
+
+    def target_rule(self) -> str:
+        return self.target
+
     def term(self, node: str, level: int) -> str:
         return node if self.act == "none" else f"{self.act}({node})"
 
