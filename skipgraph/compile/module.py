@@ -7,8 +7,6 @@ interpretation at run time.
 """
 from __future__ import annotations
 
-import functools
-
 import warnings
 from collections import OrderedDict
 from typing import Any, Iterable
@@ -105,7 +103,7 @@ class SkipGraphModule(nn.Module):
         input check and, for ``input: {pad: true}`` specs, the padding and cropping back;
         the layers stay in the mode they are in."""
         pads = self._check_input(x)
-        if training and x.shape[0] < 2 and self._has_batch_norm_1d:
+        if training and x.shape[0] < 2:  # a batch of 1: no BatchNorm1d can train on it
             self._explain_batch_norm(x)
         gm = self._train_gm if training else self._eval_gm
         if not self.contract.pad:
@@ -127,13 +125,11 @@ class SkipGraphModule(nn.Module):
                                "the convolutions for inference and cannot be trained")
         return super().train(mode)
 
-    @functools.cached_property
-    def _has_batch_norm_1d(self) -> bool:
-        return any(isinstance(m, nn.BatchNorm1d) for m in self.modules())
-
     def _explain_batch_norm(self, x: torch.Tensor) -> None:
         """torch's "Expected more than 1 value per channel" names no layer: say which module
         (a CGM by its head id) and the batch rule, before the step runs."""
+        if not any(isinstance(m, nn.BatchNorm1d) for m in self.modules()):
+            return  # (computed here: a cached_property takes a lock torch.compile cannot trace)
         from .batch_norm import batch_norm_problems
         problems = batch_norm_problems(self, list(x.shape[2:]), int(x.shape[0]))
         if problems:
