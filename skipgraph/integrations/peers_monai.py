@@ -182,10 +182,9 @@ def segresnet_key(key: str, model: nn.Module) -> str | None:
 
 def make_segresnet_ds(p: dict[str, Any]) -> nn.Module:
     from monai.networks.nets import SegResNetDS
-    norm = p["norm"]
     return SegResNetDS(spatial_dims=p["dims"], init_filters=p["init_filters"],
                        in_channels=p["in_channels"], out_channels=p["classes"], act=p["act"],
-                       norm=norm, blocks_down=tuple(p["blocks_down"]),
+                       norm=p["norm"], blocks_down=tuple(p["blocks_down"]),
                        blocks_up=tuple(p["blocks_up"]), dsdepth=p["dsdepth"])
 
 
@@ -210,6 +209,7 @@ def segresnet_ds_key(key: str, model: nn.Module) -> str | None:
         if m := re.fullmatch(r"head\.(weight|bias)", rest):
             return f"head_D{level}.{m[1]}"
     raise KeyError(key)
+
 
 def make_vnet(p: dict[str, Any]) -> nn.Module:
     """MONAI's VNet without the dropout the spec cannot place (see specs/monai_vnet.yaml)."""
