@@ -36,7 +36,7 @@ CODES: dict[str, str] = {
     "unreachable": "a node that the network input does not reach",
     "dead-node": "a node whose output reaches no head",
     "level-mismatch": "an edge whose resampling contradicts the level change",
-    "channel-mismatch": "inputs of a sum merge with different channel counts",
+    "channel-mismatch": "inputs of a sum or product merge with different channel counts",
     "head-loss-mismatch": "a head whose activation the loss cannot train",
     "head-contract": "a head type whose activation or target rule is not a known value",
     "bad-input-size": "an input size that the network's total stride does not divide",

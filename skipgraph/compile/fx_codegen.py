@@ -164,9 +164,10 @@ def _merge(g: fx.Graph, ir: IRGraph, node, inputs: list[fx.Node]) -> fx.Node:
     if node.merge == "concat":
         return g.create_node("call_function", torch.cat, (inputs,), {"dim": 1},
                              name=f"{node.name}_in")
+    op = operator.mul if node.merge == "product" else operator.add
     merged = inputs[0]
     for other in inputs[1:]:
-        merged = g.call_function(operator.add, (merged, other))
+        merged = g.call_function(op, (merged, other))
     return merged
 
 

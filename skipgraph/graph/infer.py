@@ -28,14 +28,16 @@ def infer(ir: IRGraph) -> IRGraph:
             ir.add_edge(e)
         widths = [e.out_channels for e in edges] + [c.channels for c in node.carry_inits]
         _check_carry_inits(node, edges, sink)
-        if node.merge == "sum" and len(set(widths)) > 1:
+        if _elementwise_mismatch(node.merge, widths):
             detail = ", ".join(f"{e.src} ({e.family}): {e.out_channels}" for e in edges)
-            sink.error("channel-mismatch", f"sum merge at {node.id} gets different channel "
-                       f"counts: {detail}", edges[0].origin.span if edges[0].origin else None,
-                       hint="give the edges a conv (`conv: {width: ...}`) or use merge: concat",
-                       key=f"edges.{edges[0].family}")
+            sink.error("channel-mismatch", f"{node.merge} merge at {node.id} gets different "
+                       f"channel counts: {detail}", edges[0].origin.span if edges[0].origin
+                       else None, key=f"edges.{edges[0].family}",
+                       hint="give the edges a conv (`conv: {width: ...}`) or use merge: concat"
+                       + (" (a product also broadcasts 1-channel inputs)"
+                          if node.merge == "product" else ""))
             continue
-        in_ch = (widths[0] if node.merge == "sum" else sum(widths)) if widths else 0
+        in_ch = (sum(widths) if node.merge == "concat" else max(widths)) if widths else 0
         try:
             out_ch = node.block.out_channels(in_ch, node.width)
         except ValueError as exc:  # the block's channel rule refuses (identity: width != input)
@@ -94,3 +96,12 @@ def _infer_edge(ir: IRGraph, e: IREdge) -> IREdge:
         mid = r.settings.out_channels(before, ir.node(e.dst).width)
     out = e.conv_width if (e.conv_width is not None and e.conv_at == "target") else mid
     return dataclasses.replace(e, in_channels=src, resampled_channels=mid, out_channels=out)
+
+
+def _elementwise_mismatch(merge: str, widths: list[int]) -> bool:
+    """A sum needs equal widths; a product also broadcasts 1-channel inputs (a spatial gate)."""
+    if merge == "sum":
+        return len(set(widths)) > 1
+    if merge == "product":
+        return len(set(widths) - {1}) > 1
+    return False

@@ -19,6 +19,8 @@ import networkx as nx
 from ..errors import Span
 from ..fields.axes import axes_text
 
+_MERGE_TERM = {"concat": "cat", "sum": "sum", "product": "mul"}  # as the formula text shows them
+
 __all__ = ["INPUT_ID", "Origin", "Resample", "CarryInit", "IRNode", "IREdge", "IRHead", "IRGraph",
            "SpecMeta",
            "module_name"]
@@ -88,7 +90,8 @@ class IRNode:
     inputs at :attr:`in_level`), ``column`` where it is
     drawn, ``width`` the spec's width (= ``out_channels`` for the built-in blocks), ``block``
     the validated block settings, ``merge`` how its inputs combine (``concat`` adds their
-    channels into ``in_channels``; ``sum`` needs them equal). Frozen: passes make new nodes.
+    channels into ``in_channels``; ``sum`` needs them equal; ``product`` multiplies them,
+    broadcasting 1-channel inputs). Frozen: passes make new nodes.
     """
 
     id: str
@@ -406,7 +409,8 @@ class IRGraph:
             terms = {e.slot: self._edge_term(e) for e in self.in_edges(node.id)}
             terms.update({c.slot: f"{c.mode}<{c.family}>" for c in node.carry_inits})
             terms = [terms[k] for k in sorted(terms)]
-            merged = terms[0] if len(terms) == 1 else f"{'cat' if node.merge == 'concat' else 'sum'}[{', '.join(terms)}]"
+            merged = (terms[0] if len(terms) == 1
+                      else f"{_MERGE_TERM[node.merge]}[{', '.join(terms)}]")
             btype = node.block.type if node.block is not None else "block"
             note = node.block.note() if node.block is not None else ""
             btype = f"{btype}[{note}]" if note else btype

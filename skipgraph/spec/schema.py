@@ -98,9 +98,10 @@ class NodeFamily(_Model):
     block: BlockField = None
     """Block settings merged over `defaults.block` (`type` names a registered block);
     default: `defaults.block`."""
-    merge: Literal["concat", "sum"] = "concat"
-    """How a node combines its inputs: channel concatenation, or element-wise sum (equal
-    widths)."""
+    merge: Literal["concat", "sum", "product"] = "concat"
+    """How a node combines its inputs: channel concatenation, element-wise sum (equal widths),
+    or element-wise product (a gate: equal widths, or 1-channel inputs broadcast over the
+    others' channels, as PAN's attention maps)."""
     order: list[str] | None = None
     """Edge families in concat order (it fixes the weight layout); default: as written under
     `edges:`."""

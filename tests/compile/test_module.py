@@ -164,3 +164,42 @@ def test_a_cgm_called_at_batch_1_in_train_mode_is_named_with_the_batch_rule():
         model(torch.randn(1, 3, 32, 32))
     model(torch.randn(2, 3, 32, 32))  # the rule's own boundary trains
     model.eval()(torch.randn(1, 3, 32, 32))  # and eval needs no batch
+
+
+GATE_SPEC = """\
+skipgraph: 1
+name: gate
+params: {in_channels: 2, classes: 1, gate_width: 1}
+nodes:
+  F: {level: 0, column: 0, width: 4}
+  A: {level: 0, column: 1, width: gate_width, block: {convs: 1, kernel: 1, norm: none, act: sigmoid}}
+  G: {level: 0, column: 2, width: 4, merge: product, block: {type: identity, norm: none, act: none}}
+edges:
+  stem:    {from: input, to: F}
+  attend:  {from: F, to: A}
+  feature: {from: F, to: G}
+  gate:    {from: A, to: G}
+heads:
+  seg: {on: G, out: classes}
+"""
+
+
+@pytest.mark.parametrize("gate_width", [1, 4])
+def test_a_product_merge_multiplies_its_inputs_broadcasting_one_channel(write_spec, gate_width):
+    """PAN's attention maps: a 1-channel map gates every channel, or one gate per channel."""
+    model = skipgraph.build(write_spec(GATE_SPEC), gate_width=gate_width, seed=0).eval()
+    assert "mul" in model.code
+    x = torch.randn(2, 2, 8, 8)
+    with torch.no_grad():
+        feature = model.F(x)
+        expected = feature * model.A(feature)
+        assert torch.allclose(model.head_G(expected), model(x), atol=1e-6)
+    assert "G = identity(mul[F, A])" in str(model.ir)
+
+
+def test_a_product_of_unequal_widths_is_a_positioned_channel_mismatch(write_spec):
+    with pytest.raises(SpecError) as err:
+        skipgraph.build(write_spec(GATE_SPEC), gate_width=3)
+    text = str(err.value)
+    assert "product merge at G gets different channel counts" in text
+    assert "1-channel inputs" in text and "spec.yaml:" in text
