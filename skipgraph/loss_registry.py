@@ -12,7 +12,11 @@ convention, declared when it is registered (never guessed from the function):
   with-logits forms.
 
 ``keywords`` are the keyword arguments passed on every call (checked against the function's
-signature when training starts). ``y`` (N, K, *spatial) is the one-hot target. An ``image``
+signature when training starts). ``takes_valid=True`` declares that the function also takes
+``valid=`` ((N, 1, *spatial) bool, the labelled pixels, when the target has an ignore label)
+and leaves the ignored pixels out of its means and sums itself, as the built-ins do; for any
+other loss the ignored pixels are made certain, correct predictions before the call (zero loss
+and zero gradient there, though its means still count them). ``y`` (N, K, *spatial) is the one-hot target. An ``image``
 loss (``ImageLossSettings``) is ``fn(out, y, **keywords)`` with an image-level output.
 
 Example:
@@ -43,6 +47,7 @@ class LossSettings(SpecModel):
     # the calling convention (see the module docstring), set by register_loss
     reads: ClassVar[Reads] = "probabilities"
     keywords: ClassVar[Mapping[str, Any]] = {}
+    takes_valid: ClassVar[bool] = False  # fn(..., valid=mask) leaves ignored pixels out
 
 
 class MSSSIMLossSettings(LossSettings):
@@ -61,10 +66,11 @@ LOSSES: Registry[LossSettings] = Registry("loss", "skipgraph.loss_registry")
 
 def register_loss(name: str, builder: str | Callable[..., Any], description: str = "",
                   params: type[LossSettings] = LossSettings, replace: bool = False, *,
-                  reads: Reads | None = None, keywords: Mapping[str, Any] | None = None
-                  ) -> Entry[LossSettings]:
-    """Add a loss: ``builder`` is the function (or ``"pkg.module:function"``), ``reads`` and
-    ``keywords`` its calling convention (default: ``params``'s, i.e. ``fn(p, y)``).
+                  reads: Reads | None = None, keywords: Mapping[str, Any] | None = None,
+                  takes_valid: bool | None = None) -> Entry[LossSettings]:
+    """Add a loss: ``builder`` is the function (or ``"pkg.module:function"``), ``reads``,
+    ``keywords`` and ``takes_valid`` its calling convention (default: ``params``'s, i.e.
+    ``fn(p, y)``, no ``valid=``).
 
     Raises:
         RegistryError: ``reads`` is not one of :data:`READS`, a keyword is not an identifier,
@@ -79,11 +85,12 @@ def register_loss(name: str, builder: str | Callable[..., Any], description: str
     bad = [k for k in (keywords or {}) if not str(k).isidentifier()]
     if bad:
         raise RegistryError(f"loss `{name}`: keyword {bad[0]!r} is not an identifier")
-    if reads is not None or keywords is not None:  # the declared convention, on its own model
-        params = type(params.__name__, (params,), {
+    if reads is not None or keywords is not None or takes_valid is not None:
+        params = type(params.__name__, (params,), {  # the declared convention, on its own model
             "__module__": params.__module__, "__doc__": params.__doc__,
             "reads": reads or params.reads,
-            "keywords": dict(params.keywords if keywords is None else keywords)})
+            "keywords": dict(params.keywords if keywords is None else keywords),
+            "takes_valid": params.takes_valid if takes_valid is None else takes_valid})
     return LOSSES.register(name, params, builder, description, replace)
 
 
@@ -111,7 +118,7 @@ _BUILTIN = {  # name -> (function in skipgraph.losses, description)
 for _name, (_fn, _text) in _BUILTIN.items():
     register_loss(_name, f"skipgraph.losses:{_fn}", _text,
                   {"focal_msssim_iou": MSSSIMLossSettings}.get(_name, LossSettings),
-                  reads="output")
+                  reads="output", takes_valid=True)
 register_loss("cgm_bce", "skipgraph.losses:cgm_bce",
               "BCE of a CGM's 2-way output against 'the image contains the object'",
               ImageLossSettings)

@@ -71,15 +71,30 @@ def _class_log_probs(out: torch.Tensor, act: str) -> torch.Tensor:
     return F.log_softmax(out, 1) if act == "none" else torch.log(out.clamp_min(_EPS))
 
 
-def cross_entropy(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+def _mean(t: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean of a per-pixel map ``t`` (N, C, *spatial) over the labelled pixels (``valid``:
+    (N, 1, *spatial) bool, None: all)."""
+    if valid is None:
+        return t.mean()
+    return (t * valid).sum() / (valid.sum() * t.shape[1]).clamp_min(1)
+
+
+def _labelled(t: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """``t`` with the ignored pixels zeroed, so sums over space leave them out."""
+    return t if valid is None else t * valid
+
+
+def cross_entropy(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid",
+                  valid: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy per pixel: categorical for exclusive classes (targets that a max-pool
-    made ambiguous are spread evenly over their classes), else binary per channel."""
+    made ambiguous are spread evenly over their classes), else binary per channel. ``valid``
+    (N, 1, *spatial) bool: the labelled pixels, the only ones averaged over (all: None)."""
     if _exclusive(out, act):
         target = y / y.sum(1, keepdim=True).clamp_min(1)
-        return -(target * _class_log_probs(out, act)).sum(1).mean()
+        return _mean(-(target * _class_log_probs(out, act)).sum(1, keepdim=True), valid)
     if act == "none":
-        return F.binary_cross_entropy_with_logits(out, y)
-    return F.binary_cross_entropy(out.clamp(_EPS, 1 - _EPS), y)
+        return _mean(F.binary_cross_entropy_with_logits(out, y, reduction="none"), valid)
+    return _mean(F.binary_cross_entropy(out.clamp(_EPS, 1 - _EPS), y, reduction="none"), valid)
 
 
 bce = cross_entropy
@@ -90,30 +105,34 @@ def _per_class(t: torch.Tensor, batch: bool = True) -> torch.Tensor:
     return t.flatten(2).sum(2).sum(0) if batch else t.flatten(2).sum(2)
 
 
-def soft_dice(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid", smooth: float = 1.0
-              ) -> torch.Tensor:
-    """Mean over classes of 1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s), sums over the batch."""
-    p = probabilities(out, act)
+def soft_dice(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid", smooth: float = 1.0,
+              valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over classes of 1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s), sums over the batch
+    and the labelled pixels (``valid``)."""
+    p, y = _labelled(probabilities(out, act), valid), _labelled(y, valid)
     inter = _per_class(p * y)
     return (1 - (2 * inter + smooth) / (_per_class(p) + _per_class(y) + smooth)).mean()
 
 
 def focal(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid", alpha: float = 0.25,
-          gamma: float = 2.0) -> torch.Tensor:
-    """Focal loss (Lin et al. 2017), mean over pixels: binary per channel with ``alpha``, or
-    ``sum_c -y_c (1 - p_c)^gamma log p_c`` over exclusive classes."""
+          gamma: float = 2.0, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017), mean over the labelled pixels: binary per channel with
+    ``alpha``, or ``sum_c -y_c (1 - p_c)^gamma log p_c`` over exclusive classes."""
     p = probabilities(out, act)
     if _exclusive(out, act):
-        return -(y * (1 - p) ** gamma * _class_log_probs(out, act)).sum(1).mean()
+        return _mean(-(y * (1 - p) ** gamma * _class_log_probs(out, act)).sum(1, keepdim=True),
+                     valid)
     log_p, log_q = _log_probs(out, act)
     pos = -alpha * (1 - p) ** gamma * y * log_p
     neg = -(1 - alpha) * p ** gamma * (1 - y) * log_q
-    return (pos + neg).mean()
+    return _mean(pos + neg, valid)
 
 
-def iou_loss(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid", smooth: float = 1.0
-             ) -> torch.Tensor:
-    p = probabilities(out, act)
+def iou_loss(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid", smooth: float = 1.0,
+             valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over classes of 1 - (sum(p y) + s) / (sum(p) + sum(y) - sum(p y) + s), sums over
+    the batch and the labelled pixels (``valid``)."""
+    p, y = _labelled(probabilities(out, act), valid), _labelled(y, valid)
     inter = _per_class(p * y)
     return (1 - (inter + smooth) / (_per_class(p) + _per_class(y) - inter + smooth)).mean()
 
@@ -127,37 +146,49 @@ def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
     return jaccard
 
 
-def lovasz_hinge(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+def _pixels(t: torch.Tensor, valid: torch.Tensor | None) -> list[torch.Tensor]:
+    """Per image, ``t``'s labelled pixels as (C, P) (the Lovasz losses sort pixels)."""
+    flat = t.flatten(2)
+    if valid is None:
+        return list(flat)
+    return [ti[:, vi] for ti, vi in zip(flat, valid.flatten(1))]
+
+
+def lovasz_hinge(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid",
+                 valid: torch.Tensor | None = None) -> torch.Tensor:
     """Lovasz hinge (Berman et al. 2018; Yu & Blaschko) per image for one channel, or the
     Lovasz-softmax over the classes present in each image for exclusive classes; averaged over
-    the batch."""
+    the batch; over the labelled pixels (``valid``) only."""
     if _exclusive(out, act):
-        return _lovasz_softmax(probabilities(out, act), y)
+        return _lovasz_softmax(_pixels(probabilities(out, act), valid), _pixels(y, valid))
     logits = out if act == "none" else torch.logit(out.clamp(_EPS, 1 - _EPS))
     losses = []
-    for lg, gt in zip(logits.flatten(1), y.flatten(1)):
+    for lg, gt in zip(_pixels(logits, valid), _pixels(y, valid)):
+        lg, gt = lg.flatten(), gt.flatten()
         errors = 1 - lg * (2 * gt - 1)
         errors_sorted, perm = torch.sort(errors, descending=True)
         losses.append(torch.dot(F.relu(errors_sorted), _lovasz_grad(gt[perm])))
     return torch.stack(losses).mean()
 
 
-def _lovasz_softmax(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _lovasz_softmax(p: list[torch.Tensor], y: list[torch.Tensor]) -> torch.Tensor:
     losses = []
-    for pi, yi in zip(p.flatten(2), y.flatten(2)):  # (K, pixels) per image
+    for pi, yi in zip(p, y):  # (K, pixels) per image
         per_class = []
         for pc, yc in zip(pi, yi):
             if yc.sum() == 0:
                 continue
             errors_sorted, perm = torch.sort((yc - pc).abs(), descending=True)
             per_class.append(torch.dot(errors_sorted, _lovasz_grad(yc[perm])))
-        losses.append(torch.stack(per_class).mean() if per_class else p.sum() * 0)
+        losses.append(torch.stack(per_class).mean() if per_class else pi.sum() * 0)
     return torch.stack(losses).mean()
 
 
-def ms_ssim_loss(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+def ms_ssim_loss(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid",
+                 valid: torch.Tensor | None = None) -> torch.Tensor:
     """1 - MS-SSIM (5 scales, data range 1) of the probabilities, per class channel: 2D
-    ``(N, C, H, W)`` larger than 160 px per side.
+    ``(N, C, H, W)`` larger than 160 px per side. SSIM compares windows, so ignored pixels
+    (``valid`` False) cannot be left out: there both maps are set to 0 (equal, no gradient).
 
     Raises:
         MissingExtraError: ``pytorch-msssim`` is not installed (``pip install
@@ -165,29 +196,35 @@ def ms_ssim_loss(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> to
     """
     from .extras import require
     ms_ssim = require("pytorch_msssim").ms_ssim
-    return 1 - ms_ssim(probabilities(out, act), y, data_range=1.0, size_average=True)
+    p, y = _labelled(probabilities(out, act), valid), _labelled(y, valid)
+    return 1 - ms_ssim(p, y, data_range=1.0, size_average=True)
 
 
-def bce_dice(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
-    return cross_entropy(out, y, act) + soft_dice(out, y, act)
+def bce_dice(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid",
+             valid: torch.Tensor | None = None) -> torch.Tensor:
+    return cross_entropy(out, y, act, valid) + soft_dice(out, y, act, valid=valid)
 
 
-def dice_ce(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
+def dice_ce(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid",
+            valid: torch.Tensor | None = None) -> torch.Tensor:
     """MONAI's ``DiceCELoss`` (Dice per image and class with smooth 1e-5 in numerator and
-    denominator, mean over both; + cross-entropy)."""
-    p = probabilities(out, act)
-    inter = _per_class(p * y, batch=False)
-    dice = 1 - (2 * inter + 1e-5) / (_per_class(p, False) + _per_class(y, False) + 1e-5)
-    return dice.mean() + cross_entropy(out, y, act)
+    denominator, mean over both; + cross-entropy), over the labelled pixels (``valid``)."""
+    p, t = _labelled(probabilities(out, act), valid), _labelled(y, valid)
+    inter = _per_class(p * t, batch=False)
+    dice = 1 - (2 * inter + 1e-5) / (_per_class(p, False) + _per_class(t, False) + 1e-5)
+    return dice.mean() + cross_entropy(out, y, act, valid)
 
 
-def focal_dice_lovasz(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
-    return (0.5 * focal(out, y, act) + soft_dice(out, y, act, smooth=1.0)
-            + 0.5 * lovasz_hinge(out, y, act))
+def focal_dice_lovasz(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid",
+                      valid: torch.Tensor | None = None) -> torch.Tensor:
+    return (0.5 * focal(out, y, act, valid=valid) + soft_dice(out, y, act, 1.0, valid)
+            + 0.5 * lovasz_hinge(out, y, act, valid))
 
 
-def focal_msssim_iou(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid") -> torch.Tensor:
-    return focal(out, y, act) + ms_ssim_loss(out, y, act) + iou_loss(out, y, act)
+def focal_msssim_iou(out: torch.Tensor, y: torch.Tensor, act: str = "sigmoid",
+                     valid: torch.Tensor | None = None) -> torch.Tensor:
+    return (focal(out, y, act, valid=valid) + ms_ssim_loss(out, y, act, valid)
+            + iou_loss(out, y, act, valid=valid))
 
 
 def cgm_bce(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -203,8 +240,9 @@ class LossSignatureError(ValueError):
 
 
 def _loss_call(name: str, kind: str) -> Callable[..., torch.Tensor]:
-    """The registered loss ``name`` as ``(out, y, act)`` (``kind`` pixel) or ``(out, y)``
-    (image), called as its registration declares (``reads``, ``keywords``).
+    """The registered loss ``name`` as ``(out, y, act, valid=None)`` (``kind`` pixel) or
+    ``(out, y)`` (image), called as its registration declares (``reads``, ``keywords``,
+    ``takes_valid``: ``valid`` reaches only a loss that declares it).
 
     Raises:
         LossSignatureError: the function cannot take the declared arguments.
@@ -213,24 +251,29 @@ def _loss_call(name: str, kind: str) -> Callable[..., torch.Tensor]:
     fn, reads, kw = entry.load_builder(), entry.params.reads, dict(entry.params.keywords)
     if kind == "image":
         reads = "image"
+    declared = {**kw, "valid": None} if entry.params.takes_valid and kind == "pixel" else kw
     shown = {"output": "(out, y, act", "probabilities": "(p, y", "logits": "(logits, y",
-             "image": "(out, y"}[reads] + "".join(f", {k}=..." for k in kw) + ")"
+             "image": "(out, y"}[reads] + "".join(f", {k}=..." for k in declared) + ")"
     try:
-        inspect.signature(fn).bind(*([None] * (3 if reads == "output" else 2)), **kw)
+        inspect.signature(fn).bind(*([None] * (3 if reads == "output" else 2)), **declared)
     except TypeError as exc:
         raise LossSignatureError(
             f"loss `{name}` ({entry.origin}) is registered with reads={reads!r} and is called "
             f"{shown}, which its signature {inspect.signature(fn)} does not take ({exc}); "
-            "fix the `reads=` or `keywords=` of its register_loss") from None
+            "fix the `reads=`, `keywords=` or `takes_valid=` of its register_loss") from None
     except ValueError:  # a builtin without a signature: called as declared
         pass
-    if reads == "output":
-        return lambda out, y, act: fn(out, y, act, **kw)
-    if reads == "probabilities":
-        return lambda out, y, act: fn(probabilities(out, act), y, **kw)
-    if reads == "logits":
-        return lambda out, y, act: fn(out, y, **kw)
-    return lambda out, y: fn(out, y, **kw)
+    if reads == "image":
+        return lambda out, y: fn(out, y, **kw)
+
+    def call(out: torch.Tensor, y: torch.Tensor, act: str, valid: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        extra = {**kw, "valid": valid} if valid is not None else kw
+        if reads == "output":
+            return fn(out, y, act, **extra)
+        return fn(probabilities(out, act) if reads == "probabilities" else out, y, **extra)
+    call.takes_valid = entry.params.takes_valid  # type: ignore[attr-defined]
+    return call
 
 
 def seg_loss(name: str) -> SegLoss:
@@ -323,10 +366,16 @@ class DeepSupervisionLoss(nn.Module):
                 terms.append(self.cgm_weight * self.image_losses[head_id](out, y))
                 continue
             target = resize_target(y, head.stride, head.target_rule, self.ir.dims)
-            if valid is not None:
-                out, target = mask_ignored(out, target, _valid_at(valid, head, self.ir.dims),
-                                           head.activation)
-            terms.append(self.weights[head_id] * self.seg(out, target, head.activation))
+            if valid is None:
+                terms.append(self.weights[head_id] * self.seg(out, target, head.activation))
+                continue
+            labelled = _valid_at(valid, head, self.ir.dims)
+            if getattr(self.seg, "takes_valid", False):  # leaves them out of means and sums
+                loss = self.seg(out, target, head.activation, valid=labelled)
+            else:  # a loss that cannot: certain, correct predictions there
+                loss = self.seg(*mask_ignored(out, target, labelled, head.activation),
+                                head.activation)
+            terms.append(self.weights[head_id] * loss)
         total = torch.stack(terms).sum()
         return total / len(terms) if self.combine == "mean" else total
 
@@ -343,7 +392,8 @@ def mask_ignored(out: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, a
     becomes a constant, certain prediction (no gradient) and the target agrees with it
     (background; class 0 of exclusive classes), so every term (cross-entropy, focal, Dice, IoU,
     Lovasz) gets zero loss and zero gradient from them. Means over pixels still count them (as
-    0), and for K > 1 the background Dice counts them as matched."""
+    0), and for K > 1 the background Dice counts them as matched: used only for a registered
+    loss that does not take ``valid=`` (the built-ins leave them out themselves)."""
     low, high = (-30.0, 30.0) if act == "none" else (0.0, 1.0)  # certain: logits or p
     sure = torch.full_like(out, low)
     fill = torch.zeros_like(target)

@@ -171,6 +171,57 @@ def test_ignored_pixels_take_no_part_in_the_loss(classes, loss):
     assert criterion({head.id: other}, y).item() == pytest.approx(base.item(), abs=1e-6)
 
 
+@pytest.mark.parametrize("classes", [1, 3])
+@pytest.mark.parametrize("loss", ["bce", "dice", "focal", "iou", "lovasz_hinge", "bce_dice",
+                                  "dice_ce", "focal_dice_lovasz"])
+def test_a_loss_with_ignored_pixels_is_the_loss_of_the_labelled_pixels_alone(classes, loss):
+    """Means and sums run over the labelled pixels only: the loss of an image whose first rows
+    are ignored equals the loss of the image cropped to its labelled rows (the background
+    Dice does not count ignored pixels as matched, the mean is not diluted by them)."""
+    from skipgraph.graph import build_ir
+    from skipgraph.label_rule import IGNORE, one_hot, probabilities
+    from skipgraph.losses import DeepSupervisionLoss
+    from skipgraph.spec import load_spec
+    from tests.conftest import SPECS
+    torch.manual_seed(0)
+    spec = load_spec(str(SPECS / "unet.yaml"), {"base": 2, "depth": 2, "classes": classes})
+    ir = build_ir(spec)
+    head = next(h for h in ir.heads.values() if h.pixelwise)
+    criterion = DeepSupervisionLoss(ir, seg=loss)
+    label = torch.randint(0, max(classes, 2), (2, 16, 16))
+    out = probabilities(torch.randn(2, classes, 16, 16), "none")  # what the head gives
+    def target(lab):  # (N, H, W) label maps -> (N, K, H, W)
+        return torch.stack([one_hot(m[None], classes) for m in lab])
+    cropped = criterion({head.id: out[..., 5:, :]}, target(label[:, 5:]))
+    label[:, :5] = IGNORE
+    whole = criterion({head.id: out}, target(label))
+    assert whole.item() == pytest.approx(cropped.item(), rel=1e-5, abs=1e-6)
+
+
+def test_a_registered_loss_without_valid_gets_certain_predictions_at_ignored_pixels():
+    """A user loss that does not declare ``takes_valid`` still gets no loss or gradient from
+    ignored pixels (they are made certain, correct predictions before the call)."""
+    from skipgraph.graph import build_ir
+    from skipgraph.label_rule import IGNORE, one_hot
+    from skipgraph.loss_registry import LOSSES, register_loss
+    from skipgraph.losses import DeepSupervisionLoss
+    from skipgraph.spec import load_spec
+    from tests.conftest import SPECS
+    register_loss("test_plain_bce", "torch.nn.functional:binary_cross_entropy", "plain BCE",
+                  replace=True)
+    try:
+        ir = build_ir(load_spec(str(SPECS / "unet.yaml"), {"base": 2, "depth": 2}))
+        head = next(h for h in ir.heads.values() if h.pixelwise)
+        label = torch.randint(0, 2, (1, 8, 8))
+        label[:, :2] = IGNORE
+        out = torch.rand(1, 1, 8, 8).clamp(0.05, 0.95).requires_grad_()
+        DeepSupervisionLoss(ir, seg="test_plain_bce")({head.id: out},
+                                                       one_hot(label, 1)[None]).backward()
+        assert (out.grad[..., :2, :] == 0).all() and out.grad[..., 2:, :].abs().sum() > 0
+    finally:
+        LOSSES.unregister("test_plain_bce")
+
+
 def test_ignore_index_trains_and_is_left_out_of_the_metrics(tmp_path, monkeypatch, capsys):
     import skipgraph.train.evaluate as evaluate
     from skipgraph.train import SegmentationFolder, evaluate_model
