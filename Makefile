@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q $(PIN) -e ".[test,monai,medical]"
 	touch $@
 
-# the slow tests also drive nnU-Net v2's pipeline (tests/integrations/test_nnunet_pipeline.py)
+# the slow tests also drive nnU-Net v2's pipeline (tests/integrations/test_nnunet_docs.py runs docs/nnunet.md)
 $(VENV)/.installed-nnunet: $(VENV)/.installed
 	$(PY) -m pip install -q $(PIN) -e ".[test,monai,medical,nnunet]"
 	touch $@

@@ -1,6 +1,6 @@
-"""nnU-Net v2 integration without running nnU-Net's pipeline (that is test_nnunet_pipeline.py):
-the plans rewrite, the network nnU-Net builds from it, the deep-supervision mapping. Tests that
-need nnunetv2 (the `nnunet` extra, installed for `make test-slow`) are marked slow."""
+"""nnU-Net v2 integration without running nnU-Net's pipeline (test_nnunet_docs.py runs it, as
+docs/nnunet.md writes it): the plans rewrite, the network nnU-Net builds from it, the
+deep-supervision mapping. Tests that need nnunetv2 (the `nnunet` extra, installed for `make test-slow`) are marked slow."""
 import copy
 import json
 
