@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from ..fields.axes import KernelSize, volume
 from ..fields.types import ActSetting, KernelExpr, NormSetting
 from .builtin import StridedStack, check_odd_kernel
-from .options import resolve_norm
+from .options import channel_problem, resolve_norm
 from .registry import BlockParams, register_block
 
 __all__ = ["SepConvParams", "ImagePoolParams", "DropoutParams"]
@@ -93,6 +93,14 @@ class ImagePoolParams(BlockParams):
     def hidden_channels(self, in_channels: int) -> int | None:
         """Channels of the squeeze-and-excitation bottleneck, None without ``reduction``."""
         return None if self.reduction is None else max(1, in_channels // self.reduction)
+
+    def problems(self, dims: int, in_channels: int, out_channels: int) -> list[str]:
+        found = super().problems(dims, in_channels, out_channels)
+        hidden = self.hidden_channels(in_channels)
+        problem = hidden is not None and channel_problem("none", self.hidden_act, hidden)
+        if problem:
+            found.append(f"hidden_act (in the {hidden}-channel SE bottleneck): {problem}")
+        return found
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
         hidden = self.hidden_channels(in_channels)
