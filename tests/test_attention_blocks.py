@@ -174,3 +174,21 @@ def test_bad_attention_settings_are_errors_at_their_position(write_spec, old, ne
     line = next(k for k, row in enumerate(text.splitlines(), 1) if needle in row)
     found = [(d.span.line if d.span else None, d.message) for d in info.value.diagnostics]
     assert any(message in m and at == line for at, m in found), found
+
+
+def test_the_memory_guards_count_the_attention_map(write_spec):
+    """The PAB holds 2 x positions^2 floats per sample (scores, softmax): at 65,536 positions
+    (level 1 of a 512 x 512 input) 34 GB, refused before anything is allocated."""
+    from skipgraph.graph.estimate import (Budget, check_budget, estimate_activation_bytes,
+                                          estimate_training_bytes)
+    ir = skipgraph.load_ir(write_spec(MFAB_SPEC))
+    small = (1, 2, 8, 8)  # A at level 1: 16 positions
+    plain = skipgraph.load_ir(write_spec(MFAB_SPEC.replace(
+        "{type: position_attention, key_channels: 2}", "{convs: 1}"), "plain.yaml"))
+    extra = 4 * (2 * 16 * 16 + 16 * 8)
+    assert estimate_activation_bytes(ir, small) - estimate_activation_bytes(plain, small) == extra
+    assert estimate_training_bytes(ir, small) - estimate_training_bytes(plain, small) > extra
+    big = (1, 2, 512, 512)  # 65536 positions at level 1
+    assert estimate_activation_bytes(ir, big) > 2 * 65536**2 * 4
+    with pytest.raises(SpecError, match="activations"):
+        check_budget(ir, Budget(activation_bytes=16e9), input_shape=big)

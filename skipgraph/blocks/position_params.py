@@ -56,6 +56,11 @@ class PositionAttentionParams(BlockParams):
         return (2 * (in_channels + 1) * self.key_channels + (k * in_channels + 1) * in_channels
                 + (k * in_channels + 1) * out_channels)
 
+    def work_floats(self, positions: int, in_channels: int, out_channels: int) -> int:
+        # the query-key scores and their softmax, both positions x positions (kept for the
+        # backward pass), and the attended values
+        return 2 * positions * positions + positions * in_channels
+
     def note(self) -> str:
         return f"{self.key_channels} keys"
 

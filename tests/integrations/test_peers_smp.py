@@ -66,3 +66,16 @@ def test_the_smp_specs_build_and_train_in_3d(spec):
     assert all(p.grad is not None for p in model.parameters())
     with pytest.raises(ValueError, match="2D"):
         build_peer(spec, model.ir.params)
+
+
+@pytest.mark.parametrize("spec", ["smp_manet"])
+def test_an_smp_checkpoint_imports_as_its_spec(spec, tmp_path):
+    """`skipgraph import --peer smp` picks the spec by the checkpoint's key layout."""
+    _, peer = _pair(spec, {})
+    path = tmp_path / "model.pth"
+    torch.save(peer.state_dict(), path)
+    model = skipgraph.import_peer(path, "smp")
+    assert model.ir.name == skipgraph.load_spec(SPECS / f"{spec}.yaml").spec.name
+    x = torch.randn(1, 3, 64, 64)
+    model.eval(), peer.eval()
+    assert (_run(model, x) - _run(peer, x)).abs().max().item() <= 1e-5
