@@ -39,6 +39,7 @@ CONTEXT: dict[str, dict[str, Any]] = {
     "hidden": {"variant": "pooled_mlp", "layers": 2},   # width of pooled_mlp's hidden stages
     "layers": {"variant": "pooled_mlp"},                # pooled_mlp's stages
     "norm_per_step": {"steps": 2},
+    "hidden_act": {"reduction": 2},  # image_pool: the act inside its SE bottleneck
     # the shortcut kinds differ only where a unit strides: the wider encoder nodes stride
     "shortcut": {"stride": f"2 if i > 0 and width > {WIDTH} else 1"},
 }
@@ -105,8 +106,9 @@ def cases_for(registry: str, name: str, model: type) -> list[Case]:
         context = {k: v for k, v in CONTEXT.get(field, {}).items()
                    if k in model.model_fields}
         default = ENTRY_BASE.get(name, {}).get(key, info.get_default(call_default_factory=True))
-        if field in ("norm", "act") and typing.get_origin(info.annotation) is not Literal:
-            cases += _option_cases(registry, name, field, default, context, model)
+        kind = _layer_kind(info.metadata)
+        if kind is not None:
+            cases += _option_cases(registry, name, field, default, context, model, kind)
             continue
         for value in changed_values(info.annotation, default, list(info.metadata)):
             cases.append(Case(registry, name, f"{key}={value!r}", dict(context),
@@ -114,12 +116,23 @@ def cases_for(registry: str, name: str, model: type) -> list[Case]:
     return cases
 
 
+def _layer_kind(metadata: list) -> str | None:
+    """``norm`` / ``act`` for a NormSetting / ActSetting field (whatever its name), else None."""
+    for item in metadata:
+        table = getattr(item, "registry", "")
+        if table.endswith(":NORMS"):
+            return "norm"
+        if table.endswith(":ACTS"):
+            return "act"
+    return None
+
+
 def _option_cases(registry: str, name: str, field: str, default: Any,
-                  context: dict[str, Any], model: type) -> list[Case]:
+                  context: dict[str, Any], model: type, kind: str) -> list[Case]:
     """Every other name of the norm / activation table, and each option of each name against
     that name without it (not for a name the entry refuses: its own case probes the refusal,
     e.g. instance norm on image pooling's one-position map)."""
-    names = NORMS if field == "norm" else ACTS
+    names = NORMS if kind == "norm" else ACTS
     table = {e.name: tuple(e.params.model_fields) for e in names.list()
              if e.origin.startswith("skipgraph.")}
     current = default if isinstance(default, str) else default["type"]

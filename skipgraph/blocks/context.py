@@ -44,19 +44,38 @@ class SepConvStack(nn.Sequential):
 
 
 class ImagePool(nn.Module):
-    """Global pooling -> ``conv`` (1x1) -> ``norm`` -> ``act``, spread back over the input's
-    positions. ``(N, C_in, *S) -> (N, out_channels, *S)``."""
+    """Global pooling -> [``reduce`` (1x1 conv) -> ``reduce_act``] -> ``conv`` (1x1) -> ``norm``
+    -> ``act``, spread back over the input's positions (the bracket with ``reduction``: a
+    squeeze-and-excitation bottleneck). ``(N, C_in, *S) -> (N, out_channels, *S)``.
+
+    Example:
+        >>> ImagePool(2, 32, 32, ImagePoolParams(reduction=16, act="sigmoid"))
+        ImagePool(
+          (reduce): Conv2d(32, 2, kernel_size=(1, 1), stride=(1, 1))
+          (reduce_act): ReLU(inplace=True)
+          (conv): Conv2d(2, 32, kernel_size=(1, 1), stride=(1, 1))
+          (act): Sigmoid()
+        )
+    """
 
     def __init__(self, dims: int, in_channels: int, out_channels: int, params: ImagePoolParams):
         super().__init__()
         self.use_max = params.pool == "max"
-        self.conv = CONV[dims](in_channels, out_channels, 1, bias=params.bias)
+        hidden = params.hidden_channels(in_channels)
+        if hidden is not None:
+            self.reduce = CONV[dims](in_channels, hidden, 1)
+            self.reduce_act = make_act(params.hidden_act)
+        self.conv = CONV[dims](hidden or in_channels, out_channels, 1, bias=params.bias)
         self.norm = make_norm(params.norm, dims, out_channels)
         self.act = make_act(params.act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         axes = tuple(range(2, x.dim()))
         h = x.amax(dim=axes, keepdim=True) if self.use_max else x.mean(dim=axes, keepdim=True)
+        if hasattr(self, "reduce"):
+            h = self.reduce(h)
+            if self.reduce_act is not None:
+                h = self.reduce_act(h)
         h = self.conv(h)
         if self.norm is not None:
             h = self.norm(h)

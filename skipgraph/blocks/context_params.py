@@ -1,12 +1,13 @@
 """Settings of the blocks for context aggregation in segmentation decoders (torch-free):
-depthwise-separable convolutions (``sepconv``), global image pooling (``image_pool``) and
-dropout on a merged input (``dropout``). Their torch classes are in
-:mod:`skipgraph.blocks.context`.
+depthwise-separable convolutions (``sepconv``), global image pooling (``image_pool``, also a
+squeeze-and-excitation channel gate with ``reduction``) and dropout on a merged input
+(``dropout``). Their torch classes are in :mod:`skipgraph.blocks.context`.
 
 Chen et al., Encoder-Decoder with Atrous Separable Convolution for Semantic Image
 Segmentation (DeepLabV3+), ECCV 2018: atrous separable convs and the image pooling branch of
 ASPP; Liu et al., ParseNet, 2015 (global context by image pooling); Tompson et al., Efficient
-Object Localization Using Convolutional Networks, CVPR 2015 (spatial dropout: whole channels).
+Object Localization Using Convolutional Networks, CVPR 2015 (spatial dropout: whole channels);
+Hu, Shen, Sun, Squeeze-and-Excitation Networks, CVPR 2018 (the bottleneck of ``reduction``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pydantic import Field, field_validator
 from ..fields.axes import KernelSize, volume
 from ..fields.types import ActSetting, KernelExpr, NormSetting
 from .builtin import StridedStack, check_odd_kernel
-from .options import resolve_norm
+from .options import channel_problem, resolve_norm
 from .registry import BlockParams, register_block
 
 __all__ = ["SepConvParams", "ImagePoolParams", "DropoutParams"]
@@ -54,18 +55,32 @@ class ImagePoolParams(BlockParams):
     """Global image pooling: the input averaged (``pool: avg``; ``max``: its maximum) over all
     its positions, a 1x1 conv -> norm -> act, then spread back over every position, so the node
     keeps its input's size and carries image-level context (DeepLabV3's ASPP pooling branch,
-    ParseNet). ``(N, C_in, *S) -> (N, width, *S)``; children ``conv``, ``norm``, ``act``."""
+    ParseNet). ``(N, C_in, *S) -> (N, width, *S)``; children ``conv``, ``norm``, ``act``.
+
+    With ``reduction: r`` the 1x1 conv becomes a squeeze-and-excitation bottleneck (Hu et al.,
+    CVPR 2018): a 1x1 conv (with bias) to ``max(1, C_in // r)`` channels -> ``hidden_act`` ->
+    the 1x1 conv to ``width`` -> norm -> act (children ``reduce``, ``reduce_act`` first). With
+    ``act: sigmoid`` that is a channel gate, one weight per channel spread over the map, which
+    a ``merge: product`` node multiplies into a feature (the SE blocks of MAnet's MFAB,
+    ``specs/smp_manet.yaml``)."""
 
     type: Literal["image_pool"] = "image_pool"
-    """Global pooling, 1x1 conv, norm, act, spread back over the map (DeepLabV3's image pooling)."""
+    """Global pooling, 1x1 conv(s), norm, act, spread back over the map (DeepLabV3's image
+    pooling; with `reduction`, a squeeze-and-excitation gate)."""
     pool: Literal["avg", "max"] = "avg"
-    """Global average (`avg`, DeepLabV3) or max pooling."""
+    """Global average (`avg`, DeepLabV3, SE's squeeze) or max pooling."""
     bias: bool = True
-    """Bias of the 1x1 conv."""
+    """Bias of the (last) 1x1 conv; the bottleneck's first conv always has one."""
+    reduction: int | None = Field(None, ge=1, le=2**20)
+    """Squeeze-and-excitation bottleneck: a 1x1 conv to max(1, input channels // reduction)
+    channels and `hidden_act` before the 1x1 conv to `width` (SE's reduction ratio r, 16 in
+    the paper and smp's MAnet). None: one 1x1 conv."""
+    hidden_act: ActSetting = "relu"
+    """Activation inside the bottleneck (with `reduction`; SE's ReLU)."""
     norm: NormSetting = "none"
     """Normalisation after the conv (on the 1^d pooled map: batch norm needs batches of 2+)."""
     act: ActSetting = "relu"
-    """Activation after the norm."""
+    """Activation after the norm (`sigmoid`: a channel gate in 0..1, SE's excitation)."""
 
     @field_validator("norm")
     @classmethod
@@ -75,11 +90,26 @@ class ImagePoolParams(BlockParams):
                              "one; use batch, group or layer norm (or none)")
         return value
 
+    def hidden_channels(self, in_channels: int) -> int | None:
+        """Channels of the squeeze-and-excitation bottleneck, None without ``reduction``."""
+        return None if self.reduction is None else max(1, in_channels // self.reduction)
+
+    def problems(self, dims: int, in_channels: int, out_channels: int) -> list[str]:
+        found = super().problems(dims, in_channels, out_channels)
+        hidden = self.hidden_channels(in_channels)
+        problem = hidden is not None and channel_problem("none", self.hidden_act, hidden)
+        if problem:
+            found.append(f"hidden_act (in the {hidden}-channel SE bottleneck): {problem}")
+        return found
+
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
-        return (in_channels + 3) * out_channels
+        hidden = self.hidden_channels(in_channels)
+        if hidden is None:
+            return (in_channels + 3) * out_channels
+        return (in_channels + 1) * hidden + (hidden + 3) * out_channels
 
     def note(self) -> str:
-        return f"global {self.pool}"
+        return f"global {self.pool}" + (f" /{self.reduction}" if self.reduction else "")
 
 
 class DropoutParams(BlockParams):
@@ -111,6 +141,7 @@ class DropoutParams(BlockParams):
 register_block("sepconv", SepConvParams, "skipgraph.blocks.context:SepConvStack",
                "convs x (depthwise conv -> pointwise 1x1 -> norm -> act): separable, atrous")
 register_block("image_pool", ImagePoolParams, "skipgraph.blocks.context:ImagePool",
-               "global pooling -> 1x1 conv -> norm -> act, spread over the input's size")
+               "global pooling -> 1x1 conv (or an SE bottleneck) -> norm -> act, spread over "
+               "the input's size")
 register_block("dropout", DropoutParams, "skipgraph.blocks.context:DropoutBlock",
                "dropout of values or whole channels on the merged input (keeps channels)")

@@ -102,6 +102,12 @@ class BlockParams(BaseModel):
             found.append(check_axes(kernel, dims) and f"kernel: {check_axes(kernel, dims)}")
         return [p for p in found if p]
 
+    def work_floats(self, positions: int, in_channels: int, out_channels: int) -> int:
+        """Floats per sample the block holds besides its output, for ``positions`` positions
+        of its map (an attention map: positions^2); counted by the memory guards
+        (:mod:`skipgraph.graph.estimate`). 0 for blocks that keep only conv outputs."""
+        return 0
+
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
         """Parameters the block will allocate, for the resource guard (an upper-bound-ish
         estimate is enough; override for exactness)."""

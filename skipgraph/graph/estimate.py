@@ -77,8 +77,15 @@ def estimate_activation_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
     total = 0
     for node in ir.nodes():
         size = _level_size(ir, spatial, node.level)
-        total += 4 * n * node.out_channels * size
+        total += 4 * n * (node.out_channels * size + _work(node, size))
     return total
+
+
+def _work(node: Any, size: int) -> int:
+    """Floats per sample a node's block holds besides its output (an attention map)."""
+    if node.is_input or node.block is None:
+        return 0
+    return node.block.work_floats(size, node.in_channels, node.out_channels)
 
 
 def _level_size(ir: IRGraph, spatial: Sequence[int], level: int) -> int:
@@ -124,7 +131,8 @@ def estimate_training_bytes(ir: IRGraph, shape: Sequence[int]) -> int:
         units, normed = _units(node.block)
         # a strided block takes its inputs at `in_level`, a level above its output
         floats += size(node.in_level) * node.in_channels + \
-            size(node.level) * units * node.out_channels * (2 if normed else 1)
+            size(node.level) * units * node.out_channels * (2 if normed else 1) + \
+            _work(node, size(node.level))
         for e in ir.in_edges(node.id):
             src_level = ir.node(e.src).level
             if e.resample is not None:

@@ -16,7 +16,7 @@ from typing import Any
 import torch.nn as nn
 
 __all__ = ["smp_encoder_key", "smp_model", "make_linknet", "linknet_key", "make_fpn", "fpn_key",
-           "make_deeplabv3plus", "deeplabv3plus_key"]
+           "make_deeplabv3plus", "deeplabv3plus_key", "make_manet", "manet_key"]
 
 _RESNET_PARTS = {"conv1": "conv1", "bn1": "norm1", "conv2": "conv2", "bn2": "norm2",
                  "downsample.0": "shortcut.conv", "downsample.1": "shortcut.norm"}
@@ -122,3 +122,37 @@ def deeplabv3plus_key(key: str, model: nn.Module) -> str | None:
     if m is None or m[1] not in _DEEPLAB:
         raise KeyError(key)
     return f"{_DEEPLAB[m[1]]}.{m[2]}"
+
+
+def make_manet(p: dict[str, Any]) -> nn.Module:
+    if p["reduction"] != 16:
+        raise ValueError(f"smp's MAnet fixes the MFAB's reduction at 16, not {p['reduction']}")
+    widths = [p["decoder_base"] * 2**i for i in (4, 3, 2, 1, 0)]
+    return smp_model("MAnet", p, decoder_channels=widths, decoder_pab_channels=p["pab_channels"])
+
+
+_PAB = {"top_conv": "key", "center_conv": "query", "bottom_conv": "value", "out_conv": "out"}
+# inside an MFAB: smp's child -> the skipgraph module, {L}: the block's level
+_MFAB = {"hl_conv.0.0": "H{L}.conv1", "hl_conv.0.1": "H{L}.norm1",
+         "hl_conv.1.0": "hl_up_H{L}_U{L}.conv.conv1", "hl_conv.1.1": "hl_up_H{L}_U{L}.conv.norm1",
+         "SE_hl.1": "GU{L}.reduce", "SE_hl.3": "GU{L}.conv",
+         "SE_ll.1": "GS{L}.reduce", "SE_ll.3": "GS{L}.conv",
+         "conv1.0": "B{L}.conv1", "conv1.1": "B{L}.norm1",
+         "conv2.0": "B{L}.conv2", "conv2.1": "B{L}.norm2"}
+
+
+def manet_key(key: str, model: nn.Module) -> str | None:
+    """smp ``MAnet``: ``decoder.center`` (PABBlock) -> ``C`` (``top_conv`` / ``center_conv`` /
+    ``bottom_conv`` / ``out_conv`` -> ``key`` / ``query`` / ``value`` / ``out``); decoder
+    block ``b`` works at level ``L = 4 - b``: its ``hl_conv.0`` -> ``H{L}``, ``hl_conv.1`` ->
+    the up edge's conv ``hl_up_H{L}_U{L}.conv``, ``SE_hl`` / ``SE_ll`` (``.1`` / ``.3``) ->
+    ``GU{L}`` / ``GS{L}`` (``reduce`` / ``conv``), ``conv1`` / ``conv2`` -> ``B{L}``
+    (the table ``_MFAB``; the last block, without a skip, has ``conv1`` / ``conv2`` only)."""
+    if name := smp_encoder_key(key) or _head(key, "B0"):
+        return name
+    if m := re.fullmatch(r"decoder\.center\.(\w+)\.(weight|bias)", key):
+        return f"C.{_PAB[m[1]]}.{m[2]}"
+    m = re.fullmatch(r"decoder\.blocks\.(\d)\.(.+)\.(\w+)", key)
+    if m is None or m[2] not in _MFAB:
+        raise KeyError(key)
+    return f"{_MFAB[m[2]].format(L=4 - int(m[1]))}.{m[3]}"

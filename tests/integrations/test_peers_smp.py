@@ -13,11 +13,14 @@ CASES = [
     pytest.param("smp_linknet", {}, 64, id="linknet"),
     pytest.param("smp_fpn", {}, 64, id="fpn"),
     pytest.param("smp_deeplabv3plus", {}, 64, id="deeplabv3plus"),
+    pytest.param("smp_manet", {}, 64, id="manet"),
+    pytest.param("smp_manet", {"pab_channels": 16}, 96, id="manet-pab16-3x3",
+                 marks=pytest.mark.slow),
     pytest.param("smp_deeplabv3plus", {"output_stride": 8, "rates": [6, 12, 18]}, 64,
                  id="deeplabv3plus-os8", marks=pytest.mark.slow),
 ]
 # every spec of this file, in 3D at a small width (smp has no 3D: they build and train)
-SPECS_3D = ["smp_linknet", "smp_fpn", "smp_deeplabv3plus"]
+SPECS_3D = ["smp_linknet", "smp_fpn", "smp_deeplabv3plus", "smp_manet"]
 
 
 def _pair(spec: str, params: dict):
@@ -63,3 +66,16 @@ def test_the_smp_specs_build_and_train_in_3d(spec):
     assert all(p.grad is not None for p in model.parameters())
     with pytest.raises(ValueError, match="2D"):
         build_peer(spec, model.ir.params)
+
+
+@pytest.mark.parametrize("spec", ["smp_manet"])
+def test_an_smp_checkpoint_imports_as_its_spec(spec, tmp_path):
+    """`skipgraph import --peer smp` picks the spec by the checkpoint's key layout."""
+    _, peer = _pair(spec, {})
+    path = tmp_path / "model.pth"
+    torch.save(peer.state_dict(), path)
+    model = skipgraph.import_peer(path, "smp")
+    assert model.ir.name == skipgraph.load_spec(SPECS / f"{spec}.yaml").spec.name
+    x = torch.randn(1, 3, 64, 64)
+    model.eval(), peer.eval()
+    assert (_run(model, x) - _run(peer, x)).abs().max().item() <= 1e-5
