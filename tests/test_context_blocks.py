@@ -76,11 +76,17 @@ def test_a_dilated_conv_keeps_the_size_and_the_count():
     assert torch.allclose(atrous.conv1(x), expected, atol=1e-6)
 
 
-def test_a_dilated_resblock_dilates_every_unit_conv_but_the_shortcut():
+def test_a_dilated_resblock_dilates_every_conv_the_1x1_shortcut_too():
+    """As smp's make_dilated: a 1x1 conv computes the same dilated or not, but the dilated one
+    runs the same kernel as smp's (bitwise equal encoders, specs/smp_pan.yaml)."""
     block = ResBlock(3, 4, 8, ResBlockParams(units=2, dilation=2, kernel=3))
     convs = [m for n, m in block.named_modules() if isinstance(m, nn.Conv3d)]
-    assert [c.dilation for c in convs] == [(2, 2, 2)] * 2 + [(1, 1, 1)] + [(2, 2, 2)] * 2
-    assert block(torch.randn(1, 4, 6, 6, 6)).shape == (1, 8, 6, 6, 6)
+    assert [c.dilation for c in convs] == [(2, 2, 2)] * 5
+    assert [c.padding for c in convs] == [(2, 2, 2)] * 2 + [(0, 0, 0)] + [(2, 2, 2)] * 2
+    x = torch.randn(1, 4, 6, 6, 6)
+    assert block(x).shape == (1, 8, 6, 6, 6)
+    shortcut = block.unit1.shortcut.conv
+    assert torch.allclose(shortcut(x), F.conv3d(x, shortcut.weight), atol=1e-6)
 
 
 def test_the_spec_dilates_per_node_and_its_levels_follow_the_strides():

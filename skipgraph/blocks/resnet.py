@@ -71,8 +71,10 @@ class ResUnit(nn.Module):
             conv_stride = 1
             if in_channels == out_channels:
                 return parts
+        # a 1x1 conv computes the same with any dilation; dilated as smp's make_dilated does
+        # (every conv of the stage), the same kernel runs: bitwise equal to smp's encoders
         parts.add_module("conv", CONV[dims](in_channels, out_channels, 1, stride=conv_stride,
-                                            bias=norm is None))
+                                            dilation=p.dilation, bias=norm is None))
         if norm is not None:
             parts.add_module("norm", norm)
         return parts

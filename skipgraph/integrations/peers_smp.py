@@ -16,7 +16,8 @@ from typing import Any
 import torch.nn as nn
 
 __all__ = ["smp_encoder_key", "smp_model", "make_linknet", "linknet_key", "make_fpn", "fpn_key",
-           "make_deeplabv3plus", "deeplabv3plus_key", "make_manet", "manet_key"]
+           "make_deeplabv3plus", "deeplabv3plus_key", "make_manet", "manet_key", "make_pan",
+           "pan_key"]
 
 _RESNET_PARTS = {"conv1": "conv1", "bn1": "norm1", "conv2": "conv2", "bn2": "norm2",
                  "downsample.0": "shortcut.conv", "downsample.1": "shortcut.norm"}
@@ -156,3 +157,36 @@ def manet_key(key: str, model: nn.Module) -> str | None:
     if m is None or m[2] not in _MFAB:
         raise KeyError(key)
     return f"{_MFAB[m[2]].format(L=4 - int(m[1]))}.{m[3]}"
+
+
+def make_pan(p: dict[str, Any]) -> nn.Module:
+    """smp's ``PAN``; its Feature Pyramid Attention has the kernels 7, 5, 3 only."""
+    if list(p["kernels"]) != [7, 5, 3]:
+        raise ValueError(f"smp's PAN has the pyramid kernels [7, 5, 3], not {p['kernels']}")
+    return smp_model("PAN", p, encoder_output_stride=p["output_stride"],
+                     decoder_channels=p["channels"])
+
+
+# PAN's decoder: smp module prefix -> skipgraph node (every prefix a ConvBnRelu, conv -> bn)
+_PAN = {"fpa.branch1.1": "FP", "fpa.mid.0": "FM",
+        **{f"fpa.down{k}.1": f"FD{k}" for k in (1, 2, 3)},
+        "fpa.conv1": "FC1", "fpa.conv2": "FC2", "fpa.down3.2": "FC3",
+        **{f"gau{n}.{part}": f"{node}{n + 1}" for n in (1, 2, 3)
+           for part, node in (("conv1.1", "GP"), ("conv2", "GL"))}}
+_PAN_POOLS = ("FP", "GP")  # image_pool nodes: children conv, norm
+
+
+def pan_key(key: str, model: nn.Module) -> str | None:
+    """smp ``PAN``: ``fpa.branch1.1`` -> ``FP``, ``fpa.mid.0`` -> ``FM``, ``fpa.downK.1`` ->
+    ``FD{K}``, the lateral convs ``fpa.conv1`` / ``conv2`` / ``down3.2`` -> ``FC1`` / ``FC2``
+    / ``FC3``; ``gauN`` (level ``m = N + 1``): ``conv1.1`` (the gate) -> ``GP{m}``, ``conv2``
+    (the low-level conv) -> ``GL{m}`` (the table ``_PAN``). ``conv`` / ``bn`` -> ``conv1`` /
+    ``norm1``, or ``conv`` / ``norm`` in the ``image_pool`` nodes ``FP``, ``GP{m}``."""
+    if name := smp_encoder_key(key) or _head(key, "G2"):
+        return name
+    m = re.fullmatch(r"decoder\.(.+)\.(conv|bn)\.(\w+)", key)
+    if m is None or m[1] not in _PAN:
+        raise KeyError(key)
+    node = _PAN[m[1]]
+    layer = ("conv" if m[2] == "conv" else "norm") + ("" if node.startswith(_PAN_POOLS) else "1")
+    return f"{node}.{layer}.{m[3]}"

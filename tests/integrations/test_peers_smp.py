@@ -18,6 +18,8 @@ CASES = [
                  marks=pytest.mark.slow),
     pytest.param("smp_deeplabv3plus", {"output_stride": 8, "rates": [6, 12, 18]}, 64,
                  id="deeplabv3plus-os8", marks=pytest.mark.slow),
+    pytest.param("smp_pan", {}, 128, id="pan"),  # FPA's pyramid: 1/128 at output stride 16
+    pytest.param("smp_pan", {"output_stride": 32}, 256, id="pan-os32", marks=pytest.mark.slow),
 ]
 # every spec of this file, in 3D at a small width (smp has no 3D: they build and train)
 SPECS_3D = ["smp_linknet", "smp_fpn", "smp_deeplabv3plus", "smp_manet"]
