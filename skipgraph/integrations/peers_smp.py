@@ -160,8 +160,9 @@ def manet_key(key: str, model: nn.Module) -> str | None:
 
 
 def make_pan(p: dict[str, Any]) -> nn.Module:
-    """smp's ``PAN``; its Feature Pyramid Attention has the kernels 7, 5, 3 only."""
-    if list(p["kernels"]) != [7, 5, 3]:
+    """smp's ``PAN``; its Feature Pyramid Attention has the kernels 7, 5, 3 only (2D: smp's
+    own refusal of 3D comes first)."""
+    if p["dims"] == 2 and list(p["kernels"]) != [7, 5, 3]:
         raise ValueError(f"smp's PAN has the pyramid kernels [7, 5, 3], not {p['kernels']}")
     return smp_model("PAN", p, encoder_output_stride=p["output_stride"],
                      decoder_channels=p["channels"])
