@@ -16,11 +16,12 @@ CASES = [
     pytest.param("smp_manet", {}, 64, id="manet"),
     pytest.param("smp_manet", {"pab_channels": 16}, 96, id="manet-pab16-3x3",
                  marks=pytest.mark.slow),
+    pytest.param("smp_upernet", {}, 64, id="upernet"),
     pytest.param("smp_deeplabv3plus", {"output_stride": 8, "rates": [6, 12, 18]}, 64,
                  id="deeplabv3plus-os8", marks=pytest.mark.slow),
 ]
 # every spec of this file, in 3D at a small width (smp has no 3D: they build and train)
-SPECS_3D = ["smp_linknet", "smp_fpn", "smp_deeplabv3plus", "smp_manet"]
+SPECS_3D = ["smp_linknet", "smp_fpn", "smp_deeplabv3plus", "smp_manet", "smp_upernet"]
 
 
 def _pair(spec: str, params: dict):
