@@ -135,6 +135,15 @@ def test_image_pool_bins_pool_to_cells_and_resize_back_linearly(dims, pool):
         assert block.pooled(x).shape == (2, 3, *[3] * dims)
 
 
+def test_image_pool_bins_with_an_se_bottleneck():
+    block = ImagePool(2, 8, 6, ImagePoolParams(bins=2, reduction=4, act="sigmoid")).eval()
+    x = torch.randn(2, 8, 6, 6)
+    h = block.act(block.conv(block.reduce_act(block.reduce(F.adaptive_avg_pool2d(x, 2)))))
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), F.interpolate(h, size=(6, 6), mode="bilinear",
+                                                           align_corners=False))
+
+
 @pytest.mark.parametrize("dims, pool", [(2, "avg"), (2, "max"), (3, "avg"), (3, "max")])
 def test_image_pool_cells_equal_adaptive_pooling_at_any_size(dims, pool):
     # the form exports trace (sizes known at run time only): torch's adaptive pooling cells
