@@ -66,6 +66,7 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("smp_deeplabv3plus", {}, "smp DeepLabV3Plus, ResNet-34"),
     ("smp_manet", {}, "smp MAnet, ResNet-34"),
     ("smp_pan", {}, "smp PAN, ResNet-34"),
+    ("smp_upernet", {}, "smp UPerNet, ResNet-34"),
     ("monai_unetr", {"dims": 2}, "UNETR 2D"),
     ("monai_unetr", {"dims": 3}, "UNETR 3D"),
     ("monai_swin_unetr", {"dims": 2}, "SwinUNETR 2D"),

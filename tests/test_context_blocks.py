@@ -1,5 +1,5 @@
-"""Atrous (dilated) convs, depthwise-separable convs (`sepconv`), global image pooling
-(`image_pool`), dropout on a merged input (`dropout`), seg heads resized with aligned corners
+"""Atrous (dilated) convs, depthwise-separable convs (`sepconv`), global and pyramid image
+pooling (`image_pool`, `bins`), dropout on a merged input (`dropout`), seg heads resized with aligned corners
 and the drawing's `row`: structure, counts, behaviour against hand-written torch, and errors
 at their positions (the smp zoo specs that use them: tests/integrations/test_peers_smp.py)."""
 import pytest
@@ -123,6 +123,97 @@ def test_image_pool_spreads_one_pooled_vector_over_the_map(pool):
     assert torch.allclose(y, expected[:, :, None, None].expand_as(y), atol=1e-6)
 
 
+@pytest.mark.parametrize("dims, pool", [(2, "avg"), (2, "max"), (3, "avg")])
+def test_image_pool_bins_pool_to_cells_and_resize_back_linearly(dims, pool):
+    # a level of PSPNet's pyramid: adaptive pooling to bins^d cells, 1x1 conv, norm, act,
+    # (bi/tri)linear resize to the input's size with align_corners false
+    block = ImagePool(dims, 3, 5, ImagePoolParams(pool=pool, bins=3, norm="batch")).eval()
+    x = torch.randn(2, 3, *[7] * dims)
+    adaptive = {(2, "avg"): F.adaptive_avg_pool2d, (2, "max"): F.adaptive_max_pool2d,
+                (3, "avg"): F.adaptive_avg_pool3d}[dims, pool]
+    h = block.act(block.norm(block.conv(adaptive(x, 3))))
+    mode = "bilinear" if dims == 2 else "trilinear"
+    expected = F.interpolate(h, size=x.shape[2:], mode=mode, align_corners=False)
+    with torch.no_grad():
+        y = block(x)
+        assert y.shape == (2, 5, *[7] * dims)
+        torch.testing.assert_close(y, expected, rtol=0, atol=1e-6)
+        assert block.pooled(x).shape == (2, 3, *[3] * dims)
+
+
+def test_image_pool_bins_with_an_se_bottleneck():
+    block = ImagePool(2, 8, 6, ImagePoolParams(bins=2, reduction=4, act="sigmoid")).eval()
+    x = torch.randn(2, 8, 6, 6)
+    h = block.act(block.conv(block.reduce_act(block.reduce(F.adaptive_avg_pool2d(x, 2)))))
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), F.interpolate(h, size=(6, 6), mode="bilinear",
+                                                           align_corners=False))
+
+
+@pytest.mark.parametrize("dims, pool", [(2, "avg"), (2, "max"), (3, "avg"), (3, "max")])
+def test_image_pool_cells_equal_adaptive_pooling_at_any_size(dims, pool):
+    # the form exports trace (sizes known at run time only): torch's adaptive pooling cells
+    adaptive = getattr(F, f"adaptive_{pool}_pool{dims}d")
+    for bins in (2, 3, 6):
+        block = ImagePool(dims, 3, 4, ImagePoolParams(pool=pool, bins=bins))
+        for side in (1, 2, 5, 7, 13):
+            x = torch.randn(2, 3, *[side + k for k in range(dims)])
+            torch.testing.assert_close(block.cells(x), adaptive(x, bins), rtol=0, atol=1e-6)
+
+
+def _bins_model():
+    text = SPEC.replace("block: {type: image_pool}", "block: {type: image_pool, bins: 3}")
+    return compile_ir(_ir(text), seed=0).eval()
+
+
+# sizes an exported bins model runs at: the cells of the traced size must not stay fixed
+EXPORT_SIZES = [(16, 16), (24, 40)]
+
+
+def test_image_pool_bins_torch_export_with_dynamic_sizes():
+    from skipgraph.export import export_program
+    model = _bins_model()
+    program = export_program(model).module()
+    with torch.no_grad():
+        for size in EXPORT_SIZES:
+            x = torch.randn(2, 1, *size)
+            torch.testing.assert_close(program(x), model(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_image_pool_bins_onnx_with_dynamic_sizes(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from skipgraph.export import export_onnx
+    model = _bins_model()
+    export_onnx(model, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    with torch.no_grad():
+        for size in EXPORT_SIZES:
+            x = torch.randn(2, 1, *size)
+            [got] = session.run(None, {"x": x.numpy()})
+            torch.testing.assert_close(torch.from_numpy(got), model(x), rtol=0, atol=1e-5)
+
+
+def test_image_pool_bins_per_node_and_the_drawing_note():
+    text = SPEC.replace("block: {type: image_pool}", 'block: {type: image_pool, bins: "nbins"}')
+    text = text.replace("params: {rate: 2, branch: sepconv}",
+                        "params: {rate: 2, branch: sepconv, nbins: 1}")
+    assert _ir(text).node("P").block.note() == "global avg"  # bins 1: today's global pooling
+    ir = _ir(text, nbins=2)
+    assert ir.node("P").block.bins == 2 and ir.node("P").block.note() == "avg 2 bins"
+    model = compile_ir(ir)
+    assert model.P.bins == 2
+    model.train()
+    assert model(torch.randn(2, 1, 16, 16)).shape == (2, 2, 16, 16)
+    assert count_params(model) == count_params(compile_ir(_ir(text)))  # bins add no weights
+    line = _line(text, "bins: \"nbins\"")
+    assert ("bad-value", line, "expected an integer >= 1, `nbins` gives 0") in _errors(text,
+                                                                                     nbins=0)
+    assert any("`bins` must be from 1 to 256, not 300" in m and at == line
+               for _, at, m in _errors(text, nbins=300))
+
+
 def test_dropout_drops_whole_channels_in_training_only():
     block = DropoutBlock(3, 8, 8, DropoutParams(rate=0.5, spatial=True))
     x = torch.ones(4, 8, 3, 3, 3)
@@ -161,6 +252,8 @@ def test_the_head_resizes_with_aligned_corners():
     ("type: image_pool}", "type: image_pool, pool: min}", "pool: min", "'avg' or 'max'"),
     ("type: image_pool}", "type: image_pool, norm: instance}", "norm: instance",
      "the pooled map has one"),
+    ("type: image_pool}", "type: image_pool, bins: 0}", "bins: 0", "`bins` must be from 1"),
+    ("type: image_pool}", "type: image_pool, bins: 2.5}", "bins: 2.5", "expected an integer >= 1"),
 ])
 def test_bad_settings_are_errors_at_their_position(old, new, needle, message):
     text = SPEC.replace(old, new)

@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from skipgraph.blocks.transformer import PatchEmbedding, TransformerLayer
-from skipgraph.blocks.transformer_params import PatchEmbedParams, TransformerParams
+from skipgraph.blocks.transformer import PatchEmbedding, TokenNorm, TransformerLayer
+from skipgraph.blocks.transformer_params import PatchEmbedParams, TokenNormParams, TransformerParams
 from skipgraph.compile import compile_ir
 from skipgraph.errors import SpecError
 from skipgraph.graph import build_ir
@@ -91,6 +91,22 @@ def test_the_position_table_is_added_at_its_grid_and_interpolated_elsewhere():
     assert [n for n, _ in without.named_parameters()] == ["proj.weight", "proj.bias"]
 
 
+@pytest.mark.parametrize("dims, eps", [(2, 1e-6), (3, 1e-5)])
+def test_token_norm_normalises_a_conv_map_over_its_channels(dims, eps):
+    # a LayerNorm2d / 3d over the channels at each position (ConvNeXt's, smp UPerNet's)
+    torch.manual_seed(0)
+    norm = TokenNorm(dims, 6, 6, TokenNormParams(eps=eps))
+    assert norm.norm.eps == eps
+    with torch.no_grad():
+        norm.norm.weight.normal_(), norm.norm.bias.normal_()
+    x = 3 * torch.randn(2, 6, *[5] * dims) + 1
+    last = x.movedim(1, -1)
+    expected = F.layer_norm(last, (6,), norm.norm.weight, norm.norm.bias, eps).movedim(-1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(norm(x), expected, rtol=0, atol=1e-6)
+    assert TokenNormParams().eps == 1e-5  # torch's default, as before the setting
+
+
 def test_patches_put_the_node_log2_patch_levels_below_its_input():
     ir = build_ir(load_spec_text(SPEC, file="vit.yaml"))
     assert ir.node("P").level == 2 and ir.node("P").in_level == 0
@@ -137,7 +153,9 @@ def test_torch_compile_has_no_graph_break():
     ("grid: \"${grid}\"", "grid: [4, 4, 4]", "nodes.P", "3 sizes for 2 spatial axes"),
     ("grid: \"${grid}\"", "grid: 0", "nodes.P.block.grid", "from 1 to"),
     ("mlp: 32", "mlp: 0", "nodes.T.block.mlp", "greater than or equal to 1"),
-    ("{type: token_norm}", "{type: token_norm, eps: 1}", "nodes.Z.block.eps", "unknown key"),
+    ("{type: token_norm}", "{type: token_norm, epsilon: 1}", "nodes.Z.block.epsilon",
+     "unknown key"),
+    ("{type: token_norm}", "{type: token_norm, eps: 0}", "nodes.Z.block.eps", "greater than 0"),
     ("act: gelu", "act: {type: prelu, num_parameters: 16}", "nodes.T", "num_parameters: 1"),
 ])
 def test_bad_settings_are_errors_at_their_position(change, code, where, words):

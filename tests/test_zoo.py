@@ -84,6 +84,7 @@ COUNTS = [
     ("smp_pan", {}, 21_475_816, None, 'smp PAN("resnet34", encoder_weights=None)'),
     ("smp_pan", {"output_stride": 32}, 21_475_816, None,
      'smp PAN("resnet34", encoder_weights=None, encoder_output_stride=32)'),
+    ("smp_upernet", {}, 29_599_681, None, 'smp UPerNet("resnet34", encoder_weights=None)'),
     ("nnunet_resunet", {}, 75_662_570, None,
      "nnU-Net ResidualUNet (residual decoder), 2D, 6 stages 32..512"),
     # nnU-Net's ResEnc M / L presets as their planners plan them (tests/integrations/
@@ -132,6 +133,7 @@ COUNTS += MONAI_COUNTS
 # (spec, overrides) whose count the test also takes from the peer package itself
 PEER_COUNTS = [("smp_linknet", {}), ("smp_fpn", {}), ("smp_deeplabv3plus", {}), ("smp_manet", {}),
                ("smp_pan", {}), ("smp_pan", {"output_stride": 32}),
+               ("smp_upernet", {}),
                ("nnunet_resunet", {}), ("nnunet_resenc", RESENC_ML_3D),
                ("nnunet_resenc", RESENC_L_2D)]
 
@@ -146,7 +148,8 @@ SMALL = {"bionet": {"base": 2, "l": 3}, "bio_linknet": {"base": 2, "l": 3},
          "smp_fpn": {"encoder": "resnet18", "base": 4, "pyramid": 8, "segmentation": 32},
          "smp_deeplabv3plus": {"encoder": "resnet18", "base": 4, "channels": 8, "highres": 4},
          "smp_manet": {"encoder": "resnet18", "base": 4, "decoder_base": 2, "pab_channels": 4},
-         "smp_pan": {"encoder": "resnet18", "base": 4, "channels": 8, "kernels": [3]}}
+         "smp_pan": {"encoder": "resnet18", "base": 4, "channels": 8, "kernels": [3]},
+         "smp_upernet": {"encoder": "resnet18", "base": 4, "channels": 8}}
 
 
 SMALL.update(monai_unet={"dims": 2, "channels": [4, 8, 16, 32]},

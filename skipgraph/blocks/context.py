@@ -1,13 +1,14 @@
-"""Torch classes of ``sepconv``, ``image_pool`` and ``dropout`` (settings and papers:
-:mod:`skipgraph.blocks.context_params`)."""
+"""Torch classes of ``sepconv``, ``image_pool`` (global or pyramid pooling) and ``dropout``
+(settings and papers: :mod:`skipgraph.blocks.context_params`)."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .context_params import DropoutParams, ImagePoolParams, SepConvParams
 from .conv import half
-from .layers import CONV, by_dims, make_act, make_norm
+from .layers import CONV, by_dims, interp_mode, make_act, make_norm
 
 __all__ = ["SepConvStack", "ImagePool", "DropoutBlock"]
 
@@ -44,9 +45,12 @@ class SepConvStack(nn.Sequential):
 
 
 class ImagePool(nn.Module):
-    """Global pooling -> [``reduce`` (1x1 conv) -> ``reduce_act``] -> ``conv`` (1x1) -> ``norm``
-    -> ``act``, spread back over the input's positions (the bracket with ``reduction``: a
-    squeeze-and-excitation bottleneck). ``(N, C_in, *S) -> (N, out_channels, *S)``.
+    """Pooling to ``bins`` cells per axis -> [``reduce`` (1x1 conv) -> ``reduce_act``] ->
+    ``conv`` (1x1) -> ``norm`` -> ``act``, resized back to the input's size (the bracket with
+    ``reduction``: a squeeze-and-excitation bottleneck). One bin is spread over every
+    position (global pooling, DeepLabV3's image pooling, SE); more are interpolated
+    (bi/tri)linearly with ``align_corners`` false (a level of PSPNet's pyramid pooling
+    module). ``(N, C_in, *S) -> (N, out_channels, *S)``.
 
     Example:
         >>> ImagePool(2, 32, 32, ImagePoolParams(reduction=16, act="sigmoid"))
@@ -61,6 +65,11 @@ class ImagePool(nn.Module):
     def __init__(self, dims: int, in_channels: int, out_channels: int, params: ImagePoolParams):
         super().__init__()
         self.use_max = params.pool == "max"
+        self.bins = int(params.bins)
+        self.mode = interp_mode("bilinear", dims)
+        # torch.nn.functional's adaptive pooling by name (a plain value: `skipgraph eject`
+        # copies it, and the forward needs no table of this module)
+        self.adaptive = f"adaptive_{params.pool}_pool{dims}d"
         hidden = params.hidden_channels(in_channels)
         if hidden is not None:
             self.reduce = CONV[dims](in_channels, hidden, 1)
@@ -70,8 +79,7 @@ class ImagePool(nn.Module):
         self.act = make_act(params.act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        axes = tuple(range(2, x.dim()))
-        h = x.amax(dim=axes, keepdim=True) if self.use_max else x.mean(dim=axes, keepdim=True)
+        h = self.pooled(x)
         if hasattr(self, "reduce"):
             h = self.reduce(h)
             if self.reduce_act is not None:
@@ -81,7 +89,41 @@ class ImagePool(nn.Module):
             h = self.norm(h)
         if self.act is not None:
             h = self.act(h)
-        return h.expand(-1, -1, *x.shape[2:]).contiguous()  # later layers may work in place
+        if self.bins == 1:
+            return h.expand(-1, -1, *x.shape[2:]).contiguous()  # later layers may work in place
+        return F.interpolate(h, size=x.shape[2:], mode=self.mode, align_corners=False)
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` averaged (or maximised) into ``bins`` cells per axis: ``(N, C, *[bins])``;
+        cells split the axis as adaptive pooling does (PSPNet's bins)."""
+        if self.bins == 1:
+            axes = tuple(range(2, x.dim()))
+            return x.amax(dim=axes, keepdim=True) if self.use_max else \
+                x.mean(dim=axes, keepdim=True)
+        if torch.compiler.is_exporting():
+            return self.cells(x)
+        return getattr(F, self.adaptive)(x, self.bins)
+
+    def cells(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`pooled` for ``bins`` > 1 written axis by axis from the input's size at run
+        time, as exports trace it (torch's ONNX decomposition of adaptive pooling keeps the
+        cells of the size it traced): cell ``i`` of an axis of length ``L`` spans
+        ``[floor(i L / bins), ceil((i + 1) L / bins))``, averaged by a matrix product (or
+        maximised under a mask). Equal to adaptive pooling up to float rounding."""
+        i = torch.arange(self.bins, device=x.device)
+        for axis in range(2, x.dim()):
+            length = x.shape[axis]
+            start = (i * length) // self.bins
+            end = ((i + 1) * length + self.bins - 1) // self.bins
+            pos = torch.arange(length, device=x.device)
+            inside = (pos >= start[:, None]) & (pos < end[:, None])  # (bins, L)
+            h = x.movedim(axis, -1)
+            if self.use_max:
+                h = torch.where(inside, h.unsqueeze(-2), float("-inf")).amax(dim=-1)
+            else:
+                h = h @ (inside.to(x.dtype) / (end - start)[:, None].to(x.dtype)).T
+            x = h.movedim(-1, axis)
+        return x
 
 
 class DropoutBlock(nn.Sequential):

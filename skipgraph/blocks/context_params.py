@@ -1,11 +1,12 @@
 """Settings of the blocks for context aggregation in segmentation decoders (torch-free):
-depthwise-separable convolutions (``sepconv``), global image pooling (``image_pool``, also a
-squeeze-and-excitation channel gate with ``reduction``) and dropout on a merged input
-(``dropout``). Their torch classes are in :mod:`skipgraph.blocks.context`.
+depthwise-separable convolutions (``sepconv``), image pooling, global or to a pyramid bin
+(``image_pool``, also a squeeze-and-excitation channel gate with ``reduction``) and dropout on
+a merged input (``dropout``). Their torch classes are in :mod:`skipgraph.blocks.context`.
 
 Chen et al., Encoder-Decoder with Atrous Separable Convolution for Semantic Image
 Segmentation (DeepLabV3+), ECCV 2018: atrous separable convs and the image pooling branch of
-ASPP; Liu et al., ParseNet, 2015 (global context by image pooling); Tompson et al., Efficient
+ASPP; Liu et al., ParseNet, 2015 (global context by image pooling); Zhao et al., Pyramid
+Scene Parsing Network, CVPR 2017 (the pyramid pooling module's bins); Tompson et al., Efficient
 Object Localization Using Convolutional Networks, CVPR 2015 (spatial dropout: whole channels);
 Hu, Shen, Sun, Squeeze-and-Excitation Networks, CVPR 2018 (the bottleneck of ``reduction``).
 """
@@ -13,15 +14,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ..fields.axes import KernelSize, volume
-from ..fields.types import ActSetting, KernelExpr, NormSetting
-from .builtin import StridedStack, check_odd_kernel
+from ..fields.types import ActSetting, ExprText, KernelExpr, NormSetting
+from .builtin import StridedStack, check_odd_kernel, check_positive
 from .options import channel_problem, resolve_norm
 from .registry import BlockParams, register_block
 
-__all__ = ["SepConvParams", "ImagePoolParams", "DropoutParams"]
+__all__ = ["SepConvParams", "ImagePoolParams", "DropoutParams", "MAX_BINS"]
 
 
 class SepConvParams(StridedStack):
@@ -51,11 +52,19 @@ class SepConvParams(StridedStack):
         return depthwise + (in_channels + (self.convs - 1) * out_channels) * out_channels
 
 
+MAX_BINS = 256
+
+
 class ImagePoolParams(BlockParams):
-    """Global image pooling: the input averaged (``pool: avg``; ``max``: its maximum) over all
-    its positions, a 1x1 conv -> norm -> act, then spread back over every position, so the node
-    keeps its input's size and carries image-level context (DeepLabV3's ASPP pooling branch,
-    ParseNet). ``(N, C_in, *S) -> (N, width, *S)``; children ``conv``, ``norm``, ``act``.
+    """Image pooling: the input averaged (``pool: avg``; ``max``: its maximum) into ``bins``
+    cells per axis (adaptive pooling; ``bins: 1``, the default, is global pooling over all
+    positions), a 1x1 conv -> norm -> act, then resized back to the input's size, so the node
+    keeps its input's size and carries image- or region-level context. A single bin is spread
+    over every position (DeepLabV3's ASPP pooling branch, ParseNet); more are resized
+    (bi/tri)linearly with ``align_corners`` false, as PSPNet's pyramid pooling module (and
+    smp's PSPModule): one node per bin size, concatenated, is PSPNet's pyramid (bins 1, 2, 3,
+    6; ``specs/smp_upernet.yaml``). ``(N, C_in, *S) -> (N, width, *S)``; children ``conv``,
+    ``norm``, ``act``.
 
     With ``reduction: r`` the 1x1 conv becomes a squeeze-and-excitation bottleneck (Hu et al.,
     CVPR 2018): a 1x1 conv (with bias) to ``max(1, C_in // r)`` channels -> ``hidden_act`` ->
@@ -65,10 +74,15 @@ class ImagePoolParams(BlockParams):
     ``specs/smp_manet.yaml``)."""
 
     type: Literal["image_pool"] = "image_pool"
-    """Global pooling, 1x1 conv(s), norm, act, spread back over the map (DeepLabV3's image
-    pooling; with `reduction`, a squeeze-and-excitation gate)."""
+    """Pooling (global, or to `bins` cells per axis), 1x1 conv(s), norm, act, resized back over
+    the map (DeepLabV3's image pooling, a level of PSPNet's pyramid; with `reduction`, a
+    squeeze-and-excitation gate)."""
     pool: Literal["avg", "max"] = "avg"
-    """Global average (`avg`, DeepLabV3, SE's squeeze) or max pooling."""
+    """Average (`avg`, DeepLabV3, PSPNet, SE's squeeze) or max pooling."""
+    bins: ExprText = 1
+    """Cells per axis of the pooled map (adaptive pooling): 1 is global pooling, spread back
+    over the map; more are resized back (bi/tri)linearly, align_corners false (PSPNet's bins
+    1, 2, 3, 6). An expression such as `bins[k - 1]` is evaluated per node."""
     bias: bool = True
     """Bias of the (last) 1x1 conv; the bottleneck's first conv always has one."""
     reduction: int | None = Field(None, ge=1, le=2**20)
@@ -78,16 +92,22 @@ class ImagePoolParams(BlockParams):
     hidden_act: ActSetting = "relu"
     """Activation inside the bottleneck (with `reduction`; SE's ReLU)."""
     norm: NormSetting = "none"
-    """Normalisation after the conv (on the 1^d pooled map: batch norm needs batches of 2+)."""
+    """Normalisation after the conv (on the bins^d pooled map: with one bin, batch norm needs
+    batches of 2+ and instance norm is refused)."""
     act: ActSetting = "relu"
     """Activation after the norm (`sigmoid`: a channel gate in 0..1, SE's excitation)."""
 
+    expressions = {"bins": 1}
+
+    _bins = field_validator("bins")(classmethod(
+        lambda cls, v: check_positive(v, "bins", MAX_BINS)))
+
     @field_validator("norm")
     @classmethod
-    def _norm(cls, value: Any) -> Any:
-        if resolve_norm(value)[0] == "instance":
+    def _norm(cls, value: Any, info: ValidationInfo) -> Any:
+        if resolve_norm(value)[0] == "instance" and info.data.get("bins") == 1:
             raise ValueError("instance norm normalises over positions, and the pooled map has "
-                             "one; use batch, group or layer norm (or none)")
+                             "one; use batch, group or layer norm (or none), or `bins` > 1")
         return value
 
     def hidden_channels(self, in_channels: int) -> int | None:
@@ -109,7 +129,8 @@ class ImagePoolParams(BlockParams):
         return (in_channels + 1) * hidden + (hidden + 3) * out_channels
 
     def note(self) -> str:
-        return f"global {self.pool}" + (f" /{self.reduction}" if self.reduction else "")
+        pooled = f"global {self.pool}" if self.bins == 1 else f"{self.pool} {self.bins} bins"
+        return pooled + (f" /{self.reduction}" if self.reduction else "")
 
 
 class DropoutParams(BlockParams):
@@ -141,7 +162,7 @@ class DropoutParams(BlockParams):
 register_block("sepconv", SepConvParams, "skipgraph.blocks.context:SepConvStack",
                "convs x (depthwise conv -> pointwise 1x1 -> norm -> act): separable, atrous")
 register_block("image_pool", ImagePoolParams, "skipgraph.blocks.context:ImagePool",
-               "global pooling -> 1x1 conv (or an SE bottleneck) -> norm -> act, spread over "
-               "the input's size")
+               "pooling (global or to `bins` cells) -> 1x1 conv (or an SE bottleneck) -> norm "
+               "-> act, resized back to the input's size")
 register_block("dropout", DropoutParams, "skipgraph.blocks.context:DropoutBlock",
                "dropout of values or whole channels on the merged input (keeps channels)")

@@ -117,7 +117,7 @@ class TokenNorm(nn.Module):
 
     def __init__(self, dims: int, in_channels: int, out_channels: int, params: TokenNormParams):
         super().__init__()
-        self.norm = nn.LayerNorm(out_channels, elementwise_affine=params.affine)
+        self.norm = nn.LayerNorm(out_channels, eps=params.eps, elementwise_affine=params.affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x.flatten(2).transpose(1, 2)).transpose(1, 2).reshape_as(x)

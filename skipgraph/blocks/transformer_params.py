@@ -142,14 +142,18 @@ class TransformerParams(BlockParams):
 
 class TokenNormParams(BlockParams):
     """A LayerNorm over the ``C`` features of each token (position) of the map, with affine
-    weights: ViT's closing encoder norm (``(N, C, *S) -> (N, C, *S)``; the `layer` norm
-    option is a GroupNorm of one group, over the whole map). It keeps its input channels.
-    Child: ``norm``."""
+    weights: ViT's closing encoder norm, or a LayerNorm2d over a conv feature map's channels
+    (ConvNeXt's, smp UPerNet's on its encoder features) (``(N, C, *S) -> (N, C, *S)``; the
+    `layer` norm option is a GroupNorm of one group, over the whole map). It keeps its input
+    channels. Child: ``norm``."""
 
     type: Literal["token_norm"] = "token_norm"
     """A LayerNorm over each token's features (the channels at each position)."""
     affine: bool = True
     """Learnable scale and shift (`false`: a plain layer_norm, SwinUNETR's normalised taps)."""
+    eps: float = Field(1e-5, gt=0.0, le=1.0)
+    """Added to the variance before its square root (torch's default 1e-5; smp's UPerNet
+    normalises its encoder features with 1e-6)."""
 
     def note(self) -> str:
         return "LN"

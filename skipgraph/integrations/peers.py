@@ -284,6 +284,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          smp_peers.make_manet, smp_peers.manet_key),
     Peer("smp_pan", "segmentation_models_pytorch PAN (ResNet)", "segmentation_models_pytorch",
          smp_peers.make_pan, smp_peers.pan_key),
+    Peer("smp_upernet", "segmentation_models_pytorch UPerNet (ResNet)",
+         "segmentation_models_pytorch", smp_peers.make_upernet, smp_peers.upernet_key),
     Peer("monai_unetr", "MONAI UNETR", "monai", make_unetr, unetr_key),
     Peer("monai_swin_unetr", "MONAI SwinUNETR", "monai", make_swin_unetr, swin_unetr_key),
     Peer("monai_attention_unet", "MONAI AttentionUnet", "monai", make_attention_unet,

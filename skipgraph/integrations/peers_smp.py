@@ -17,7 +17,7 @@ import torch.nn as nn
 
 __all__ = ["smp_encoder_key", "smp_model", "make_linknet", "linknet_key", "make_fpn", "fpn_key",
            "make_deeplabv3plus", "deeplabv3plus_key", "make_manet", "manet_key", "make_pan",
-           "pan_key"]
+           "pan_key", "make_upernet", "upernet_key"]
 
 _RESNET_PARTS = {"conv1": "conv1", "bn1": "norm1", "conv2": "conv2", "bn2": "norm2",
                  "downsample.0": "shortcut.conv", "downsample.1": "shortcut.norm"}
@@ -191,3 +191,35 @@ def pan_key(key: str, model: nn.Module) -> str | None:
     node = _PAN[m[1]]
     layer = ("conv" if m[2] == "conv" else "norm") + ("" if node.startswith(_PAN_POOLS) else "1")
     return f"{node}.{layer}.{m[3]}"
+def make_upernet(p: dict[str, Any]) -> nn.Module:
+    """smp's ``UPerNet`` at the spec's ``channels``; its pyramid pooling sizes are fixed at
+    (1, 2, 3, 6), so other ``bins`` raise ValueError."""
+    if list(p["bins"]) != [1, 2, 3, 6]:
+        raise ValueError(f"smp's UPerNet pools to bins (1, 2, 3, 6), not {p['bins']}")
+    return smp_model("UPerNet", p, decoder_channels=p["channels"])
+
+
+# UPerNet's decoder: smp key prefix -> skipgraph module (lateral / conv block j is level 4 - j)
+_UPERNET = {**{f"feature_norms.{j}": f"N{j + 2}.norm" for j in range(4)},
+            **{f"psp.blocks.{b}.1.{part}": f"Q{b + 1}.{name}" for b in range(4)
+               for part, name in (("0", "conv"), ("1", "norm"))},
+            **{f"fpn_lateral_blocks.{j}.conv_norm_relu.{part}":
+               f"lateral_N{4 - j}_P{4 - j}.conv.{name}" for j in range(3)
+               for part, name in _CONV_NORM.items()},
+            **{f"{smp}.{part}": f"{node}.{name}" for smp, node in
+               [("psp.out_conv", "O"), ("fusion_block", "F"),
+                *((f"fpn_conv_blocks.{j}", f"C{4 - j}") for j in range(3))]
+               for part, name in _CONV_NORM.items()}}
+
+
+def upernet_key(key: str, model: nn.Module) -> str | None:
+    """smp ``UPerNet``: ``feature_norms.j`` -> ``N{j+2}``; ``psp.blocks.b`` (pool, conv, BN)
+    -> ``Q{b+1}``, ``psp.out_conv`` -> ``O``; ``fpn_lateral_blocks.j`` -> the lateral edge
+    conv ``lateral_N{4-j}_P{4-j}``, ``fpn_conv_blocks.j`` -> ``C{4-j}``; ``fusion_block`` ->
+    ``F`` (the table ``_UPERNET``)."""
+    if name := smp_encoder_key(key) or _head(key, "F"):
+        return name
+    m = re.fullmatch(r"decoder\.(.+)\.(\w+)", key)
+    if m is None or m[1] not in _UPERNET:
+        raise KeyError(key)
+    return f"{_UPERNET[m[1]]}.{m[2]}"

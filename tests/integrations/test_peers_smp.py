@@ -17,6 +17,7 @@ CASES = [
     pytest.param("smp_manet", {}, 64, id="manet"),
     pytest.param("smp_manet", {"pab_channels": 16}, 96, id="manet-pab16-3x3",
                  marks=pytest.mark.slow),
+    pytest.param("smp_upernet", {}, 64, id="upernet"),
     pytest.param("smp_deeplabv3plus", {"output_stride": 8, "rates": [6, 12, 18]}, 64,
                  id="deeplabv3plus-os8", marks=pytest.mark.slow),
     pytest.param("smp_pan", {}, 128, id="pan"),  # FPA's pyramid: 1/128 at output stride 16
@@ -25,7 +26,8 @@ CASES = [
 # every spec of this file, in 3D at a small width (smp has no 3D: they build and train):
 # (spec, params, input side); PAN's pyramid reaches 1/128, a 1-level one 1/32
 SPECS_3D = [pytest.param(spec, {}, 32, id=spec)
-            for spec in ("smp_linknet", "smp_fpn", "smp_deeplabv3plus", "smp_manet")] + [
+            for spec in ("smp_linknet", "smp_fpn", "smp_deeplabv3plus", "smp_manet",
+                         "smp_upernet")] + [
     pytest.param("smp_pan", {"kernels": [3]}, 32, id="smp_pan-1-level"),
     pytest.param("smp_pan", {}, 128, id="smp_pan", marks=pytest.mark.slow)]
 
