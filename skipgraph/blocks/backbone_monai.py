@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
+import monai  # noqa: F401  (first: a missing monai is an ImportError here, whatever is cached)
 from monai.networks.nets.efficientnet import EfficientNetBNFeatures
 from monai.networks.nets.flexible_unet import FLEXUNET_BACKBONE
 from monai.networks.nets.resnet import ResNetFeatures
