@@ -68,6 +68,9 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("monai_unetr", {"dims": 3}, "UNETR 3D"),
     ("monai_swin_unetr", {"dims": 2}, "SwinUNETR 2D"),
     ("monai_swin_unetr", {"dims": 3, "feature_size": 12}, "SwinUNETR 3D, feature_size 12"),
+    # FlexibleUNet takes multiples of 32 (2D only here: --size3d's default 48 is not one)
+    ("monai_flexible_unet", {}, "MONAI FlexibleUNet 2D, efficientnet-b0"),
+    ("monai_flexible_unet", {"encoder": "resnet34"}, "MONAI FlexibleUNet 2D, resnet34"),
 ]
 
 
@@ -84,15 +87,12 @@ def bench(spec: str, params: dict, label: str, args, device: torch.device) -> li
     diff = 0.0
     for training in (False, True):  # eval: the spec's output (a list where the peer lists)
         model.train(training), peer.train(training)
-        with torch.no_grad():
+        with torch.no_grad():  # the same dropout draws in both (smp's FPN, DeepLabV3+);
             # DynUNet stacks its up-sampled training heads: compared head by head
+            torch.manual_seed(0)
             ours = peer_outputs(spec, model, model(x))
+            torch.manual_seed(0)
             theirs = peer_outputs(spec, model, peer(x), peer=True)
-        with torch.no_grad():  # the same dropout draws in both (smp's FPN, DeepLabV3+)
-            torch.manual_seed(0)
-            ours = _outputs(model(x))
-            torch.manual_seed(0)
-            theirs = _outputs(peer(x))
         if len(ours) != len(theirs):
             raise ValueError(f"{label}: {len(ours)} outputs vs the peer's {len(theirs)} "
                              f"({'training' if training else 'eval'} mode)")
