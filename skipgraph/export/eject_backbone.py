@@ -8,29 +8,34 @@ from typing import Any, Iterable
 __all__ = ["is_backbone_stage", "stage_expr", "helpers", "HELPER", "MONAI_HELPER"]
 
 
-def _provider(m: Any) -> str | None:
-    if hasattr(m, "timm_model") and hasattr(m, "stage"):
-        return "timm"
-    if hasattr(m, "monai_model") and hasattr(m, "stage"):
-        return "monai"
-    return None
-
-
-def is_backbone_stage(m: Any) -> bool:
-    return _provider(m) is not None
-
-
-def stage_expr(m: Any) -> str:
-    if _provider(m) == "monai":
-        return f"_monai_stages({m.monai_model!r}, {m.monai_in_channels}, {m.dims})[{m.stage}]"
+def _timm_expr(m: Any) -> str:
     kwargs = "".join(f", {k}={v!r}" for k, v in getattr(m, "timm_kwargs", ()))
     return f"_timm_stages({m.timm_model!r}, {m.timm_in_channels}{kwargs})[{m.stage}]"
 
 
+def _monai_expr(m: Any) -> str:
+    return f"_monai_stages({m.monai_model!r}, {m.monai_in_channels}, {m.dims})[{m.stage}]"
+
+
+def _kind(m: Any) -> int | None:
+    """Which entry of :data:`_KINDS` rebuilds stage ``m`` (by the attributes it carries)."""
+    if not hasattr(m, "stage"):
+        return None
+    return next((k for k, (attr, _, _) in enumerate(_KINDS) if hasattr(m, attr)), None)
+
+
+def is_backbone_stage(m: Any) -> bool:
+    return _kind(m) is not None
+
+
+def stage_expr(m: Any) -> str:
+    return _KINDS[_kind(m)][1](m)
+
+
 def helpers(modules: Iterable[Any]) -> list[str]:
     """The helper sources the backbone stages among ``modules`` need (none without any)."""
-    found = {_provider(m) for m in modules} - {None}
-    return [text for name, text in (("timm", HELPER), ("monai", MONAI_HELPER)) if name in found]
+    found = {_kind(m) for m in modules} - {None}
+    return [_KINDS[k][2] for k in sorted(found)]
 
 
 HELPER = '''import functools
@@ -109,3 +114,6 @@ def _monai_stages(name, in_channels, dims):
 
 
 '''
+
+# (the attribute a provider's stages carry, their expression, the helper that defines it)
+_KINDS = (("timm_model", _timm_expr, HELPER), ("monai_model", _monai_expr, MONAI_HELPER))
