@@ -87,8 +87,9 @@ def bench(spec: str, params: dict, label: str, args, device: torch.device) -> li
     diff = 0.0
     for training in (False, True):  # eval: the spec's output (a list where the peer lists)
         model.train(training), peer.train(training)
-        with torch.no_grad():  # the same dropout draws in both (smp's FPN, DeepLabV3+);
-            # DynUNet stacks its up-sampled training heads: compared head by head
+        # DynUNet stacks its up-sampled training heads: compared head by head; the same
+        # dropout draws in both (smp's FPN, DeepLabV3+)
+        with torch.no_grad():
             torch.manual_seed(0)
             ours = peer_outputs(spec, model, model(x))
             torch.manual_seed(0)
