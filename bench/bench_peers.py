@@ -71,6 +71,9 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("monai_unetr", {"dims": 3}, "UNETR 3D"),
     ("monai_swin_unetr", {"dims": 2}, "SwinUNETR 2D"),
     ("monai_swin_unetr", {"dims": 3, "feature_size": 12}, "SwinUNETR 3D, feature_size 12"),
+    # FlexibleUNet takes multiples of 32 (2D only here: --size3d's default 48 is not one)
+    ("monai_flexible_unet", {}, "MONAI FlexibleUNet 2D, efficientnet-b0"),
+    ("monai_flexible_unet", {"encoder": "resnet34"}, "MONAI FlexibleUNet 2D, resnet34"),
 ]
 
 

@@ -7,9 +7,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 MALFORMED = Path(__file__).resolve().parent / "data" / "malformed"
-# timm encoder specs need the `backbones` extra; tests/test_backbone.py covers them (the zoo-wide
-# tests below assume a spec that builds in 2D and 3D with nothing but the core installed)
-BACKBONE_ZOO = sorted(SPECS.glob("timm_*.yaml"))
+# backbone specs need their provider's extra: timm's (`backbones`; tests/test_backbone.py covers
+# them) and MONAI's FlexibleUNet encoders (`monai`; tests/integrations/test_peers_flexible.py);
+# the zoo-wide tests below assume a spec that builds in 2D and 3D with nothing but the core
+BACKBONE_ZOO = sorted([*SPECS.glob("timm_*.yaml"), SPECS / "monai_flexible_unet.yaml"])
 ZOO = sorted(set(SPECS.glob("*.yaml")) - set(BACKBONE_ZOO))
 # the specs every default test run covers; the rest of the zoo runs in `make test-slow`
 CORE = {"unet", "unet_pp", "unet3p", "unet_sharp", "bionet", "attention_unet"}

@@ -107,6 +107,7 @@ def test_outputs_equal_smp_given_the_same_weights(decoder):
 
 
 def _timm_weights(tmp_path, name: str = "resnet18", suffix: str = ".safetensors"):
+    import skipgraph.blocks.backbone  # noqa: F401  (first: makes torchvision importable)
     import timm
     torch.manual_seed(1)
     net = timm.create_model(name, pretrained=False)

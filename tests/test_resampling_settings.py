@@ -164,6 +164,25 @@ def test_upconv_align_corners_needs_bilinear_mode(write_spec):
     assert torch.equal(up(x), want)
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+def test_upconv_runs_a_pointwise_conv_before_nearest_interpolation_bit_for_bit(write_spec, dims):
+    """A 1^d conv commutes with nearest interpolation: run first (on 2^d fewer pixels, MONAI's
+    pre_conv order), it gives exactly the interpolate-then-conv output; other kernels and
+    modes keep interpolate-then-conv."""
+    import torch
+    import torch.nn.functional as F
+    model = skipgraph.build(spec(write_spec, "up: {op: upconv, kernel: 1, out: half}"),
+                            dims=dims, seed=0).eval()
+    up = model.up_X2_D1.resample
+    assert up.conv_first and up.conv.out_channels == 8
+    x = torch.randn(2, 16, *[4] * dims)
+    with torch.no_grad():
+        assert torch.equal(up(x), up.conv(F.interpolate(x, scale_factor=2, mode="nearest")))
+    for settings in ("kernel: 3", "kernel: 1, mode: bilinear"):
+        model = skipgraph.build(spec(write_spec, f"up: {{op: upconv, {settings}}}"), dims=dims)
+        assert not model.up_X2_D1.resample.conv_first
+
+
 # --- what check accepts, build builds --------------------------------------------------------
 
 def test_group_norm_groups_must_divide_the_channels(write_spec):

@@ -130,6 +130,20 @@ MONAI_COUNTS = [
     ("monai_vnet", {"dims": 2}, 9_357_924, None, "MONAI VNet(spatial_dims=2)"),
 ]
 COUNTS += MONAI_COUNTS
+# MONAI's FlexibleUNet (its encoders through the `monai` backbone provider): the parameters its
+# forward uses, taken from MONAI in test_flexible_unet_counts_are_monais (MONAI's EfficientNet
+# encoder also builds a classification head, 1,693,160 parameters, that FlexibleUNet never runs)
+FLEXIBLE_COUNTS = [
+    ("monai_flexible_unet", {}, 5_367_262, None,
+     'MONAI FlexibleUNet(3, 2, "efficientnet-b0") (7,060,422, 5,367,262 used)'),
+    ("monai_flexible_unet", {"encoder": "resnet34"}, 23_653_890, None,
+     'MONAI FlexibleUNet(3, 2, "resnet34")'),
+    ("monai_flexible_unet", {"encoder": "resnet18"}, 13_545_730, None,
+     'MONAI FlexibleUNet(3, 2, "resnet18")'),
+    ("monai_flexible_unet", {"dims": 3}, 9_400_414, None,
+     'MONAI FlexibleUNet(3, 2, "efficientnet-b0", spatial_dims=3) (11,093,574, 9,400,414 used)'),
+]
+COUNTS += FLEXIBLE_COUNTS
 # (spec, overrides) whose count the test also takes from the peer package itself
 PEER_COUNTS = [("smp_linknet", {}), ("smp_fpn", {}), ("smp_deeplabv3plus", {}), ("smp_manet", {}),
                ("smp_pan", {}), ("smp_pan", {"output_stride": 32}),
@@ -171,9 +185,18 @@ def small(spec, **extra):
     return {**SMALL.get(spec.stem, {"base": 4, "depth": 3}), **extra}
 
 
+def _needs_backbone_package(name: str) -> None:
+    """Skip a backbone spec whose provider's package is not installed."""
+    from skipgraph.backbone_registry import BACKBONE_PROVIDERS
+    for family in skipgraph.load_spec(SPECS / f"{name}.yaml").spec.nodes.values():
+        if family.backbone is not None:
+            pytest.importorskip(BACKBONE_PROVIDERS.get(family.backbone.provider).params.package)
+
+
 @pytest.mark.parametrize("name, overrides, expected, paper, source", COUNTS,
                          ids=[f"{c[0]}-{c[1]}" for c in COUNTS])
 def test_parameter_counts(name, overrides, expected, paper, source):
+    _needs_backbone_package(name)
     model = skipgraph.build(SPECS / f"{name}.yaml", **overrides)
     n = count_params(model)
     assert n == expected, source
@@ -192,6 +215,25 @@ def test_monai_counts_are_the_packages(name, overrides, expected, paper, source,
         print(f"\n{name} {overrides}: skipgraph {count_params(model):,}, "
               f"{PEERS[name].label} {peer:,}")
     assert count_params(model) == peer == expected, source
+@pytest.mark.parametrize("name, overrides, expected, paper, source", [
+    pytest.param(*c, id=f"{c[0]}-{c[1]}", marks=[pytest.mark.slow] if c[1].get("dims") == 3 else [])
+    for c in FLEXIBLE_COUNTS])
+def test_flexible_unet_counts_are_monais(name, overrides, expected, paper, source, capsys):
+    """MONAI's own total and the part its forward reaches (a gradient after one backward)."""
+    pytest.importorskip("monai")
+    from skipgraph.integrations.peers import build_peer
+    model = skipgraph.build(SPECS / f"{name}.yaml", **overrides)
+    peer = build_peer(name, model.ir.params)
+    size = [64] * model.ir.dims if model.ir.dims == 2 else [32] * 3
+    used = _used_parameter_names(peer, torch.randn(2, model.ir.in_channels, *size))
+    total = sum(p.numel() for p in peer.parameters())
+    peer_used = sum(p.numel() for n, p in peer.named_parameters() if n in used)
+    with capsys.disabled():
+        print(f"\n{name} {overrides}: skipgraph {count_params(model):,}, MONAI FlexibleUNet "
+              f"{total:,} ({peer_used:,} used)")
+    assert count_params(model) == peer_used == expected, source
+
+
 @pytest.mark.parametrize("name, overrides", PEER_COUNTS,
                          ids=[f"{c[0]}-{c[1]}" for c in PEER_COUNTS])
 def test_parameter_counts_equal_the_peer_packages(name, overrides):

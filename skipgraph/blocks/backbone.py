@@ -30,13 +30,13 @@ import importlib.util
 import os
 import sys
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
 
-from ..safe_load import UnreadableFileError, load_torch_file
+from ..backbone_registry import StageInfo
+from .backbone_common import BackboneWeightsError, FrozenStage, listing, read_weights
 
 _TORCHVISION_OPS: Any = None
 
@@ -77,19 +77,7 @@ class UnusableModelError(ValueError):
     known_model = True
 
 
-class BackboneWeightsError(ValueError):
-    """A weights file that does not fit the backbone (missing, unexpected or mis-shaped keys)."""
-
-
-@dataclass(frozen=True)
-class StageInfo:
-    channels: int
-    reduction: int
-    modules: tuple[str, ...]   # FeatureListNet children run by this stage
-    params: int
-
-
-class BackboneStage(nn.Sequential):
+class BackboneStage(FrozenStage):
     """The timm modules between two feature outputs, ``(N, C_in, H, W) -> (N, C, H/s, W/s)``.
     ``channels_last``: timm's modules work on ``(N, H, W, C)`` (the input image excepted); the
     stage permutes at its ends so that it takes and returns NCHW. ``frozen``: no gradients,
@@ -98,25 +86,17 @@ class BackboneStage(nn.Sequential):
     def __init__(self, modules: "OrderedDict[str, nn.Module]", timm_model: str,
                  in_channels: int, stage: int, frozen: bool = False,
                  channels_last: bool = False, timm_kwargs: "tuple[tuple[str, Any], ...]" = ()):
-        super().__init__(modules)
+        super().__init__(modules, frozen)
         # what rebuilds it (skipgraph eject): timm_model's stage `stage` for in_channels
         # inputs, created with timm_kwargs
         self.timm_model, self.timm_in_channels, self.stage = timm_model, in_channels, stage
         self.timm_kwargs, self.channels_last = tuple(timm_kwargs), channels_last
-        self.frozen = frozen
-        if frozen:
-            self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and self.stage > 0:  # stage 0 takes the NCHW image itself
             x = x.permute(0, 2, 3, 1)
         x = super().forward(x)
         return x.permute(0, 3, 1, 2) if self.channels_last else x
-
-    def train(self, mode: bool = True) -> "BackboneStage":
-        super().train(mode and not self.frozen)
-        self.training = mode
-        return self
 
 
 FIXED_SIZE_KWARGS = (("strict_img_size", False),)
@@ -282,31 +262,6 @@ class _Timm:
 TIMM = _Timm()
 
 
-def read_weights(path: str) -> dict[str, torch.Tensor]:
-    """A state_dict from a safetensors file or a torch.save'd dict (no code executed)."""
-    if not os.path.isfile(path):
-        raise BackboneWeightsError(f"backbone weights file not found: {path}")
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-            try:
-                state = load_file(path, device="cpu")
-            except Exception:  # noqa: BLE001 - safetensors raises its own error type
-                raise UnreadableFileError("it is not a safetensors file, or it is damaged"
-                                          ) from None
-        else:
-            state = load_torch_file(path)
-    except UnreadableFileError as exc:
-        raise BackboneWeightsError(f"cannot read backbone weights {path}: {exc}") from None
-    for key in ("state_dict", "model"):  # the usual wrappers of training checkpoints
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
-                                              for v in state.values()):
-        raise BackboneWeightsError(f"{path} holds no state_dict (a mapping of names to tensors)")
-    return state
-
-
 def load_backbone_weights(model: nn.Module, net: nn.Module, path: str, in_channels: int) -> None:
     """Load ``path`` into timm's ``model`` strictly for the modules the stages use."""
     from timm.models import adapt_input_conv
@@ -323,7 +278,7 @@ def load_backbone_weights(model: nn.Module, net: nn.Module, path: str, in_channe
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
               for k in needed if k in state and state[k].shape != own[k].shape]
-    problems = [f"{label}: {_listing(keys)}" for label, keys in
+    problems = [f"{label}: {listing(keys)}" for label, keys in
                 (("missing keys", missing), ("unexpected keys", unexpected),
                  ("wrong shapes", shapes)) if keys]
     if problems:
@@ -332,7 +287,3 @@ def load_backbone_weights(model: nn.Module, net: nn.Module, path: str, in_channe
                                    "input channels; " + "; ".join(problems))
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
-
-def _listing(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")

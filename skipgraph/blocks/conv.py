@@ -57,7 +57,10 @@ class ConvStack(nn.Sequential):
 
 class UpConv(nn.Module):
     """Interpolate by ``factor`` then a ``kernel`` conv ("upsample then conv"); the builder of
-    the ``upconv`` resampling op (``settings``: its kernel, mode, bias)."""
+    the ``upconv`` resampling op (``settings``: its kernel, mode, bias). A 1^d conv commutes
+    with nearest interpolation (each output pixel is the conv of the input pixel it copies),
+    so it runs first, on factor^d fewer pixels (``conv_first``; MONAI's pre_conv order): the
+    same output, bit for bit."""
 
     def __init__(self, dims: int, in_channels: int, out_channels: int, factor: int,
                  settings: Any):
@@ -69,7 +72,11 @@ class UpConv(nn.Module):
         self.align_corners = settings.align_corners if settings.mode == "bilinear" else None
         self.conv = CONV[dims](in_channels, out_channels, kernel, padding=half(kernel),
                                bias=settings.bias)
+        self.conv_first = settings.mode == "nearest" and all(k == 1 for k in self.conv.kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv_first:
+            return F.interpolate(self.conv(x), scale_factor=self.factor, mode=self.mode,
+                                 align_corners=self.align_corners)
         return self.conv(F.interpolate(x, scale_factor=self.factor, mode=self.mode,
                                        align_corners=self.align_corners))

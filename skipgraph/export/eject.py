@@ -1,6 +1,6 @@
 """``skipgraph eject``: one standalone, readable PyTorch file for a compiled spec.
 
-The file imports only torch (and timm for a backbone's stages). Its module tree is rebuilt statement by statement from the compiled
+The file imports only torch (and timm or monai for a backbone's stages). Its module tree is rebuilt statement by statement from the compiled
 module (standard layers from their ``repr``, skipgraph's own blocks as small classes carrying
 their ``forward``), weight ties are kept as shared submodules, and ``forward`` is the code fx
 generated. Its ``state_dict`` keys are the compiled module's, so trained weights load with
@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from ..compile.module import SkipGraphModule
 from ..graph.contract import per_axis
-from .eject_backbone import HELPER as BACKBONE_HELPER, is_backbone_stage, stage_expr
+from .eject_backbone import helpers as backbone_helpers, is_backbone_stage, stage_expr
 
 __all__ = ["eject_source"]
 
@@ -32,8 +32,7 @@ def eject_source(model: SkipGraphModule) -> str:
         init_lines.append(f"self.{name} = {expr}")
     cls = model.class_name
     helpers = _helpers(model)
-    if any(is_backbone_stage(m) for m in model.children()):
-        helpers.insert(0, BACKBONE_HELPER)
+    helpers[:0] = backbone_helpers(model.children())
     if model.contract.pad:
         helpers.append(_CROP_HELPER)
     parts = [_header(model), *emitter.class_sources(), *helpers,
@@ -158,7 +157,7 @@ class _Emitter:
         return expr
 
     def _expr(self, m: nn.Module, path: str, depth: int) -> str:
-        if is_backbone_stage(m):  # timm's own modules: rebuilt by timm, not from source
+        if is_backbone_stage(m):  # a provider's own modules: rebuilt by its package, not from source
             return stage_expr(m)
         cls = type(m)
         children = list(m.named_children())

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..extras import pip_install
-from ..backbone_registry import BACKBONE_PROVIDERS
+from ..backbone_registry import BACKBONE_PROVIDERS, dims_keyword
 from ..blocks.backbone_params import BackboneStageParams
 from ..spec.backbone import BackboneSpec
 
@@ -49,7 +49,7 @@ def backbone_levels(spec: BackboneSpec, in_channels: int, dims: int) -> list[Bac
                             pip_install(facts.extra) if facts.extra else None
                             ) from None
     try:
-        stages = provider.describe(spec.name, in_channels)
+        stages = provider.describe(spec.name, in_channels, **dims_keyword(facts, dims))
     except (ValueError, RuntimeError, TypeError, KeyError, AssertionError) as exc:
         # the provider's answer to an unknown name or an impossible model (in_chans, ...)
         raise BackboneError(f"{spec.provider} cannot make `{spec.name}` with {in_channels} "

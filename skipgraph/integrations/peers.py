@@ -30,6 +30,8 @@ weights load into the compiled spec (and the tests can check equal outputs):
 - MONAI's UNet, DynUNet, SegResNet, SegResNetDS: :mod:`skipgraph.integrations.peers_monai`.
 - smp's other decoders over that encoder (``smp_*`` specs): :mod:`.peers_smp`.
 - dynamic_network_architectures ``ResidualUNet`` (``nnunet_resunet``): :mod:`.peers_nnunet`.
+- MONAI ``FlexibleUNet`` (``monai_flexible_unet``, EfficientNet / ResNet encoders):
+  :mod:`skipgraph.integrations.peers_flexible`.
 - MONAI ``UNETR`` (``monai_unetr``) and ``SwinUNETR`` (``monai_swin_unetr``):
   :mod:`skipgraph.integrations.peers_transformers`.
 """
@@ -45,6 +47,7 @@ import torch.nn as nn
 from . import peers_monai
 from . import peers_nnunet as nnunet_peers
 from . import peers_smp as smp_peers
+from .peers_flexible import flexible_unet_key, make_flexible_unet
 from .peers_smp import smp_encoder_key
 from .peers_transformers import make_swin_unetr, make_unetr, swin_unetr_key, unetr_key
 from .monai_attention import infer_attention_unet, make_attention_unet, rename_attention_unet
@@ -290,6 +293,8 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
     Peer("monai_swin_unetr", "MONAI SwinUNETR", "monai", make_swin_unetr, swin_unetr_key),
     Peer("monai_attention_unet", "MONAI AttentionUnet", "monai", make_attention_unet,
          rename_attention_unet, infer_attention_unet),
+    Peer("monai_flexible_unet", "MONAI FlexibleUNet (EfficientNet / ResNet)", "monai",
+         make_flexible_unet, flexible_unet_key),
 ]}
 
 

@@ -1,9 +1,10 @@
 """The settings of a backbone node family (torch-free).
 
 ``E: {backbone: {name: resnet34, weights: none, trainable: true}}`` declares a pretrained-style
-encoder from timm (PyTorch Image Models): one node per feature level timm reports, at the level
-its reduction gives (reduction 2 -> level 1), with the channels timm reports. Nothing here
-imports torch or timm; the family is expanded by :mod:`skipgraph.graph.backbone`.
+encoder from timm (PyTorch Image Models), or from another registered provider (``provider:
+monai``: MONAI's FlexibleUNet encoders): one node per feature level the provider reports, at
+the level its reduction gives (reduction 2 -> level 1), with the channels it reports. Nothing
+here imports torch or the provider; the family is expanded by :mod:`skipgraph.graph.backbone`.
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")  # timm model names: resnet34, convnex
 
 
 class BackboneSpec(BaseModel):
-    """A timm encoder.
+    """An encoder of a backbone provider (timm by default).
 
-    ``name``: a timm model name (``timm.list_models()``). ``weights``: a local safetensors or
+    ``name``: the provider's model name (timm: ``timm.list_models()``; monai: a key of
+    ``FLEXUNET_BACKBONE.register_dict``). ``weights``: a local safetensors or
     state_dict file (read without executing code; relative paths are taken from the current
     directory), or ``none`` for a randomly initialised encoder; weights are never downloaded.
     ``trainable``: ``true``, ``false`` (the whole encoder frozen) or the number of leading
@@ -34,12 +36,14 @@ class BackboneSpec(BaseModel):
 
     provider: Annotated[str, RegisteredName("skipgraph.backbone_registry:BACKBONE_PROVIDERS")] = \
         "timm"
-    """Where the encoder comes from: a registered backbone provider (`timm`, or one a module
-    loaded with `--import` registers)."""
+    """Where the encoder comes from: a registered backbone provider (`timm`; `monai`, MONAI's
+    FlexibleUNet encoders, 2D/3D; or one a module loaded with `--import` registers)."""
     name: str
-    """A timm model name (``timm.list_models()``), e.g. ``resnet34``."""
+    """The provider's model name: timm's (``timm.list_models()``, e.g. ``resnet34``) or MONAI's
+    (``efficientnet-b0``, ``resnet34``)."""
     weights: str | None = None
-    """A local safetensors or state_dict file in timm's key names, or ``none``; never downloaded."""
+    """A local safetensors or state_dict file in the provider's key names (timm's, or MONAI's
+    encoder's), or ``none``; never downloaded."""
     trainable: bool | Annotated[int, Field(ge=0, le=1000)] = True
     """``true``, ``false`` (the whole encoder frozen) or the number of leading stages to freeze."""
 

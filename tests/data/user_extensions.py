@@ -120,21 +120,23 @@ class _Strided:
             raise ValueError(f"no encoder `{name}`")
         return int(name[7:])
 
-    def describe(self, name: str, in_channels: int) -> list:
-        from skipgraph.blocks.backbone import StageInfo
+    def describe(self, name: str, in_channels: int, dims: int = 2) -> list:
+        from skipgraph.backbone_registry import StageInfo
         out, c = [], in_channels
         for k in range(self._stages(name)):
             width = 8 * 2 ** k
-            out.append(StageInfo(width, 2 ** (k + 1), (f"stage{k}",), 9 * c * width + width))
+            out.append(StageInfo(width, 2 ** (k + 1), (f"stage{k}",),
+                                 3 ** dims * c * width + width))
             c = width
         return out
 
     def build_stages(self, name: str, in_channels: int, weights: str | None,
-                     frozen: list) -> list[nn.Module]:
+                     frozen: list, dims: int = 2) -> list[nn.Module]:
         stages, c = [], in_channels
+        conv = nn.Conv2d if dims == 2 else nn.Conv3d
         for k in range(self._stages(name)):
             width = 8 * 2 ** k
-            stage = nn.Sequential(nn.Conv2d(c, width, 3, stride=2, padding=1), nn.ReLU())
+            stage = nn.Sequential(conv(c, width, 3, stride=2, padding=1), nn.ReLU())
             stage.requires_grad_(not (k < len(frozen) and frozen[k]))
             stages.append(stage)
             c = width
