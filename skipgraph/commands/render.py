@@ -51,12 +51,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 def _write_page(args: argparse.Namespace, ir: IRGraph, shape: list[int] | None,
                 problems: list[Diagnostic]) -> str:
     """``-o x.html``: ``skipgraph view``'s page as one file, torch-free: parameters are the
-    IR's estimate (weights only), no FLOPs, editing off."""
+    IR's estimate (:mod:`skipgraph.graph.estimate`), no FLOPs, editing off."""
     from ..view import default_input_shape, page_html, payload
     from ..zoo import resolve_spec_path
     with open(resolve_spec_path(args.spec), encoding="utf-8") as fh:
         text = fh.read()
-    note = ("static file (render): parameters are estimates (weights, no biases or norms), "
+    note = ("static file (render): parameters are counted from the settings (exact for the built-in "
+            "blocks, approximate for others), "
             "no FLOPs; `skipgraph view SPEC -o x.html` writes exact figures, "
             "`skipgraph view SPEC` serves an editable page")
     data = payload(ir, text, shape or default_input_shape(ir), problems=problems,
