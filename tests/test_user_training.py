@@ -286,3 +286,57 @@ def test_rgba_images_with_a_3_channel_model_name_both_fixes(tmp_path, capsys):
     assert "add --set in_channels=4 (or --drop-alpha: the images have an alpha channel)" in err
     assert main(["train", "unet", "--data", str(data), *TINY, "--set", "in_channels=3",
                  "--drop-alpha", "--out", str(tmp_path / "r")]) == 0
+
+
+# --- issue-25 UX: --out folders ------------------------------------------------------------
+
+def test_train_refuses_a_folder_holding_a_run_unless_resume_or_overwrite(tmp_path, capsys):
+    data = write_folder(tmp_path / "d", size=16)
+    out = tmp_path / "run"
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(out)]) == 0
+    before = (out / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} already holds a training run (best.pt, last.pt)" in err
+    assert "--resume" in err and "another --out" in err and "--overwrite" in err
+    assert (out / "last.pt").read_bytes() == before  # untouched
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(out),
+                 "--overwrite"]) == 0
+    # compare: its runs (and tables) likewise, with a hint of compare's own options
+    cmp = tmp_path / "cmp"
+    (cmp / "unet" / "seed0").mkdir(parents=True)
+    (cmp / "unet" / "seed0" / "last.pt").write_bytes(b"")
+    capsys.readouterr()
+    assert main(["compare", "unet", "--data", str(data), *TINY, "--out", str(cmp)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a training run (last.pt); compare into another --out, or replace " \
+        "the runs with --overwrite" in err and "--resume" not in err
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "unet", "--data", "D", "--out", "{file}"],
+    ["train", "unet", "--data", "D", "--out", "{file}/run"],
+    ["compare", "unet", "--data", "D", "--out", "{file}/cmp"],
+    ["eject", "unet", "-o", "{file}/x.py"],
+    ["render", "unet", "-o", "{file}/x.svg"],
+    ["build", "unet", "--save", "{file}/x.pt"],
+    ["render", "unet", "-o", "{folder}"]])
+def test_an_unusable_output_path_is_refused_before_any_work(command, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    argv = [a.format(file=tmp_path / "afile", folder=tmp_path) for a in command]
+    argv = [str(write_folder(tmp_path / "d", size=16)) if a == "D" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    option = next(a for a in argv if a.startswith("-") and a not in ("--data",))
+    assert option in err and ("is a file" in err or "is a folder, not a file" in err), err
+    assert "Errno" not in err and "Traceback" not in err
+    assert not (tmp_path / "afile").is_dir()
+
+
+def test_a_failed_train_leaves_no_out_folder(tmp_path, capsys):
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    (tmp_path / "d" / "masks").mkdir()
+    out = tmp_path / "run"
+    assert main(["train", "unet", "--data", str(tmp_path / "d"), *TINY, "--out", str(out)]) == 2
+    assert not out.exists()

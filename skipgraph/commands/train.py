@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Callable
 
 from .common import (add_recompute_args, check_head, device, parse_shape, positive_int,
@@ -70,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..train import train
     from ..zoo import resolve_spec_path
     best = train(resolve_spec_path(args.spec), args.data, args.out, _train_config(args),
-                 resume=args.resume)
+                 resume=args.resume, overwrite=args.overwrite)
     if "epoch" not in best:
         print(f"no epoch was validated; checkpoints in {args.out}")
         return 0
@@ -120,12 +121,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..train.compare import compare, format_table
+    from ..train.compare import compare, format_table, table_paths
     from ..zoo import resolve_spec_path  # every name checked before the first training
     rows = compare([resolve_spec_path(s) for s in args.specs], args.data, args.out,
-                   _train_config(args), seeds=args.seeds)
+                   _train_config(args), seeds=args.seeds, overwrite=args.overwrite)
     print(format_table(rows))
-    print(f"written to {args.out}/compare.md and compare.csv")
+    print("written to " + ", ".join(str(p) for p in table_paths(args.out))
+          + f"; the runs in {Path(args.out) / '<spec>' / 'seed<N>'}")
     return 0
 
 
@@ -158,6 +160,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-schedule", choices=["constant", "poly"], default="constant",
                    help="poly: nnU-Net's lr * (1 - step / steps)^0.9 over --epochs x --steps")
     p.add_argument("--minutes", type=float, help="stop after the epoch that passes this time")
+    p.add_argument("--overwrite", action="store_true", help="replace the run(s) a --out "
+                   "folder already holds (best.pt, last.pt; compare's tables); without it "
+                   "such a folder is an error")
     p.add_argument("--val-every", type=positive_int, default=1, metavar="K",
                    help="validate every K epochs and after the last (validation costs about "
                    "an epoch of training on a CPU)")

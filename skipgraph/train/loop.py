@@ -26,7 +26,7 @@ from .data import ReadOptions, SegmentationFolder
 from .errors import DataError
 from .evaluate import evaluate_model
 from .guards import check_fit, check_training_setup, model_classes
-from .resume import check_resume
+from .resume import check_resume, check_run_folder
 from .selection import better_epoch, collapse_warning
 from .volumes import open_folder
 from .windows import case_of, evaluate_cases, infer
@@ -101,14 +101,23 @@ def _build(spec: str, cfg: TrainConfig, out: Path, resume: bool
 
 
 def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
-          resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train and return the best validation metrics; writes into ``out``."""
+          resume: bool = False, log: Callable[[str], None] = print,
+          overwrite: bool = False) -> dict[str, Any]:
+    """Train and return the best validation metrics; writes into ``out``, which is created
+    once the data is read and checked. A folder that holds a run (best.pt / last.pt) is
+    refused unless ``resume`` (continue it) or ``overwrite`` (replace it)."""
     rank, world = _dist_info()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_run_folder(out, resume, overwrite)
     torch.manual_seed(cfg.seed + rank)
     model, state = _build(spec, cfg, out, resume)
     train_set, val_set = _open_data(model, data_dir, cfg, rank, world)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if overwrite and not resume:  # the replaced run's files would read as this one's
+            for name in ("best.pt", "last.pt", "log.csv", "log.json", "curves.png",
+                         "predictions.png", "plots-skipped.txt"):
+                (out / name).unlink(missing_ok=True)
     run = _prepare(model, state, train_set, val_set, cfg, out, rank, world, log)
     began = time.perf_counter()
     for epoch in range(run.start, cfg.epochs):
