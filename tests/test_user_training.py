@@ -340,3 +340,16 @@ def test_a_failed_train_leaves_no_out_folder(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "unet", "--data", str(tmp_path / "d"), *TINY, "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_the_banner_says_the_crops_the_capped_steps_use(tmp_path):
+    from skipgraph.train import TrainConfig, train
+    from tests.conftest import SPECS
+    data = write_folder(tmp_path / "d", n=3, size=16)
+    lines = []
+    cfg = TrainConfig(epochs=1, steps=1, batch=2, crop=16, samples_per_image=4,
+                      overrides={"base": 2, "depth": 2})
+    train(str(SPECS / "unet.yaml"), data, tmp_path / "r", cfg, log=lines.append)
+    # 2 training images x 4 crops = 8 drawn, 4 steps; --steps 1 uses 2 of them
+    assert "2 crops of 16 px per epoch in 1 steps of batch 2 (--steps 1; a full epoch would " \
+        "be 8 in 4 steps)" in lines[0]

@@ -176,6 +176,15 @@ def list_split(root: Path, split: str | None, notes: list[str] | None = None
     if not (root / "images").is_dir() or not (root / "masks").is_dir():
         raise DataError(f"{root}: expected the folders images/ and masks/")
     images, masks = _files(root / "images"), _files(root / "masks")
+    if not images:
+        raise DataError(f"no images found in {root / 'images'}/ (it holds no file in a format "
+                        f"Pillow reads: {', '.join(sorted(e[1:] for e in image_extensions())[:8])}"
+                        ", ...)")
+    orphans = [n for n in masks if n not in images]
+    if orphans:  # as an image without a mask: a file that cannot be a case is a mistake
+        raise DataError(f"{root}: masks/{masks[orphans[0]]} has no image in images/ (images/"
+                        f"{orphans[0]}.png, .tif or another format)"
+                        + (f" ({len(orphans) - 1} more like it)" if len(orphans) > 1 else ""))
     names = split_names(root, split, list(images), "images/", notes)
     missing = [n for n in names if n not in masks]
     if missing:

@@ -292,6 +292,17 @@ def _quiet(text: str) -> None:
     """The log of processes other than rank 0."""
 
 
+def _epoch_text(drawn: int, unit: str, steps: int, cfg: TrainConfig) -> str:
+    """What one epoch uses: ``drawn`` crops (patches) in ``steps`` batches, or with ``--steps``
+    below that the crops of those steps alone."""
+    used_steps = min(steps, cfg.steps or steps)
+    if used_steps == steps:
+        return f"{drawn} {unit} per epoch in {steps} steps of batch {cfg.batch}"
+    used = min(drawn, used_steps * cfg.batch)
+    return (f"{used} {unit} per epoch in {used_steps} steps of batch {cfg.batch} (--steps "
+            f"{cfg.steps}; a full epoch would be {drawn} in {steps} steps)")
+
+
 def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig, steps: int,
                device, world: int) -> None:
     from ..compile.summary import count_params
@@ -302,8 +313,8 @@ def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig
     noun = "volumes" if volumes else "images"
     log(f"training {model.ir.name} ({count_params(model):,} parameters) on {device}"
         f"{f' x {world} processes' if world > 1 else ''}: {len(train_set.names)} training "
-        f"{noun}, {len(val_set.names)} validation {noun}; {len(train_set)} {unit} per epoch "
-        f"in {min(steps, cfg.steps or steps)} steps of batch {cfg.batch}")
+        f"{noun}, {len(val_set.names)} validation {noun}; "
+        f"{_epoch_text(len(train_set), unit, steps, cfg)}")
     for note in dict.fromkeys(train_set.notes + val_set.notes):  # what reading decided
         log(note)
     if volumes:
