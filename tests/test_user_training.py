@@ -353,3 +353,44 @@ def test_the_banner_says_the_crops_the_capped_steps_use(tmp_path):
     # 2 training images x 4 crops = 8 drawn, 4 steps; --steps 1 uses 2 of them
     assert "2 crops of 16 px per epoch in 1 steps of batch 2 (--steps 1; a full epoch would " \
         "be 8 in 4 steps)" in lines[0]
+
+
+# --- evaluate reads the data as the run was trained; hints name the command's options ------
+
+def _instance_masks(k):  # values 0..3: instance-coloured masks, read with --binary
+    m = np.zeros((16, 16), np.uint8)
+    m[2:6, 2:6], m[8:12, 8:12], m[2:5, 10:14] = 1, 2, 3
+    return np.roll(m, k, axis=0)
+
+
+def test_evaluate_reuses_the_runs_read_options_and_hints_only_its_own(tmp_path, capsys):
+    data = write_folder(tmp_path / "d", n=3, size=16, mask=_instance_masks)
+    out = tmp_path / "run"
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(out),
+                 "--binary"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "best.pt"), "--data", str(data)]) == 0
+    captured = capsys.readouterr()
+    assert "as the run was trained: --binary" in captured.err and "mean over" in captured.out
+    # a checkpoint without recorded options (or another model): no --set in evaluate's hint
+    plain = tmp_path / "plain.pt"
+    assert main(["build", "unet", *TINY[-4:], "--save", str(plain)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(plain), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "but the model has 1 class (0/1 masks); add --binary" in err
+    assert "--set" not in err
+    # the same data at train time: --set is train's option, so train names it
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(tmp_path / "r2")]) == 2
+    assert "--set classes=4" in capsys.readouterr().err
+
+
+def test_evaluate_channel_mismatch_hint_names_no_set(tmp_path, capsys):
+    data = write_folder(tmp_path / "d", n=2, size=16)
+    ckpt = tmp_path / "rgb.pt"
+    assert main(["build", "unet", *TINY[-4:], "--set", "in_channels=3", "--save",
+                 str(ckpt)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(ckpt), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "images have 1 channel(s) but the model takes 3" in err and "--set" not in err

@@ -8,11 +8,13 @@ indices, or colours mapped through a palette (:mod:`.labels`). A bad or unmatche
 :class:`DataError` naming it."""
 from __future__ import annotations
 
+import dataclasses
+
 import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -221,6 +223,8 @@ class ReadOptions:
         palette: mask value or colour -> class (:func:`~.labels.parse_palette`).
         drop_alpha: drop an alpha band from RGBA / gray+alpha images.
         replace_nonfinite: replace NaN/inf image values by the channel mean.
+        trained: the model is a trained one (``evaluate``): its classes and channels are
+            fixed, so a mismatch hints at reading options only, never ``--set``.
     """
 
     binary: bool = False
@@ -229,11 +233,18 @@ class ReadOptions:
     colour_palette: bool = False
     drop_alpha: bool = False
     replace_nonfinite: bool = False
+    trained: bool = False
 
     def labels(self, root: Path) -> LabelOptions:
         ignore = self.ignore_index if self.ignore_index is not None else \
             dataset_ignore_index(root)
-        return LabelOptions(self.binary, ignore, self.palette, self.colour_palette)
+        return LabelOptions(self.binary, ignore, self.palette, self.colour_palette,
+                            trained=self.trained)
+
+    def recorded(self) -> dict[str, Any]:
+        """The options as a checkpoint records them (plain data; ``trained`` left out)."""
+        return {k: (dict(v) if isinstance(v, Mapping) else v)
+                for k, v in dataclasses.asdict(self).items() if k != "trained"}
 
 
 def read_masks(paths: Sequence[Path], classes: int, opts: LabelOptions,

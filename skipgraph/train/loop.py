@@ -256,11 +256,11 @@ def _validate_and_keep(run: _Run, epoch: int, row: dict[str, Any], final: bool) 
     if metrics and better_epoch(metrics, run.best):
         run.best = {"epoch": epoch + 1, **metrics}
         save_checkpoint(run.model, run.out / "best.pt", extra={
-            "epoch": epoch + 1, "metrics": metrics,
+            "epoch": epoch + 1, "metrics": metrics, "read": run.cfg.read.recorded(),
             "window": list(getattr(run.val_set, "patch", None) or [])})
     save_checkpoint(run.model, run.out / "last.pt", extra={
         "epoch": epoch + 1, "optimizer": run.optimizer.state_dict(), "history": run.history,
-        "best": run.best, "config": asdict(cfg),
+        "best": run.best, "config": asdict(cfg), "read": cfg.read.recorded(),
         "scaler": run.scaler.state_dict() if run.scaler is not None else None})
     _write_logs(run.out, run.history)
     val = (f"val Dice {metrics['dice']:.4f}, IoU {metrics['iou']:.4f}" if metrics
