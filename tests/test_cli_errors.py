@@ -51,3 +51,29 @@ output:""").replace("""output: {mode: "${'ensemble' if ds else 'select'}"}""", "
     ir = build_ir(load_spec_text(text))
     assert list(ir.heads)[-1] == "X[1,1]"  # declared last, low resolution
     assert ir.output_heads == ("X[0,2]",)
+
+
+# --- issue-25 UX: output formats, dot's warnings, path-looking specs, build hints ----------
+
+@pytest.mark.parametrize("name", ["noext", "x.jpeg"])
+def test_render_names_the_file_and_every_format_it_writes(name, tmp_path, capsys):
+    assert main(["render", "unet_pp", "-o", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot tell the output format of {tmp_path / name}" in err
+    assert ".svg, .png, .pdf, .dot, .gv or .html" in err
+    assert not (tmp_path / name).exists()
+
+
+def test_render_keeps_dots_layout_warnings_off_stderr(tmp_path, capfd):
+    assert main(["render", "monai_unet", "-o", str(tmp_path / "m.svg")]) == 0
+    assert "Warning" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("arg", ["unet_pp.yml", "specs_copy/unet_pp.yaml", "./unet_pp"])
+def test_a_missing_path_looking_spec_is_an_error_not_the_zoo_spec(arg, tmp_path, capsys,
+                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", arg]) == 2
+    err = capsys.readouterr().err
+    assert f"spec file {arg} does not exist" in err
+    assert "the zoo spec `unet_pp` has that name" in err

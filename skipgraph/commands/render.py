@@ -27,6 +27,8 @@ def load_for_drawing(spec: str, sets: list[str]) -> tuple[IRGraph, list[Diagnost
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from ..render.output import check_drawing_format
+    check_drawing_format(args.output, also=("html",))  # before any work
     ir, problems = load_for_drawing(args.spec, args.set)
     if args.prune and args.prune not in ir.heads:
         from ..errors import did_you_mean
@@ -70,6 +72,9 @@ def _write_page(args: argparse.Namespace, ir: IRGraph, shape: list[int] | None,
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from ..graph import build_ir
+    from ..render.output import check_drawing_format
+    if args.output:
+        check_drawing_format(args.output)
     a = build_ir(load_spec(args.a, args.set))
     b = build_ir(load_spec(args.b, args.set))
     d = diff_irs(a, b)
@@ -92,9 +97,11 @@ def _param_counts(a: IRGraph, b: IRGraph) -> tuple[int, int] | None:
 
 
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
-    r = add("render", cmd_render, "draw a spec as in the papers' figures (.svg/.png/.pdf/.dot)")
-    r.add_argument("-o", "--output", required=True, help="output file; format from suffix "
-                   "(.html: the `view` page as one file)")
+    r = add("render", cmd_render, "draw a spec as in the papers' figures "
+            "(.svg/.png/.pdf/.dot/.gv/.html)")
+    r.add_argument("-o", "--output", required=True, help="output file; format from suffix: "
+                   ".svg, .png, .pdf, .dot or .gv (graphviz source), .html (the `view` page "
+                   "as one file)")
     r.add_argument("--detail", action="store_true", help="add block type and output shape")
     r.add_argument("--input", help="input shape (e.g. 1x1x256x256) for --detail shapes")
     r.add_argument("--prune", metavar="HEAD", help="grey what pruning to HEAD removes")
