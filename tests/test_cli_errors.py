@@ -77,3 +77,21 @@ def test_a_missing_path_looking_spec_is_an_error_not_the_zoo_spec(arg, tmp_path,
     err = capsys.readouterr().err
     assert f"spec file {arg} does not exist" in err
     assert "the zoo spec `unet_pp` has that name" in err
+
+
+@pytest.mark.parametrize("spec, shape, hint", [
+    ("smp_fpn", "1x1x64x64", "--set in_channels=1"),
+    ("monai_unet", "1x1x64x64", "--set dims=2"),
+    ("unet", "1x1x60x60", "use sizes that are multiples of 16")])
+def test_a_wrong_input_shape_hints_at_the_specs_own_param(spec, shape, hint):
+    from skipgraph.graph import check_input_shape
+    from skipgraph.errors import SpecError
+    with pytest.raises(SpecError) as exc:
+        check_input_shape(skipgraph.load_ir(spec), [int(s) for s in shape.split("x")])
+    assert exc.value.diagnostics[0].hint.startswith(hint)
+
+
+def test_build_prints_the_input_hint(capsys):
+    assert main(["build", "smp_fpn", "--input", "1x1x64x64"]) == 2
+    err = capsys.readouterr().err
+    assert "expected 3 input channels, got 1" in err and "hint: --set in_channels=1" in err

@@ -61,6 +61,8 @@ def test_compare_warns_every_collapsed_run_and_marks_the_table(tmp_path, monkeyp
     assert main(["compare", "unet", "--data", str(data), *TINY, "--seeds", "0", "1", "2",
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
+    assert f"written to {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.json'}" \
+        in text  # every file with its folder
     warned = [line for line in text.splitlines() if "collapsed: on `test`" in line]
     assert [w.split(" collapsed")[0] for w in warned] == ["WARNING: unet seed 0",
                                                           "WARNING: unet seed 2"]
