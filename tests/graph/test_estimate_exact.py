@@ -13,7 +13,7 @@ from skipgraph.blocks.registry import get_block
 from skipgraph.blocks.unit_params import ConvUnitParams, PreActParams
 from skipgraph.compile.summary import _owned_params, count_params
 from skipgraph.graph.estimate import estimate_node_params, estimate_params
-from tests.conftest import CORE, zoo_params
+from tests.conftest import BACKBONE_ZOO, CORE, zoo_params
 
 # a 3D spec with 1x1 lateral edge convs, transposed convs and PReLU / instance norms
 FAST = CORE | {"smp_fpn", "monai_unet", "bio_linknet"}
@@ -71,3 +71,11 @@ heads:
     ir, model = load_ir(path), build(path)
     assert estimate_node_params(ir)["P"] == _owned_params(model, ir)["P"] == \
         (8 * 4 + 4) + (4 * 8 * 4 + 4) + (9 * 4 * 4 + 4 + 2 * 4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", BACKBONE_ZOO, ids=lambda p: p.stem)
+def test_estimate_is_exact_for_timm_encoder_specs(spec):
+    pytest.importorskip("timm")
+    ir, model = load_ir(spec), build(spec)
+    assert estimate_params(ir) == count_params(model)
