@@ -4,6 +4,8 @@ spec's total and every summary row, and the conv-family blocks under each norm /
 setting."""
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from skipgraph import build, load_ir
@@ -74,8 +76,8 @@ heads:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="needs timm")
 @pytest.mark.parametrize("spec", BACKBONE_ZOO, ids=lambda p: p.stem)
 def test_estimate_is_exact_for_timm_encoder_specs(spec):
-    pytest.importorskip("timm")
     ir, model = load_ir(spec), build(spec)
     assert estimate_params(ir) == count_params(model)
