@@ -444,3 +444,11 @@ def test_a_volume_image_without_a_label_map_is_an_error(tmp_path):
     (tmp_path / "v" / "labelsTr" / "a.nii.gz").unlink()
     with pytest.raises(DataError, match=r"no label maps \(\*.nii.gz\) found in .*labelsTr/"):
         VolumeFolder(tmp_path / "v", None)
+
+
+def test_the_nnunet_converter_refuses_a_leaking_split(tmp_path):
+    from skipgraph.integrations.nnunet.dataset import msd_split
+    (tmp_path / "split.json").write_text(json.dumps(
+        {"train": ["a", "b"], "val": ["c"], "test": ["b"]}))
+    with pytest.raises(DataError, match=r"b listed in both `train` and `test`"):
+        msd_split(tmp_path)

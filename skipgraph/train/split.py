@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import DataError
 
-__all__ = ["split_names", "auto_split", "AUTO_SPLITS"]
+__all__ = ["split_names", "auto_split", "AUTO_SPLITS", "check_no_leak"]
 
 AUTO_SPLITS = ("train", "val", "test")
 _HELD_OUT = 0.15  # share of the cases in each of val and test (at least one each)
@@ -37,7 +37,7 @@ def _stems(names: list[str]) -> list[str]:
     return [n[:-len(".nii.gz")] if n.endswith(".nii.gz") else Path(n).stem for n in names]
 
 
-def _check_no_leak(path: Path, table: dict) -> None:
+def check_no_leak(path: Path, table: dict) -> None:
     """A DataError naming the cases ``split.json`` lists both in ``train`` and in ``val`` or
     ``test``."""
     train = set(_stems(table.get("train", [])))
@@ -68,7 +68,7 @@ def split_names(root: Path, split: str | None, available: list[str], where: str,
         if split not in table:
             raise DataError(f"{root / 'split.json'} has no split `{split}` "
                             f"(it has {sorted(table)})")
-        _check_no_leak(root / "split.json", table)
+        check_no_leak(root / "split.json", table)
         names = _stems(table[split])
     elif split is not None:
         if split not in AUTO_SPLITS:  # a name only split.json could define: every case
