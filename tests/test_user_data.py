@@ -452,3 +452,7 @@ def test_the_nnunet_converter_refuses_a_leaking_split(tmp_path):
         {"train": ["a", "b"], "val": ["c"], "test": ["b"]}))
     with pytest.raises(DataError, match=r"b listed in both `train` and `test`"):
         msd_split(tmp_path)
+    (tmp_path / "split.json").write_text(json.dumps(  # val cases train nnU-Net too
+        {"train": ["a"], "val": ["c"], "test": ["c"]}))
+    with pytest.raises(DataError, match=r"c listed in both `train` and `test`"):
+        msd_split(tmp_path)

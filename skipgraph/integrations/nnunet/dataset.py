@@ -91,7 +91,9 @@ def msd_split(src: str | Path, split: str | Path | None = None) -> tuple[list[st
     if path.is_file():
         from ...train.split import check_no_leak
         data = json.loads(path.read_text())
-        check_no_leak(path, data)  # a test case among the training ones would be scored on
+        # train + val both train nnU-Net here: neither may share a case with test
+        check_no_leak(path, {"train": list(data.get("train", [])) + list(data.get("val", [])),
+                             "test": data.get("test", [])})
         return list(data.get("train", [])) + list(data.get("val", [])), list(data.get("test", []))
     if split:
         raise FileNotFoundError(f"no such split file: {path}")
