@@ -95,3 +95,15 @@ def test_build_prints_the_input_hint(capsys):
     assert main(["build", "smp_fpn", "--input", "1x1x64x64"]) == 2
     err = capsys.readouterr().err
     assert "expected 3 input channels, got 1" in err and "hint: --set in_channels=1" in err
+
+
+@pytest.mark.parametrize("spec", ["monai_unet", "smp_manet", "smp_deeplabv3plus"])
+def test_nodes_are_wide_enough_for_their_block_line(spec):
+    import shutil
+    import subprocess
+    from skipgraph.render import DrawOptions, draw
+    if shutil.which("dot") is None:
+        pytest.skip("needs graphviz's dot")
+    source = draw(skipgraph.load_ir(spec), DrawOptions(detail=True)).source
+    run = subprocess.run(["dot", "-Kneato", "-Tsvg"], input=source.encode(), capture_output=True)
+    assert "too small for label" not in run.stderr.decode()
