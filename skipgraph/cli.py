@@ -9,7 +9,7 @@ import sys
 from typing import Callable, Sequence
 
 from .commands import COMMAND_GROUPS
-from .commands.common import add_spec_args
+from .commands.common import OUTPUT_OPTIONS, add_spec_args, check_output_path
 from .errors import SpecError
 
 __all__ = ["main", "make_parser"]
@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for module in args.imports:
             importlib.import_module(module)
+        _check_outputs(parser, args)
         status = args.fn(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below
         return status
@@ -81,6 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every output option of the command (:data:`OUTPUT_OPTIONS`) checked before any work:
+    ``--out afile`` or ``-o afile/x.py`` is an error naming the option, not an OS error after
+    the data is read or the model built."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in sub.choices[args.command]._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest in OUTPUT_OPTIONS and isinstance(value, str) and action.option_strings:
+            check_output_path(value, "/".join(action.option_strings), OUTPUT_OPTIONS[action.dest])
 
 
 def _silence_stdout() -> None:

@@ -73,8 +73,17 @@ def find_spec(name: str) -> Path | None:
     return zoo_specs(include_user=True).get(stem)
 
 
+def looks_like_path(text: str) -> bool:
+    """Whether a spec argument reads as a file path: a ``.yaml`` / ``.yml`` suffix or a
+    folder separator (a spec name has neither)."""
+    return Path(text).suffix.lower() in _SUFFIXES or os.sep in text or \
+        bool(os.altsep and os.altsep in text)
+
+
 def resolve_spec_path(name_or_path: str | os.PathLike) -> str:
-    """A path that exists, as given; else a spec name (``unet_pp``) -> its file.
+    """A path that exists, as given; else a spec name (``unet_pp``) -> its file. An argument
+    that reads as a path (a ``.yaml`` / ``.yml`` suffix or a folder separator) is a file or
+    an error, never silently a zoo spec of the same stem (that one is named in the hint).
 
     Raises:
         SpecError: ``file-not-found`` when it is neither, with the close names as a hint.
@@ -82,6 +91,15 @@ def resolve_spec_path(name_or_path: str | os.PathLike) -> str:
     text = os.fspath(name_or_path)
     if os.path.exists(text):
         return text
+    if looks_like_path(text):
+        stem = Path(text).stem if Path(text).suffix in _SUFFIXES else Path(text).name
+        same = zoo_specs(include_user=True).get(stem)
+        message = f"spec file {text} does not exist"
+        if same is None:
+            raise SpecError([not_found(text, message)])
+        raise SpecError([Diagnostic("file-not-found", message, hint=f"the zoo spec `{stem}` "
+                                    f"has that name: give `{stem}` (no suffix, no folder) "
+                                    "for it")])
     found = find_spec(text)
     if found is not None:
         return str(found)

@@ -20,7 +20,11 @@ from tests.conftest import ROOT, SPECS, TINY_SPEC
 def test_zoo_names_work_in_the_python_api(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # nowhere near specs/
     assert skipgraph.load_spec("unet_pp").spec.name == "unet++"
-    assert len(skipgraph.load_ir("unet_pp.yaml", ds=True).heads) == 4
+    assert len(skipgraph.load_ir("unet_pp", ds=True).heads) == 4
+    # a path-looking name that does not exist is an error, the zoo spec named in the hint
+    with pytest.raises(SpecError, match="spec file unet_pp.yaml does not exist") as exc:
+        skipgraph.load_ir("unet_pp.yaml")
+    assert "the zoo spec `unet_pp` has that name" in exc.value.diagnostics[0].hint
     model = skipgraph.build("unet", depth=1, base=4)
     assert sum(p.numel() for p in model.parameters()) > 0
     assert skipgraph.load_spec("unet_pp").path == str(SPECS / "unet_pp.yaml")

@@ -223,11 +223,11 @@ def test_evaluate_flags_one_class_everywhere(tmp_path):
 def test_train_reports_before_the_first_epoch_and_times_validation(tmp_path):
     data = make_images(tmp_path / "d", [(32, 32)] * 3)
     names = sorted(p.stem for p in (data / "images").iterdir())
-    (data / "split.json").write_text(json.dumps({"train": names, "val": names[:1]}))
+    (data / "split.json").write_text(json.dumps({"train": names[1:], "val": names[:1]}))
     lines = []
     cfg = TrainConfig(epochs=1, steps=2, batch=2, crop=32, overrides={"base": 2, "depth": 2})
     train(str(SPECS / "unet.yaml"), data, tmp_path / "r", cfg, log=lines.append)
-    assert lines[0].startswith("training unet (") and "3 training images" in lines[0]
+    assert lines[0].startswith("training unet (") and "2 training images" in lines[0]
     assert lines[1].startswith("first step: loss ") and lines[2].startswith("epoch 1/1")
     row = json.loads((tmp_path / "r" / "log.json").read_text())[0]
     assert row["seconds"] >= row["train_seconds"] > 0

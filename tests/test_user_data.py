@@ -42,7 +42,9 @@ def write_folder(root, n=2, size=24, mask=None, image=None, ext=".png", mask_ext
             root / "masks" / f"c{k}{mask_ext}")
         names.append(f"c{k}")
     if split:
-        (root / "split.json").write_text(json.dumps({"train": names, "val": names[:1], "test": names[-1:]}))
+        held = names[-1:] if n > 1 else names  # held out from training (one image: all)
+        (root / "split.json").write_text(json.dumps({"train": names[:-1] or names, "val": held,
+                                                     "test": held}))
     return root
 
 
@@ -384,3 +386,73 @@ def test_the_nnunet_convert_command(tmp_path, capsys):
     assert main(["nnunet", "convert", str(tmp_path / "src"), "--raw", str(tmp_path / "r4"),
                  "--id", "8", "--name", "T", "--labels", "box"]) == 2
     assert "write NAME=VALUE" in capsys.readouterr().err
+
+
+# --- issue-25 UX: leaking splits, empty and missing folders, masks without images ----------
+
+def test_a_split_json_with_a_training_case_held_out_is_refused(tmp_path):
+    from skipgraph.train import SegmentationFolder
+    data = write_folder(tmp_path / "d", n=3, size=16)
+    (data / "split.json").write_text(json.dumps(
+        {"train": ["c0", "c1.png"], "val": ["c2"], "test": ["c1"]}))
+    with pytest.raises(DataError, match=r"split.json: c1 listed in both `train` and `test`"):
+        SegmentationFolder(data, "train", crop=None)
+    (data / "split.json").write_text(json.dumps(
+        {"train": ["c0", "c1"], "val": ["c2", "c0"], "test": ["c2"]}))
+    with pytest.raises(DataError, match=r"c0 listed in both `train` and `val`"):
+        SegmentationFolder(data, "test", crop=None)  # whichever split is read
+
+
+def test_volume_split_json_with_a_leak_is_refused(tmp_path):
+    pytest.importorskip("nibabel")
+    from skipgraph.train.volumes import VolumeFolder
+    for k, name in enumerate(("a", "b")):
+        write_case(tmp_path / "v", name, *box_case(seed=k))
+    (tmp_path / "v" / "split.json").write_text(json.dumps(
+        {"train": ["a.nii.gz", "b"], "val": ["a"]}))
+    with pytest.raises(DataError, match=r"a listed in both `train` and `val`"):
+        VolumeFolder(tmp_path / "v", "train")
+
+
+def test_empty_and_missing_data_folders_say_so(tmp_path, capsys):
+    from skipgraph.cli import main
+    (tmp_path / "e" / "images").mkdir(parents=True)
+    (tmp_path / "e" / "masks").mkdir()
+    argv = ["--epochs", "1", "--steps", "1", "--crop", "16", "--out", str(tmp_path / "r")]
+    assert main(["train", "unet", "--data", str(tmp_path / "e"), *argv]) == 2
+    assert f"no images found in {tmp_path / 'e' / 'images'}/" in capsys.readouterr().err
+    assert main(["train", "unet", "--data", str(tmp_path / "nope"), *argv]) == 2
+    assert f"{tmp_path / 'nope'}: the data folder does not exist" in capsys.readouterr().err
+
+
+def test_a_mask_without_an_image_is_an_error_as_an_image_without_a_mask(tmp_path):
+    from skipgraph.train import SegmentationFolder
+    data = write_folder(tmp_path / "d", n=2, size=16)
+    Image.fromarray(disc_mask(16)).save(data / "masks" / "stray.png")
+    with pytest.raises(DataError, match=r"masks/stray.png has no image in images/"):
+        SegmentationFolder(data, "train", crop=None)
+
+
+def test_a_volume_image_without_a_label_map_is_an_error(tmp_path):
+    pytest.importorskip("nibabel")
+    from skipgraph.train.volumes import VolumeFolder
+    for k, name in enumerate(("a", "b")):
+        write_case(tmp_path / "v", name, *box_case(seed=k))
+    (tmp_path / "v" / "labelsTr" / "b.nii.gz").unlink()
+    with pytest.raises(DataError, match=r"imagesTr/ case b has no label map in labelsTr/"):
+        VolumeFolder(tmp_path / "v", None)
+    (tmp_path / "v" / "labelsTr" / "a.nii.gz").unlink()
+    with pytest.raises(DataError, match=r"no label maps \(\*.nii.gz\) found in .*labelsTr/"):
+        VolumeFolder(tmp_path / "v", None)
+
+
+def test_the_nnunet_converter_refuses_a_leaking_split(tmp_path):
+    from skipgraph.integrations.nnunet.dataset import msd_split
+    (tmp_path / "split.json").write_text(json.dumps(
+        {"train": ["a", "b"], "val": ["c"], "test": ["b"]}))
+    with pytest.raises(DataError, match=r"b listed in both `train` and `test`"):
+        msd_split(tmp_path)
+    (tmp_path / "split.json").write_text(json.dumps(  # val cases train nnU-Net too
+        {"train": ["a"], "val": ["c"], "test": ["c"]}))
+    with pytest.raises(DataError, match=r"c listed in both `train` and `test`"):
+        msd_split(tmp_path)

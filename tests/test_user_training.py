@@ -61,6 +61,8 @@ def test_compare_warns_every_collapsed_run_and_marks_the_table(tmp_path, monkeyp
     assert main(["compare", "unet", "--data", str(data), *TINY, "--seeds", "0", "1", "2",
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
+    assert f"written to {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.json'}" \
+        in text  # every file with its folder
     warned = [line for line in text.splitlines() if "collapsed: on `test`" in line]
     assert [w.split(" collapsed")[0] for w in warned] == ["WARNING: unet seed 0",
                                                           "WARNING: unet seed 2"]
@@ -286,3 +288,111 @@ def test_rgba_images_with_a_3_channel_model_name_both_fixes(tmp_path, capsys):
     assert "add --set in_channels=4 (or --drop-alpha: the images have an alpha channel)" in err
     assert main(["train", "unet", "--data", str(data), *TINY, "--set", "in_channels=3",
                  "--drop-alpha", "--out", str(tmp_path / "r")]) == 0
+
+
+# --- issue-25 UX: --out folders ------------------------------------------------------------
+
+def test_train_refuses_a_folder_holding_a_run_unless_resume_or_overwrite(tmp_path, capsys):
+    data = write_folder(tmp_path / "d", size=16)
+    out = tmp_path / "run"
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(out)]) == 0
+    before = (out / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} already holds a training run (best.pt, last.pt)" in err
+    assert "--resume" in err and "another --out" in err and "--overwrite" in err
+    assert (out / "last.pt").read_bytes() == before  # untouched
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(out),
+                 "--overwrite"]) == 0
+    # compare: its runs (and tables) likewise, with a hint of compare's own options
+    cmp = tmp_path / "cmp"
+    (cmp / "unet" / "seed0").mkdir(parents=True)
+    (cmp / "unet" / "seed0" / "last.pt").write_bytes(b"")
+    capsys.readouterr()
+    assert main(["compare", "unet", "--data", str(data), *TINY, "--out", str(cmp)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a training run (last.pt); compare into another --out, or replace " \
+        "the runs with --overwrite" in err and "--resume" not in err
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "unet", "--data", "D", "--out", "{file}"],
+    ["train", "unet", "--data", "D", "--out", "{file}/run"],
+    ["compare", "unet", "--data", "D", "--out", "{file}/cmp"],
+    ["eject", "unet", "-o", "{file}/x.py"],
+    ["render", "unet", "-o", "{file}/x.svg"],
+    ["build", "unet", "--save", "{file}/x.pt"],
+    ["render", "unet", "-o", "{folder}"]])
+def test_an_unusable_output_path_is_refused_before_any_work(command, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    argv = [a.format(file=tmp_path / "afile", folder=tmp_path) for a in command]
+    argv = [str(write_folder(tmp_path / "d", size=16)) if a == "D" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    option = next(a for a in argv if a.startswith("-") and a not in ("--data",))
+    assert option in err and ("is a file" in err or "is a folder, not a file" in err), err
+    assert "Errno" not in err and "Traceback" not in err
+    assert not (tmp_path / "afile").is_dir()
+
+
+def test_a_failed_train_leaves_no_out_folder(tmp_path, capsys):
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    (tmp_path / "d" / "masks").mkdir()
+    out = tmp_path / "run"
+    assert main(["train", "unet", "--data", str(tmp_path / "d"), *TINY, "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_the_banner_says_the_crops_the_capped_steps_use(tmp_path):
+    from skipgraph.train import TrainConfig, train
+    from tests.conftest import SPECS
+    data = write_folder(tmp_path / "d", n=3, size=16)
+    lines = []
+    cfg = TrainConfig(epochs=1, steps=1, batch=2, crop=16, samples_per_image=4,
+                      overrides={"base": 2, "depth": 2})
+    train(str(SPECS / "unet.yaml"), data, tmp_path / "r", cfg, log=lines.append)
+    # 2 training images x 4 crops = 8 drawn, 4 steps; --steps 1 uses 2 of them
+    assert "2 crops of 16 px per epoch in 1 steps of batch 2 (--steps 1; a full epoch would " \
+        "be 8 in 4 steps)" in lines[0]
+
+
+# --- evaluate reads the data as the run was trained; hints name the command's options ------
+
+def _instance_masks(k):  # values 0..3: instance-coloured masks, read with --binary
+    m = np.zeros((16, 16), np.uint8)
+    m[2:6, 2:6], m[8:12, 8:12], m[2:5, 10:14] = 1, 2, 3
+    return np.roll(m, k, axis=0)
+
+
+def test_evaluate_reuses_the_runs_read_options_and_hints_only_its_own(tmp_path, capsys):
+    data = write_folder(tmp_path / "d", n=3, size=16, mask=_instance_masks)
+    out = tmp_path / "run"
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(out),
+                 "--binary"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "best.pt"), "--data", str(data)]) == 0
+    captured = capsys.readouterr()
+    assert "as the run was trained: --binary" in captured.err and "mean over" in captured.out
+    # a checkpoint without recorded options (or another model): no --set in evaluate's hint
+    plain = tmp_path / "plain.pt"
+    assert main(["build", "unet", *TINY[-4:], "--save", str(plain)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(plain), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "but the model has 1 class (0/1 masks); add --binary" in err
+    assert "--set" not in err
+    # the same data at train time: --set is train's option, so train names it
+    assert main(["train", "unet", "--data", str(data), *TINY, "--out", str(tmp_path / "r2")]) == 2
+    assert "--set classes=4" in capsys.readouterr().err
+
+
+def test_evaluate_channel_mismatch_hint_names_no_set(tmp_path, capsys):
+    data = write_folder(tmp_path / "d", n=2, size=16)
+    ckpt = tmp_path / "rgb.pt"
+    assert main(["build", "unet", *TINY[-4:], "--set", "in_channels=3", "--save",
+                 str(ckpt)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(ckpt), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "images have 1 channel(s) but the model takes 3" in err and "--set" not in err

@@ -108,6 +108,25 @@ class StridedStack(BlockParams):
                              "when the spec is expanded")
         return inner + [width]
 
+    def stack_params(self, dims: int, in_channels: int, out_channels: int,
+                     layers_after_last: bool = True, norm: Any = None, act: Any = None) -> int:
+        """Parameters of the block's chain of convs (``conv_widths``), each with its bias
+        (``bias``) and the learnable parts of its norm and activation; ``layers_after_last``
+        False leaves the last conv's norm and act out; ``norm`` / ``act`` replace the block's
+        settings (``"none"``: a unit that leaves it out)."""
+        from .options import layer_params
+        kernel, bias = volume(getattr(self, "kernel", 3), dims), getattr(self, "bias", False)
+        norm = getattr(self, "norm", "none") if norm is None else norm
+        act = getattr(self, "act", "none") if act is None else act
+        widths = self.conv_widths(out_channels)
+        total, c_in = 0, in_channels
+        for k, c_out in enumerate(widths, start=1):
+            total += kernel * c_in * c_out + (c_out if bias else 0)
+            if layers_after_last or k < len(widths):
+                total += layer_params(norm, act, c_out)
+            c_in = c_out
+        return total
+
 
 class ConvParams(StridedStack):
     """A stack of ``convs`` convolutions, each followed by norm and activation.
@@ -136,6 +155,10 @@ class ConvParams(StridedStack):
     """Dropout probability after each conv unit (0: none)."""
 
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
+
+    def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        """Exact: the convs of :class:`~skipgraph.blocks.conv.ConvStack` with their norms."""
+        return self.stack_params(dims, in_channels, out_channels)
 
 
 class RecurrentParams(BlockParams):
@@ -170,6 +193,30 @@ class RecurrentParams(BlockParams):
 
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
 
+    def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        """Exact: :class:`~skipgraph.blocks.recurrent.RecurrentUnit`'s projection and RCLs."""
+        return recurrent_params(self, dims, in_channels, out_channels)
+
+
+def recurrent_params(p: Any, dims: int, in_channels: int, out_channels: int) -> int:
+    """Parameters of a recurrent (or residual: ``steps`` 0) unit: the 1x1 projection (with a
+    bias), then per RCL its conv (bias ``bias``), W_r when not ``tied``, its norms (one per
+    step with ``norm_per_step``) and its activation."""
+    from .options import layer_params
+    steps, tied = getattr(p, "steps", 0), getattr(p, "tied", True)
+    per_step, projection = getattr(p, "norm_per_step", False), p.projection
+    k = volume(p.kernel, dims)
+    total = (in_channels + 1) * out_channels if projection != "none" else 0
+    c = out_channels if projection == "first" else in_channels
+    for _ in range(getattr(p, "layers", getattr(p, "convs", 1))):
+        total += k * c * out_channels + (out_channels if p.bias else 0)
+        if steps and not tied:
+            total += k * out_channels * out_channels
+        total += (steps + 1 if per_step else 1) * layer_params(p.norm, "none", out_channels)
+        total += layer_params("none", p.act, out_channels)
+        c = out_channels
+    return total
+
 
 class ResidualParams(BlockParams):
     """ResU-Net units: ``convs`` x (conv -> norm -> act) plus a residual through a projection."""
@@ -192,6 +239,10 @@ class ResidualParams(BlockParams):
     """Activation after each normalisation."""
 
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
+
+    def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        """Exact: :class:`~skipgraph.blocks.recurrent.ResidualUnit`'s projection and convs."""
+        return recurrent_params(self, dims, in_channels, out_channels)
 
 
 class ResBlockParams(StridedStack):
@@ -239,9 +290,21 @@ class ResBlockParams(StridedStack):
         return " ".join(t for t in (f"x{self.units}", super().note()) if t)
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        """Exact: every unit's convs, norms and acts, plus the shortcuts (:class:`ResUnit`)."""
+        from .options import layer_params, norm_choice
         units = self.units if isinstance(self.units, int) else 1
-        per_unit = volume(self.kernel, dims) * self.convs * out_channels * out_channels
-        return per_unit * units + (volume(self.kernel, dims) + 1) * in_channels * out_channels
+        stride = self.conv_stride()
+        strided = any(f > 1 for f in (stride if isinstance(stride, tuple) else (stride,)))
+        normed = norm_choice(self.norm)[0] != "none"
+        total, c_in = 0, in_channels
+        for _ in range(units):
+            total += self.stack_params(dims, c_in, out_channels)
+            if (strided or c_in != out_channels) and not (
+                    self.shortcut == "pool_conv" and c_in == out_channels):
+                total += c_in * out_channels + (0 if normed else out_channels) + \
+                    layer_params(self.norm, "none", out_channels)
+            c_in, strided = out_channels, False
+        return total
 
 
 class IdentityParams(BlockParams):
@@ -263,7 +326,8 @@ class IdentityParams(BlockParams):
         return width
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
-        return 2 * out_channels
+        from .options import layer_params
+        return layer_params(self.norm, self.act, out_channels)
 
 
 register_block("conv", ConvParams, "skipgraph.blocks.conv:ConvStack",

@@ -48,8 +48,15 @@ class SepConvParams(StridedStack):
     _kernel = field_validator("kernel")(classmethod(lambda cls, v: check_odd_kernel(v)))
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
-        depthwise = volume(self.kernel, dims) * (in_channels + (self.convs - 1) * out_channels)
-        return depthwise + (in_channels + (self.convs - 1) * out_channels) * out_channels
+        """Exact: per conv a depthwise conv (no bias), a pointwise conv (``bias``), the norm
+        and act (:class:`~skipgraph.blocks.context.SepConvStack`)."""
+        from .options import layer_params
+        total, c_in = 0, in_channels
+        for c_out in self.conv_widths(out_channels):
+            total += volume(self.kernel, dims) * c_in + c_in * c_out + \
+                (c_out if self.bias else 0) + layer_params(self.norm, self.act, c_out)
+            c_in = c_out
+        return total
 
 
 MAX_BINS = 256
@@ -123,10 +130,14 @@ class ImagePoolParams(BlockParams):
         return found
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        """Exact: the SE bottleneck's conv (with bias) and act, the 1x1 conv (``bias``), the
+        norm and act (:class:`~skipgraph.blocks.context.ImagePool`)."""
+        from .options import layer_params
         hidden = self.hidden_channels(in_channels)
-        if hidden is None:
-            return (in_channels + 3) * out_channels
-        return (in_channels + 1) * hidden + (hidden + 3) * out_channels
+        total = 0 if hidden is None else (in_channels + 1) * hidden + \
+            layer_params("none", self.hidden_act, hidden)
+        return total + (hidden or in_channels) * out_channels + \
+            (out_channels if self.bias else 0) + layer_params(self.norm, self.act, out_channels)
 
     def note(self) -> str:
         pooled = f"global {self.pool}" if self.bins == 1 else f"{self.pool} {self.bins} bins"

@@ -24,7 +24,7 @@ from ..errors import did_you_mean
 from ..registry import Entry, Registry
 
 __all__ = ["LayerOptions", "NORMS", "ACTS", "register_norm", "register_act", "norm_choice",
-           "act_choice", "resolve_norm", "channel_problem", "check_norm", "check_act"]
+           "act_choice", "resolve_norm", "layer_params", "channel_problem", "check_norm", "check_act"]
 
 Number = StrictFloat | StrictInt
 
@@ -43,6 +43,11 @@ class LayerOptions(BaseModel):
         """What the layer cannot do on ``channels`` channels (so torch never raises it at
         build time), or None."""
         return None
+
+    def params(self, channels: int) -> int:
+        """Learnable parameters the layer holds on ``channels`` channels (for the torch-free
+        estimate of :mod:`skipgraph.graph.estimate`); 0 unless a subclass says otherwise."""
+        return 0
 
 
 class NoOptions(LayerOptions):
@@ -123,6 +128,12 @@ def act_choice(value: Any) -> tuple[str, LayerOptions]:
     return _choice(value, ACTS, "activation")
 
 
+def layer_params(norm: Any, act: Any, channels: int) -> int:
+    """Learnable parameters of the norm and activation a ``norm`` / ``act`` setting builds on
+    ``channels`` channels (an affine norm's scale and shift, a PReLU's slopes)."""
+    return norm_choice(norm)[1].params(channels) + act_choice(act)[1].params(channels)
+
+
 def check_norm(value: Any) -> Any:
     """The validator of a ``norm:`` setting (the value is kept as written)."""
     norm_choice(value)
@@ -194,6 +205,9 @@ class BatchOptions(_Affine):
             kwargs = {"eps": _KERAS_BN["eps"], **kwargs, "momentum": 1 - momentum}
         return kwargs
 
+    def params(self, channels: int) -> int:
+        return 0 if self.affine is False else 2 * channels  # torch: affine=True
+
 
 class GroupOptions(_Affine):
     """Group norm (Wu & He 2018)."""
@@ -208,13 +222,22 @@ class GroupOptions(_Affine):
                     f"(the groups must divide the channels)")
         return None
 
+    def params(self, channels: int) -> int:
+        return 0 if self.affine is False else 2 * channels
+
 
 class InstanceOptions(_Affine):
     """Instance norm."""
 
+    def params(self, channels: int) -> int:
+        return 2 * channels if self.affine else 0  # torch: affine=False
+
 
 class LayerNormOptions(_Eps):
     """Layer norm over the channels and positions (a group norm of 1 group)."""
+
+    def params(self, channels: int) -> int:
+        return 2 * channels
 
 
 class EluOptions(LayerOptions):
@@ -236,6 +259,9 @@ class PReluOptions(LayerOptions):
             return (f"a PReLU with num_parameters {self.num_parameters} on {channels} "
                     f"channels (it takes 1 or the channel count)")
         return None
+
+    def params(self, channels: int) -> int:
+        return self.num_parameters or 1
 
 
 _L = "skipgraph.blocks.layers:"

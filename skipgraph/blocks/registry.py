@@ -117,6 +117,17 @@ class BlockParams(BaseModel):
         return volume(kernel, dims) * (in_channels + (layers - 1) * out_channels) * out_channels
 
 
+    def estimate_norm_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        """The part of :meth:`estimate_params` in the block's norms: what a loop copy whose
+        other weights are tied to the first copy's (``tied_to``) still holds of its own. Read
+        as the difference with ``norm: none`` (0 for a block without a ``norm`` setting)."""
+        if getattr(self, "norm", "none") == "none":
+            return 0
+        plain = self.model_copy(update={"norm": "none"})
+        return max(self.estimate_params(dims, in_channels, out_channels)
+                   - plain.estimate_params(dims, in_channels, out_channels), 0)
+
+
 BlockDef = Entry  # the entry of a block type (its name, settings model and builder)
 
 BLOCKS: Registry[BlockParams] = Registry("block type", "skipgraph.blocks.catalog",

@@ -110,7 +110,11 @@ class SwinParams(BlockParams):
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
         c, mlp = out_channels, self.mlp if isinstance(self.mlp, int) else 4 * out_channels
         heads = self.heads if isinstance(self.heads, int) else 1
-        return 4 * c * c + 2 * c * mlp + mlp + 8 * c + (2 * self.window - 1) ** dims * heads
+        from .options import layer_params
+        qkv = 3 * c * c + (3 * c if self.qkv_bias else 0)
+        linears = qkv + c * c + c + c * mlp + mlp + mlp * c + c  # qkv, proj, the MLP's two
+        table = (2 * self.window - 1) ** dims * heads  # the relative position bias table
+        return linears + 4 * c + table + layer_params("none", self.act, mlp)
 
 
 class PatchMergeParams(BlockParams):

@@ -136,8 +136,13 @@ class TransformerParams(BlockParams):
         return found
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        """Exact: qkv (bias with ``qkv_bias``), the output projection and the two MLP
+        linears with their biases, two LayerNorms, the MLP's activation."""
+        from .options import layer_params
         c = out_channels
-        return 4 * c * c + 2 * c * self.mlp + self.mlp + 8 * c
+        qkv = 3 * c * c + (3 * c if self.qkv_bias else 0)
+        mlp = c * self.mlp + self.mlp + self.mlp * c + c
+        return qkv + c * c + c + mlp + 4 * c + layer_params("none", self.act, self.mlp)
 
 
 class TokenNormParams(BlockParams):

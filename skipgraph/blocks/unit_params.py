@@ -108,10 +108,21 @@ class ConvUnitParams(StridedStack):
         return " ".join(p for p in parts if p)
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
-        k = volume(self.kernel, dims)
-        more = self.convs - 1 if isinstance(self.convs, int) else 0
-        convs = k * out_channels * (in_channels + more * out_channels)
-        return convs + (k * in_channels * out_channels if self.residual else 0) + 4 * out_channels
+        """Exact: the convs of :class:`~skipgraph.blocks.units.ConvUnit` (norms and acts but
+        after the last with ``last_conv_only``), the residual conv and the post-sum act."""
+        from .options import layer_params
+        total = self.stack_params(dims, in_channels, out_channels,
+                                  layers_after_last=not self.last_conv_only,
+                                  norm=self.norm if "N" in self.order else "none",
+                                  act=self.act if "A" in self.order else "none")
+        stride = self.conv_stride()
+        strided = any(f > 1 for f in (stride if isinstance(stride, tuple) else (stride,)))
+        if self.residual and self.residual != "tile" and (strided or in_channels != out_channels):
+            k = volume(self.kernel, dims) if strided else 1
+            total += k * in_channels * out_channels + (out_channels if self.bias else 0)
+        if self.post_act:
+            total += layer_params("none", self.act, out_channels)
+        return total
 
 
 class PreActParams(BlockParams):
@@ -149,10 +160,17 @@ class PreActParams(BlockParams):
         return [p for p in found if p] + super().problems(dims, in_channels, out_channels)
 
     def estimate_params(self, dims: int, in_channels: int, out_channels: int) -> int:
+        """Exact: every unit's norms, acts and convs (:class:`~skipgraph.blocks.units.
+        PreActUnit`) and the 1x1 shortcut where the width changes."""
+        from .options import layer_params
         units = self.units if isinstance(self.units, int) else 1
-        k = volume(self.kernel, dims)
-        per_unit = k * self.convs * out_channels * out_channels
-        return per_unit * units + (k + 1) * in_channels * out_channels
+        k, bias = volume(self.kernel, dims), out_channels if self.bias else 0
+        total = in_channels * out_channels + bias if in_channels != out_channels else 0
+        c_in = in_channels
+        for _ in range(units * self.convs):
+            total += layer_params(self.norm, self.act, c_in) + k * c_in * out_channels + bias
+            c_in = out_channels
+        return total
 
 
 register_block("convunit", ConvUnitParams, "skipgraph.blocks.units:ConvUnit",

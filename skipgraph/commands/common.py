@@ -7,7 +7,10 @@ import sys
 from ..errors import Diagnostic, SpecError, did_you_mean
 
 __all__ = ["load_ir", "add_spec_args", "check_head", "parse_shape", "device", "positive_int",
-           "add_recompute_args", "recompute_args"]
+           "add_recompute_args", "recompute_args", "check_output_path", "OUTPUT_OPTIONS"]
+
+# the options that name something a command writes: dest -> a folder (True) or a file (False)
+OUTPUT_OPTIONS = {"out": True, "output": False, "save": False}
 
 
 def load_ir(args: argparse.Namespace):
@@ -87,3 +90,31 @@ def recompute_args(args: argparse.Namespace) -> tuple[str, ...]:
         print("warning: --checkpoint is deprecated (it is not about checkpoint files); use "
               "--recompute", file=sys.stderr)
     return tuple(args.recompute) + tuple(args.recompute_old)
+
+
+def check_output_path(path: str, option: str, folder: bool) -> None:
+    """Refuse, before any work, an output path that cannot be written: a folder (``--out``)
+    that is an existing file, a file (``-o``) that is an existing folder, or one below a file.
+    Raises a ``bad-option`` SpecError naming the option."""
+    import os
+    from pathlib import Path
+    target = Path(path)
+    problem = None
+    if folder and target.exists() and not target.is_dir():
+        problem = f"{path} is a file, not a folder"
+        hint = f"give {option} a folder (it is created if missing)"
+    elif not folder and target.is_dir():
+        problem = f"{path} is a folder, not a file"
+        hint = f"give {option} a file name, e.g. {target / 'out'}{''.join(target.suffixes)}"
+    else:
+        for parent in target.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    problem = f"{parent} is a file, so {path} cannot be made below it"
+                    hint = f"give {option} a path whose folders are folders"
+                elif not os.access(parent, os.W_OK | os.X_OK):
+                    problem = f"{parent} is not writable"
+                    hint = f"give {option} a path in a folder you can write"
+                break
+    if problem:
+        raise SpecError([Diagnostic("bad-option", f"{option} {path}: {problem}", hint=hint)])

@@ -27,6 +27,8 @@ def load_for_drawing(spec: str, sets: list[str]) -> tuple[IRGraph, list[Diagnost
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from ..render.output import check_drawing_format
+    check_drawing_format(args.output, also=("html",))  # before any work
     ir, problems = load_for_drawing(args.spec, args.set)
     if args.prune and args.prune not in ir.heads:
         from ..errors import did_you_mean
@@ -51,12 +53,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 def _write_page(args: argparse.Namespace, ir: IRGraph, shape: list[int] | None,
                 problems: list[Diagnostic]) -> str:
     """``-o x.html``: ``skipgraph view``'s page as one file, torch-free: parameters are the
-    IR's estimate (weights only), no FLOPs, editing off."""
+    IR's estimate (:mod:`skipgraph.graph.estimate`), no FLOPs, editing off."""
     from ..view import default_input_shape, page_html, payload
     from ..zoo import resolve_spec_path
     with open(resolve_spec_path(args.spec), encoding="utf-8") as fh:
         text = fh.read()
-    note = ("static file (render): parameters are estimates (weights, no biases or norms), "
+    note = ("static file (render): parameters are counted from the settings (exact for the built-in "
+            "blocks, approximate for others), "
             "no FLOPs; `skipgraph view SPEC -o x.html` writes exact figures, "
             "`skipgraph view SPEC` serves an editable page")
     data = payload(ir, text, shape or default_input_shape(ir), problems=problems,
@@ -69,6 +72,9 @@ def _write_page(args: argparse.Namespace, ir: IRGraph, shape: list[int] | None,
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from ..graph import build_ir
+    from ..render.output import check_drawing_format
+    if args.output:
+        check_drawing_format(args.output)
     a = build_ir(load_spec(args.a, args.set))
     b = build_ir(load_spec(args.b, args.set))
     d = diff_irs(a, b)
@@ -91,9 +97,11 @@ def _param_counts(a: IRGraph, b: IRGraph) -> tuple[int, int] | None:
 
 
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
-    r = add("render", cmd_render, "draw a spec as in the papers' figures (.svg/.png/.pdf/.dot)")
-    r.add_argument("-o", "--output", required=True, help="output file; format from suffix "
-                   "(.html: the `view` page as one file)")
+    r = add("render", cmd_render, "draw a spec as in the papers' figures "
+            "(.svg/.png/.pdf/.dot/.gv/.html)")
+    r.add_argument("-o", "--output", required=True, help="output file; format from suffix: "
+                   ".svg, .png, .pdf, .dot or .gv (graphviz source), .html (the `view` page "
+                   "as one file)")
     r.add_argument("--detail", action="store_true", help="add block type and output shape")
     r.add_argument("--input", help="input shape (e.g. 1x1x256x256) for --detail shapes")
     r.add_argument("--prune", metavar="HEAD", help="grey what pruning to HEAD removes")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Callable
 
 from .common import (add_recompute_args, check_head, device, parse_shape, positive_int,
@@ -27,15 +28,34 @@ def _train_config(args: argparse.Namespace):
                        read=_read_options(args), overrides=parse_overrides(args.set))
 
 
-def _read_options(args: argparse.Namespace):
+def _read_options(args: argparse.Namespace, recorded: dict | None = None):
     """How the data folder is read: ``--binary``, ``--ignore-index``, ``--palette``,
-    ``--drop-alpha``, ``--replace-nonfinite`` (ValueError for a bad palette: exit 2)."""
+    ``--drop-alpha``, ``--replace-nonfinite`` (ValueError for a bad palette: exit 2), over
+    ``recorded``, the options a checkpoint's training run read its data with (``evaluate``
+    reads the data as the model was trained; an option given on the command line wins)."""
     from ..train.data import ReadOptions
     from ..train.labels import parse_palette
-    palette, colour = parse_palette(args.palette) if args.palette else (None, False)
-    return ReadOptions(binary=args.binary, ignore_index=args.ignore_index, palette=palette,
-                       colour_palette=colour, drop_alpha=args.drop_alpha,
-                       replace_nonfinite=args.replace_nonfinite)
+    base = ReadOptions(**{k: v for k, v in (recorded or {}).items()
+                          if k in ReadOptions.__dataclass_fields__})
+    palette, colour = parse_palette(args.palette) if args.palette else \
+        (base.palette, base.colour_palette)
+    return ReadOptions(binary=args.binary or base.binary,
+                       ignore_index=base.ignore_index if args.ignore_index is None
+                       else args.ignore_index, palette=palette, colour_palette=colour,
+                       drop_alpha=args.drop_alpha or base.drop_alpha,
+                       replace_nonfinite=args.replace_nonfinite or base.replace_nonfinite)
+
+
+_READ_FLAGS = {"binary": "--binary", "ignore_index": "--ignore-index", "palette": "--palette",
+               "drop_alpha": "--drop-alpha", "replace_nonfinite": "--replace-nonfinite"}
+
+
+def _recorded_read(path: str) -> dict:
+    """The data-reading options of the run that wrote checkpoint ``path`` (``read`` in its
+    extra; older runs: ``config.read``), {} for a checkpoint not written by ``train``."""
+    from ..checkpoint import read_checkpoint
+    extra = read_checkpoint(path)["extra"]
+    return extra.get("read") or (extra.get("config") or {}).get("read") or {}
 
 
 def _add_read_args(p: argparse.ArgumentParser) -> None:
@@ -70,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..train import train
     from ..zoo import resolve_spec_path
     best = train(resolve_spec_path(args.spec), args.data, args.out, _train_config(args),
-                 resume=args.resume)
+                 resume=args.resume, overwrite=args.overwrite)
     if "epoch" not in best:
         print(f"no epoch was validated; checkpoints in {args.out}")
         return 0
@@ -91,8 +111,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model = model.prune(check_head(model.ir, args.head))
     window = (parse_shape(args.patch, "--patch") if args.patch else
               read_checkpoint(args.checkpoint)["extra"].get("window"))  # as in validation
+    recorded = _recorded_read(args.checkpoint)
+    used = [flag for key, flag in _READ_FLAGS.items()
+            if recorded.get(key) not in (None, False, {})]
+    if used:
+        print(f"reading {args.data} as the run was trained: {', '.join(used)} (from "
+              f"{args.checkpoint})", file=sys.stderr)
     data, result = evaluate_folder(model, args.data, args.split, device(args.device),
-                                   patch=window, read=_read_options(args))
+                                   patch=window, read=_read_options(args, recorded))
     for note in dict.fromkeys(data.notes):
         print(note, file=sys.stderr)
     if result is not None:  # label maps and volumes: per class
@@ -120,12 +146,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..train.compare import compare, format_table
+    from ..train.compare import compare, format_table, table_paths
     from ..zoo import resolve_spec_path  # every name checked before the first training
     rows = compare([resolve_spec_path(s) for s in args.specs], args.data, args.out,
-                   _train_config(args), seeds=args.seeds)
+                   _train_config(args), seeds=args.seeds, overwrite=args.overwrite)
     print(format_table(rows))
-    print(f"written to {args.out}/compare.md and compare.csv")
+    print("written to " + ", ".join(str(p) for p in table_paths(args.out))
+          + f"; the runs in {Path(args.out) / '<spec>' / 'seed<N>'}")
     return 0
 
 
@@ -158,6 +185,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-schedule", choices=["constant", "poly"], default="constant",
                    help="poly: nnU-Net's lr * (1 - step / steps)^0.9 over --epochs x --steps")
     p.add_argument("--minutes", type=float, help="stop after the epoch that passes this time")
+    p.add_argument("--overwrite", action="store_true", help="replace the run(s) a --out "
+                   "folder already holds (best.pt, last.pt; compare's tables); without it "
+                   "such a folder is an error")
     p.add_argument("--val-every", type=positive_int, default=1, metavar="K",
                    help="validate every K epochs and after the last (validation costs about "
                    "an epoch of training on a CPU)")

@@ -17,7 +17,7 @@ from ..errors import Diagnostic, SpecError
 from .contract import padded_shape
 from .ir import IRGraph
 
-__all__ = ["Budget", "estimate_params", "estimate_node_params", "estimate_edge_params",
+__all__ = ["Budget", "estimate_params", "estimate_node_params", "estimate_edge_params", "estimate_gate_params",
            "estimate_activation_bytes", "estimate_training_bytes", "check_budget"]
 
 
@@ -36,8 +36,10 @@ class Budget:
 
 
 def estimate_params(ir: IRGraph) -> int:
-    """Parameters of the model the IR compiles to, from the block, op and head settings
-    (weights; biases and norms are left out, so it is a lower bound)."""
+    """Parameters of the model the IR compiles to, from the block, op and head settings:
+    weights, biases and the learnable parts of norms and activations where a block type
+    counts them (the conv-family blocks, edge convs, resampling ops and seg heads are exact;
+    tests/graph/test_estimate_exact.py compares every zoo spec with the built model)."""
     return sum(estimate_node_params(ir).values())
 
 
@@ -47,28 +49,66 @@ def estimate_node_params(ir: IRGraph) -> dict[str, int]:
     summary group them. A node whose weights are another's (loop copies) has 0."""
     out: dict[str, int] = {}
     for node in ir.nodes():
-        if node.is_input or node.tied_to or node.module:
+        if node.is_input or node.module:
             out[node.id] = 0
             continue
-        total = node.block.estimate_params(ir.dims, node.in_channels, node.out_channels)
-        for e in ir.in_edges(node.id):
-            total += estimate_edge_params(ir, e)
+        # a loop copy (tied_to): its norms are its own, the rest is the first copy's
+        block = node.block.estimate_norm_params if node.tied_to else node.block.estimate_params
+        total = block(ir.dims, node.in_channels, node.out_channels)
+        edges = ir.in_edges(node.id)
+        for e in edges:
+            total += estimate_edge_params(ir, e, norms_only=bool(e.tied_to))
+            total += estimate_gate_params(ir, e)
         out[node.id] = total
     for head in ir.heads.values():
         out[f"head {head.id}"] = head.settings.estimate_params(ir.dims, head.in_channels)
     return out
 
 
-def estimate_edge_params(ir: IRGraph, e: Any) -> int:
-    """The weights on one edge (an :class:`~skipgraph.graph.ir.IREdge`): its resampling op and
-    its edge conv (3**dims kernel)."""
-    total = 0
-    if e.resample is not None:
-        total += e.resample.settings.estimate_params(
-            ir.dims, e.in_channels, e.resampled_channels, e.resample.factor)
-    if e.conv_width:
-        total += (3 ** ir.dims) * e.in_channels * e.conv_width
+def estimate_edge_params(ir: IRGraph, e: Any, norms_only: bool = False) -> int:
+    """The parameters on one edge (an :class:`~skipgraph.graph.ir.IREdge`), in the order
+    :func:`skipgraph.compile.modules.edge_module` builds them: an edge conv at the source,
+    the resampling op with its norm and act, an edge conv at the target (each conv counted by
+    its block, on the channels it sees). ``norms_only``: only their norms (a loop copy's
+    edge whose other weights are tied to the first copy's)."""
+    from ..blocks.options import layer_params
+    total, channels = 0, e.in_channels
+    if e.conv_width and e.conv_at == "source":
+        total += _edge_conv_params(ir, e, channels, norms_only)
+        channels = e.conv_width
+    r = e.resample
+    if r is not None:
+        if r.has_params:
+            if not norms_only:
+                total += r.settings.estimate_params(ir.dims, channels, e.resampled_channels,
+                                                    r.factor)
+            channels = e.resampled_channels
+        total += layer_params(r.norm, "none" if norms_only else r.act, channels)
+    if e.conv_width and e.conv_at == "target":
+        total += _edge_conv_params(ir, e, channels, norms_only)
     return total
+
+
+def estimate_gate_params(ir: IRGraph, e: Any) -> int:
+    """The attention gate on edge ``e`` (0 without one): its 1x1 convs (with biases) and
+    batch norms (:class:`~skipgraph.blocks.attention.AttentionGate`), gated by the edge of
+    the family ``e.gate_by`` into the same node."""
+    if not e.gate_by:
+        return 0
+    gating = next(x for x in ir.in_edges(e.dst) if x.family == e.gate_by)
+    gate_channels, skip_channels = gating.out_channels, e.out_channels
+    inter = max(e.out_channels // 2, 1) if e.gate_inter == "half" else int(e.gate_inter)
+    w_g = gate_channels * inter + inter + 2 * inter  # conv + bias, batch norm
+    w_x = skip_channels * inter + inter + 2 * inter
+    psi = inter + 1 + 2  # to one channel
+    return w_g + w_x + psi
+
+
+def _edge_conv_params(ir: IRGraph, e: Any, channels: int, norms_only: bool) -> int:
+    if e.conv_block is None:
+        return 0 if norms_only else (3 ** ir.dims) * channels * e.conv_width
+    count = e.conv_block.estimate_norm_params if norms_only else e.conv_block.estimate_params
+    return count(ir.dims, channels, e.conv_width)
 
 
 def estimate_activation_bytes(ir: IRGraph, shape: Sequence[int]) -> int:

@@ -132,6 +132,23 @@ def check_input_shape(ir: IRGraph, shape: Sequence[int]) -> None:
     contract = InputContract.of(ir)
     problem = contract.problem(shape)
     if problem:
-        stride_problem = len(shape) == ir.dims + 2 and shape[1] == ir.in_channels
-        raise SpecError([Diagnostic("bad-input-size", problem, hint=(
-            f"use sizes that are multiples of {contract.stride}" if stride_problem else None))])
+        raise SpecError([Diagnostic("bad-input-size", problem,
+                                    hint=_input_hint(ir, contract, shape))])
+
+
+def _input_hint(ir: IRGraph, contract: InputContract, shape: Sequence[int]) -> str:
+    """How to make ``shape`` and the network agree: the spec's own param (``--set dims=2``,
+    ``--set in_channels=1``) where it declares one, else the input to give."""
+    if len(shape) != ir.dims + 2:
+        dims = len(shape) - 2
+        if "dims" in ir.params and dims in (2, 3):
+            return f"--set dims={dims} builds the spec in {dims}D, or give a {ir.dims + 2}-d " \
+                "input"
+        return f"give a {ir.dims + 2}-d input, e.g. 1x{ir.in_channels}x" + \
+            "x".join(["64"] * ir.dims)
+    if shape[1] != ir.in_channels:
+        if "in_channels" in ir.params:
+            return f"--set in_channels={shape[1]} builds the spec for {shape[1]} channel(s), " \
+                f"or give {ir.in_channels}"
+        return f"give an input with {ir.in_channels} channel(s)"
+    return f"use sizes that are multiples of {contract.stride}"

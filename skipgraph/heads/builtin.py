@@ -71,7 +71,8 @@ class SegHead(HeadType):
         return str(self.out_channels()), extra
 
     def estimate_params(self, dims: int, in_channels: int) -> int:
-        return (self.kernel ** dims) * in_channels * self.out_channels()
+        out = self.out_channels()
+        return (self.kernel ** dims) * in_channels * out + (out if self.bias else 0)
 
 
 class CgmHead(HeadType):

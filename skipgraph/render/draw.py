@@ -115,6 +115,20 @@ def _title(ir: IRGraph, opts: DrawOptions) -> str:
     return title
 
 
+def _block_line(node: IRNode, opts: DrawOptions) -> str:
+    """The node's block line (``convunit x2 res /2``), "" when none is drawn."""
+    note = node.block.note() if node.block is not None else ""
+    if not (opts.detail or note):
+        return ""
+    return " ".join(t for t in (node.block.type if node.block else "", note) if t)
+
+
+def _node_width(node: IRNode, opts: DrawOptions) -> str:
+    """A circle wide enough for its block line (8 pt Helvetica: about 0.058 in a character,
+    plus the margin), at least 1 in: graphviz warns and clips a label wider than its node."""
+    return f"{max(1.0, 0.058 * len(_block_line(node, opts)) + 0.12):.2f}"
+
+
 def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
     if node.is_input:
         return f"<input<BR/><FONT POINT-SIZE='9'>{node.width} ch</FONT>>"
@@ -129,9 +143,8 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
         lines.append(f"<FONT POINT-SIZE='8'>x{step}</FONT>")
     if node.block.label():  # a backbone's stage: the encoder's name
         lines.insert(1, f"<FONT POINT-SIZE='8'>{html.escape(node.block.label())}</FONT>")
-    note = node.block.note() if node.block is not None else ""
-    if opts.detail or note:  # a ResNet stage: its block type, repeat count and stride
-        text = " ".join(t for t in (node.block.type if node.block else "", note) if t)
+    text = _block_line(node, opts)
+    if text:  # a ResNet stage: its block type, repeat count and stride
         lines.append(f"<FONT POINT-SIZE='8'>{html.escape(text)}</FONT>")
     if opts.detail:
         lines.append(f"<FONT POINT-SIZE='8'>{_shape_text(ir, node, opts)}</FONT>")
@@ -156,7 +169,7 @@ def _draw_node(g: graphviz.Digraph, ir: IRGraph, node: IRNode, opts: DrawOptions
         attrs.update(shape="box", style="rounded,filled", fillcolor="#eeeeee", width="0.7",
                      height="0.5")
     if (opts.detail or (node.block is not None and node.block.note())) and not node.is_input:
-        attrs.update(width="1.0")  # room for the block line (`resblock x4 /2`)
+        attrs.update(width=_node_width(node, opts))  # room for the block line (`resblock x4 /2`)
     if node.loop and not opts.unroll:
         attrs.update(peripheries="2")  # a node run once per loop iteration
     if keep is not None and node.id not in keep:

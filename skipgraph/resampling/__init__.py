@@ -116,7 +116,8 @@ class ResampleOp(SpecModel):
         """Weights the op allocates (for the resource guard)."""
         if not self.parametric:
             return 0
-        return volume(self.kernel_for(factor), dims) * in_channels * out_channels
+        return volume(self.kernel_for(factor), dims) * in_channels * out_channels + \
+            (out_channels if self.bias else 0)
 
     def value_name(self, source: str, factor: Size) -> str:
         """Name of a param-free op's value in the generated code."""

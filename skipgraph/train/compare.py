@@ -17,10 +17,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..checkpoint import load_checkpoint, read_checkpoint
 from ..compile.summary import count_params
 from .evaluate import evaluate_model
+from .errors import DataError
 from .loop import TrainConfig, train
+from .resume import check_run_folder
 from .windows import evaluate_folder
 
-__all__ = ["compare", "format_table"]
+__all__ = ["compare", "format_table", "table_paths"]
 
 
 def _flops(model, channels: int, size: int) -> int:
@@ -56,20 +58,31 @@ def _test_metrics(model, data_dir: str, split: str, cfg: TrainConfig, window
 
 
 def compare(specs: list[str], data_dir: str, out: str | Path, cfg: TrainConfig,
-            seeds: list[int], split: str = "test", log: Callable[[str], None] = print
-            ) -> list[dict[str, Any]]:
+            seeds: list[int], split: str = "test", log: Callable[[str], None] = print,
+            overwrite: bool = False) -> list[dict[str, Any]]:
     """Train every spec with every seed and evaluate it on ``split``: one row per spec with
     the mean and sd over seeds of each metric (per class for label maps and volumes) and
     ``collapsed``, the number of its runs that predict one class everywhere (each one logged
-    as a WARNING)."""
+    as a WARNING). Refuses, before the first training, an ``out`` whose run folders or tables
+    exist (unless ``overwrite``)."""
     out = Path(out)
+    if not overwrite:
+        for spec in specs:
+            for seed in seeds:
+                check_run_folder(out / Path(spec).stem / f"seed{seed}", hint="compare into "
+                                 "another --out, or replace the runs with --overwrite")
+        tables = [p for p in table_paths(out) if p.exists()]
+        if tables:
+            raise DataError(f"{out} already holds a comparison ({tables[0].name}); compare "
+                            "into another --out, or replace it with --overwrite")
     rows = []
     for spec in specs:
         runs = []
         for seed in seeds:
             run_dir = out / Path(spec).stem / f"seed{seed}"
             t0 = time.perf_counter()
-            train(spec, data_dir, run_dir, dataclasses.replace(cfg, seed=seed), log=log)
+            train(spec, data_dir, run_dir, dataclasses.replace(cfg, seed=seed), log=log,
+                  overwrite=overwrite)
             train_s = time.perf_counter() - t0
             model = load_checkpoint(run_dir / "best.pt")
             window = read_checkpoint(run_dir / "best.pt")["extra"].get("window")
@@ -130,11 +143,17 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def table_paths(out: str | Path) -> list[Path]:
+    """The files :func:`compare` writes besides the runs: compare.md, .csv and .json."""
+    return [Path(out) / f"compare.{ext}" for ext in ("md", "csv", "json")]
+
+
 def _write(out: Path, rows: list[dict[str, Any]]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.md").write_text(format_table(rows) + "\n")
-    (out / "compare.json").write_text(json.dumps(rows, indent=1))
-    with open(out / "compare.csv", "w", newline="") as fh:
+    md, csv_path, json_path = table_paths(out)
+    md.write_text(format_table(rows) + "\n")
+    json_path.write_text(json.dumps(rows, indent=1))
+    with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

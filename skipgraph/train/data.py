@@ -8,11 +8,13 @@ indices, or colours mapped through a palette (:mod:`.labels`). A bad or unmatche
 :class:`DataError` naming it."""
 from __future__ import annotations
 
+import dataclasses
+
 import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -176,6 +178,15 @@ def list_split(root: Path, split: str | None, notes: list[str] | None = None
     if not (root / "images").is_dir() or not (root / "masks").is_dir():
         raise DataError(f"{root}: expected the folders images/ and masks/")
     images, masks = _files(root / "images"), _files(root / "masks")
+    if not images:
+        raise DataError(f"no images found in {root / 'images'}/ (it holds no file in a format "
+                        f"Pillow reads: {', '.join(sorted(e[1:] for e in image_extensions())[:8])}"
+                        ", ...)")
+    orphans = [n for n in masks if n not in images]
+    if orphans:  # as an image without a mask: a file that cannot be a case is a mistake
+        raise DataError(f"{root}: masks/{masks[orphans[0]]} has no image in images/ (images/"
+                        f"{orphans[0]}.png, .tif or another format)"
+                        + (f" ({len(orphans) - 1} more like it)" if len(orphans) > 1 else ""))
     names = split_names(root, split, list(images), "images/", notes)
     missing = [n for n in names if n not in masks]
     if missing:
@@ -212,6 +223,8 @@ class ReadOptions:
         palette: mask value or colour -> class (:func:`~.labels.parse_palette`).
         drop_alpha: drop an alpha band from RGBA / gray+alpha images.
         replace_nonfinite: replace NaN/inf image values by the channel mean.
+        trained: the model is a trained one (``evaluate``): its classes and channels are
+            fixed, so a mismatch hints at reading options only, never ``--set``.
     """
 
     binary: bool = False
@@ -220,11 +233,18 @@ class ReadOptions:
     colour_palette: bool = False
     drop_alpha: bool = False
     replace_nonfinite: bool = False
+    trained: bool = False
 
     def labels(self, root: Path) -> LabelOptions:
         ignore = self.ignore_index if self.ignore_index is not None else \
             dataset_ignore_index(root)
-        return LabelOptions(self.binary, ignore, self.palette, self.colour_palette)
+        return LabelOptions(self.binary, ignore, self.palette, self.colour_palette,
+                            trained=self.trained)
+
+    def recorded(self) -> dict[str, Any]:
+        """The options as a checkpoint records them (plain data; ``trained`` left out)."""
+        return {k: (dict(v) if isinstance(v, Mapping) else v)
+                for k, v in dataclasses.asdict(self).items() if k != "trained"}
 
 
 def read_masks(paths: Sequence[Path], classes: int, opts: LabelOptions,

@@ -28,21 +28,28 @@ def model_classes(model: SkipGraphModule) -> int:
     return model.ir.heads[model.main_head].out_channels
 
 
-def check_fit(model: SkipGraphModule, data: Any, where: str | Path) -> None:
+def check_fit(model: SkipGraphModule, data: Any, where: str | Path,
+              trained: bool = False) -> None:
     """The data's spatial dimensions and channels are what the model takes, or a DataError
     naming ``where`` and the fix. ``data``: an image folder (``spatial_dims``) or a volume
-    folder (``dims``), with ``channels``."""
+    folder (``dims``), with ``channels``. ``trained``: the model is a checkpoint (``evaluate``),
+    whose dims and channels are fixed, so the fix never names ``--set``."""
     ir = model.ir
     dims = data.spatial_dims if hasattr(data, "spatial_dims") else data.dims
     if ir.dims != dims:
-        raise DataError(f"{where}: the data is {dims}D but {ir.name} is {ir.dims}D; use "
-                        f"--set dims={dims} if the spec declares it, or {ir.dims}D data")
+        fix = (f"evaluate on {ir.dims}D data, or a model trained on {dims}D data" if trained
+               else f"use --set dims={dims} if the spec declares it, or {ir.dims}D data")
+        raise DataError(f"{where}: the data is {dims}D but {ir.name} is {ir.dims}D; {fix}")
     if ir.in_channels != data.channels:
+        alpha = getattr(data, "has_alpha", False) and data.channels - 1 == ir.in_channels
+        if trained:
+            fix = ("add --drop-alpha: the images have an alpha channel" if alpha else
+                   f"evaluate a model trained on {data.channels}-channel images")
+        else:
+            fix = f"add --set in_channels={data.channels}" + (
+                " (or --drop-alpha: the images have an alpha channel)" if alpha else "")
         raise DataError(f"{where}: images have {data.channels} channel(s) but the model "
-                        f"takes {ir.in_channels}; add --set in_channels={data.channels}"
-                        + (" (or --drop-alpha: the images have an alpha channel)"
-                           if getattr(data, "has_alpha", False)
-                           and data.channels - 1 == ir.in_channels else ""))
+                        f"takes {ir.in_channels}; {fix}")
 
 
 def crop_stride(ir) -> int:

@@ -33,12 +33,15 @@ class LabelOptions:
         palette: mask value -> class; keys are gray values (ints) or RGB colours as
             :func:`colour_code` integers (see :func:`parse_palette`).
         colour_palette: whether ``palette`` has colour keys.
+        trained: the model's classes are fixed (a trained checkpoint): hints name reading
+            options only, not ``--set classes=``.
     """
 
     binary: bool = False
     ignore_index: int | None = None
     palette: Mapping[int, int] | None = None
     colour_palette: bool = False
+    trained: bool = False
 
 
 @dataclass
@@ -190,19 +193,22 @@ def _check_classes(table: dict[float, int], classes: int, present: list[float],
     mapped = sorted(set(table.values()))
     n = len(present)
     hints = []
-    if mapped == list(range(len(mapped))) and len(mapped) <= n:
+    if mapped == list(range(len(mapped))) and len(mapped) <= n and not opts.trained:
         hints.append(f"--set classes={len(mapped)}")
     if classes == 1 and not opts.binary and not opts.palette:
         hints.append("--binary: foreground = any value > 0")
     if 255 in over and ignore is None and len(present) > 1:
         hints.append("--ignore-index 255 if 255 marks unlabelled pixels")
-    if not opts.palette and mapped != list(range(len(mapped))):
+    if not opts.palette and mapped != list(range(len(mapped))) and not opts.trained:
         example = ", ".join(f'"{v:g}": {k}' for k, v in enumerate(present[:4]))
         hints.append(f"--palette '{{{example}{', ...' if n > 4 else ''}}}' --set classes="
                      f"{max(n, 2)} (each of the {n} values -> a class 0..{n - 1})")
-    fix = hints[0] + (f" (or {'; or '.join(hints[1:])})" if hints[1:] else "") if hints \
-        else "check the masks"
-    raise DataError(f"{f}: label values {_shown(present)} but the model has {kind}; add {fix}")
+    fix = "add " + hints[0] + (f" (or {'; or '.join(hints[1:])})" if hints[1:] else "") \
+        if hints else "check the masks"
+    if opts.trained:  # a checkpoint: its classes are what it was trained for
+        fix = (f"{fix}, or evaluate a model trained for these labels" if hints else
+               "evaluate a model trained for these labels")
+    raise DataError(f"{f}: label values {_shown(present)} but the model has {kind}; {fix}")
 
 
 def check_labels(values: Sequence[int | float], classes: int, where: str) -> None:

@@ -26,7 +26,7 @@ from .data import ReadOptions, SegmentationFolder
 from .errors import DataError
 from .evaluate import evaluate_model
 from .guards import check_fit, check_training_setup, model_classes
-from .resume import check_resume
+from .resume import check_resume, check_run_folder
 from .selection import better_epoch, collapse_warning
 from .volumes import open_folder
 from .windows import case_of, evaluate_cases, infer
@@ -101,14 +101,23 @@ def _build(spec: str, cfg: TrainConfig, out: Path, resume: bool
 
 
 def train(spec: str, data_dir: str | Path, out: str | Path, cfg: TrainConfig,
-          resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train and return the best validation metrics; writes into ``out``."""
+          resume: bool = False, log: Callable[[str], None] = print,
+          overwrite: bool = False) -> dict[str, Any]:
+    """Train and return the best validation metrics; writes into ``out``, which is created
+    once the data is read and checked. A folder that holds a run (best.pt / last.pt) is
+    refused unless ``resume`` (continue it) or ``overwrite`` (replace it)."""
     rank, world = _dist_info()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_run_folder(out, resume, overwrite)
     torch.manual_seed(cfg.seed + rank)
     model, state = _build(spec, cfg, out, resume)
     train_set, val_set = _open_data(model, data_dir, cfg, rank, world)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if overwrite and not resume:  # the replaced run's files would read as this one's
+            for name in ("best.pt", "last.pt", "log.csv", "log.json", "curves.png",
+                         "predictions.png", "plots-skipped.txt"):
+                (out / name).unlink(missing_ok=True)
     run = _prepare(model, state, train_set, val_set, cfg, out, rank, world, log)
     began = time.perf_counter()
     for epoch in range(run.start, cfg.epochs):
@@ -247,11 +256,11 @@ def _validate_and_keep(run: _Run, epoch: int, row: dict[str, Any], final: bool) 
     if metrics and better_epoch(metrics, run.best):
         run.best = {"epoch": epoch + 1, **metrics}
         save_checkpoint(run.model, run.out / "best.pt", extra={
-            "epoch": epoch + 1, "metrics": metrics,
+            "epoch": epoch + 1, "metrics": metrics, "read": run.cfg.read.recorded(),
             "window": list(getattr(run.val_set, "patch", None) or [])})
     save_checkpoint(run.model, run.out / "last.pt", extra={
         "epoch": epoch + 1, "optimizer": run.optimizer.state_dict(), "history": run.history,
-        "best": run.best, "config": asdict(cfg),
+        "best": run.best, "config": asdict(cfg), "read": cfg.read.recorded(),
         "scaler": run.scaler.state_dict() if run.scaler is not None else None})
     _write_logs(run.out, run.history)
     val = (f"val Dice {metrics['dice']:.4f}, IoU {metrics['iou']:.4f}" if metrics
@@ -283,6 +292,17 @@ def _quiet(text: str) -> None:
     """The log of processes other than rank 0."""
 
 
+def _epoch_text(drawn: int, unit: str, steps: int, cfg: TrainConfig) -> str:
+    """What one epoch uses: ``drawn`` crops (patches) in ``steps`` batches, or with ``--steps``
+    below that the crops of those steps alone."""
+    used_steps = min(steps, cfg.steps or steps)
+    if used_steps == steps:
+        return f"{drawn} {unit} per epoch in {steps} steps of batch {cfg.batch}"
+    used = min(drawn, used_steps * cfg.batch)
+    return (f"{used} {unit} per epoch in {used_steps} steps of batch {cfg.batch} (--steps "
+            f"{cfg.steps}; a full epoch would be {drawn} in {steps} steps)")
+
+
 def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig, steps: int,
                device, world: int) -> None:
     from ..compile.summary import count_params
@@ -293,8 +313,8 @@ def _log_start(log, model: SkipGraphModule, train_set, val_set, cfg: TrainConfig
     noun = "volumes" if volumes else "images"
     log(f"training {model.ir.name} ({count_params(model):,} parameters) on {device}"
         f"{f' x {world} processes' if world > 1 else ''}: {len(train_set.names)} training "
-        f"{noun}, {len(val_set.names)} validation {noun}; {len(train_set)} {unit} per epoch "
-        f"in {min(steps, cfg.steps or steps)} steps of batch {cfg.batch}")
+        f"{noun}, {len(val_set.names)} validation {noun}; "
+        f"{_epoch_text(len(train_set), unit, steps, cfg)}")
     for note in dict.fromkeys(train_set.notes + val_set.notes):  # what reading decided
         log(note)
     if volumes:

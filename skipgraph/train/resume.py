@@ -10,7 +10,21 @@ import yaml
 
 from .errors import DataError
 
-__all__ = ["check_resume", "first_difference"]
+__all__ = ["check_resume", "first_difference", "check_run_folder", "RUN_FILES"]
+
+RUN_FILES = ("best.pt", "last.pt")  # what makes a folder hold a training run
+
+
+def check_run_folder(out: Path, resume: bool = False, overwrite: bool = False,
+                     hint: str = "continue it with --resume, train into another --out, or "
+                     "replace it with --overwrite") -> None:
+    """Refuse to start a fresh run in a folder that holds one (``best.pt`` / ``last.pt``),
+    unless ``resume`` (continue it) or ``overwrite`` (replace it); ``hint`` says what to do."""
+    if resume or overwrite:
+        return
+    found = [name for name in RUN_FILES if (Path(out) / name).exists()]
+    if found:
+        raise DataError(f"{out} already holds a training run ({', '.join(found)}); {hint}")
 
 
 def _walk(a: Any, b: Any, path: str) -> Iterator[tuple[str, Any, Any]]:

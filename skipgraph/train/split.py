@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import DataError
 
-__all__ = ["split_names", "auto_split", "AUTO_SPLITS"]
+__all__ = ["split_names", "auto_split", "AUTO_SPLITS", "check_no_leak"]
 
 AUTO_SPLITS = ("train", "val", "test")
 _HELD_OUT = 0.15  # share of the cases in each of val and test (at least one each)
@@ -26,6 +26,27 @@ def auto_split(names: list[str]) -> dict[str, list[str]]:
     held = max(1, round(_HELD_OUT * len(names)))
     val, test, train = order[:held], order[held:2 * held], order[2 * held:]
     return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+
+
+# a held-out split must not share a case with the training split (its metrics would be
+# training metrics); val and test may share cases (a small set used for both)
+HELD_OUT_SPLITS = ("val", "test")
+
+
+def _stems(names: list[str]) -> list[str]:
+    return [n[:-len(".nii.gz")] if n.endswith(".nii.gz") else Path(n).stem for n in names]
+
+
+def check_no_leak(path: Path, table: dict) -> None:
+    """A DataError naming the cases ``split.json`` lists both in ``train`` and in ``val`` or
+    ``test``."""
+    train = set(_stems(table.get("train", [])))
+    for held in HELD_OUT_SPLITS:
+        shared = sorted(train & set(_stems(table.get(held, []))))
+        if shared:
+            raise DataError(f"{path}: {_listed(shared)} listed in both `train` and `{held}`: "
+                            f"a case in `{held}` must not be a training case (its metrics "
+                            "would be training metrics); list each case in one of them")
 
 
 def _listed(names: list[str], k: int = 4) -> str:
@@ -47,8 +68,8 @@ def split_names(root: Path, split: str | None, available: list[str], where: str,
         if split not in table:
             raise DataError(f"{root / 'split.json'} has no split `{split}` "
                             f"(it has {sorted(table)})")
-        names = [n[:-len(".nii.gz")] if n.endswith(".nii.gz") else Path(n).stem
-                 for n in table[split]]
+        check_no_leak(root / "split.json", table)
+        names = _stems(table[split])
     elif split is not None:
         if split not in AUTO_SPLITS:  # a name only split.json could define: every case
             if notes is not None:

@@ -9,6 +9,8 @@ intensity changes from MONAI's transforms (``pip install 'skipgraph[medical]'``)
 """
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,6 +52,30 @@ def _case_files(root: Path, name: str) -> list[Path]:
 
 def _case_names(root: Path) -> list[str]:
     return sorted(p.name[:-len(".nii.gz")] for p in (root / "labelsTr").glob("*.nii.gz"))
+
+
+def _image_case_names(root: Path) -> list[str]:
+    """The cases ``imagesTr/`` holds: ``NAME.nii.gz``, or ``NAME_0000.nii.gz`` ... (channels)."""
+    labels, found = set(_case_names(root)), set()
+    for p in (root / "imagesTr").glob("*.nii.gz"):
+        name = p.name[:-len(".nii.gz")]
+        channel = re.fullmatch(r"(.+)_\d{4}", name)
+        found.add(channel[1] if channel and name not in labels else name)
+    return sorted(found)
+
+
+def _check_cases(root: Path) -> None:
+    """Refuse an empty ``labelsTr/`` and an image without a label map (as a label map without
+    an image), naming the files."""
+    labels = _case_names(root)
+    if not labels:
+        raise DataError(f"no label maps (*.nii.gz) found in {root / 'labelsTr'}/")
+    orphans = [n for n in _image_case_names(root) if n not in set(labels)]
+    if orphans:
+        raise DataError(f"{root}: imagesTr/ case {orphans[0]} has no label map in labelsTr/ "
+                        f"({orphans[0]}.nii.gz); move unlabelled cases out of imagesTr/ "
+                        "(e.g. to imagesTs/)"
+                        + (f" ({len(orphans) - 1} more like it)" if len(orphans) > 1 else ""))
 
 
 AFFINE_TOLERANCE = 1e-3  # mm: image and label affines may differ by rounding, not more
@@ -130,6 +156,7 @@ class VolumeFolder(Dataset):
             raise DataError(f"{self.root}: expected the folders imagesTr/ and labelsTr/")
         read = read or ReadOptions(binary=binary)
         self.notes: list[str] = []  # what reading decided, for the log (each said once)
+        _check_cases(self.root)
         self.names = split_names(self.root, split, _case_names(self.root), "labelsTr/",
                                  self.notes)
         self.classes, self.binary = classes, read.binary
@@ -267,6 +294,10 @@ def open_folder(root: str | Path, split: str | None, classes: int, *, patch=None
                 ) -> VolumeFolder | SegmentationFolder:
     """The volume folder (``imagesTr/``) or the 2D image folder (``images/``) at ``root``."""
     read = read or ReadOptions(binary=binary)
+    if not Path(root).is_dir():
+        raise DataError(f"{root}: the data folder does not exist" if not Path(root).exists()
+                        else f"{root} is a file, not a data folder (images/ + masks/, or "
+                        "imagesTr/ + labelsTr/)")
     if is_volume_folder(root):
         return VolumeFolder(root, split, classes, patch=patch, augment=augment,
                             samples_per_image=samples_per_image, seed=seed, stride=stride,

@@ -3,6 +3,8 @@ blending) and per-class Dice and 95th-percentile Hausdorff distance (MONAI's met
 sd over cases: what ``evaluate`` reports for label maps and volumes."""
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import statistics
 import time
@@ -154,12 +156,13 @@ def evaluate_folder(model: SkipGraphModule, root: str, split: str | None,
     class with sliding windows of ``patch``; a binary 2D folder is returned unevaluated (its
     metrics include object F1: :func:`skipgraph.train.evaluate_model`). ``read``: how the
     files are read (:class:`~skipgraph.train.data.ReadOptions`; default: ``binary`` only)."""
+    from .data import ReadOptions
     from .volumes import open_folder
     classes = model_classes(model)
     stride = model.contract.stride
-    data = open_folder(root, split, classes, patch=patch, stride=stride, binary=binary,
-                       read=read)
-    check_fit(model, data, root)
+    read = dataclasses.replace(read or ReadOptions(binary=binary), trained=True)
+    data = open_folder(root, split, classes, patch=patch, stride=stride, read=read)
+    check_fit(model, data, root, trained=True)
     if not hasattr(data, "case") and classes == 1:
         return data, None
     result = evaluate_cases(model, data, device, roi=getattr(data, "patch", None))

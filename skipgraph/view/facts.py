@@ -6,7 +6,8 @@ Figures come from one of two places, never computed here twice:
   from shape propagation, FLOPs per submodule from torch's flop counter; the pruned counts from
   ``model.prune``); the ``view`` command makes them;
 - without them (``render -o x.html``, torch-free) the IR's own estimate
-  (:func:`~skipgraph.graph.estimate.estimate_node_params`: weights only, a lower bound) and the
+  (:func:`~skipgraph.graph.estimate.estimate_node_params`: weights, biases and norms counted
+  from the settings, exact for the built-in blocks, approximate for others) and the
   output shapes the levels give; no FLOPs.
 
 Everything is keyed by what the SVG calls an element: a node's submodule name (``X0_1``), an
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..graph.contract import padded_shape
-from ..graph.estimate import estimate_edge_params, estimate_node_params, estimate_params
+from ..graph.estimate import (estimate_edge_params, estimate_gate_params, estimate_node_params,
+                              estimate_params)
 from ..graph.ir import IRGraph
 from ..render.loops import folded_view
 from ..spec.axes import axes_text, on_axes
@@ -100,7 +102,7 @@ def page_facts(ir: IRGraph, input_shape: Sequence[int] | None,
             flops = sum(figures.module_flops.get(n, 0) for n in names) \
                 if figures.module_flops else None
         else:
-            params, flops = estimate_edge_params(ir, e), None
+            params, flops = estimate_edge_params(ir, e) + estimate_gate_params(ir, e), None
         edges[f"{src.name}->{dst.name}"] = {
             "family": e.family, "kind": e.kind, "src": e.src, "dst": e.dst,
             "term": IRGraph._edge_term(e), "in_channels": e.in_channels,

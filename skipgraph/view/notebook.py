@@ -48,7 +48,7 @@ def diagram_html(obj: Any) -> str | None:
         count = f"{sum(p.numel() for p in obj.parameters() if p.requires_grad):,} parameters"
     else:
         from ..graph.estimate import estimate_params
-        count = f"about {estimate_params(ir):,} parameters (weights; build it for the count)"
+        count = f"{estimate_params(ir):,} parameters (estimated from the settings)"
     caption = (f"{html.escape(ir.name)} ({ir.dims}D): {count}; heads: "
                f"{html.escape(', '.join(ir.heads))}")
     return f'<div class="skipgraph-diagram">{svg}<p>{caption}</p></div>'

@@ -24,7 +24,7 @@ def svg_of(graph: graphviz.Digraph) -> str:
     Raises:
         graphviz.ExecutableNotFound: graphviz's ``dot`` program is not installed.
     """
-    text = graph.pipe(format="svg").decode("utf-8")
+    text = graph.pipe(format="svg", quiet=True).decode("utf-8")
     return text[text.index("<svg"):]
 
 

@@ -89,7 +89,11 @@ def msd_split(src: str | Path, split: str | Path | None = None) -> tuple[list[st
     file, else the folder's own), or every case of ``imagesTr`` with no test cases."""
     path = Path(split) if split else Path(src) / "split.json"
     if path.is_file():
+        from ...train.split import check_no_leak
         data = json.loads(path.read_text())
+        # train + val both train nnU-Net here: neither may share a case with test
+        check_no_leak(path, {"train": list(data.get("train", [])) + list(data.get("val", [])),
+                             "test": data.get("test", [])})
         return list(data.get("train", [])) + list(data.get("val", [])), list(data.get("test", []))
     if split:
         raise FileNotFoundError(f"no such split file: {path}")
