@@ -6,14 +6,16 @@ them) under torch.profiler on the CPU, op by op, side by side.
 
 ``SPEC`` is a zoo spec with a peer (skipgraph.integrations.peers.PEERS); ``--set dims=3`` etc.
 are its params (values parsed as YAML); ``--size`` is the spatial size of the input
-``(B, C, *[N] * dims)``. After two untimed calls of each, ``R`` calls of each module are
-profiled (forward: no grad; train: forward + backward of every output, as
-skipgraph.compile.timing.train_step_fn). Printed per task:
+``(B, C, *[N] * dims)``. After two untimed calls of each, ``R`` rounds of one profiled call
+of each module, in rotating order, are recorded (forward: no grad; train: forward + backward of
+every output, as skipgraph.compile.timing.train_step_fn). Printed per task:
 
-- a header per module: wall ms per call, ms per call inside recorded ops (sum of self CPU time)
-  and the rest (Python: module calls, fx code, autograd bookkeeping outside ops);
-- the top N ops by the larger self CPU time of the two: calls per module call and self ms per
-  call for skipgraph and the peer (``count`` columns are per call, so 1.0 = once a call);
+- a header per module: the least wall ms of a call over the rounds (under the profiler, so
+  above bench_peers.py's figures), the ms inside recorded ops (sum over ops of each op's least
+  self CPU time) and the rest (Python: module calls, fx code, autograd bookkeeping between ops;
+  approximate, as the two least values may come from different rounds);
+- the top N ops by the larger self CPU time of the two: calls per module call and the least
+  self ms per call over the rounds, for skipgraph and the peer;
 - every op whose count differs (the structural differences: extra copies, ``aten::contiguous``,
   ``aten::cat``, out-of-place activations, ...), whatever its time.
 
@@ -38,21 +40,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_peers import make_pair  # noqa: E402
 from skipgraph.compile.timing import forward_fn, train_step_fn  # noqa: E402
 
-OpStats = dict[str, tuple[float, float]]  # op name -> (calls per call, self ms per call)
+OpStats = dict[str, tuple[int, float]]  # op name -> (calls per call, least self ms per call)
 
 
-def profile_fn(fn: Callable[[], None], reps: int) -> tuple[OpStats, float]:
-    """Op statistics per call of ``fn`` over ``reps`` profiled calls, and wall ms per call."""
-    for _ in range(2):
-        fn()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        wall = (time.perf_counter() - t0) * 1e3 / reps
-    stats = {e.key: (e.count / reps, e.self_cpu_time_total / 1e3 / reps)
-             for e in prof.key_averages()}
-    return stats, wall
+def profile_pair(fns: dict[str, Callable[[], None]], reps: int
+                 ) -> dict[str, tuple[OpStats, float]]:
+    """Per function: each op's calls per call and its least self ms over the rounds, and the
+    least wall ms per call; ``reps`` rounds of one profiled call each in rotating order (as
+    bench_peers.py times them), after two untimed calls of each. The least of the rounds drops
+    the time another process took from this one (a shared machine's preemption lands on random
+    ops); counts are the same in every round."""
+    names = list(fns)
+    for n in names:
+        for _ in range(2):
+            fns[n]()
+    rounds: dict[str, list[dict[str, tuple[int, float]]]] = {n: [] for n in names}
+    walls: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(reps):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                t0 = time.perf_counter()
+                fns[n]()
+                walls[n].append((time.perf_counter() - t0) * 1e3)
+            rounds[n].append({e.key: (e.count, e.self_cpu_time_total / 1e3)
+                              for e in prof.key_averages()})
+    out = {}
+    for n in names:
+        keys = set().union(*rounds[n])
+        out[n] = ({k: (max(rd.get(k, (0, 0.0))[0] for rd in rounds[n]),
+                       min(rd.get(k, (0, 0.0))[1] for rd in rounds[n])) for k in keys},
+                  min(walls[n]))
+    return out
 
 
 def side_by_side(ours: OpStats, theirs: OpStats, top: int) -> list[str]:
@@ -60,15 +79,15 @@ def side_by_side(ours: OpStats, theirs: OpStats, top: int) -> list[str]:
                    key=lambda n: -max(ours.get(n, (0, 0))[1], theirs.get(n, (0, 0))[1]))
 
     def row(n: str) -> str:
-        a, b = ours.get(n, (0.0, 0.0)), theirs.get(n, (0.0, 0.0))
-        mark = "  *" if abs(a[0] - b[0]) > 1e-9 else ""
-        return (f"{n[:44]:44s} {a[0]:9.1f} {b[0]:9.1f} {a[1]:10.3f} {b[1]:10.3f} "
+        a, b = ours.get(n, (0, 0.0)), theirs.get(n, (0, 0.0))
+        mark = "  *" if a[0] != b[0] else ""
+        return (f"{n[:44]:44s} {a[0]:9d} {b[0]:9d} {a[1]:10.3f} {b[1]:10.3f} "
                 f"{a[1] - b[1]:+9.3f}{mark}")
 
     head = (f"{'op':44s} {'sg count':>9s} {'peer cnt':>9s} {'sg ms':>10s} {'peer ms':>10s} "
             f"{'diff ms':>9s}")
     lines = [head, "-" * len(head)] + [row(n) for n in names[:top]]
-    differ = [n for n in names if abs(ours.get(n, (0, 0))[0] - theirs.get(n, (0, 0))[0]) > 1e-9]
+    differ = [n for n in names if ours.get(n, (0, 0))[0] != theirs.get(n, (0, 0))[0]]
     lines += ["", f"ops whose count differs ({len(differ)}; * above):"]
     lines += [row(n) for n in differ] or ["  (none: the same ops, the same number of times)"]
     return lines
@@ -93,19 +112,19 @@ def main(argv=None) -> None:
     model, peer, x = make_pair(args.spec, params, args.size, args.size, args.batch,
                                torch.device("cpu"))
     print(f"{args.spec} {params} input {'x'.join(map(str, x.shape))}, "
-          f"{torch.get_num_threads()} threads, {args.reps} profiled calls each")
+          f"{torch.get_num_threads()} threads, {args.reps} profiled rounds")
     tasks = ["forward", "train"] if args.task == "both" else [args.task]
     for task in tasks:
         make = forward_fn if task == "forward" else train_step_fn
         model.train(task == "train"), peer.train(task == "train")
-        ours, w_ours = profile_fn(make(model, x), args.reps)
-        theirs, w_theirs = profile_fn(make(peer, x), args.reps)
+        got = profile_pair({"skipgraph": make(model, x), "peer": make(peer, x)}, args.reps)
+        (ours, w_ours), (theirs, w_theirs) = got["skipgraph"], got["peer"]
         in_ours = sum(v[1] for v in ours.values())
         in_theirs = sum(v[1] for v in theirs.values())
         print(f"\n== {task} ==")
-        print(f"skipgraph: wall {w_ours:.3f} ms/call, in ops {in_ours:.3f}, "
+        print(f"skipgraph: wall {w_ours:.3f} ms/call (least), in ops {in_ours:.3f}, "
               f"outside ops {w_ours - in_ours:.3f}")
-        print(f"peer:      wall {w_theirs:.3f} ms/call, in ops {in_theirs:.3f}, "
+        print(f"peer:      wall {w_theirs:.3f} ms/call (least), in ops {in_theirs:.3f}, "
               f"outside ops {w_theirs - in_theirs:.3f}")
         print("\n".join(side_by_side(ours, theirs, args.top)))
 

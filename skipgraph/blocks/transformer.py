@@ -54,6 +54,8 @@ class PatchEmbedding(nn.Module):
         (bicubic in 2D, trilinear in 3D: exactly the table at the declared grid, where the
         interpolation weights are 1 and 0; other sizes as timm's ``dynamic_img_size``)."""
         table = self.position.transpose(1, 2).unflatten(2, self.grid)
+        if tuple(tokens.shape[2:]) == tuple(self.grid):  # the identity resize, skipped
+            return table
         return F.interpolate(table, size=tokens.shape[2:], mode=self.mode)
 
 

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from ..fields.axes import Size, axiswise
 from .conv import half
-from .layers import CONV, CONV_T, make_act, make_norm
+from .layers import CONV, CONV_T, in_place_act, make_act, make_norm
 from .unit_params import ConvUnitParams, PreActParams
 
 __all__ = ["ConvUnit", "TileChannels", "PreActUnit", "PreActBlock"]
@@ -67,7 +67,7 @@ class ConvUnit(nn.Module):
     def _after(self, dims: int, k: int, channels: int, p: ConvUnitParams) -> list[str]:
         layers = {"N": ("norm", make_norm(p.norm, dims, channels)),
                   "D": ("drop", nn.Dropout(p.dropout) if p.dropout > 0 else None),
-                  "A": ("act", make_act(p.act))}
+                  "A": ("act", in_place_act(make_act(p.act)))}  # on a fresh output
         names = []
         for letter in p.order:
             name, layer = layers[letter]
