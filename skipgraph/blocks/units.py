@@ -53,6 +53,8 @@ class ConvUnit(nn.Module):
         self.residual = self._residual(dims, in_channels, out_channels, stride, p)
         self.identity_residual = bool(p.residual) and self.residual is None
         self.post_act = make_act(p.act) if p.post_act else None
+        if p.residual:  # on the sum, a fresh tensor
+            in_place_act(self.post_act)
 
     @staticmethod
     def _conv(dims: int, c_in: int, c_out: int, stride: Size, transposed: bool,
