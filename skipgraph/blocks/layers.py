@@ -95,7 +95,7 @@ def in_place_act(act: nn.Module | None) -> nn.Module | None:
     Only for an activation whose input is a fresh tensor that no other layer reads: a conv's,
     a norm's or a dropout's output, or a residual sum, inside one unit. Outputs are bit for bit
     those of the out-of-place layer, and so are the gradients of ReLU and LeakyReLU (ELU's
-    backward from its output rounds differently, within 1e-6 relative, exactly as the peers' in-place
+    backward from its output rounds differently, at the 1e-6 level, exactly as the peers' in-place
     ELU); it saves one activation-sized buffer."""
     if (isinstance(act, nn.ReLU) or isinstance(act, nn.LeakyReLU) and act.negative_slope > 0
             or isinstance(act, nn.ELU) and act.alpha >= 0):
