@@ -7,8 +7,8 @@ them) under torch.profiler on the CPU, op by op, side by side.
 ``SPEC`` is a zoo spec with a peer (skipgraph.integrations.peers.PEERS); ``--set dims=3`` etc.
 are its params (values parsed as YAML); ``--size`` is the spatial size of the input
 ``(B, C, *[N] * dims)``. After two untimed calls of each, ``R`` rounds of one profiled call
-of each module, in rotating order, are recorded (forward: no grad; train: forward + backward of
-every output, as skipgraph.compile.timing.train_step_fn). Printed per task:
+of each module, in rotating order, are recorded (forward: eval mode, no grad; train: train mode,
+forward + backward of every output, as skipgraph.compile.timing.train_step_fn). Printed per task:
 
 - a header per module: the least wall ms of a call over the rounds (under the profiler, so
   above bench_peers.py's figures), the ms inside recorded ops (sum over ops of each op's least
