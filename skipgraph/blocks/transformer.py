@@ -26,9 +26,11 @@ __all__ = ["PatchEmbedding", "SelfAttention", "MLP", "TransformerLayer", "TokenN
 def resize_table(table: torch.Tensor, tokens: torch.Tensor, mode: str) -> torch.Tensor:
     """``table`` ``(1, C, *grid)`` resized to the spatial size of ``tokens`` ``(N, C, *S)``
     (``mode`` interpolation); the table itself where the sizes agree, since resizing to the
-    same size copies each value (weights 1 and 0). One leaf in fx graphs (``torch.fx.wrap``),
+    same size copies each value (weights 1 and 0); always resized in an ONNX export or a jit
+    trace, whose graph must serve other sizes. One leaf in fx graphs (``torch.fx.wrap``),
     so the size test runs at call time and the traced graph has no data-dependent branch."""
-    if table.shape[2:] == tokens.shape[2:]:
+    exporting = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+    if table.shape[2:] == tokens.shape[2:] and not exporting:  # an export keeps sizes dynamic
         return table
     return F.interpolate(table, size=tokens.shape[2:], mode=mode)
 
