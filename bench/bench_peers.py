@@ -2,15 +2,14 @@
 grad) and a training step (forward + backward of every output), timed interleaved in one process.
 
     python bench/bench_peers.py [--size2d 128] [--size3d 48] [--batch 2] [--reps 7]
-                                [--device cpu|cuda|all] [--out F.json]
+                                [--device cpu|cuda|all] [--only SPEC ...] [--label TEXT]
+                                [--out F.json]
 
-Peers: MONAI's BasicUNet and BasicUNetPlusPlus (deep supervision), UNet, DynUNet, SegResNet and
-SegResNetDS, nnU-Net's PlainConvUNet
-(dynamic_network_architectures), each in 2D and 3D at the spec's defaults (the nnU-Net spec in 3D
-Peers: MONAI's BasicUNet and BasicUNetPlusPlus (deep supervision), nnU-Net's PlainConvUNet
-(dynamic_network_architectures), MONAI's UNETR (its `img_size` set to the input size), each in
-2D and 3D at the spec's defaults (the nnU-Net spec in 3D
-with nnU-Net's 3D width cap of 320). Outputs are compared before timing (max |difference|
+Peers (CONFIGS): MONAI's BasicUNet and BasicUNetPlusPlus (deep supervision), UNet, DynUNet,
+SegResNet, SegResNetDS, VNet, UNETR and SwinUNETR (``img_size`` set to the input size),
+nnU-Net's PlainConvUNet, ResidualEncoderUNet and ResidualUNet (dynamic_network_architectures),
+smp's Unet, UnetPlusPlus, Linknet, FPN and DeepLabV3Plus, in 2D and 3D at the spec's defaults
+(the nnU-Net spec in 3D with nnU-Net's 3D width cap of 320). Outputs are compared before timing (max |difference|
 reported). ``ratio`` is skipgraph / peer, the median of per-round ratios
 (skipgraph.compile.timing): below 1, skipgraph is faster. A peer whose package is missing is
 skipped with a note.
@@ -77,16 +76,25 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-def bench(spec: str, params: dict, label: str, args, device: torch.device) -> list[dict]:
+def make_pair(spec: str, params: dict, size2d: int, size3d: int, batch: int,
+              device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module, torch.Tensor]:
+    """The compiled spec, its peer holding the same weights, and an input
+    ``(batch, C, *[size] * dims)`` (size by dims; a spec with ``img_size`` gets it set to the
+    input size, since a position table fixes the peer's size)."""
     path = ROOT / "specs" / f"{spec}.yaml"
     dims = params.get("dims", skipgraph.load_spec(path).params.get("dims"))
-    size = args.size2d if dims == 2 else args.size3d
-    if "img_size" in skipgraph.load_spec(path).params:  # a position table fixes the peer's size
+    size = size2d if dims == 2 else size3d
+    if "img_size" in skipgraph.load_spec(path).params:
         params = {**params, "img_size": size}
     model = skipgraph.build(path, seed=0, **params).to(device)
     peer = build_peer(spec, model.ir.params).to(device)
     load_peer_weights(model, peer, spec)
-    x = torch.randn(args.batch, model.ir.in_channels, *[size] * model.ir.dims, device=device)
+    x = torch.randn(batch, model.ir.in_channels, *[size] * model.ir.dims, device=device)
+    return model, peer, x
+
+
+def bench(spec: str, params: dict, label: str, args, device: torch.device) -> list[dict]:
+    model, peer, x = make_pair(spec, params, args.size2d, args.size3d, args.batch, device)
     diff = 0.0
     for training in (False, True):  # eval: the spec's output (a list where the peer lists)
         model.train(training), peer.train(training)
@@ -132,6 +140,7 @@ def main(argv=None) -> None:
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     p.add_argument("--only", nargs="*", help="spec names to run (default: all)")
+    p.add_argument("--label", help="run only the rows whose label contains this text")
     p.add_argument("--out")
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -140,6 +149,8 @@ def main(argv=None) -> None:
     for device in devices:
         for spec, params, label in CONFIGS:
             if args.only and spec not in args.only:
+                continue
+            if args.label and args.label not in label:
                 continue
             try:
                 rows += bench(spec, params, label, args, device)

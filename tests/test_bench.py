@@ -214,3 +214,13 @@ def test_fold_benchmark_runs(tmp_path):
     assert [r["model"] for r in data["rows"]] == list(bench_speed.FOLD_SPECS)
     assert all(r["fold_bn_speedup"] > 0 for r in data["rows"])
     assert "| UNet3+ | cpu |" in tables.speed(data)
+
+
+def test_profile_peer_prints_the_op_tables_side_by_side(capsys):
+    pytest.importorskip("monai")
+    import profile_peer
+    profile_peer.main(["monai_unet", "--set", "dims=2", "--size", "32", "--reps", "1",
+                       "--top", "5"])
+    out = capsys.readouterr().out
+    assert out.count("ops whose count differs") == 2  # forward and train
+    assert "aten::" in out and "sg count" in out

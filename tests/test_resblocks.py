@@ -237,3 +237,59 @@ def test_blocks_per_stage_list_must_cover_the_stages():
     found = [d for d in info.value.diagnostics if "outside the list" in d.message]
     assert found and found[0].span is not None
     assert found[0].span.line == _line((SPECS / "nnunet_resenc.yaml").read_text(), "blocks[i]")
+
+
+def _grads(module, x):
+    module.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_(True)
+    module(x).square().sum().backward()
+    return [x.grad] + [p.grad for p in module.parameters()]
+
+
+@pytest.mark.parametrize("act, post_act, norm", [
+    ("relu", True, "batch"), ({"type": "leaky_relu", "negative_slope": 0.01}, True, "instance"),
+    ("elu", True, "none"), ("relu", False, "batch"), ("gelu", True, "group")])
+def test_units_sum_and_activate_in_place_with_the_out_of_place_results(act, post_act, norm):
+    """The shortcut goes into the last conv's / norm's output and ReLU / LeakyReLU / ELU run in
+    place (as torchvision's BasicBlock, nnU-Net's BasicBlockD, MONAI's UnetResBlock): outputs
+    and gradients equal those of the same unit with every op out of place."""
+    torch.manual_seed(0)
+    params = ResBlockParams(stride=1, act=act, post_act=post_act, norm=norm)
+    ours = ResBlock(2, 8, 8, params).train()
+    plain = ResBlock(2, 8, 8, params).train()
+    plain.load_state_dict(ours.state_dict())
+    unit = plain[0]
+    unit.add_in_place = False
+    for m in plain.modules():
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    assert ours[0].add_in_place is post_act  # the last layer is a norm or conv only with post_act
+    x = torch.randn(2, 8, 8, 8)
+    assert torch.equal(ours(x), plain(x))
+    tol = 1e-5 if act == "elu" else 0.0  # ELU's backward from its output: rounding level
+    for a, b in zip(_grads(ours, x), _grads(plain, x)):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_in_place_act_only_where_the_backward_reads_the_output():
+    from skipgraph.blocks.layers import in_place_act, output_free_backward
+    for act in (nn.ReLU(), nn.LeakyReLU(0.01), nn.ELU()):
+        assert in_place_act(act).inplace
+    for act in (nn.LeakyReLU(-0.1), nn.ELU(alpha=-1.0)):
+        assert not in_place_act(act).inplace
+    assert isinstance(in_place_act(nn.PReLU()), nn.PReLU) and in_place_act(None) is None
+    assert output_free_backward(nn.Conv2d(1, 1, 1)) and output_free_backward(nn.GroupNorm(1, 2))
+    assert not output_free_backward(nn.ReLU())
+
+
+def test_in_place_sum_keeps_the_wider_dtype_under_autocast():
+    unit = ResBlock(2, 4, 8, ResBlockParams(norm="none"))[0]  # conv last, 1x1 conv shortcut
+    assert unit.add_in_place
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert unit(torch.randn(1, 4, 8, 8)).dtype == torch.bfloat16
+    x = torch.randn(1, 4, 8, 8)
+    unit.shortcut = None  # an fp32 identity shortcut into a bf16 conv output: out of place
+    unit.conv1 = nn.Conv2d(4, 8, 3, padding=1)
+    unit.conv2 = nn.Conv2d(8, 4, 3, padding=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert unit(x).dtype == torch.float32

@@ -87,6 +87,12 @@ def test_the_position_table_is_added_at_its_grid_and_interpolated_elsewhere():
     table = embed.position[0].T.reshape(1, 8, 2, 3)
     torch.testing.assert_close(embed(x), embed.proj(x) + table, rtol=0, atol=0)
     assert embed(torch.randn(1, 1, 16, 16)).shape == (1, 8, 4, 4)
+    # at the declared grid the table is used as it is (no resize op), and equals the resize
+    tokens = embed.proj(x)
+    with torch.profiler.profile() as prof:
+        at_grid = embed.positions(tokens)
+    assert not [e for e in prof.events() if "upsample" in e.name]
+    assert torch.equal(at_grid, F.interpolate(table, size=(2, 3), mode="bicubic"))
     without = PatchEmbedding(2, 1, 8, PatchEmbedParams(stride=4))
     assert [n for n, _ in without.named_parameters()] == ["proj.weight", "proj.bias"]
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .builtin import ConvParams
 from ..fields.axes import Size, axiswise
-from .layers import CONV, interp_mode, make_act, make_norm
+from .layers import CONV, in_place_act, interp_mode, make_act, make_norm
 
 __all__ = ["ConvStack", "UpConv", "half"]
 
@@ -46,7 +46,8 @@ class ConvStack(nn.Sequential):
                                                    stride=params.conv_stride() if k == 1 else 1,
                                                    padding=half(params.kernel, params.dilation),
                                                    dilation=params.dilation, bias=params.bias))
-            parts = {"norm": make_norm(params.norm, dims, c_out), "act": make_act(params.act)}
+            parts = {"norm": make_norm(params.norm, dims, c_out),
+                     "act": in_place_act(make_act(params.act))}  # on a conv's / norm's output
             for part in ("norm", "act") if params.order == "cna" else ("act", "norm"):
                 if parts[part] is not None:
                     self.add_module(f"{part}{k}", parts[part])

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from .options import ACTS, NORMS, act_choice, norm_choice
 
 __all__ = ["by_dims", "CONV", "CONV_T", "MAX_POOL", "AVG_POOL", "make_norm", "make_act",
-           "interp_mode"]
+           "in_place_act", "output_free_backward", "interp_mode"]
 
 
 class _DimsTable(dict):
@@ -85,3 +85,30 @@ def make_act(setting: Any) -> nn.Module | None:
     """The activation an ``act:`` setting names (None: none)."""
     name, options = act_choice(setting)
     return ACTS.get(name).load_builder()(**options.kwargs())
+
+
+def in_place_act(act: nn.Module | None) -> nn.Module | None:
+    """``act`` made to overwrite its input (``inplace=True``) where torch's backward reads the
+    output instead of the input: ReLU, LeakyReLU with a positive slope and ELU with alpha >= 0
+    (MONAI's and nnU-Net's blocks build theirs so); any other activation is returned as it is.
+
+    Only for an activation whose input is a fresh tensor that no other layer reads: a conv's,
+    a norm's or a dropout's output, or a residual sum, inside one unit. Outputs are bit for bit
+    those of the out-of-place layer, and so are the gradients of ReLU and LeakyReLU (ELU's
+    backward from its output rounds differently, at the 1e-6 level, exactly as the peers' in-place
+    ELU); it saves one activation-sized buffer."""
+    if (isinstance(act, nn.ReLU) or isinstance(act, nn.LeakyReLU) and act.negative_slope > 0
+            or isinstance(act, nn.ELU) and act.alpha >= 0):
+        act.inplace = True
+    return act
+
+
+_OUTPUT_FREE = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm,
+                nn.LayerNorm)
+
+
+def output_free_backward(layer: nn.Module) -> bool:
+    """Whether ``layer``'s backward leaves its output alone (convolutions and the batch,
+    instance, group and layer norms save their input and statistics), so a unit may add a
+    shortcut into that output in place."""
+    return isinstance(layer, _OUTPUT_FREE)

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from .builtin import IdentityParams, ResBlockParams
 from .conv import half
-from .layers import CONV, make_act, make_norm
+from .layers import CONV, in_place_act, make_act, make_norm, output_free_backward
 
 __all__ = ["ResUnit", "ResBlock", "IdentityBlock"]
 
@@ -31,7 +31,9 @@ class ResUnit(nn.Module):
 
     Children: ``conv1, norm1, act1, ..., convK, normK`` (``actK`` only without ``post_act``),
     ``shortcut`` (absent when it is the identity: a ``Sequential`` of ``pool``, ``conv``,
-    ``norm`` as the settings need) and ``act`` (with ``post_act``)."""
+    ``norm`` as the settings need) and ``act`` (with ``post_act``). ReLU / LeakyReLU run in
+    place, and the shortcut is added in place into the last conv's or norm's output (same
+    dtype), as the peers' blocks do: no activation-sized buffer per unit beyond theirs."""
 
     def __init__(self, dims: int, in_channels: int, out_channels: int, stride: int,
                  params: ResBlockParams):
@@ -46,7 +48,8 @@ class ResUnit(nn.Module):
                                              dilation=p.dilation,
                                              stride=stride if k == 1 else 1, bias=p.bias),
                       f"norm{k}": make_norm(p.norm, dims, c_out),
-                      f"act{k}": None if p.post_act and k == len(widths) else make_act(p.act)}
+                      f"act{k}": (None if p.post_act and k == len(widths)
+                                  else in_place_act(make_act(p.act)))}
             for name, layer in layers.items():
                 if layer is not None:
                     self.add_module(name, layer)
@@ -54,7 +57,10 @@ class ResUnit(nn.Module):
             c_in = c_out
         self.layer_names = tuple(names)  # a plain tuple: `skipgraph eject` copies it
         self.shortcut = self._shortcut(dims, in_channels, out_channels, stride, p)
-        self.act = make_act(p.act) if p.post_act else None
+        self.act = in_place_act(make_act(p.act)) if p.post_act else None  # on the sum
+        # the sum goes into the last layer's output where its backward does not read it (as
+        # torchvision's BasicBlock, nnU-Net's BasicBlockD and MONAI's UnetResBlock add)
+        self.add_in_place = output_free_backward(getattr(self, names[-1]))
 
     @staticmethod
     def _shortcut(dims: int, in_channels: int, out_channels: int, stride: int,
@@ -83,7 +89,8 @@ class ResUnit(nn.Module):
         h = x
         for name in self.layer_names:
             h = getattr(self, name)(h)
-        h = h + (x if self.shortcut is None else self.shortcut(x))
+        s = x if self.shortcut is None else self.shortcut(x)
+        h = h.add_(s) if self.add_in_place and h.dtype == s.dtype else h + s
         return h if self.act is None else self.act(h)
 
 

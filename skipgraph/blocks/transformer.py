@@ -23,6 +23,21 @@ from .transformer_params import PatchEmbedParams, TokenNormParams, TransformerPa
 __all__ = ["PatchEmbedding", "SelfAttention", "MLP", "TransformerLayer", "TokenNorm"]
 
 
+def resize_table(table: torch.Tensor, tokens: torch.Tensor, mode: str) -> torch.Tensor:
+    """``table`` ``(1, C, *grid)`` resized to the spatial size of ``tokens`` ``(N, C, *S)``
+    (``mode`` interpolation); the table itself where the sizes agree, since resizing to the
+    same size copies each value (weights 1 and 0); always resized in an ONNX export or a jit
+    trace, whose graph must serve other sizes. One leaf in fx graphs (``torch.fx.wrap``),
+    so the size test runs at call time and the traced graph has no data-dependent branch."""
+    exporting = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+    if table.shape[2:] == tokens.shape[2:] and not exporting:  # an export keeps sizes dynamic
+        return table
+    return F.interpolate(table, size=tokens.shape[2:], mode=mode)
+
+
+torch.fx.wrap("resize_table")
+
+
 class PatchEmbedding(nn.Module):
     """``(N, C_in, *S) -> (N, C, *S / patch)``: patch conv, + position embedding, dropout.
 
@@ -54,7 +69,7 @@ class PatchEmbedding(nn.Module):
         (bicubic in 2D, trilinear in 3D: exactly the table at the declared grid, where the
         interpolation weights are 1 and 0; other sizes as timm's ``dynamic_img_size``)."""
         table = self.position.transpose(1, 2).unflatten(2, self.grid)
-        return F.interpolate(table, size=tokens.shape[2:], mode=self.mode)
+        return resize_table(table, tokens, self.mode)
 
 
 class SelfAttention(nn.Module):

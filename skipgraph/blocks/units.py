@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from ..fields.axes import Size, axiswise
 from .conv import half
-from .layers import CONV, CONV_T, make_act, make_norm
+from .layers import CONV, CONV_T, in_place_act, make_act, make_norm
 from .unit_params import ConvUnitParams, PreActParams
 
 __all__ = ["ConvUnit", "TileChannels", "PreActUnit", "PreActBlock"]
@@ -53,6 +53,8 @@ class ConvUnit(nn.Module):
         self.residual = self._residual(dims, in_channels, out_channels, stride, p)
         self.identity_residual = bool(p.residual) and self.residual is None
         self.post_act = make_act(p.act) if p.post_act else None
+        if p.residual:  # on the sum, a fresh tensor
+            in_place_act(self.post_act)
 
     @staticmethod
     def _conv(dims: int, c_in: int, c_out: int, stride: Size, transposed: bool,
@@ -67,7 +69,7 @@ class ConvUnit(nn.Module):
     def _after(self, dims: int, k: int, channels: int, p: ConvUnitParams) -> list[str]:
         layers = {"N": ("norm", make_norm(p.norm, dims, channels)),
                   "D": ("drop", nn.Dropout(p.dropout) if p.dropout > 0 else None),
-                  "A": ("act", make_act(p.act))}
+                  "A": ("act", in_place_act(make_act(p.act)))}  # on a fresh output
         names = []
         for letter in p.order:
             name, layer = layers[letter]

@@ -7,7 +7,7 @@ from typing import Callable
 import torch.nn as nn
 
 from ..blocks.attention import AttentionGate
-from ..blocks.layers import make_act, make_norm
+from ..blocks.layers import in_place_act, make_act, make_norm, output_free_backward
 from ..blocks.registry import get_block
 from ..heads import get_head
 from ..resampling import get_resample
@@ -97,6 +97,9 @@ def edge_module(dims: int, e: IREdge) -> nn.Module | None:
         layers = {"norm": make_norm(r.norm, dims, channels), "act": make_act(r.act)}
         for name in ("norm", "act") if r.order == "cna" else ("act", "norm"):
             if layers[name] is not None:
+                last = next(reversed(parts.values()), None)
+                if name == "act" and last is not None and output_free_backward(last):
+                    in_place_act(layers[name])  # on a conv's / norm's fresh output
                 parts[name] = layers[name]
     if e.conv_width is not None and e.conv_at == "target":
         parts["conv"] = _edge_conv(dims, e, channels)
