@@ -23,6 +23,8 @@ from .style import ADDED, EDGE_STYLES, GREY, NODE_FILL, PROBLEM, EdgeStyle, lege
 __all__ = ["DrawOptions", "draw", "node_position", "problem_nodes"]
 
 _X_STEP, _Y_STEP = 0.85, 1.25  # inches per grid unit
+_NODE_HALF = 0.5  # half the widest node (1.0 in with a block line)
+_HEAD_HALF = 0.6  # half a head box (its text sets the width; "2 (1/16)" and the like)
 _NODE_ID = re.compile(r"[A-Za-z_]\w*\[[-\d,\s]+\]")
 
 
@@ -205,12 +207,7 @@ def _draw_heads(g: graphviz.Digraph, ir: IRGraph, opts: DrawOptions,
     kept = set(ir.needed_heads([opts.prune])) if opts.prune else set(ir.heads)
     for head in ir.heads.values():
         node = ir.node(head.node)
-        x, y = node_position(node)
-        stack = 2 if not head.pixelwise and head.node in seg_nodes else 1
-        if node.level == 0:
-            y += (0.9 if stack == 1 else 1.7) * _Y_STEP
-        else:
-            x += (1.2 if stack == 1 else 2.9) * _X_STEP
+        x, y = _head_position(head, node, seg_nodes)
         grey = head.id not in kept
         title, extra = head.settings.drawing(head.level, head.level_scale)
         if head.gate:
@@ -228,6 +225,16 @@ def _draw_heads(g: graphviz.Digraph, ir: IRGraph, opts: DrawOptions,
         g.edge(node.name, f"out_{head.name}", **attrs, **{"class": "edge-head"})
 
 
+def _head_position(head, node: IRNode, seg_nodes: set[str]) -> tuple[float, float]:
+    """A head's box: above a full-resolution node, right of a deeper one; a CGM one step
+    further than the segmentation head it shares a node with."""
+    x, y = node_position(node)
+    stack = 2 if not head.pixelwise and head.node in seg_nodes else 1
+    if node.level == 0:
+        return x, y + (0.9 if stack == 1 else 1.7) * _Y_STEP
+    return x + (1.2 if stack == 1 else 2.9) * _X_STEP, y
+
+
 def _draw_ghosts(g: graphviz.Digraph, ir: IRGraph, removed: IRGraph) -> None:
     """Nodes a diff removes, drawn dashed where they were."""
     for node in removed.nodes():
@@ -241,8 +248,18 @@ def _draw_ghosts(g: graphviz.Digraph, ir: IRGraph, removed: IRGraph) -> None:
 
 def _draw_legend(g: graphviz.Digraph, ir: IRGraph, kinds: list[str],
                  notes: list[tuple[str, str]]) -> None:
-    xs = [node_position(ir.node(n))[0] for n in ir.graph.nodes]
-    x = max(xs, default=0) + 1.6
+    """The legend right of everything drawn, its left side clear of the rightmost node or head
+    box by a margin: a legend touching a node makes neato give up routing *every* edge around
+    the nodes (its "falling back to straight line edges"), and skips then run behind them."""
+    rights = [node_position(ir.node(n))[0] + _NODE_HALF for n in ir.graph.nodes]
+    seg_nodes = {h.node for h in ir.heads.values() if h.pixelwise}
+    rights += [_head_position(h, ir.node(h.node), seg_nodes)[0] + _HEAD_HALF
+               for h in ir.heads.values()]
+    texts = [EDGE_STYLES[k].label for k in kinds] + [meaning for _, meaning in notes]
+    # the table's width: the line sample, then its longest row in 10 pt Helvetica (~0.075 in
+    # a character, rounded up)
+    half_width = (0.8 + 0.08 * max(map(len, texts), default=5)) / 2
+    x = max(rights, default=0) + 0.4 + half_width
     y = -ir.max_level * _Y_STEP
     g.node("legend", label=legend_label(kinds, notes), shape="plaintext", style="", fontsize="10",
            fixedsize="false", pos=f"{x:.3f},{y:.3f}!")
