@@ -111,8 +111,8 @@ class ConvUnitParams(StridedStack):
 
     def note(self) -> str:
         parts = [f"x{self.convs}" if self.convs != 1 else "", "res" if self.residual else "",
-                 f"drop{self.input_dropout:g}{'ch' if self.input_dropout_spatial else ''}"
-                 if isinstance(self.input_dropout, (int, float)) and self.input_dropout else ""]
+                 "drop" if isinstance(self.input_dropout, (int, float)) and self.input_dropout
+                 else ""]
         if self.stride != 1:
             parts.append(f"up x{self.stride}" if self.transposed else f"/{self.stride}")
         return " ".join(p for p in parts if p)
