@@ -23,7 +23,7 @@ from .style import ADDED, EDGE_STYLES, GREY, NODE_FILL, PROBLEM, EdgeStyle, lege
 __all__ = ["DrawOptions", "draw", "node_position", "problem_nodes"]
 
 _X_STEP, _Y_STEP = 0.85, 1.25  # inches per grid unit
-_NODE_HALF = 0.5  # half the widest node (1.0 in with a block line)
+_NODE_HALF = 0.7  # half the widest node (1.0 in with a block line, up to 1.4 for a long one)
 _HEAD_HALF = 0.6  # half a head box (its text sets the width; "2 (1/16)" and the like)
 _NODE_ID = re.compile(r"[A-Za-z_]\w*\[[-\d,\s]+\]")
 
@@ -131,13 +131,27 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
         lines.append(f"<FONT POINT-SIZE='8'>x{step}</FONT>")
     if node.block.label():  # a backbone's stage: the encoder's name
         lines.insert(1, f"<FONT POINT-SIZE='8'>{html.escape(node.block.label())}</FONT>")
-    note = node.block.note() if node.block is not None else ""
-    if opts.detail or note:  # a ResNet stage: its block type, repeat count and stride
-        text = " ".join(t for t in (node.block.type if node.block else "", note) if t)
+    text = _block_text(node, opts)
+    if text:  # a ResNet stage: its block type, repeat count and stride
         lines.append(f"<FONT POINT-SIZE='8'>{html.escape(text)}</FONT>")
     if opts.detail:
         lines.append(f"<FONT POINT-SIZE='8'>{_shape_text(ir, node, opts)}</FONT>")
     return "<" + "<BR/>".join(lines) + ">"
+
+
+def _block_text(node: IRNode, opts: DrawOptions) -> str:
+    """The node's block line (`resblock x4 /2`): with ``detail``, or where the block has a
+    note; empty otherwise."""
+    note = node.block.note() if node.block is not None else ""
+    if not (opts.detail or note):
+        return ""
+    return " ".join(t for t in (node.block.type if node.block else "", note) if t)
+
+
+def _node_width(text: str) -> float:
+    """Inches across a node with a block line: 1.0, wider for a long line (8 pt, ~0.058 in a
+    character), at most ``2 * _NODE_HALF`` so neighbours two grid steps apart never touch."""
+    return max(1.0, min(2 * _NODE_HALF, 0.058 * len(text) + 0.15))
 
 
 def _shape_text(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
@@ -157,8 +171,8 @@ def _draw_node(g: graphviz.Digraph, ir: IRGraph, node: IRNode, opts: DrawOptions
     if node.is_input:
         attrs.update(shape="box", style="rounded,filled", fillcolor="#eeeeee", width="0.7",
                      height="0.5")
-    if (opts.detail or (node.block is not None and node.block.note())) and not node.is_input:
-        attrs.update(width="1.0")  # room for the block line (`resblock x4 /2`)
+    if not node.is_input and _block_text(node, opts):
+        attrs.update(width=f"{_node_width(_block_text(node, opts)):.2f}")  # room for it
     if node.loop and not opts.unroll:
         attrs.update(peripheries="2")  # a node run once per loop iteration
     if keep is not None and node.id not in keep:
