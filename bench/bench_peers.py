@@ -85,15 +85,13 @@ def bench(spec: str, params: dict, label: str, args, device: torch.device) -> li
     diff = 0.0
     for training in (False, True):  # eval: the spec's output (a list where the peer lists)
         model.train(training), peer.train(training)
+        # DynUNet stacks its up-sampled training heads: compared head by head; one seed
+        # gives the same dropout draws in both (smp's FPN, DeepLabV3+, MONAI's VNet)
         with torch.no_grad():
-            # DynUNet stacks its up-sampled training heads: compared head by head
+            torch.manual_seed(0)
             ours = peer_outputs(spec, model, model(x))
+            torch.manual_seed(0)
             theirs = peer_outputs(spec, model, peer(x), peer=True)
-        with torch.no_grad():  # the same dropout draws in both (smp's FPN, DeepLabV3+)
-            torch.manual_seed(0)
-            ours = _outputs(model(x))
-            torch.manual_seed(0)
-            theirs = _outputs(peer(x))
         if len(ours) != len(theirs):
             raise ValueError(f"{label}: {len(ours)} outputs vs the peer's {len(theirs)} "
                              f"({'training' if training else 'eval'} mode)")
