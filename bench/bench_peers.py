@@ -55,7 +55,8 @@ CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("monai_segresnet", {"dims": 3}, "MONAI SegResNet 3D"),
     ("monai_segresnet_ds", {"dims": 2, "dsdepth": 3}, "MONAI SegResNetDS 2D, dsdepth 3"),
     ("monai_segresnet_ds", {"dims": 3}, "MONAI SegResNetDS 3D"),
-    # training outputs differ by MONAI's hard-coded skip dropout (specs/monai_vnet.yaml)
+    # MONAI's dropouts reproduced (edge dropout, input_dropout); the 2D peer's Dropout3d
+    # layers are Dropout2d (specs/monai_vnet.yaml)
     ("monai_vnet", {"dims": 2}, "MONAI VNet 2D"),
     ("nnunet_resunet", {"dims": 2}, "ResidualUNet 2D, 6 stages, DS"),
     ("nnunet_resenc", {"dims": 2, "stages": 7, "blocks": [1, 3, 4, 6, 6, 6, 6]},
@@ -98,8 +99,8 @@ def bench(spec: str, params: dict, label: str, args, device: torch.device) -> li
     diff = 0.0
     for training in (False, True):  # eval: the spec's output (a list where the peer lists)
         model.train(training), peer.train(training)
-        # DynUNet stacks its up-sampled training heads: compared head by head; the same
-        # dropout draws in both (smp's FPN, DeepLabV3+)
+        # DynUNet stacks its up-sampled training heads: compared head by head; one seed
+        # gives the same dropout draws in both (smp's FPN, DeepLabV3+, MONAI's VNet)
         with torch.no_grad():
             torch.manual_seed(0)
             ours = peer_outputs(spec, model, model(x))

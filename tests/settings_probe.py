@@ -40,6 +40,7 @@ CONTEXT: dict[str, dict[str, Any]] = {
     "layers": {"variant": "pooled_mlp"},                # pooled_mlp's stages
     "norm_per_step": {"steps": 2},
     "hidden_act": {"reduction": 2},  # image_pool: the act inside its SE bottleneck
+    "input_dropout_spatial": {"input_dropout": 0.5},  # whole channels of a live input dropout
     # the shortcut kinds differ only where a unit strides: the wider encoder nodes stride
     "shortcut": {"stride": f"2 if i > 0 and width > {WIDTH} else 1"},
 }

@@ -247,3 +247,59 @@ def test_ejected_module_checks_its_input_as_the_compiled_one(tmp_path):
         ejected(torch.randn(1, 1, 33, 47))
     with pytest.raises(ValueError, match=r"expected an input \(N, 1, \*spatial\)"):
         ejected(torch.randn(1, 3, 32, 32))
+
+
+def test_a_program_specialised_to_the_example_size_is_refused_saying_so(monkeypatch, tmp_path):
+    """torch.export may keep the sizes symbolic yet guard one derived size at run time (0/1
+    specialisation); the export runs the program at another size and says what it is fixed
+    to, instead of saving it as a dynamic program."""
+    model = _model(SPECS / "unet_pp.yaml")
+    real = torch.export.export
+
+    class Fixed:  # a program that only runs at the example's size, as a guarded one does
+        def __init__(self, program, size):
+            self.program, self.size = program, size
+
+        def module(self):
+            inner = self.program.module()
+
+            def run(x):
+                if tuple(x.shape[2:]) != self.size:
+                    raise AssertionError("Guard failed: x.size()[2] // 16 == 1")
+                return inner(x)
+            return run
+
+    def fixed_export(target, args, **kw):
+        return Fixed(real(target, args, **kw), tuple(args[0].shape[2:]))
+    monkeypatch.setattr(torch.export, "export", fixed_export)
+    with pytest.raises(SpecError) as info:
+        export_program(model, tmp_path / "m.pt2")
+    message = str(info.value)
+    assert "specialised the program to the example's spatial size 16x16" in message
+    assert "fails at 24x24" in message and "Guard failed" in message
+    assert not (tmp_path / "m.pt2").exists()
+
+
+def test_exports_trace_swin_models_at_two_windows_per_axis():
+    """A Swin layer's windows per axis must not be 1 in the traced example (torch.export
+    would fix them to 1): the example grows until every Swin node has two windows."""
+    from skipgraph.export.shapes import example_blocks, example_input
+    assert example_blocks(skipgraph.load_ir(SPECS / "unet_pp.yaml")) == 2
+    for img_size, blocks in ((64, 3), (128, 4)):  # level-4 windows of 4 and 7 tokens
+        ir = skipgraph.load_ir(SPECS / "monai_swin_unetr.yaml", dims=2, img_size=img_size)
+        assert example_blocks(ir) == blocks
+        assert tuple(example_input(ir).shape) == (2, 1, 32 * blocks, 32 * blocks)
+
+
+@pytest.mark.slow
+def test_swin_unetr_export_says_it_would_be_specialised_to_the_example_size():
+    """MONAI SwinUNETR (2D, small): torch.export keeps the sizes symbolic but guards the crop
+    of the padded windows back to the map (padding zero or not at the example's size), so the
+    program would run at the traced size only; the export says so (about a minute)."""
+    model = skipgraph.build(SPECS / "monai_swin_unetr.yaml", seed=0, dims=2, img_size=64,
+                            feature_size=12, num_heads=[1, 2, 2, 4]).eval()
+    with pytest.raises(SpecError) as info:
+        export_program(model)
+    message = str(info.value)
+    assert "specialised the program to the example's spatial size 96x96" in message
+    assert "fails at 128x128" in message

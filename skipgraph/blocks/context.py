@@ -8,12 +8,9 @@ import torch.nn.functional as F
 
 from .context_params import DropoutParams, ImagePoolParams, SepConvParams
 from .conv import half
-from .layers import CONV, by_dims, interp_mode, make_act, make_norm
+from .layers import CONV, SPATIAL_DROPOUT, interp_mode, make_act, make_norm
 
 __all__ = ["SepConvStack", "ImagePool", "DropoutBlock"]
-
-_SPATIAL_DROPOUT = by_dims("spatial dropout", nn.Dropout2d, nn.Dropout3d)
-
 
 class SepConvStack(nn.Sequential):
     """``convs`` x (depthwise conv -> pointwise 1x1 conv -> norm -> act).
@@ -132,5 +129,5 @@ class DropoutBlock(nn.Sequential):
 
     def __init__(self, dims: int, in_channels: int, out_channels: int, params: DropoutParams):
         super().__init__()
-        layer = _SPATIAL_DROPOUT[dims] if params.spatial else nn.Dropout
+        layer = SPATIAL_DROPOUT[dims] if params.spatial else nn.Dropout
         self.add_module("drop", layer(params.rate))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from .options import ACTS, NORMS, act_choice, norm_choice
 
 __all__ = ["by_dims", "CONV", "CONV_T", "MAX_POOL", "AVG_POOL", "make_norm", "make_act",
-           "in_place_act", "output_free_backward", "interp_mode"]
+           "in_place_act", "output_free_backward", "make_dropout", "interp_mode"]
 
 
 class _DimsTable(dict):
@@ -32,6 +32,7 @@ CONV = by_dims("convolution", nn.Conv2d, nn.Conv3d)
 CONV_T = by_dims("transposed convolution", nn.ConvTranspose2d, nn.ConvTranspose3d)
 MAX_POOL = by_dims("max-pool", F.max_pool2d, F.max_pool3d)
 AVG_POOL = by_dims("avg-pool", F.avg_pool2d, F.avg_pool3d)
+SPATIAL_DROPOUT = by_dims("spatial dropout", nn.Dropout2d, nn.Dropout3d)
 _BATCH = by_dims("batch norm", nn.BatchNorm2d, nn.BatchNorm3d)
 _INSTANCE = by_dims("instance norm", nn.InstanceNorm2d, nn.InstanceNorm3d)
 
@@ -112,3 +113,10 @@ def output_free_backward(layer: nn.Module) -> bool:
     instance, group and layer norms save their input and statistics), so a unit may add a
     shortcut into that output in place."""
     return isinstance(layer, _OUTPUT_FREE)
+def make_dropout(dims: int, rate: float, spatial: bool) -> nn.Module | None:
+    """Dropout of single values (``nn.Dropout``) or of whole channels (``Dropout2d`` /
+    ``Dropout3d`` for ``(N, C, *spatial)`` with ``dims`` spatial axes); None for rate 0 (torch
+    draws no random numbers for it either)."""
+    if not rate:
+        return None
+    return (SPATIAL_DROPOUT[dims] if spatial else nn.Dropout)(rate)

@@ -62,6 +62,13 @@ class BlockParams(BaseModel):
         its output and its inputs arrive that many levels higher (ResNet's strided stages)."""
         return 0
 
+    def export_side(self) -> int:
+        """The smallest map side (positions per axis at the node's level) an export should be
+        traced at: torch.export specialises any size that is 1 in the example it traces
+        (0/1 specialisation), so a block that derives sizes from its input (windows per axis)
+        asks for a side where none of them is 1; 1 (any side) by default."""
+        return 1
+
     def note(self) -> str:
         """What drawings and the IR printout add to the block's type: a repeat count, a
         stride (``x3 /2``); empty when there is nothing to add."""

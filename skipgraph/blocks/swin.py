@@ -12,6 +12,7 @@ as (3, heads, C / heads), bias index layout, mask value -100) and ``PatchMerging
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 import torch.nn as nn
@@ -39,7 +40,8 @@ def _partition(t: torch.Tensor, grid: list, window: int, dims: int) -> torch.Ten
     split = [s for g in grid for s in (g, window)]
     order = [0] + [1 + 2 * k for k in range(dims)] + [2 + 2 * k for k in range(dims)]
     t = t.reshape(t.shape[0], *split, t.shape[-1]).permute(*order, 2 * dims + 1)
-    return t.reshape(t.shape[0], -1, window ** dims, t.shape[-1])
+    # the number of windows as a product of the grid (not -1): torch.export keeps it symbolic
+    return t.reshape(t.shape[0], math.prod(grid), window ** dims, t.shape[-1])
 
 
 def _merge(windows: torch.Tensor, grid: list, window: int, dims: int) -> torch.Tensor:
@@ -116,10 +118,11 @@ class SwinLayer(nn.Module):
         """Window attention on ``(N, *S, C)``: pad to whole windows, shift, attend, undo."""
         w, s, dims = self.window, self.shift, self.dims
         sizes = [t.shape[1 + k] for k in range(dims)]
-        pads = [(w - n % w) % w for n in sizes]
-        t = F.pad(t, _pad_spec(pads))
-        padded = [n + pad for n, pad in zip(sizes, pads)]
-        grid = [n // w for n in padded]
+        # windows per axis first, the padded size from them: grid * w is then the map's size
+        # by construction (no modulo to prove), so torch.export keeps every size symbolic
+        grid = [(n + w - 1) // w for n in sizes]
+        padded = [g * w for g in grid]
+        t = F.pad(t, _pad_spec([p - n for p, n in zip(padded, sizes)]))
         axes = tuple(range(1, dims + 1))
         mask = None
         if s:
@@ -175,8 +178,13 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.movedim(1, -1)
-        t = F.pad(t, _pad_spec([t.shape[1 + k] % 2 for k in range(self.dims)]))
-        cells = [t[(slice(None),) + tuple(slice(o, None, 2) for o in offset)]
+        # padded to whole cells, each axis split into (cells, 2): the token at offset o of a
+        # cell is index o of its pair (a reshape whose sizes torch.export keeps symbolic,
+        # where stepped slices of an odd-or-even size would be guarded)
+        cells = [(t.shape[1 + k] + 1) // 2 for k in range(self.dims)]
+        t = F.pad(t, _pad_spec([2 * c - t.shape[1 + k] for k, c in enumerate(cells)]))
+        t = t.reshape(t.shape[0], *[v for c in cells for v in (c, 2)], t.shape[-1])
+        cells = [t[(slice(None),) + tuple(v for o in offset for v in (slice(None), o))]
                  for offset in self.offsets]
         return self.reduction(self.norm(torch.cat(cells, -1))).movedim(-1, 1)
 

@@ -77,6 +77,11 @@ class SwinParams(BlockParams):
         """The window side the map is split with."""
         return self.partition if isinstance(self.partition, int) else self.window
 
+    def export_side(self) -> int:
+        """One position more than a window: two windows per axis, so the number of windows
+        stays symbolic in an exported program (one window would be specialised to 1)."""
+        return self.window_used() + 1
+
     def note(self) -> str:
         shift = self.shift if isinstance(self.shift, int) else 0
         return f"w{self.window_used()}" + (f" s{shift}" if shift else "")

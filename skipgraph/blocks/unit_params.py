@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..fields.axes import KernelSize, volume
-from ..fields.types import ActSetting, ExprText, KernelExpr, NormSetting
+from ..fields.types import ActSetting, DropoutRate, ExprText, KernelExpr, NormSetting
 from .builtin import StridedStack, check_odd_kernel, check_positive
 from .registry import BlockParams, register_block
 
@@ -69,8 +69,16 @@ class ConvUnitParams(StridedStack):
     last_conv_only: bool = False
     """The last conv without norm, dropout and activation (MONAI's `conv_only` /
     `last_conv_only`: the output layer of MONAI's UNet)."""
+    input_dropout: DropoutRate = 0.0
+    """Dropout on the unit's input before its first conv, in training; the residual adds the
+    input as it came, undropped (V-Net's down transitions, MONAI's `DownTransition`). From 0
+    (no dropout layer) to below 1; an expression is evaluated per node
+    (`"0.5 if i >= 3 else 0"`)."""
+    input_dropout_spatial: bool = False
+    """The input dropout zeroes whole channels (`Dropout2d` / `Dropout3d`) instead of single
+    values."""
 
-    expressions = {"stride": 1, "widths": 1, "convs": 1}
+    expressions = {"stride": 1, "widths": 1, "convs": 1, "input_dropout": 0.0}
 
     @field_validator("dilation")
     @classmethod
@@ -102,7 +110,9 @@ class ConvUnitParams(StridedStack):
         return -levels if self.transposed else levels
 
     def note(self) -> str:
-        parts = [f"x{self.convs}" if self.convs != 1 else "", "res" if self.residual else ""]
+        parts = [f"x{self.convs}" if self.convs != 1 else "", "res" if self.residual else "",
+                 "drop" if isinstance(self.input_dropout, (int, float)) and self.input_dropout
+                 else ""]
         if self.stride != 1:
             parts.append(f"up x{self.stride}" if self.transposed else f"/{self.stride}")
         return " ".join(p for p in parts if p)

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from ..fields.axes import Size, axiswise
 from .conv import half
-from .layers import CONV, CONV_T, in_place_act, make_act, make_norm
+from .layers import CONV, CONV_T, in_place_act, make_act, make_dropout, make_norm
 from .unit_params import ConvUnitParams, PreActParams
 
 __all__ = ["ConvUnit", "TileChannels", "PreActUnit", "PreActBlock"]
@@ -26,9 +26,10 @@ class ConvUnit(nn.Module):
     """``convs`` x (conv -> norm / dropout / act in ``params.order``) [+ residual].
     ``(N, in_channels, *S) -> (N, out_channels, *S / stride)`` (``* stride`` when transposed).
 
-    Children ``conv1, norm1, drop1, act1, conv2, ...`` in call order (absent ones skipped) and
-    ``residual`` (a conv, or None for the identity), so state_dict keys read
-    ``E1.conv1.weight`` whatever the options.
+    Children ``conv1, norm1, drop1, act1, conv2, ...`` in call order (absent ones skipped),
+    ``input_drop`` (the input dropout, which the residual bypasses; or None) and ``residual``
+    (a conv, or None for the identity), so state_dict keys read ``E1.conv1.weight`` whatever
+    the options.
 
     Example:
         >>> ConvUnit(2, 1, 16, ConvUnitParams(stride=2, convs=2, residual=True)).residual
@@ -50,6 +51,7 @@ class ConvUnit(nn.Module):
                 names += self._after(dims, k, c_out, p)
             c_in = c_out
         self.layer_names = tuple(names)  # a plain tuple: `skipgraph eject` copies it
+        self.input_drop = make_dropout(dims, float(p.input_dropout), p.input_dropout_spatial)
         self.residual = self._residual(dims, in_channels, out_channels, stride, p)
         self.identity_residual = bool(p.residual) and self.residual is None
         self.post_act = make_act(p.act) if p.post_act else None
@@ -91,7 +93,7 @@ class ConvUnit(nn.Module):
         return CONV[dims](in_channels, out_channels, 1, bias=p.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x
+        h = x if self.input_drop is None else self.input_drop(x)
         for name in self.layer_names:
             h = getattr(self, name)(h)
         if self.residual is not None:

@@ -178,7 +178,11 @@ def carry_zeros(ref: torch.Tensor, channels: int) -> torch.Tensor:
 
 def _edge_value(g: fx.Graph, ir: IRGraph, e: IREdge, value: fx.Node, shared: dict,
                 module_names: set[str]) -> fx.Node:
-    """[module: conv at source] -> param-free resample -> [module: the rest], as the IR says."""
+    """[dropout at source] -> [module: conv at source] -> param-free resample -> [module: the
+    rest] -> [dropout at target], as the IR says."""
+    dropped = e.drop_name in module_names
+    if dropped and e.dropout_at == "source":
+        value = g.create_node("call_module", e.drop_name, (value,), name=e.drop_name)
     r = e.resample
     has_module = e.module_name in module_names
     if has_module and e.conv_at == "source" and e.conv_width is not None:
@@ -194,6 +198,8 @@ def _edge_value(g: fx.Graph, ir: IRGraph, e: IREdge, value: fx.Node, shared: dic
         value = shared[key]
     if has_module:
         value = g.create_node("call_module", e.module_name, (value,), name=e.name)
+    if dropped and e.dropout_at == "target":
+        value = g.create_node("call_module", e.drop_name, (value,), name=e.drop_name)
     return value
 
 

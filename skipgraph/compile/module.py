@@ -260,7 +260,8 @@ def _rebuild(ir: IRGraph, modules: "OrderedDict[str, nn.Module]", training: bool
 
 def _module_names(ir: IRGraph) -> set[str]:
     names = {ir.node(n).name for n in ir.graph.nodes}
-    return names | {e.name for e in ir.edges()} | {h.name for h in ir.heads.values()}
+    edges = {n for e in ir.edges() for n in (e.name, e.drop_name, e.gate_name)}
+    return names | edges | {h.name for h in ir.heads.values()}
 
 
 def class_name(name: str) -> str:

@@ -7,7 +7,7 @@ from typing import Callable
 import torch.nn as nn
 
 from ..blocks.attention import AttentionGate
-from ..blocks.layers import in_place_act, make_act, make_norm, output_free_backward
+from ..blocks.layers import in_place_act, make_act, make_dropout, make_norm, output_free_backward
 from ..blocks.registry import get_block
 from ..heads import get_head
 from ..resampling import get_resample
@@ -34,6 +34,9 @@ def build_modules(ir: IRGraph, weights: bool = True) -> "OrderedDict[str, nn.Mod
         edges = ir.in_edges(node.id)
         for e in edges:
             _add(mods, e.module_name, e.tied_to, lambda e=e: edge_module(ir.dims, e))
+            drop = make_dropout(ir.dims, e.dropout, e.dropout_spatial)
+            if drop is not None:  # no weights: each copy of a looped edge has its own
+                mods[e.drop_name] = drop
             if e.gate_by:
                 g = next(x for x in edges if x.family == e.gate_by)
                 mods[e.gate_name] = AttentionGate(ir.dims, g.out_channels, e.out_channels,

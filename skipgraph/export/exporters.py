@@ -14,7 +14,8 @@ import torch.nn as nn
 from ..compile.module import SkipGraphModule
 from ..errors import Diagnostic, SpecError
 from ..extras import require
-from .shapes import dynamic_shapes, example_input
+from ..graph.contract import per_axis
+from .shapes import dynamic_shapes, example_input, stride
 
 __all__ = ["AllHeads", "export_onnx", "export_program", "ExportError", "check_onnx",
            "onnx_files", "ONNX_SINGLE_FILE_LIMIT"]
@@ -49,14 +50,42 @@ def export_program(model: SkipGraphModule, path: str | os.PathLike | None = None
                    all_heads: bool = False) -> torch.export.ExportedProgram:
     """``torch.export`` with dynamic batch/spatial sizes; saved as ``.pt2`` when ``path``."""
     target = _target(model, all_heads)
+    example = example_input(model.ir)
     try:
-        program = torch.export.export(target, (example_input(model.ir),),
+        program = torch.export.export(target, (example,),
                                       dynamic_shapes=dynamic_shapes(model.ir))
     except Exception as exc:
         raise _localize(model, "torch.export", exc) from None
+    _check_general(model, program, example)
     if path is not None:
         torch.export.save(program, os.fspath(path))
     return program
+
+
+def _check_general(model: SkipGraphModule, program: torch.export.ExportedProgram,
+                   example: torch.Tensor) -> None:
+    """Run the program one total stride per axis larger than the example it was traced at.
+    torch.export can specialise a size silently (a size derived from the input that is 1 in
+    the example: 0/1 specialisation) and then guard it at run time; such a program is
+    refused, saying which size it is specialised to, instead of saved as a dynamic one.
+
+    Raises:
+        ExportError: the program fails at the other size."""
+    steps = per_axis(stride(model.ir), model.ir.dims)
+    other = torch.randn(1, *example.shape[1:2],
+                        *[n + s for n, s in zip(example.shape[2:], steps)])
+    try:
+        with torch.no_grad():
+            program.module()(other)
+    except Exception as exc:
+        traced = "x".join(map(str, example.shape[2:]))
+        tried = "x".join(map(str, other.shape[2:]))
+        raise ExportError([Diagnostic(
+            "export-failed", f"torch.export specialised the program to the example's spatial "
+            f"size {traced}: it fails at {tried} ({_first_line(exc)[:200]})",
+            hint="a block derives a size that is 1 at the example (e.g. one attention window "
+                 "per axis); its settings model's `export_side()` can ask for larger example "
+                 "maps (skipgraph.export.shapes.example_blocks)")]) from None
 
 
 def export_onnx(model: SkipGraphModule, path: str | os.PathLike, all_heads: bool = False,

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from ..registry import load_object
 from .expr import Expr, ExprError, Range
 
-__all__ = ["SpecModel", "ExprText", "KernelExpr", "RangeText", "NormSetting", "ActSetting", "NormText", "ActText", "odd_kernel",
+__all__ = ["SpecModel", "ExprText", "DropoutRate", "check_rate", "KernelExpr", "RangeText", "NormSetting", "ActSetting", "NormText", "ActText", "odd_kernel",
            "check_identifiers"]
 
 
@@ -35,6 +35,20 @@ def _check_range(value: int | str) -> int | str:
 
 ExprText = Annotated[int | float | str, AfterValidator(_check_expr)]
 RangeText = Annotated[int | str, AfterValidator(_check_range)]
+
+
+def check_rate(value: Any) -> Any:
+    """A dropout rate written as a number must be from 0 to below 1 (an expression is checked
+    once evaluated)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and not 0.0 <= value < 1.0:
+        raise ValueError(f"a dropout rate must be from 0 (no dropout) to below 1, not {value}")
+    return value
+
+
+DropoutRate = Annotated[int | float | str, AfterValidator(_check_expr), AfterValidator(check_rate)]
+"""A dropout rate from 0 (none) to below 1, or an expression over params and index variables
+evaluated per node or edge."""
 KernelExpr = Annotated[str, AfterValidator(_check_expr)]
 """A kernel written as an expression over params and index variables (`kernels[i]`),
 evaluated per node or edge when the spec is expanded."""

@@ -66,6 +66,18 @@ class ExpanderBase:
             return None
         return v
 
+    def _rate(self, value: Any, env: Mapping[str, Any], path: tuple) -> float:
+        """A dropout rate (a number or an expression) evaluated for one edge or node: from 0
+        to below 1, else an error at ``path`` (and 0)."""
+        v = self._eval(value, env, path)
+        if v is None:
+            return 0.0
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            self._err("bad-value", f"a dropout rate must be from 0 (no dropout) to below 1; "
+                      f"`{value}` gives {v!r}", path)
+            return 0.0
+        return float(v)
+
     def _iterate(self, ranges: dict[str, str | int], cond: Any, env: dict[str, Any],
                  path: tuple) -> Iterator[dict[str, Any]]:
         """All bindings of ``ranges`` (in order) under ``env`` where ``cond`` holds."""
@@ -161,8 +173,10 @@ class ExpanderBase:
             return block
         scope = {**env, "width": width}
         try:
-            return block.resolve(lambda value, sub, minimum: self._int(
-                value, scope, path + ("block",) + sub, minimum))
+            # a float minimum marks a rate (dropout), an int one a count or size
+            return block.resolve(lambda value, sub, minimum: self._rate(
+                value, scope, path + ("block",) + sub) if isinstance(minimum, float)
+                else self._int(value, scope, path + ("block",) + sub, minimum))
         except ValidationError as exc:
             for err in exc.errors():
                 self._err("bad-value", f"block `{block.type}`: "

@@ -107,11 +107,16 @@ class EdgeExpansion(ExpanderBase):
                           did_you_mean(gate_by, [f for f in self.spec.edges if f != name]))
             if fam.gate.inter != "half":
                 gate_inter = self._int(fam.gate.inter, env, ("edges", name, "gate", "inter"), 1)
+        dropout = 0.0
+        if fam.dropout is not None:
+            dropout = self._rate(fam.dropout.rate, env, ("edges", name, "dropout", "rate"))
         return IREdge(src_id, dst_id, name, kind, slot=slot, resample=resample,
                       conv_width=conv_width,
                       conv_block=conv_block, conv_at=fam.conv.at if fam.conv else "target",
                       gate_by=gate_by, gate_inter=gate_inter, collect=fam.collect,
-                      origin=origin)
+                      dropout=dropout,
+                      dropout_spatial=bool(fam.dropout and fam.dropout.spatial),
+                      dropout_at=fam.dropout.at if fam.dropout else "target", origin=origin)
 
     def _assign_slots(self) -> None:
         """Concat order: edge families as the node family's `order:` lists them (else as

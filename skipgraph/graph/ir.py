@@ -151,6 +151,9 @@ class IREdge:
     gate_by: str = ""                   # attention gate: the edge family giving the gating signal
     gate_inter: int | str = "half"
     collect: str = "last"               # leaving a loop: last iteration, or all of them
+    dropout: float = 0.0                # dropout rate on the edge's value in training (0: none)
+    dropout_spatial: bool = False       # whole channels (Dropout2d/3d) instead of values
+    dropout_at: str = "target"          # on the value received (target) or the source's value
     in_channels: int = 0
     resampled_channels: int = 0         # after resampling, before the edge conv
     out_channels: int = 0
@@ -171,6 +174,16 @@ class IREdge:
     @property
     def gate_name(self) -> str:
         return f"gate_{self.name}"
+
+    @property
+    def drop_name(self) -> str:
+        """Submodule name of the edge's dropout layer (when ``dropout`` > 0)."""
+        return f"drop_{self.name}"
+
+    def dropout_term(self) -> str:
+        """The dropout as the IR printout and drawings write it (``drop0.5ch``), or ``""``."""
+        return f"drop{self.dropout:g}{'ch' if self.dropout_spatial else ''}" if self.dropout \
+            else ""
 
 
 @dataclass(frozen=True)
@@ -428,12 +441,16 @@ class IRGraph:
     @staticmethod
     def _edge_term(e: IREdge) -> str:
         term = e.src
+        if e.dropout and e.dropout_at == "source":
+            term = f"{e.dropout_term()}({term})"
         if e.conv_width and e.conv_at == "source":
             term = f"conv{e.conv_width}({term})"
         if e.resample is not None:
             term = e.resample.settings.term(term, e.resample.factor)
         if e.conv_width and e.conv_at == "target":
             term = f"conv{e.conv_width}({term})"
+        if e.dropout and e.dropout_at == "target":
+            term = f"{e.dropout_term()}({term})"
         return f"gate[{e.gate_by}]({term})" if e.gate_by else term
 
     def to_dict(self) -> dict[str, Any]:

@@ -275,7 +275,7 @@ PEERS: dict[str, Peer] = {p.spec: p for p in [
          peers_monai.segresnet_key),
     Peer("monai_segresnet_ds", "MONAI SegResNetDS", "monai", peers_monai.make_segresnet_ds,
          peers_monai.segresnet_ds_key),
-    Peer("monai_vnet", "MONAI VNet (no dropout)", "monai", peers_monai.make_vnet,
+    Peer("monai_vnet", "MONAI VNet", "monai", peers_monai.make_vnet,
          peers_monai.vnet_key),
     Peer("smp_linknet", "segmentation_models_pytorch Linknet (ResNet)",
          "segmentation_models_pytorch", smp_peers.make_linknet, smp_peers.linknet_key),

@@ -212,10 +212,27 @@ def segresnet_ds_key(key: str, model: nn.Module) -> str | None:
 
 
 def make_vnet(p: dict[str, Any]) -> nn.Module:
-    """MONAI's VNet without the dropout the spec cannot place (see specs/monai_vnet.yaml)."""
+    """MONAI's VNet with the spec's dropout rates (``dropout_down`` -> ``dropout_prob_down``,
+    ``dropout_up`` / ``dropout_skip`` -> ``dropout_prob_up``; 0 is MONAI's None).
+
+    MONAI builds every dropout as ``Dropout3d`` whatever ``spatial_dims`` (VNet never passes
+    its ``dropout_dim`` on to its transitions). In 3D that is the spec's ``spatial_dropout``
+    and the peer is MONAI's as it is; on 2D tensors ``(N, C, H, W)`` torch's ``dropout3d``
+    reads one unbatched volume and zeroes whole samples, so the 2D peer (and one with
+    ``spatial_dropout: false``) gets ``Dropout2d`` (``nn.Dropout``) at the same rates, the
+    dropout the spec gives (specs/monai_vnet.yaml states the difference)."""
     from monai.networks.nets import VNet
-    return VNet(spatial_dims=p["dims"], in_channels=p["in_channels"], out_channels=p["classes"],
-                dropout_prob_down=None, dropout_prob_up=(None, 0.0))
+    net = VNet(spatial_dims=p["dims"], in_channels=p["in_channels"], out_channels=p["classes"],
+               dropout_prob_down=p["dropout_down"] or None,
+               dropout_prob_up=(p["dropout_up"] or None, p["dropout_skip"]))
+    if p["dims"] == 3 and p["spatial_dropout"]:
+        return net
+    layer = nn.Dropout2d if p["spatial_dropout"] else nn.Dropout
+    for module in list(net.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Dropout3d):
+                setattr(module, name, layer(child.p))
+    return net
 
 
 _VNET_DOWN = {"down_tr32": 1, "down_tr64": 2, "down_tr128": 3, "down_tr256": 4}

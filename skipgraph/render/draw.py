@@ -23,6 +23,8 @@ from .style import ADDED, EDGE_STYLES, GREY, NODE_FILL, PROBLEM, EdgeStyle, lege
 __all__ = ["DrawOptions", "draw", "node_position", "problem_nodes"]
 
 _X_STEP, _Y_STEP = 0.85, 1.25  # inches per grid unit
+_NODE_HALF = 0.7  # half the widest node (1.0 in with a block line, up to 1.4 for a long one)
+_HEAD_HALF = 0.6  # half a head box (its text sets the width; "2 (1/16)" and the like)
 _NODE_ID = re.compile(r"[A-Za-z_]\w*\[[-\d,\s]+\]")
 
 
@@ -115,20 +117,6 @@ def _title(ir: IRGraph, opts: DrawOptions) -> str:
     return title
 
 
-def _block_line(node: IRNode, opts: DrawOptions) -> str:
-    """The node's block line (``convunit x2 res /2``), "" when none is drawn."""
-    note = node.block.note() if node.block is not None else ""
-    if not (opts.detail or note):
-        return ""
-    return " ".join(t for t in (node.block.type if node.block else "", note) if t)
-
-
-def _node_width(node: IRNode, opts: DrawOptions) -> str:
-    """A circle wide enough for its block line (8 pt Helvetica: about 0.058 in a character,
-    plus the margin), at least 1 in: graphviz warns and clips a label wider than its node."""
-    return f"{max(1.0, 0.058 * len(_block_line(node, opts)) + 0.12):.2f}"
-
-
 def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
     if node.is_input:
         return f"<input<BR/><FONT POINT-SIZE='9'>{node.width} ch</FONT>>"
@@ -143,12 +131,27 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
         lines.append(f"<FONT POINT-SIZE='8'>x{step}</FONT>")
     if node.block.label():  # a backbone's stage: the encoder's name
         lines.insert(1, f"<FONT POINT-SIZE='8'>{html.escape(node.block.label())}</FONT>")
-    text = _block_line(node, opts)
+    text = _block_text(node, opts)
     if text:  # a ResNet stage: its block type, repeat count and stride
         lines.append(f"<FONT POINT-SIZE='8'>{html.escape(text)}</FONT>")
     if opts.detail:
         lines.append(f"<FONT POINT-SIZE='8'>{_shape_text(ir, node, opts)}</FONT>")
     return "<" + "<BR/>".join(lines) + ">"
+
+
+def _block_text(node: IRNode, opts: DrawOptions) -> str:
+    """The node's block line (`resblock x4 /2`): with ``detail``, or where the block has a
+    note; empty otherwise."""
+    note = node.block.note() if node.block is not None else ""
+    if not (opts.detail or note):
+        return ""
+    return " ".join(t for t in (node.block.type if node.block else "", note) if t)
+
+
+def _node_width(text: str) -> float:
+    """Inches across a node with a block line: 1.0, wider for a long line (8 pt, ~0.058 in a
+    character), at most ``2 * _NODE_HALF`` so neighbours two grid steps apart never touch."""
+    return max(1.0, min(2 * _NODE_HALF, 0.058 * len(text) + 0.15))
 
 
 def _shape_text(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
@@ -168,8 +171,8 @@ def _draw_node(g: graphviz.Digraph, ir: IRGraph, node: IRNode, opts: DrawOptions
     if node.is_input:
         attrs.update(shape="box", style="rounded,filled", fillcolor="#eeeeee", width="0.7",
                      height="0.5")
-    if (opts.detail or (node.block is not None and node.block.note())) and not node.is_input:
-        attrs.update(width=_node_width(node, opts))  # room for the block line (`resblock x4 /2`)
+    if not node.is_input and _block_text(node, opts):
+        attrs.update(width=f"{_node_width(_block_text(node, opts)):.2f}")  # room for it
     if node.loop and not opts.unroll:
         attrs.update(peripheries="2")  # a node run once per loop iteration
     if keep is not None and node.id not in keep:
@@ -218,12 +221,7 @@ def _draw_heads(g: graphviz.Digraph, ir: IRGraph, opts: DrawOptions,
     kept = set(ir.needed_heads([opts.prune])) if opts.prune else set(ir.heads)
     for head in ir.heads.values():
         node = ir.node(head.node)
-        x, y = node_position(node)
-        stack = 2 if not head.pixelwise and head.node in seg_nodes else 1
-        if node.level == 0:
-            y += (0.9 if stack == 1 else 1.7) * _Y_STEP
-        else:
-            x += (1.2 if stack == 1 else 2.9) * _X_STEP
+        x, y = _head_position(head, node, seg_nodes)
         grey = head.id not in kept
         title, extra = head.settings.drawing(head.level, head.level_scale)
         if head.gate:
@@ -241,6 +239,16 @@ def _draw_heads(g: graphviz.Digraph, ir: IRGraph, opts: DrawOptions,
         g.edge(node.name, f"out_{head.name}", **attrs, **{"class": "edge-head"})
 
 
+def _head_position(head, node: IRNode, seg_nodes: set[str]) -> tuple[float, float]:
+    """A head's box: above a full-resolution node, right of a deeper one; a CGM one step
+    further than the segmentation head it shares a node with."""
+    x, y = node_position(node)
+    stack = 2 if not head.pixelwise and head.node in seg_nodes else 1
+    if node.level == 0:
+        return x, y + (0.9 if stack == 1 else 1.7) * _Y_STEP
+    return x + (1.2 if stack == 1 else 2.9) * _X_STEP, y
+
+
 def _draw_ghosts(g: graphviz.Digraph, ir: IRGraph, removed: IRGraph) -> None:
     """Nodes a diff removes, drawn dashed where they were."""
     for node in removed.nodes():
@@ -254,8 +262,18 @@ def _draw_ghosts(g: graphviz.Digraph, ir: IRGraph, removed: IRGraph) -> None:
 
 def _draw_legend(g: graphviz.Digraph, ir: IRGraph, kinds: list[str],
                  notes: list[tuple[str, str]]) -> None:
-    xs = [node_position(ir.node(n))[0] for n in ir.graph.nodes]
-    x = max(xs, default=0) + 1.6
+    """The legend right of everything drawn, its left side clear of the rightmost node or head
+    box by a margin: a legend touching a node makes neato give up routing *every* edge around
+    the nodes (its "falling back to straight line edges"), and skips then run behind them."""
+    rights = [node_position(ir.node(n))[0] + _NODE_HALF for n in ir.graph.nodes]
+    seg_nodes = {h.node for h in ir.heads.values() if h.pixelwise}
+    rights += [_head_position(h, ir.node(h.node), seg_nodes)[0] + _HEAD_HALF
+               for h in ir.heads.values()]
+    texts = [EDGE_STYLES[k].label for k in kinds] + [meaning for _, meaning in notes]
+    # the table's width: the line sample, then its longest row in 10 pt Helvetica (~0.075 in
+    # a character, rounded up)
+    half_width = (0.8 + 0.08 * max(map(len, texts), default=5)) / 2
+    x = max(rights, default=0) + 0.4 + half_width
     y = -ir.max_level * _Y_STEP
     g.node("legend", label=legend_label(kinds, notes), shape="plaintext", style="", fontsize="10",
            fixedsize="false", pos=f"{x:.3f},{y:.3f}!")

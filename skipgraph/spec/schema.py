@@ -15,13 +15,13 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from ..registry import RegisteredModel, RegisteredName
 from ..resampling import ResampleOp
 from ..fields.axes import PerAxis
-from ..fields.types import ExprText, RangeText, SpecModel, check_identifiers
+from ..fields.types import DropoutRate, ExprText, RangeText, SpecModel, check_identifiers
 from .backbone import BackboneSpec
 from .limits import ParamLimit
 
 __all__ = [
     "SCHEMA_VERSION", "EDGE_KINDS", "LossSpec", "ExprText", "RangeText", "ResampleSpec", "EdgeConvSpec",
-    "BlockField", "NodeFamily", "EdgeFamily", "GateSpec", "CarrySpec", "LoopSpec", "HeadFamily", "OutputSpec", "InputSpec", "Defaults", "Spec",
+    "EdgeDropoutSpec", "BlockField", "NodeFamily", "EdgeFamily", "GateSpec", "CarrySpec", "LoopSpec", "HeadFamily", "OutputSpec", "InputSpec", "Defaults", "Spec",
 ]
 
 SCHEMA_VERSION = 1
@@ -58,6 +58,30 @@ class EdgeConvSpec(_Model):
     default: `defaults.block`."""
     at: Literal["target", "source"] = "target"
     """Run the block after the resampling (`target`) or before it (`source`)."""
+
+
+class EdgeDropoutSpec(_Model):
+    """Dropout on an edge's value, active in training only: element-wise (torch's `Dropout`)
+    or whole channels (`spatial: true`: `Dropout2d` / `Dropout3d`, Tompson et al. 2015).
+    Written as a mapping or as the rate alone (`dropout: 0.5`). MONAI's VNet drops the skip
+    input and the up-sampled input of its up transitions this way."""
+
+    rate: DropoutRate
+    """Probability of zeroing a value (or a channel), from 0 (no dropout layer) to below 1; the
+    rest is scaled by 1 / (1 - rate). An expression over params and index variables is
+    evaluated per edge (`"p if i >= 2 else 0.5"`)."""
+    spatial: bool = False
+    """Drop whole channels (every position of a channel of one sample together) instead of
+    single values."""
+    at: Literal["target", "source"] = "target"
+    """Where on the edge: on the value the destination receives (`target`, after any
+    resampling and edge conv) or on the source's value before them (`source`: MONAI VNet's
+    dropout before its transposed conv)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rate_alone(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else {"rate": value}
 
 
 class GateSpec(_Model):
@@ -144,6 +168,9 @@ class EdgeFamily(_Model):
     """A block on the edge (UNet3+/UNet# full-scale convs, BiO-Net's DOWN)."""
     gate: GateSpec | None = None
     """An attention gate on the edge (Attention U-Net)."""
+    dropout: EdgeDropoutSpec | None = None
+    """Dropout on the edge's value in training: the rate alone (`0.5`) or `{rate, spatial,
+    at}` (whole channels; before or after the edge's resampling)."""
     collect: Literal["last", "all"] = "last"
     """For an edge leaving a loop: the last iteration's value, or every iteration's (BiO-Net's
     INT)."""

@@ -109,14 +109,43 @@ def test_dynunet_training_heads_are_the_specs_low_resolution_heads():
 
 
 @pytest.mark.parametrize("dims, size", [(2, 32), pytest.param(3, 32, marks=slow)])
-def test_vnet_is_equal_in_eval_and_in_training_without_monais_dropout(dims, size):
-    """MONAI's VNet drops skip channels in training (p = 0.5 hard-coded in up_tr64/up_tr32);
-    the spec has no edge dropout, so training is compared with those dropouts at p = 0."""
+def test_vnet_is_equal_in_eval_and_in_training_with_monais_dropout(dims, size):
+    """MONAI's VNet drops channels inside down_tr128 / down_tr256 (the residual bypasses it),
+    before up_tr256's / up_tr128's transposed convs and on every up transition's skip input
+    (p = 0.5 hard-coded in up_tr64 / up_tr32): the spec's input and edge dropouts draw the
+    same masks in the same order under one seed."""
     model, peer = _pair("monai_vnet", {"dims": dims})
     x = torch.randn(2, 1, *[size] * dims)
     _compare(model, peer, "monai_vnet", x, training=False)
-    for m in peer.modules():
-        if isinstance(m, torch.nn.modules.dropout._DropoutNd):
-            m.p = 0.0
-    _compare(model, peer, "monai_vnet", x, training=True)
+    drops = [m for m in peer.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    assert len(drops) == 8 and {m.p for m in drops} == {0.5}
+    assert len([m for m in model.modules() if isinstance(m, torch.nn.Dropout3d if dims == 3
+                                                         else torch.nn.Dropout2d)]) == 8
+    for seed in (0, 1):
+        _compare(model, peer, "monai_vnet", x, training=True, seed=seed)
     _compare(model, peer, "monai_vnet", x, training=False)  # after training-mode BN updates
+    model.train()
+    with torch.no_grad():
+        torch.manual_seed(0)
+        a = model(x)
+        torch.manual_seed(1)
+        assert (a - model(x)).abs().max() > 1e-3  # the dropout is live: the comparison matters
+
+
+def test_vnet_with_other_dropout_rates_and_element_wise_dropout():
+    """The spec's rates reach MONAI's dropout_prob_down / dropout_prob_up (0 = None), and
+    `spatial_dropout: false` is MONAI's dropout_dim=1."""
+    params = {"dims": 2, "dropout_down": 0.0, "dropout_up": 0.3, "dropout_skip": 0.2,
+              "spatial_dropout": False}
+    model, peer = _pair("monai_vnet", params)
+    x = torch.randn(2, 1, 32, 32)
+    assert sorted(m.p for m in peer.modules() if isinstance(m, torch.nn.Dropout)) == \
+        sorted(m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)) == \
+        [0.2, 0.2, 0.3, 0.3, 0.5, 0.5]
+    _compare(model, peer, "monai_vnet", x, training=True, seed=5)
+
+
+def test_vnet_every_peer_tensor_is_mapped_once():
+    model, peer = _pair("monai_vnet", {"dims": 2})
+    mapping = [v for v in peer_key_map("monai_vnet", peer).values() if v is not None]
+    assert sorted(mapping) == sorted(model.state_dict())

@@ -148,3 +148,47 @@ def test_a_resized_head_is_labelled_with_its_per_axis_factor():
     assert "up x(2,4,4)" in src and "up x4<" not in src
     assert ir.heads[next(h for h in ir.heads if ir.heads[h].level == 1)].settings.drawing(
         1, (1, 2, 2))[1][-1] == "up x(1,2,2)"
+
+
+@needs_dot
+@pytest.mark.parametrize("spec", ZOO, ids=[p.stem for p in ZOO])
+def test_neato_routes_every_edge_around_the_nodes(spec):
+    """A legend (or anything) touching a node makes neato drop spline routing for the whole
+    drawing ("falling back to straight line edges"): skips would run behind nodes."""
+    done = subprocess.run(["dot", "-Tjson"], input=draw(load_ir(spec)).source.encode(),
+                          capture_output=True, check=True)
+    assert b"falling back to straight line" not in done.stderr, done.stderr.decode()
+
+
+def _bezier_points(edge, steps=12):
+    """Points along the edge's drawn splines (graphviz's `b` ops: cubic Bezier pieces)."""
+    out = []
+    for op in edge.get("_draw_", []):
+        pts = op.get("points", [])
+        for k in range(0, len(pts) - 3, 3):
+            p0, p1, p2, p3 = pts[k:k + 4]
+            for s in range(steps + 1):
+                t = s / steps
+                out.append(tuple((1 - t) ** 3 * a + 3 * (1 - t) ** 2 * t * b
+                                 + 3 * (1 - t) * t ** 2 * c + t ** 3 * d
+                                 for a, b, c, d in zip(p0, p1, p2, p3)))
+    return out
+
+
+@needs_dot
+def test_swin_unetr_skips_to_the_stage_norms_pass_no_swin_node():
+    """P / M[l] -> N[l] run along a level past its Swin blocks: drawn around, not behind them."""
+    ir = load_ir(SPECS / "monai_swin_unetr.yaml")
+    nodes, pos, edges = _layout(ir)
+    radius = {name: float(o["width"]) * 72 / 2 for name, o in nodes.items() if "width" in o}
+    swin = [n.name for n in ir.nodes() if n.family == "S"]
+    checked = 0
+    for tail, head, e in edges:
+        if not head.startswith("N"):
+            continue
+        checked += 1
+        for x, y in _bezier_points(e):
+            for s in swin:
+                sx, sy = pos[s]
+                assert (x - sx) ** 2 + (y - sy) ** 2 > radius[s] ** 2, (tail, head, s)
+    assert checked == 5
