@@ -131,8 +131,7 @@ def _node_label(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
         lines.append(f"<FONT POINT-SIZE='8'>x{step}</FONT>")
     if node.block.label():  # a backbone's stage: the encoder's name
         lines.insert(1, f"<FONT POINT-SIZE='8'>{html.escape(node.block.label())}</FONT>")
-    text = _block_text(node, opts)
-    if text:  # a ResNet stage: its block type, repeat count and stride
+    for text in _block_lines(_block_text(node, opts)):  # a ResNet stage: `resblock x4 /2`
         lines.append(f"<FONT POINT-SIZE='8'>{html.escape(text)}</FONT>")
     if opts.detail:
         lines.append(f"<FONT POINT-SIZE='8'>{_shape_text(ir, node, opts)}</FONT>")
@@ -148,10 +147,25 @@ def _block_text(node: IRNode, opts: DrawOptions) -> str:
     return " ".join(t for t in (node.block.type if node.block else "", note) if t)
 
 
+def _line_width(text: str) -> float:
+    return 0.058 * len(text) + 0.15  # inches at 8 pt (~0.058 in a character) plus the margin
+
+
+def _block_lines(text: str) -> list[str]:
+    """The block line, broken in two at the space nearest its middle when one line would
+    need a node wider than 1 in (a column of parallel branches stacks such nodes one level
+    apart)."""
+    if not text or _line_width(text) <= 1.0 or " " not in text:
+        return [text] if text else []
+    cut = min((i for i, c in enumerate(text) if c == " "), key=lambda i: abs(i - len(text) / 2))
+    return [text[:cut], text[cut + 1:]]
+
+
 def _node_width(text: str) -> float:
-    """Inches across a node with a block line: 1.0, wider for a long line (8 pt, ~0.058 in a
-    character), at most ``2 * _NODE_HALF`` so neighbours two grid steps apart never touch."""
-    return max(1.0, min(2 * _NODE_HALF, 0.058 * len(text) + 0.15))
+    """Inches across a node with a block line: 1.0, wider for a long line, at most
+    ``2 * _NODE_HALF`` so neighbours two grid steps apart never touch (a longer line is
+    broken in two, :func:`_block_lines`)."""
+    return max(1.0, min(2 * _NODE_HALF, max(map(_line_width, _block_lines(text)))))
 
 
 def _shape_text(ir: IRGraph, node: IRNode, opts: DrawOptions) -> str:
