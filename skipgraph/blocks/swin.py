@@ -76,19 +76,22 @@ class WindowAttention(nn.Module):
         return self.relative_position_bias_table[index].reshape(n, n, -1).permute(2, 0, 1)
 
     def forward(self, windows: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        # attention on 4D (N * windows, heads, n, C / heads): ONNX's attention lowering
-        # (onnxscript's scaled_dot_product_attention) takes 4D query, key and value only
+        # attention on 4D (N * windows, heads, n, C / heads) query, key and value
         qkv = self.qkv(windows.flatten(0, 1)).unflatten(-1, (3, self.heads, -1))
         qkv = qkv.permute(2, 0, 3, 1, 4)
         bias = self.position_bias()  # (heads, n, n), the same for every window
         if mask is not None:  # (windows, n, n) -> (N * windows, heads, n, n)
             bias = (bias + mask.unsqueeze(1)).expand(windows.shape[0], -1, -1, -1, -1)
             bias = bias.flatten(0, 1)
-        a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        # a copy, not a view: the output's strides differ between attention kernels (and ONNX's
-        # decomposition), so a plain view of the transposed heads may not exist
-        a = a.transpose(1, 2).clone(memory_format=torch.contiguous_format)
+        # softmax(q k^T / sqrt(d) + bias) v written out, as Swin's and MONAI's own: with a float
+        # mask, scaled_dot_product_attention's CPU path adds a "safe softmax" pass (all /
+        # isneginf / where over every score map) that these finite biases never need
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)) + bias
+        attn = scores.softmax(dim=-1)
+        if self.training and self.dropout:
+            attn = F.dropout(attn, self.dropout)
+        a = torch.matmul(attn, v).transpose(1, 2).clone(memory_format=torch.contiguous_format)
         a = a.flatten(-2).unflatten(0, windows.shape[:2])
         return self.proj_drop(self.proj(a))
 
