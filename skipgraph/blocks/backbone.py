@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 
 from ..backbone_registry import StageInfo
-from .backbone_common import BackboneWeightsError, FrozenStage, listing, read_weights
+from .backbone_common import BackboneWeightsError, FrozenStage, read_weights, weight_problems
 
 _TORCHVISION_OPS: Any = None
 
@@ -271,19 +271,11 @@ def load_backbone_weights(model: nn.Module, net: nn.Module, path: str, in_channe
     key = f"{first}.weight" if isinstance(first, str) else None
     if key in state and state[key].dim() == 4 and state[key].shape[1] != in_channels:
         state = {**state, key: adapt_input_conv(in_channels, state[key])}
-    own = model.state_dict(keep_vars=True)
-    used = {id(t) for m in net.values() for t in (*m.parameters(), *m.buffers())}
-    needed = [k for k, t in own.items() if id(t) in used]
-    missing = [k for k in needed if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
-              for k in needed if k in state and state[k].shape != own[k].shape]
-    problems = [f"{label}: {listing(keys)}" for label, keys in
-                (("missing keys", missing), ("unexpected keys", unexpected),
-                 ("wrong shapes", shapes)) if keys]
+    problems = weight_problems(state, model, list(net.values()))
     if problems:
         arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture", "model")
         raise BackboneWeightsError(f"{path} does not fit timm's `{arch}` with {in_channels} "
                                    "input channels; " + "; ".join(problems))
+    own = model.state_dict()
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from ..safe_load import UnreadableFileError, load_torch_file
 
-__all__ = ["BackboneWeightsError", "FrozenStage", "read_weights", "listing"]
+__all__ = ["BackboneWeightsError", "FrozenStage", "read_weights", "listing", "weight_problems"]
 
 
 class BackboneWeightsError(ValueError):
@@ -64,3 +64,20 @@ def listing(keys: list[str], limit: int = 8) -> str:
     """The first ``limit`` keys, comma-separated, and how many more."""
     shown = ", ".join(keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def weight_problems(state: dict[str, torch.Tensor], model: nn.Module,
+                    used: list[nn.Module]) -> list[str]:
+    """Why ``state`` does not load into the part of ``model`` that the ``used`` modules (the
+    stages) hold: its missing keys, unexpected keys and wrongly shaped tensors, one line each
+    (empty: it loads)."""
+    own = model.state_dict(keep_vars=True)
+    ids = {id(t) for m in used for t in (*m.parameters(), *m.buffers())}
+    needed = [k for k, t in own.items() if id(t) in ids]
+    missing = [k for k in needed if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
+              for k in needed if k in state and state[k].shape != own[k].shape]
+    return [f"{label}: {listing(keys)}" for label, keys in
+            (("missing keys", missing), ("unexpected keys", unexpected),
+             ("wrong shapes", shapes)) if keys]

@@ -37,7 +37,7 @@ from monai.networks.nets.flexible_unet import FLEXUNET_BACKBONE
 from monai.networks.nets.resnet import ResNetFeatures
 
 from ..backbone_registry import StageInfo
-from .backbone_common import BackboneWeightsError, FrozenStage, listing, read_weights
+from .backbone_common import BackboneWeightsError, FrozenStage, read_weights, weight_problems
 
 __all__ = ["MonaiStage", "describe", "build_stages", "split", "MONAI"]
 
@@ -153,19 +153,11 @@ def load_encoder_weights(encoder: nn.Module, groups: list[list[tuple[str, nn.Mod
     state = read_weights(path)
     if any(k.startswith("encoder.") for k in state):  # a FlexibleUNet's state_dict
         state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
-    own = encoder.state_dict(keep_vars=True)
-    used = {id(t) for g in groups for _, m in g for t in (*m.parameters(), *m.buffers())}
-    needed = [k for k, t in own.items() if id(t) in used]
-    missing = [k for k in needed if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
-              for k in needed if k in state and state[k].shape != own[k].shape]
-    problems = [f"{label}: {listing(keys)}" for label, keys in
-                (("missing keys", missing), ("unexpected keys", unexpected),
-                 ("wrong shapes", shapes)) if keys]
+    problems = weight_problems(state, encoder, [m for g in groups for _, m in g])
     if problems:
         raise BackboneWeightsError(f"{path} does not fit MONAI's `{name}` encoder; "
                                    + "; ".join(problems))
+    own = encoder.state_dict()
     encoder.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
 

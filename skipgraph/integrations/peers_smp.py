@@ -48,6 +48,14 @@ def smp_model(name: str, p: dict[str, Any], **kwargs: Any) -> nn.Module:
                               classes=p["classes"], activation="sigmoid", **kwargs)
 
 
+def _decoder_key(key: str, table: dict[str, str]) -> str:
+    """``decoder.PREFIX.tensor`` -> ``table[PREFIX].tensor``; KeyError for a key not in it."""
+    m = re.fullmatch(r"decoder\.(.+)\.(\w+)", key)
+    if m is None or m[1] not in table:
+        raise KeyError(key)
+    return f"{table[m[1]]}.{m[2]}"
+
+
 def _head(key: str, node: str) -> str | None:
     m = re.fullmatch(r"segmentation_head\.0\.(weight|bias)", key)
     return f"head_{node}.{m[1]}" if m else None
@@ -117,12 +125,7 @@ def deeplabv3plus_key(key: str, model: nn.Module) -> str | None:
     """smp ``DeepLabV3Plus``: ASPP's branches ``aspp.0.convs.0..4`` -> ``A0``, ``AR1..3``,
     ``AP``; its projection -> ``J``; ``aspp.1`` / ``aspp.2`` (separable conv + BN) -> ``K``;
     ``block1`` -> ``H``, ``block2`` -> ``F`` (the table ``_DEEPLAB``)."""
-    if name := smp_encoder_key(key) or _head(key, "F"):
-        return name
-    m = re.fullmatch(r"decoder\.(.+)\.(\w+)", key)
-    if m is None or m[1] not in _DEEPLAB:
-        raise KeyError(key)
-    return f"{_DEEPLAB[m[1]]}.{m[2]}"
+    return smp_encoder_key(key) or _head(key, "F") or _decoder_key(key, _DEEPLAB)
 
 
 def make_manet(p: dict[str, Any]) -> nn.Module:
@@ -217,9 +220,4 @@ def upernet_key(key: str, model: nn.Module) -> str | None:
     -> ``Q{b+1}``, ``psp.out_conv`` -> ``O``; ``fpn_lateral_blocks.j`` -> the lateral edge
     conv ``lateral_N{4-j}_P{4-j}``, ``fpn_conv_blocks.j`` -> ``C{4-j}``; ``fusion_block`` ->
     ``F`` (the table ``_UPERNET``)."""
-    if name := smp_encoder_key(key) or _head(key, "F"):
-        return name
-    m = re.fullmatch(r"decoder\.(.+)\.(\w+)", key)
-    if m is None or m[1] not in _UPERNET:
-        raise KeyError(key)
-    return f"{_UPERNET[m[1]]}.{m[2]}"
+    return smp_encoder_key(key) or _head(key, "F") or _decoder_key(key, _UPERNET)
