@@ -307,3 +307,19 @@ def test_training_over_the_memory_budget_stops_before_training(tmp_path, capsys,
     err = capsys.readouterr().err
     assert "a training step on (8, 1, 128, 128) needs about" in err
     assert "use a smaller --crop or --batch, or raise SKIPGRAPH_MAX_ACTIVATION_GB" in err
+
+
+def test_batch_norm_after_global_pooling_at_batch_1_is_named_whatever_the_crop():
+    """DeepLabV3+'s image pooling (`image_pool`, batch norm on a 1x1 pooled map) cannot train
+    on one image at any crop: the check and the Python API name the block and the rule."""
+    from skipgraph.graph.contract import InputShapeError
+    model = skipgraph.build(SPECS / "smp_deeplabv3plus.yaml", encoder="resnet18", base=4,
+                            channels=8, highres=4, seed=0)
+    problems = batch_norm_problems(model, crop=256, batch=1)
+    assert problems and "`AP` (image_pool) has BatchNorm on its pooled map, 1 position(s) " \
+        "per channel whatever the crop" in problems[0]
+    assert batch_norm_problems(model, crop=64, batch=2) == []
+    with pytest.raises(InputShapeError, match=r"`AP` \(image_pool\) has BatchNorm on its "
+                                              r"pooled map.*a batch of 2 or more"):
+        model.train()(torch.randn(1, 3, 64, 64))
+    model.eval()(torch.randn(1, 3, 64, 64))  # eval mode needs no batch

@@ -117,6 +117,10 @@ class ImagePoolParams(BlockParams):
                              "one; use batch, group or layer norm (or none), or `bins` > 1")
         return value
 
+    def norm_positions(self, dims: int, side: int) -> int:
+        """The norm runs on the pooled map: ``bins`` cells per axis, whatever the map's side."""
+        return int(self.bins) ** dims
+
     def hidden_channels(self, in_channels: int) -> int | None:
         """Channels of the squeeze-and-excitation bottleneck, None without ``reduction``."""
         return None if self.reduction is None else max(1, in_channels // self.reduction)

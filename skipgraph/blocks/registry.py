@@ -69,6 +69,12 @@ class BlockParams(BaseModel):
         asks for a side where none of them is 1; 1 (any side) by default."""
         return 1
 
+    def norm_positions(self, dims: int, side: int) -> int:
+        """Positions per channel its norms see when the node's map is ``side`` px per axis
+        (BatchNorm's training rule: more than one value per channel in a step); the map's own
+        by default, fewer for a block that pools before its norm."""
+        return side ** dims
+
     def note(self) -> str:
         """What drawings and the IR printout add to the block's type: a repeat count, a
         stride (``x3 /2``); empty when there is nothing to add."""

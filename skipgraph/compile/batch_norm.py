@@ -27,6 +27,7 @@ def batch_norm_problems(model: SkipGraphModule, crop: int | Sequence[int], batch
     torch's error when a module is called in training mode (compile/module.py)."""
     ir = model.ir
     levels = {node.module_name: node.level for node in ir.nodes()}
+    blocks = {node.module_name: node.block for node in ir.nodes() if node.block is not None}
     # an edge's layers run at both ends' levels: the deeper (smaller) one decides
     levels.update({e.module_name: max(ir.node(e.src).level, ir.node(e.dst).level)
                    for e in ir.edges()})
@@ -50,7 +51,15 @@ def batch_norm_problems(model: SkipGraphModule, crop: int | Sequence[int], batch
             continue
         sizes = [crop] * ir.dims if isinstance(crop, int) else list(crop)
         side = min(head_shape(sizes, ir.scale(levels.get(name, 0))))
-        if batch * side ** ir.dims < 2:
+        block = blocks.get(name)
+        positions = block.norm_positions(ir.dims, side) if block is not None else side ** ir.dims
+        if batch * positions < 2 and positions < side ** ir.dims:  # a block that pools first
+            problems.append(
+                f"{ir.name}: `{name}` ({block.type}) has BatchNorm on its pooled map, "
+                f"{positions} position(s) per channel whatever the crop: with {batch} image(s) "
+                "per step that is one value per channel, and BatchNorm needs more; use "
+                "--batch 2 or more")
+        elif batch * positions < 2:
             problems.append(
                 f"{ir.name}: `{name}` has BatchNorm at level {levels.get(name, 0)}, where a "
                 f"{_size(crop)} is {side} px: with {batch} image(s) per step that is one value "

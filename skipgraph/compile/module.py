@@ -103,7 +103,7 @@ class SkipGraphModule(nn.Module):
         input check and, for ``input: {pad: true}`` specs, the padding and cropping back;
         the layers stay in the mode they are in."""
         pads = self._check_input(x)
-        if training and x.shape[0] < 2:  # a batch of 1: no BatchNorm1d can train on it
+        if training and x.shape[0] < 2:  # a batch of 1: no BatchNorm on 1 value can train
             self._explain_batch_norm(x)
         gm = self._train_gm if training else self._eval_gm
         if not self.contract.pad:
@@ -127,8 +127,9 @@ class SkipGraphModule(nn.Module):
 
     def _explain_batch_norm(self, x: torch.Tensor) -> None:
         """torch's "Expected more than 1 value per channel" names no layer: say which module
-        (a CGM by its head id) and the batch rule, before the step runs."""
-        if not any(isinstance(m, nn.BatchNorm1d) for m in self.modules()):
+        (a CGM by its head id, a pooling block by its type) and the batch rule, before the step
+        runs (at a batch of 1)."""
+        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules()):
             return  # (computed here: a cached_property takes a lock torch.compile cannot trace)
         from .batch_norm import batch_norm_problems
         problems = batch_norm_problems(self, list(x.shape[2:]), int(x.shape[0]))
