@@ -12,7 +12,7 @@ Hu, Shen, Sun, Squeeze-and-Excitation Networks, CVPR 2018 (the bottleneck of ``r
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -117,9 +117,9 @@ class ImagePoolParams(BlockParams):
                              "one; use batch, group or layer norm (or none), or `bins` > 1")
         return value
 
-    def norm_positions(self, dims: int, side: int) -> int:
-        """The norm runs on the pooled map: ``bins`` cells per axis, whatever the map's side."""
-        return int(self.bins) ** dims
+    def norm_positions(self, shape: Sequence[int]) -> int:
+        """The norm runs on the pooled map: ``bins`` cells per axis, whatever the map's size."""
+        return int(self.bins) ** len(shape)
 
     def hidden_channels(self, in_channels: int) -> int | None:
         """Channels of the squeeze-and-excitation bottleneck, None without ``reduction``."""

@@ -16,7 +16,8 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+import math
+from typing import Any, Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -69,11 +70,11 @@ class BlockParams(BaseModel):
         asks for a side where none of them is 1; 1 (any side) by default."""
         return 1
 
-    def norm_positions(self, dims: int, side: int) -> int:
-        """Positions per channel its norms see when the node's map is ``side`` px per axis
+    def norm_positions(self, shape: Sequence[int]) -> int:
+        """Positions per channel its norms see when the node's map has spatial ``shape``
         (BatchNorm's training rule: more than one value per channel in a step); the map's own
         by default, fewer for a block that pools before its norm."""
-        return side ** dims
+        return math.prod(shape)
 
     def note(self) -> str:
         """What drawings and the IR printout add to the block's type: a repeat count, a

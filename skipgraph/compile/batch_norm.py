@@ -1,6 +1,7 @@
 """BatchNorm's rule in training: more than one value per channel in a step."""
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Sequence
 
 import torch.nn as nn
@@ -50,10 +51,11 @@ def batch_norm_problems(model: SkipGraphModule, crop: int | Sequence[int], batch
                     "the CGM")
             continue
         sizes = [crop] * ir.dims if isinstance(crop, int) else list(crop)
-        side = min(head_shape(sizes, ir.scale(levels.get(name, 0))))
+        shape = list(head_shape(sizes, ir.scale(levels.get(name, 0))))
         block = blocks.get(name)
-        positions = block.norm_positions(ir.dims, side) if block is not None else side ** ir.dims
-        if batch * positions < 2 and positions < side ** ir.dims:  # a block that pools first
+        positions = block.norm_positions(shape) if block is not None else math.prod(shape)
+        at = f"{shape[0]} px" if len(set(shape)) == 1 else "x".join(map(str, shape))
+        if batch * positions < 2 and positions < math.prod(shape):  # a block that pools first
             problems.append(
                 f"{ir.name}: `{name}` ({block.type}) has BatchNorm on its pooled map, "
                 f"{positions} position(s) per channel whatever the crop: with {batch} image(s) "
@@ -62,6 +64,6 @@ def batch_norm_problems(model: SkipGraphModule, crop: int | Sequence[int], batch
         elif batch * positions < 2:
             problems.append(
                 f"{ir.name}: `{name}` has BatchNorm at level {levels.get(name, 0)}, where a "
-                f"{_size(crop)} is {side} px: with {batch} image(s) per step that is one value "
+                f"{_size(crop)} is {at}: with {batch} image(s) per step that is one value "
                 "per channel, and BatchNorm needs more; use a larger --crop or --batch")
     return problems
